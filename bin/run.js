@@ -3,4 +3,28 @@
 // bodies and no heavy module until a command runs.
 import { execute } from '@oclif/core';
 
-await execute({ dir: import.meta.url });
+// patronictl takes its global options before the command (`patronictl -c f.yml list`); oclif wants them after
+// the command name, so move a leading run of them there.
+const WITH_VALUE = new Set(['-c', '--config-file', '-d', '--dcs-url', '--dcs']);
+const FLAGS = new Set(['-k', '--insecure']);
+
+function reorder(argv) {
+  const globals = [];
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i];
+    const name = a.split('=', 1)[0];
+    if (WITH_VALUE.has(name) && !a.includes('=')) {
+      if (i + 1 >= argv.length) break;
+      globals.push(a, argv[i + 1]);
+      i += 2;
+    } else if (WITH_VALUE.has(name) || FLAGS.has(a)) {
+      globals.push(a);
+      i += 1;
+    } else break;
+  }
+  if (globals.length === 0 || i >= argv.length || argv[i].startsWith('-')) return argv;
+  return [argv[i], ...globals, ...argv.slice(i + 1)];
+}
+
+await execute({ args: reorder(process.argv.slice(2)), dir: import.meta.url });

@@ -1,0 +1,10 @@
+/** A mistake the user can fix (bad file, bad flag, unknown member): printed as one line, no stack trace. */
+export class UserError extends Error {
+  override readonly name = 'UserError';
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
