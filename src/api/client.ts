@@ -37,7 +37,8 @@ export async function requestMember(
   const url = endpointUrl(apiUrl, endpoint);
   const headers: Record<string, string> = { 'user-agent': 'pgwarden' };
   if (options.auth) {
-    headers['authorization'] = `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
+    headers['authorization'] =
+      `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
   }
   const dispatcher = new Agent({
     connect: {

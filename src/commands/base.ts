@@ -11,23 +11,29 @@ export abstract class CtlCommand extends Command {
   static override baseFlags = {
     'config-file': Flags.string({
       char: 'c',
-      summary: 'Configuration file in patroni.yml format (default: $PATRONICTL_CONFIG_FILE, then ~/.config/patroni/patronictl.yaml).',
+      summary:
+        'Configuration file in patroni.yml format (default: $PATRONICTL_CONFIG_FILE, then ~/.config/patroni/patronictl.yaml).',
       helpGroup: 'GLOBAL',
     }),
     'dcs-url': Flags.string({
       char: 'd',
       aliases: ['dcs'],
-      summary: 'DCS to use instead of the file\'s, e.g. etcd3://127.0.0.1:2379 or zookeeper://h1:2181,h2:2181 (also $DCS_URL).',
+      summary:
+        "DCS to use instead of the file's, e.g. etcd3://127.0.0.1:2379 or zookeeper://h1:2181,h2:2181 (also $DCS_URL).",
       helpGroup: 'GLOBAL',
     }),
     insecure: Flags.boolean({
       char: 'k',
-      summary: 'Allow connections to members\' REST APIs without verifying their TLS certificates.',
+      summary: "Allow connections to members' REST APIs without verifying their TLS certificates.",
       helpGroup: 'GLOBAL',
     }),
   };
 
-  protected async loadConfig(flags: { 'config-file'?: string; 'dcs-url'?: string; insecure?: boolean }): Promise<LocalConfig> {
+  protected async loadConfig(flags: {
+    'config-file'?: string;
+    'dcs-url'?: string;
+    insecure?: boolean;
+  }): Promise<LocalConfig> {
     const { loadCtlConfig } = await import('../config/local-config.js');
     return loadCtlConfig({
       configFile: flags['config-file'],
@@ -47,7 +53,7 @@ export abstract class CtlCommand extends Command {
       process.exitCode = err instanceof UserError ? err.exitCode : 1;
       return;
     }
-    return super.catch(err);
+    await super.catch(err);
   }
 }
 

@@ -8,12 +8,20 @@ export default class Dsn extends CtlCommand {
   static override summary = 'Print a libpq connection string for a member (the leader by default).';
   static override description =
     'Prints "host=H port=P" for the leader, for the first member with --role, or for the member named with --member.';
-  static override examples = ['<%= config.bin %> dsn demo', '<%= config.bin %> dsn demo -r replica', 'psql "$(<%= config.bin %> dsn demo) user=postgres"'];
+  static override examples = [
+    '<%= config.bin %> dsn demo',
+    '<%= config.bin %> dsn demo -r replica',
+    'psql "$(<%= config.bin %> dsn demo) user=postgres"',
+  ];
   static override args = {
     cluster: Args.string({ description: 'Cluster name (default: scope from the configuration).' }),
   };
   static override flags = {
-    role: Flags.string({ char: 'r', summary: 'Give a dsn of any member with this role.', options: ROLE_CHOICES }),
+    role: Flags.string({
+      char: 'r',
+      summary: 'Give a dsn of any member with this role.',
+      options: ROLE_CHOICES,
+    }),
     member: Flags.string({ char: 'm', summary: 'Give a dsn of this member.' }),
   };
 

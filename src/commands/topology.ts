@@ -5,7 +5,10 @@ export default class Topology extends CtlCommand {
   static override summary = 'Show the replication tree of one or more clusters.';
   static override description =
     'Like list, but ordered as a tree: the leader first, then each replica under the member it replicates from (tag replicatefrom), indented with "+ ".';
-  static override examples = ['<%= config.bin %> -c /etc/patroni/patroni.yml topology', '<%= config.bin %> topology demo -w 5'];
+  static override examples = [
+    '<%= config.bin %> -c /etc/patroni/patroni.yml topology',
+    '<%= config.bin %> topology demo -w 5',
+  ];
   static override strict = false;
   static override args = {
     clusters: Args.string({ description: 'Cluster names (default: scope from the configuration).' }),

@@ -2,10 +2,15 @@ import { Args } from '@oclif/core';
 import { CtlCommand } from './base.js';
 
 export default class Version extends CtlCommand {
-  static override summary = "Show pgwarden's version, and with a cluster name each member's Patroni and PostgreSQL versions.";
+  static override summary =
+    "Show pgwarden's version, and with a cluster name each member's Patroni and PostgreSQL versions.";
   static override description =
     "Without arguments prints pgwarden's own version. With a cluster name asks every member with a REST API (GET /patroni) for its agent and PostgreSQL versions; a member that does not answer is reported with the reason.";
-  static override examples = ['<%= config.bin %> version', '<%= config.bin %> version demo', '<%= config.bin %> version demo pg1 pg2'];
+  static override examples = [
+    '<%= config.bin %> version',
+    '<%= config.bin %> version demo',
+    '<%= config.bin %> version demo pg1 pg2',
+  ];
   static override strict = false;
   static override args = {
     cluster: Args.string({ description: 'Cluster name.' }),

@@ -3,23 +3,142 @@ import { parse as parseYaml } from 'yaml';
 import { UserError } from './errors.js';
 import { deepMerge, type ConfigTree } from './local-config.js';
 
-const RESTAPI = ['LISTEN', 'CONNECT_ADDRESS', 'CERTFILE', 'KEYFILE', 'KEYFILE_PASSWORD', 'CAFILE', 'CIPHERS', 'VERIFY_CLIENT', 'HTTP_EXTRA_HEADERS', 'HTTPS_EXTRA_HEADERS', 'ALLOWLIST', 'ALLOWLIST_INCLUDE_MEMBERS', 'REQUEST_QUEUE_SIZE', 'SERVER_TOKENS'];
+const RESTAPI = [
+  'LISTEN',
+  'CONNECT_ADDRESS',
+  'CERTFILE',
+  'KEYFILE',
+  'KEYFILE_PASSWORD',
+  'CAFILE',
+  'CIPHERS',
+  'VERIFY_CLIENT',
+  'HTTP_EXTRA_HEADERS',
+  'HTTPS_EXTRA_HEADERS',
+  'ALLOWLIST',
+  'ALLOWLIST_INCLUDE_MEMBERS',
+  'REQUEST_QUEUE_SIZE',
+  'SERVER_TOKENS',
+];
 const CTL = ['INSECURE', 'CACERT', 'CERTFILE', 'KEYFILE', 'KEYFILE_PASSWORD'];
-const POSTGRESQL = ['LISTEN', 'CONNECT_ADDRESS', 'PROXY_ADDRESS', 'CONFIG_DIR', 'DATA_DIR', 'PGPASS', 'BIN_DIR'];
-const BIN_NAMES = ['PG_CTL', 'INITDB', 'PG_CONTROLDATA', 'PG_BASEBACKUP', 'POSTGRES', 'PG_ISREADY', 'PG_REWIND'];
-const LOG = ['TYPE', 'LEVEL', 'TRACEBACK_LEVEL', 'FORMAT', 'DATEFORMAT', 'STATIC_FIELDS', 'MAX_QUEUE_SIZE', 'DIR', 'MODE', 'FILE_SIZE', 'FILE_NUM', 'LOGGERS', 'DEDUPLICATE_HEARTBEAT_LOGS'];
-const USER_KEYS = ['USERNAME', 'PASSWORD', 'SSLMODE', 'SSLCERT', 'SSLKEY', 'SSLPASSWORD', 'SSLROOTCERT', 'SSLCRL', 'SSLCRLDIR', 'GSSENCMODE', 'CHANNEL_BINDING', 'SSLNEGOTIATION'];
-const DCS_SUFFIXES = ['HOST', 'HOSTS', 'PORT', 'USE_PROXIES', 'PROTOCOL', 'SRV', 'SRV_SUFFIX', 'URL', 'PROXY', 'CACERT', 'CERT', 'KEY', 'KEY_PASSWORD', 'VERIFY', 'USE_SSL', 'SET_ACLS', 'AUTH_DATA', 'TOKEN', 'CHECKS', 'DC', 'CONSISTENCY', 'REGISTER_SERVICE', 'SERVICE_CHECK_INTERVAL', 'SERVICE_CHECK_TLS_SERVER_NAME', 'SERVICE_TAGS', 'NAMESPACE', 'CONTEXT', 'USE_ENDPOINTS', 'SCOPE_LABEL', 'ROLE_LABEL', 'POD_IP', 'PORTS', 'LABELS', 'BYPASS_API_SERVICE', 'RETRIABLE_HTTP_CODES', 'LEADER_LABEL_VALUE', 'FOLLOWER_LABEL_VALUE', 'STANDBY_LEADER_LABEL_VALUE', 'TMP_ROLE_LABEL', 'BOOTSTRAP_LABELS', 'GROUP', 'DATABASE'];
-const NOT_DCS = new Set(['RESTAPI', 'CTL', 'POSTGRESQL', 'LOG', 'REPLICATION', 'SUPERUSER', 'REWIND', 'CITUS', 'RAFT']);
+const POSTGRESQL = [
+  'LISTEN',
+  'CONNECT_ADDRESS',
+  'PROXY_ADDRESS',
+  'CONFIG_DIR',
+  'DATA_DIR',
+  'PGPASS',
+  'BIN_DIR',
+];
+const BIN_NAMES = [
+  'PG_CTL',
+  'INITDB',
+  'PG_CONTROLDATA',
+  'PG_BASEBACKUP',
+  'POSTGRES',
+  'PG_ISREADY',
+  'PG_REWIND',
+];
+const LOG = [
+  'TYPE',
+  'LEVEL',
+  'TRACEBACK_LEVEL',
+  'FORMAT',
+  'DATEFORMAT',
+  'STATIC_FIELDS',
+  'MAX_QUEUE_SIZE',
+  'DIR',
+  'MODE',
+  'FILE_SIZE',
+  'FILE_NUM',
+  'LOGGERS',
+  'DEDUPLICATE_HEARTBEAT_LOGS',
+];
+const USER_KEYS = [
+  'USERNAME',
+  'PASSWORD',
+  'SSLMODE',
+  'SSLCERT',
+  'SSLKEY',
+  'SSLPASSWORD',
+  'SSLROOTCERT',
+  'SSLCRL',
+  'SSLCRLDIR',
+  'GSSENCMODE',
+  'CHANNEL_BINDING',
+  'SSLNEGOTIATION',
+];
+const DCS_SUFFIXES = [
+  'HOST',
+  'HOSTS',
+  'PORT',
+  'USE_PROXIES',
+  'PROTOCOL',
+  'SRV',
+  'SRV_SUFFIX',
+  'URL',
+  'PROXY',
+  'CACERT',
+  'CERT',
+  'KEY',
+  'KEY_PASSWORD',
+  'VERIFY',
+  'USE_SSL',
+  'SET_ACLS',
+  'AUTH_DATA',
+  'TOKEN',
+  'CHECKS',
+  'DC',
+  'CONSISTENCY',
+  'REGISTER_SERVICE',
+  'SERVICE_CHECK_INTERVAL',
+  'SERVICE_CHECK_TLS_SERVER_NAME',
+  'SERVICE_TAGS',
+  'NAMESPACE',
+  'CONTEXT',
+  'USE_ENDPOINTS',
+  'SCOPE_LABEL',
+  'ROLE_LABEL',
+  'POD_IP',
+  'PORTS',
+  'LABELS',
+  'BYPASS_API_SERVICE',
+  'RETRIABLE_HTTP_CODES',
+  'LEADER_LABEL_VALUE',
+  'FOLLOWER_LABEL_VALUE',
+  'STANDBY_LEADER_LABEL_VALUE',
+  'TMP_ROLE_LABEL',
+  'BOOTSTRAP_LABELS',
+  'GROUP',
+  'DATABASE',
+];
+const NOT_DCS = new Set([
+  'RESTAPI',
+  'CTL',
+  'POSTGRESQL',
+  'LOG',
+  'REPLICATION',
+  'SUPERUSER',
+  'REWIND',
+  'CITUS',
+  'RAFT',
+]);
 const LIST_SUFFIXES = new Set(['HOSTS', 'PORTS', 'CHECKS', 'SERVICE_TAGS', 'RETRIABLE_HTTP_CODES']);
 const DICT_SUFFIXES = new Set(['LABELS', 'SET_ACLS', 'AUTH_DATA', 'BOOTSTRAP_LABELS']);
-const BOOL_SUFFIXES = new Set(['USE_PROXIES', 'REGISTER_SERVICE', 'USE_ENDPOINTS', 'BYPASS_API_SERVICE', 'VERIFY']);
+const BOOL_SUFFIXES = new Set([
+  'USE_PROXIES',
+  'REGISTER_SERVICE',
+  'USE_ENDPOINTS',
+  'BYPASS_API_SERVICE',
+  'VERIFY',
+]);
 
 function yamlValue(name: string, text: string): unknown {
   try {
     return parseYaml(text, { version: '1.1' }) as unknown;
   } catch (e) {
-    throw new UserError(`environment variable ${name} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    throw new UserError(
+      `environment variable ${name} is not valid YAML: ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -33,7 +152,10 @@ function setPath(tree: ConfigTree, path: readonly string[], value: unknown): voi
   node[path[path.length - 1]!] = value;
 }
 
-export function applyPatroniEnv(tree: ConfigTree, env: Readonly<Record<string, string | undefined>>): ConfigTree {
+export function applyPatroniEnv(
+  tree: ConfigTree,
+  env: Readonly<Record<string, string | undefined>>,
+): ConfigTree {
   const get = (k: string): string | undefined => {
     const v = env[k];
     return v === undefined ? undefined : v;
@@ -86,7 +208,8 @@ export function applyPatroniEnv(tree: ConfigTree, env: Readonly<Record<string, s
   for (const user of ['REPLICATION', 'SUPERUSER', 'REWIND']) {
     for (const k of USER_KEYS) {
       const v = get(`PATRONI_${user}_${k}`);
-      if (v !== undefined) setPath(out, ['postgresql', 'authentication', user.toLowerCase(), k.toLowerCase()], v);
+      if (v !== undefined)
+        setPath(out, ['postgresql', 'authentication', user.toLowerCase(), k.toLowerCase()], v);
     }
   }
   const dcsRe = new RegExp(`^PATRONI_([A-Z0-9]+)_(${DCS_SUFFIXES.join('|')})$`);

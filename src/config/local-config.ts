@@ -6,6 +6,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { scalarText, textOf } from '../model/text.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
 
@@ -70,7 +71,10 @@ function readYamlFile(path: string): ConfigTree {
     throw new UserError(`config file ${path} is not valid YAML: ${first}`);
   }
   if (parsed === null || parsed === undefined) return {};
-  if (!isMapping(parsed)) throw new UserError(`config file ${path} must be a YAML mapping (key: value), not a ${Array.isArray(parsed) ? 'list' : typeof parsed}`);
+  if (!isMapping(parsed))
+    throw new UserError(
+      `config file ${path} must be a YAML mapping (key: value), not a ${Array.isArray(parsed) ? 'list' : typeof parsed}`,
+    );
   return parsed;
 }
 
@@ -125,15 +129,22 @@ export function loadCtlConfig(input: CtlConfigInput): LocalConfig {
 }
 
 function describe(tree: ConfigTree, source: string): LocalConfig {
-  const scope = tree['scope'];
-  const name = tree['name'];
-  const ns = tree['namespace'];
+  const where = source === 'environment' ? 'the environment' : source;
+  const scalar = (key: string): string | undefined => {
+    const v = scalarText(tree[key]);
+    if (v === undefined && tree[key] !== undefined && tree[key] !== null) {
+      throw new UserError(
+        `${key} in ${where} must be a single value, not a ${Array.isArray(tree[key]) ? 'list' : 'mapping'}`,
+      );
+    }
+    return v;
+  };
   return {
     source,
     tree,
-    scope: scope === undefined || scope === null ? undefined : String(scope),
-    name: name === undefined || name === null ? undefined : String(name),
-    namespace: ns === undefined || ns === null ? '/service' : String(ns),
+    scope: scalar('scope'),
+    name: scalar('name'),
+    namespace: scalar('namespace') ?? '/service',
   };
 }
 
@@ -152,14 +163,18 @@ const SCHEME_PORTS: Readonly<Record<string, number>> = {
  */
 export function applyDcsUrl(tree: ConfigTree, url: string): ConfigTree {
   const m = /^(?:([a-z0-9]+):\/\/)?([^/]*)(\/.*)?$/i.exec(url.trim());
-  if (!m) throw new UserError(`Invalid dcs url: ${url}; expected e.g. etcd3://127.0.0.1:2379 or zookeeper://127.0.0.1:2181`);
+  if (!m)
+    throw new UserError(
+      `Invalid dcs url: ${url}; expected e.g. etcd3://127.0.0.1:2379 or zookeeper://127.0.0.1:2181`,
+    );
   let scheme = m[1]?.toLowerCase();
   const hostPart = m[2] ?? '';
   const path = m[3];
   const rawHosts = hostPart === '' ? [''] : hostPart.split(',');
   const firstPort = /:(\d+)$/.exec(rawHosts[0] ?? '')?.[1];
   if (!scheme) {
-    scheme = Object.entries(SCHEME_PORTS).find(([, p]) => String(p) === firstPort && p !== 2379)?.[0] ?? 'etcd3';
+    scheme =
+      Object.entries(SCHEME_PORTS).find(([, p]) => String(p) === firstPort && p !== 2379)?.[0] ?? 'etcd3';
   }
   if (!(scheme in SCHEME_PORTS)) throw new UserError(`Unknown dcs scheme: ${scheme}`);
   if (scheme === 'consul' || scheme === 'exhibitor') {
@@ -206,7 +221,10 @@ export function dcsTarget(config: LocalConfig): DcsTarget {
     );
   }
   for (const s of ['consul', 'exhibitor', 'kubernetes', 'raft']) {
-    if (t[s] !== undefined) throw new UserError(`${where} uses the ${s} DCS, which pgwarden does not support; use etcd3 or zookeeper`);
+    if (t[s] !== undefined)
+      throw new UserError(
+        `${where} uses the ${s} DCS, which pgwarden does not support; use etcd3 or zookeeper`,
+      );
   }
   throw new UserError(
     `no DCS configured in ${where}: add an etcd3 or zookeeper section, set PATRONI_ETCD3_HOSTS, or pass --dcs-url etcd3://HOST:PORT`,
@@ -214,14 +232,14 @@ export function dcsTarget(config: LocalConfig): DcsTarget {
 }
 
 function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
-  const str = (k: string): string | undefined => (s[k] === undefined || s[k] === null ? undefined : String(s[k]));
+  const str = (k: string): string | undefined => scalarText(s[k]);
   const defaultPort = Number(s['port'] ?? 2379);
   let protocol: 'http' | 'https' = str('protocol') === 'https' ? 'https' : 'http';
   let username = str('username');
   let password = str('password');
   let hosts: string[];
   if (s['hosts'] !== undefined) hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
-  else if (s['host'] !== undefined) hosts = hostList(String(s['host']), defaultPort, `${where}: host`);
+  else if (s['host'] !== undefined) hosts = hostList(textOf(s['host']), defaultPort, `${where}: host`);
   else if (s['url'] !== undefined || s['proxy'] !== undefined) {
     const raw = str('url') ?? str('proxy') ?? '';
     let u: URL;
@@ -235,7 +253,9 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     if (u.password) password = decodeURIComponent(u.password);
     hosts = [`${u.hostname}:${u.port || defaultPort}`];
   } else if (s['srv'] !== undefined || s['discovery_srv'] !== undefined || s['srv_domain'] !== undefined) {
-    throw new UserError(`${where}: DNS SRV discovery is not supported by pgwarden; list the endpoints in etcd3.hosts`);
+    throw new UserError(
+      `${where}: DNS SRV discovery is not supported by pgwarden; list the endpoints in etcd3.hosts`,
+    );
   } else {
     hosts = [`localhost:${defaultPort}`];
   }
@@ -257,7 +277,7 @@ export function restCredentials(config: LocalConfig): { username: string; passwo
     const s = config.tree[section];
     const auth = isMapping(s) ? s['authentication'] : undefined;
     if (isMapping(auth) && auth['username'] !== undefined) {
-      return { username: String(auth['username']), password: String(auth['password'] ?? '') };
+      return { username: textOf(auth['username']), password: textOf(auth['password']) };
     }
   }
   return undefined;

@@ -7,6 +7,7 @@ import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { createDcs } from '../dcs/registry.js';
 import type { RestClientOptions } from '../api/client.js';
+import { scalarText, textOf } from '../model/text.js';
 
 /** patronictl's default when the dynamic configuration is not known yet. */
 export const CTL_RETRY_TIMEOUT = 10;
@@ -34,13 +35,17 @@ export async function openDcs(config: LocalConfig, scope: string): Promise<Dcs> 
 export function restOptions(config: LocalConfig, timeoutMs = 5000): RestClientOptions {
   const ctl = ctlSection(config);
   const restapi = config.tree['restapi'];
-  const str = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
+  const str = scalarText;
   return {
     auth: restCredentials(config),
-    cacert: str(ctl['cacert']) ?? (typeof restapi === 'object' && restapi !== null ? str((restapi as Record<string, unknown>)['cafile']) : undefined),
+    cacert:
+      str(ctl['cacert']) ??
+      (typeof restapi === 'object' && restapi !== null
+        ? str((restapi as Record<string, unknown>)['cafile'])
+        : undefined),
     certfile: str(ctl['certfile']),
     keyfile: str(ctl['keyfile']),
-    insecure: ctl['insecure'] === true || String(ctl['insecure']).toLowerCase() === 'true',
+    insecure: ctl['insecure'] === true || textOf(ctl['insecure']).toLowerCase() === 'true',
     timeoutMs,
   };
 }

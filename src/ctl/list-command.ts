@@ -22,7 +22,11 @@ export interface ListRequest {
 export function parseWatchSeconds(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new UserError(`Invalid value for '-w' / '--watch': '${text}' is not a positive number of seconds`, 2);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UserError(
+      `Invalid value for '-w' / '--watch': '${text}' is not a positive number of seconds`,
+      2,
+    );
   return n;
 }
 
@@ -35,19 +39,22 @@ export async function listClusters(req: ListRequest): Promise<void> {
   const every = watchInterval(req.watchContinuous, parseWatchSeconds(req.watchSeconds));
   const clients = new Map<string, Dcs>();
   try {
-    await watching({ every, write: (t) => process.stdout.write(t), stopped: every ? interrupted() : undefined }, async () => {
-      if (req.timestamp) req.write(localTimestamp());
-      for (const name of names) {
-        let dcs = clients.get(name);
-        if (!dcs) {
-          dcs = await openDcs(req.config, name);
-          clients.set(name, dcs);
+    await watching(
+      { every, write: (t) => process.stdout.write(t), stopped: every ? interrupted() : undefined },
+      async () => {
+        if (req.timestamp) req.write(localTimestamp());
+        for (const name of names) {
+          let dcs = clients.get(name);
+          if (!dcs) {
+            dcs = await openDcs(req.config, name);
+            clients.set(name, dcs);
+          }
+          const cluster = await dcs.getCluster();
+          const table = buildMembersTable(cluster, name, { extended: req.extended, format: req.format });
+          req.write(renderMembersTable(table, req.format));
         }
-        const cluster = await dcs.getCluster();
-        const table = buildMembersTable(cluster, name, { extended: req.extended, format: req.format });
-        req.write(renderMembersTable(table, req.format));
-      }
-    });
+      },
+    );
   } finally {
     await Promise.all([...clients.values()].map((d) => d.close()));
   }

@@ -6,6 +6,7 @@ import type { Cluster } from '../model/cluster.js';
 import { clusterView, type ClusterView, type MemberView } from '../model/cluster-view.js';
 import { formatLsn, type Lsn } from '../model/lsn.js';
 import type { Cell, Row } from '../render/formats.js';
+import { textOf } from '../model/text.js';
 
 export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology';
 
@@ -86,7 +87,12 @@ export function buildMembersTable(
   const optional: [string, (m: MemberView) => unknown][] = [
     ['Pending restart', (m) => m.pendingRestart],
     ...(fl.pendingRestartReason
-      ? ([['Pending restart reason', (m: MemberView) => m.pendingRestartReason && Object.keys(m.pendingRestartReason).length]] as [string, (m: MemberView) => unknown][])
+      ? ([
+          [
+            'Pending restart reason',
+            (m: MemberView) => m.pendingRestartReason && Object.keys(m.pendingRestartReason).length,
+          ],
+        ] as [string, (m: MemberView) => unknown][])
       : []),
     ['Scheduled restart', (m) => m.scheduledRestart],
     ['Tags', (m) => m.tags && Object.keys(m.tags).length > 0],
@@ -107,15 +113,15 @@ export function buildMembersTable(
     if (appendPort && host && m.port) host = `${host}:${m.port}`;
     let scheduled: Cell = '';
     if (m.scheduledRestart) {
-      scheduled = String(m.scheduledRestart['schedule'] ?? '');
+      scheduled = textOf(m.scheduledRestart['schedule']);
       const v = m.scheduledRestart['postgres_version'];
-      if (v !== undefined) scheduled += ` if version < ${String(v)}`;
+      if (v !== undefined) scheduled += ` if version < ${textOf(v)}`;
     }
     const reason = m.pendingRestartReason
       ? Object.entries(m.pendingRestartReason)
           .map(([k, v]) => {
             const r = v as { old_value?: unknown; new_value?: unknown };
-            return `${k}: ${String(r.old_value)}->${String(r.new_value)}`;
+            return `${k}: ${textOf(r.old_value)}->${textOf(r.new_value)}`;
           })
           .join('\n')
       : '';
@@ -138,7 +144,12 @@ export function buildMembersTable(
     };
   });
 
-  const init = cluster.initialize === undefined ? 'uninitialized' : cluster.initialize === '' ? 'initializing' : cluster.initialize;
+  const init =
+    cluster.initialize === undefined
+      ? 'uninitialized'
+      : cluster.initialize === ''
+        ? 'initializing'
+        : cluster.initialize;
   const serviceInfo: string[] = [];
   if (view.pause) serviceInfo.push('Maintenance mode: on');
   if (view.scheduledSwitchover) {

@@ -1,5 +1,6 @@
 /** `history`, `show-config`, `dsn` and `version`: small read-only views of a cluster. */
 import { UserError } from '../config/errors.js';
+import { textOf } from '../model/text.js';
 import { isPrimaryRole, type Cluster, type Member } from '../model/cluster.js';
 import { pyYaml, renderJsonRows, renderTsvRows, renderYamlRows, type Row } from '../render/formats.js';
 import { renderPrettyTable } from '../render/table.js';
@@ -20,7 +21,7 @@ export function renderHistory(cluster: Cluster, format: TableFormat): string {
   }));
   if (format === 'json') return renderJsonRows(HISTORY_COLUMNS, rows, true);
   if (format === 'yaml') return renderYamlRows(HISTORY_COLUMNS, rows, true);
-  const text = rows.map((r) => HISTORY_COLUMNS.map((c) => String(r[c] ?? '')));
+  const text = rows.map((r) => HISTORY_COLUMNS.map((c) => textOf(r[c])));
   if (format === 'tsv') return renderTsvRows(HISTORY_COLUMNS, text);
   return renderPrettyTable(HISTORY_COLUMNS, text, { align: { TL: 'right', LSN: 'right' } });
 }
@@ -49,7 +50,8 @@ export function membersWithRole(cluster: Cluster, role: MemberRole): Member[] {
 }
 
 export function dsnFor(cluster: Cluster, role: MemberRole | undefined, member: string | undefined): string {
-  if (member !== undefined && role !== undefined) throw new UserError('--role and --member are mutually exclusive options');
+  if (member !== undefined && role !== undefined)
+    throw new UserError('--role and --member are mutually exclusive options');
   const effective: MemberRole = member !== undefined ? 'any' : (role ?? 'leader');
   const m = membersWithRole(cluster, effective).find((x) => member === undefined || x.name === member);
   const conn = m?.data.connUrl;
@@ -81,7 +83,9 @@ export async function memberVersions(
   memberNames: readonly string[],
   rest: RestClientOptions,
 ): Promise<string[]> {
-  const members = cluster.members.filter((m) => m.data.apiUrl && (memberNames.length === 0 || memberNames.includes(m.name)));
+  const members = cluster.members.filter(
+    (m) => m.data.apiUrl && (memberNames.length === 0 || memberNames.includes(m.name)),
+  );
   return Promise.all(
     members.map(async (m) => {
       try {

@@ -17,6 +17,7 @@ import {
   type TimelineHistory,
 } from '../model/cluster.js';
 import { lsnFromJson, type Lsn } from '../model/lsn.js';
+import { textOf } from '../model/text.js';
 import { KEYS, type DcsNode } from './dcs.js';
 
 function parseJson(text: string): unknown {
@@ -83,7 +84,7 @@ export function parseMemberData(value: string): MemberData {
 
 function connUrlFromKwargs(kwargs: unknown): string | undefined {
   if (!isObject(kwargs) || typeof kwargs['host'] !== 'string') return undefined;
-  const port = kwargs['port'] === undefined ? '' : `:${String(kwargs['port'])}`;
+  const port = kwargs['port'] === undefined ? '' : `:${textOf(kwargs['port'])}`;
   const db = typeof kwargs['dbname'] === 'string' ? kwargs['dbname'] : 'postgres';
   return `postgres://${kwargs['host']}${port}/${db}`;
 }
@@ -115,7 +116,12 @@ export function parseSyncState(value: string | undefined, version?: string): Syn
     version,
     leader: str(parsed['leader']),
     syncStandby,
-    members: syncStandby ? syncStandby.split(',').map((s) => s.trim()).filter((s) => s !== '') : [],
+    members: syncStandby
+      ? syncStandby
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : [],
     quorum: quorum === undefined ? undefined : Number(quorum),
   };
 }
@@ -144,7 +150,8 @@ export function parseStatus(value: string | undefined): ClusterStatus {
   const bare = lsnFromJson(parsed);
   if (bare !== undefined) return { optime: bare, slots: {}, retainSlots: [] };
   if (!isObject(parsed)) return EMPTY_STATUS;
-  const retain = typeof parsed['retain_slots'] === 'string' ? parseJson(parsed['retain_slots']) : parsed['retain_slots'];
+  const retain =
+    typeof parsed['retain_slots'] === 'string' ? parseJson(parsed['retain_slots']) : parsed['retain_slots'];
   return {
     optime: lsnFromJson(parsed['optime']) ?? 0n,
     slots: lsnMap(parsed['slots']),
@@ -164,9 +171,9 @@ export function parseHistory(value: string, version: string): TimelineHistory {
       lines.push({
         timeline: Number(tl),
         lsn,
-        reason: String(line[2]),
-        timestamp: line[3] === undefined || line[3] === null ? undefined : String(line[3]),
-        newLeader: line[4] === undefined || line[4] === null ? undefined : String(line[4]),
+        reason: textOf(line[2]),
+        timestamp: line[3] === undefined || line[3] === null ? undefined : textOf(line[3]),
+        newLeader: line[4] === undefined || line[4] === null ? undefined : textOf(line[4]),
       });
     }
   }
@@ -220,7 +227,9 @@ export function clusterFromNodes(scope: string, nodes: readonly DcsNode[]): Clus
   }
 
   const statusNode = byKey.get(KEYS.status);
-  const status = statusNode ? parseStatus(statusNode.value) : parseStatus(byKey.get(KEYS.leaderOptime)?.value);
+  const status = statusNode
+    ? parseStatus(statusNode.value)
+    : parseStatus(byKey.get(KEYS.leaderOptime)?.value);
   const configNode = byKey.get(KEYS.config);
   const failoverNode = byKey.get(KEYS.failover);
   const historyNode = byKey.get(KEYS.history);

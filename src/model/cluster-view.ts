@@ -84,7 +84,8 @@ export function clusterView(cluster: Cluster, flavor?: Flavor): ClusterView {
     else role = 'replica';
     // The raw value: a member that did not publish a state shows an empty cell, as in patronictl.
     const rawState = typeof d.raw['state'] === 'string' ? d.raw['state'] : '';
-    const state = (role !== 'leader' && fl.replicationStateAsState ? d.replicationState : undefined) || rawState;
+    const state =
+      (role !== 'leader' && fl.replicationStateAsState ? d.replicationState : undefined) || rawState;
     const view: Record<string, unknown> = {
       name: m.name,
       role,

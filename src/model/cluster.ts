@@ -21,7 +21,9 @@ export interface MemberData {
   readonly timeline?: number;
   readonly tags: JsonObject;
   readonly pendingRestart: boolean;
-  readonly pendingRestartReason?: Readonly<Record<string, { readonly old_value: string; readonly new_value: string }>>;
+  readonly pendingRestartReason?: Readonly<
+    Record<string, { readonly old_value: string; readonly new_value: string }>
+  >;
   readonly scheduledRestart?: JsonObject;
   readonly pause: boolean;
   readonly checkpointAfterPromote?: boolean;
@@ -112,7 +114,11 @@ export interface Cluster {
   readonly failsafe?: Readonly<Record<string, string>>;
 }
 
-export const EMPTY_STATUS: ClusterStatus = Object.freeze({ optime: 0n, slots: Object.freeze({}), retainSlots: [] });
+export const EMPTY_STATUS: ClusterStatus = Object.freeze({
+  optime: 0n,
+  slots: Object.freeze({}),
+  retainSlots: [],
+});
 export const EMPTY_SYNC: SyncState = Object.freeze({ members: [] });
 
 export function isFailoverEmpty(f: Failover | undefined): boolean {

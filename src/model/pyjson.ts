@@ -24,13 +24,15 @@ export function pyJson(value: unknown, compact = false): string {
           .map(([k, x]) => `${asciiString(k)}${colon}${write(x)}`)
           .join(comma)}}`;
       default:
-        return asciiString(String(v));
+        return 'null';
     }
   };
   return write(value);
 }
 
 function asciiString(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(s).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }

@@ -14,7 +14,7 @@ const PY_FLOAT = /^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:
 function pyYamlTags(tags: Tags): Tags {
   return tags.map((t) => {
     if (typeof t !== 'object' || ('collection' in t && t.collection)) return t;
-    const scalar = t as ScalarTag;
+    const scalar: ScalarTag = t;
     if (scalar.tag === 'tag:yaml.org,2002:bool') {
       const isTrue = scalar.test?.test('true') === true;
       return { ...scalar, test: isTrue ? PY_BOOL_TRUE : PY_BOOL_FALSE };
@@ -59,7 +59,11 @@ export type Row = Readonly<Record<string, Cell>>;
  * patronictl's json/yaml: a list of `{column: value}` objects, keys in column order. Tables with a title (the
  * member list) leave empty cells out; others (history) keep them.
  */
-function rowsAsObjects(columns: readonly string[], rows: readonly Row[], keepEmpty: boolean): Record<string, unknown>[] {
+function rowsAsObjects(
+  columns: readonly string[],
+  rows: readonly Row[],
+  keepEmpty: boolean,
+): Record<string, unknown>[] {
   return rows.map((row) => {
     const out: Record<string, unknown> = {};
     for (const c of columns) {

@@ -34,7 +34,9 @@ export function renderMembersTable(table: MembersTable, format: ListFormat): str
     {
       title: table.title,
       align: Object.fromEntries(
-        columns.map((c) => [table.prettyHeaders[c] ?? c, table.rightAligned.includes(c) ? 'right' : 'left'] as const),
+        columns.map(
+          (c) => [table.prettyHeaders[c] ?? c, table.rightAligned.includes(c) ? 'right' : 'left'] as const,
+        ),
       ),
     },
   );

@@ -101,7 +101,8 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       fresh();
       const a = await client('a');
       const b = await client('b');
-      const data = '{"conn_url":"postgres://127.0.0.1:5432/postgres","api_url":"http://127.0.0.1:8008/patroni","state":"running","role":"master","version":"3.0.2","xlog_location":67108960,"timeline":1}';
+      const data =
+        '{"conn_url":"postgres://127.0.0.1:5432/postgres","api_url":"http://127.0.0.1:8008/patroni","state":"running","role":"master","version":"3.0.2","xlog_location":67108960,"timeline":1}';
       expect(await a.touchMember(data)).toBe(true);
       expect(await b.touchMember(data.replace('5432', '5433').replace('master', 'replica'))).toBe(true);
       expect(await a.attemptToAcquireLeader()).toBe(true);
@@ -163,12 +164,22 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
     it('writes history, status and failsafe', async () => {
       fresh();
       const a = await client('a');
-      expect(await a.setHistoryValue('[[1,67554736,"no recovery target specified","2026-11-22T02:53:51.312726+00:00","pg3"]]')).toBe(true);
+      expect(
+        await a.setHistoryValue(
+          '[[1,67554736,"no recovery target specified","2026-11-22T02:53:51.312726+00:00","pg3"]]',
+        ),
+      ).toBe(true);
       expect(await a.writeStatus('{"optime":67108960}')).toBe(true);
       expect(await a.writeFailsafe('{"a":"http://127.0.0.1:8008/patroni"}')).toBe(true);
       const c = await a.getCluster();
       expect(c.history?.lines).toEqual([
-        { timeline: 1, lsn: 67554736n, reason: 'no recovery target specified', timestamp: '2026-11-22T02:53:51.312726+00:00', newLeader: 'pg3' },
+        {
+          timeline: 1,
+          lsn: 67554736n,
+          reason: 'no recovery target specified',
+          timestamp: '2026-11-22T02:53:51.312726+00:00',
+          newLeader: 'pg3',
+        },
       ]);
       expect(c.status.optime).toBe(67108960n);
       expect(c.failsafe).toEqual({ a: 'http://127.0.0.1:8008/patroni' });

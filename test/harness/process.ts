@@ -67,7 +67,12 @@ export interface Managed {
 }
 
 /** Starts `cmd` in its own process group with output appended to `logFile`. */
-export function startProcess(cmd: string, args: readonly string[], logFile: string, options: SpawnOptions = {}): Managed {
+export function startProcess(
+  cmd: string,
+  args: readonly string[],
+  logFile: string,
+  options: SpawnOptions = {},
+): Managed {
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { ...options, detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);

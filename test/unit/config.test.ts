@@ -37,10 +37,22 @@ function userError(fn: () => unknown): string {
 
 describe('loadCtlConfig', () => {
   it('reads a patroni.yml and derives scope, namespace and name', () => {
-    const p = file('node.yml', 'scope: demo\nnamespace: /prod/\nname: pg1\netcd3:\n  hosts: 127.0.0.1:2379\n');
+    const p = file(
+      'node.yml',
+      'scope: demo\nnamespace: /prod/\nname: pg1\netcd3:\n  hosts: 127.0.0.1:2379\n',
+    );
     const c = loadCtlConfig({ configFile: p, env: {} });
     expect(c).toMatchObject({ source: p, scope: 'demo', namespace: '/prod/', name: 'pg1' });
-    expect(dcsTarget(c)).toEqual({ kind: 'etcd3', hosts: ['127.0.0.1:2379'], protocol: 'http', username: undefined, password: undefined, cacert: undefined, cert: undefined, key: undefined });
+    expect(dcsTarget(c)).toEqual({
+      kind: 'etcd3',
+      hosts: ['127.0.0.1:2379'],
+      protocol: 'http',
+      username: undefined,
+      password: undefined,
+      cacert: undefined,
+      cert: undefined,
+      key: undefined,
+    });
   });
 
   it('takes PATRONICTL_CONFIG_FILE when -c is absent, and -c over it', () => {
@@ -52,7 +64,9 @@ describe('loadCtlConfig', () => {
 
   it('says which file is missing, as patronictl does', () => {
     const msg = userError(() => loadCtlConfig({ configFile: join(dir, 'nope.yml'), env: {} }));
-    expect(msg).toBe(`Provided config file ${join(dir, 'nope.yml')} not existing or no read rights. Check the -c/--config-file parameter`);
+    expect(msg).toBe(
+      `Provided config file ${join(dir, 'nope.yml')} not existing or no read rights. Check the -c/--config-file parameter`,
+    );
   });
 
   it('names the file and the problem for malformed YAML', () => {
@@ -64,7 +78,9 @@ describe('loadCtlConfig', () => {
 
   it('refuses a file that is not a mapping', () => {
     const p = file('list.yml', '- a\n- b\n');
-    expect(userError(() => loadCtlConfig({ configFile: p, env: {} }))).toBe(`config file ${p} must be a YAML mapping (key: value), not a list`);
+    expect(userError(() => loadCtlConfig({ configFile: p, env: {} }))).toBe(
+      `config file ${p} must be a YAML mapping (key: value), not a list`,
+    );
   });
 
   it('merges a directory of yml files in name order, null deleting', () => {
@@ -80,14 +96,22 @@ describe('loadCtlConfig', () => {
 
   it('lets PATRONI_* override the file and --dcs-url replace every DCS section', () => {
     const p = file('env.yml', 'scope: demo\nzookeeper:\n  hosts: [127.0.0.1:2181]\n');
-    const c = loadCtlConfig({ configFile: p, dcsUrl: 'etcd3://10.0.0.5:2380', env: { PATRONI_SCOPE: 'fromenv' } });
+    const c = loadCtlConfig({
+      configFile: p,
+      dcsUrl: 'etcd3://10.0.0.5:2380',
+      env: { PATRONI_SCOPE: 'fromenv' },
+    });
     expect(c.scope).toBe('fromenv');
     expect(c.tree['zookeeper']).toBeUndefined();
     expect(dcsTarget(c)).toMatchObject({ kind: 'etcd3', hosts: ['10.0.0.5:2380'] });
   });
 
   it('uses DCS_URL when no --dcs-url is given, and -k sets ctl.insecure', () => {
-    const c = loadCtlConfig({ configFile: file('e.yml', 'scope: x\n'), insecure: true, env: { DCS_URL: 'zookeeper://zk1:2181,zk2' } });
+    const c = loadCtlConfig({
+      configFile: file('e.yml', 'scope: x\n'),
+      insecure: true,
+      env: { DCS_URL: 'zookeeper://zk1:2181,zk2' },
+    });
     expect(dcsTarget(c)).toEqual({ kind: 'zookeeper', hosts: ['zk1:2181', 'zk2:2181'] });
     expect(c.tree['ctl']).toEqual({ insecure: true });
   });
@@ -138,8 +162,12 @@ describe('dcsTarget', () => {
   });
 
   it('refuses etcd v2 and other DCS types with a pointer to what works', () => {
-    expect(userError(() => dcsTarget(cfg({ etcd: { host: 'h' } })))).toMatch(/etcd v3 only: rename the section to "etcd3"/);
-    expect(userError(() => dcsTarget(cfg({ consul: { host: 'h' } })))).toMatch(/consul DCS, which pgwarden does not support/);
+    expect(userError(() => dcsTarget(cfg({ etcd: { host: 'h' } })))).toMatch(
+      /etcd v3 only: rename the section to "etcd3"/,
+    );
+    expect(userError(() => dcsTarget(cfg({ consul: { host: 'h' } })))).toMatch(
+      /consul DCS, which pgwarden does not support/,
+    );
     expect(userError(() => dcsTarget(cfg({ zookeeper: {} })))).toMatch(/zookeeper.hosts is missing/);
   });
 });
@@ -169,10 +197,18 @@ describe('PATRONI_* environment', () => {
     expect(tree).toMatchObject({
       scope: 'demo',
       name: 'pg1',
-      restapi: { listen: '0.0.0.0:8008', authentication: { username: 'admin', password: 'secret' }, allowlist: ['127.0.0.1', '10.0.0.0/8'] },
+      restapi: {
+        listen: '0.0.0.0:8008',
+        authentication: { username: 'admin', password: 'secret' },
+        allowlist: ['127.0.0.1', '10.0.0.0/8'],
+      },
       etcd3: { hosts: ['e1:2379', 'e2:2379'], username: 'root', port: 2380 },
       zookeeper: { use_ssl: 'x' },
-      postgresql: { data_dir: '/data', bin_name: { pg_ctl: 'pg_ctl15' }, authentication: { superuser: { username: 'postgres' } } },
+      postgresql: {
+        data_dir: '/data',
+        bin_name: { pg_ctl: 'pg_ctl15' },
+        authentication: { superuser: { username: 'postgres' } },
+      },
       log: { level: 'DEBUG' },
       ctl: { insecure: 'true' },
     });
@@ -183,22 +219,37 @@ describe('PATRONI_* environment', () => {
   });
 
   it('reads a whole configuration from PATRONI_CONFIGURATION when there is no file', () => {
-    expect(applyPatroniEnv({}, { PATRONI_CONFIGURATION: 'scope: x\nzookeeper: {hosts: [h:1]}', PATRONI_SCOPE: 'ignored' })).toEqual({
+    expect(
+      applyPatroniEnv(
+        {},
+        { PATRONI_CONFIGURATION: 'scope: x\nzookeeper: {hosts: [h:1]}', PATRONI_SCOPE: 'ignored' },
+      ),
+    ).toEqual({
       scope: 'x',
       zookeeper: { hosts: ['h:1'] },
     });
   });
 
   it('reports a malformed variable by name', () => {
-    expect(userError(() => applyPatroniEnv({}, { PATRONI_ZOOKEEPER_HOSTS: '[a, b' }))).toMatch(/^environment variable PATRONI_ZOOKEEPER_HOSTS is not valid YAML/);
+    expect(userError(() => applyPatroniEnv({}, { PATRONI_ZOOKEEPER_HOSTS: '[a, b' }))).toMatch(
+      /^environment variable PATRONI_ZOOKEEPER_HOSTS is not valid YAML/,
+    );
   });
 });
 
 describe('restCredentials', () => {
   it('prefers ctl.authentication over restapi.authentication', () => {
-    expect(restCredentials(cfg({ restapi: { authentication: { username: 'a', password: 'b' } } }))).toEqual({ username: 'a', password: 'b' });
+    expect(restCredentials(cfg({ restapi: { authentication: { username: 'a', password: 'b' } } }))).toEqual({
+      username: 'a',
+      password: 'b',
+    });
     expect(
-      restCredentials(cfg({ restapi: { authentication: { username: 'a', password: 'b' } }, ctl: { authentication: { username: 'c', password: 'd' } } })),
+      restCredentials(
+        cfg({
+          restapi: { authentication: { username: 'a', password: 'b' } },
+          ctl: { authentication: { username: 'c', password: 'd' } },
+        }),
+      ),
     ).toEqual({ username: 'c', password: 'd' });
     expect(restCredentials(cfg({}))).toBeUndefined();
   });
@@ -206,6 +257,8 @@ describe('restCredentials', () => {
 
 describe('deepMerge', () => {
   it('merges nested mappings, replaces lists and deletes with null', () => {
-    expect(deepMerge({ a: { b: 1, c: [1] }, d: 1 }, { a: { c: [2], e: 2 }, d: null })).toEqual({ a: { b: 1, c: [2], e: 2 } });
+    expect(deepMerge({ a: { b: 1, c: [1] }, d: 1 }, { a: { c: [2], e: 2 }, d: null })).toEqual({
+      a: { b: 1, c: [2], e: 2 },
+    });
   });
 });

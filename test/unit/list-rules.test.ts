@@ -10,7 +10,12 @@ import { UserError } from '../../src/config/errors.js';
 let rev = 0;
 function node(key: string, value: unknown): DcsNode {
   rev++;
-  return { key, value: typeof value === 'string' ? value : JSON.stringify(value), version: String(rev), modifyVersion: String(rev) };
+  return {
+    key,
+    value: typeof value === 'string' ? value : JSON.stringify(value),
+    version: String(rev),
+    modifyVersion: String(rev),
+  };
 }
 function member(name: string, port: number, extra: Record<string, unknown> = {}): DcsNode {
   return node(`members/${name}`, {
@@ -25,8 +30,11 @@ function member(name: string, port: number, extra: Record<string, unknown> = {})
   });
 }
 const cluster = (...nodes: DcsNode[]) => clusterFromNodes('demo', nodes);
-const render = (c: ReturnType<typeof cluster>, format: 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology', extended = false) =>
-  renderMembersTable(buildMembersTable(c, 'demo', { extended, format }), format);
+const render = (
+  c: ReturnType<typeof cluster>,
+  format: 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology',
+  extended = false,
+) => renderMembersTable(buildMembersTable(c, 'demo', { extended, format }), format);
 
 describe('roundHalfEven (Python round)', () => {
   it.each([
@@ -49,7 +57,8 @@ describe('member table', () => {
       member('b', 5433, { version }),
       node('sync', { leader: 'a', sync_standby: 'B' }),
     ];
-    const roles = (v: string, mode: boolean) => clusterView(cluster(...nodes(v, mode))).members.map((m) => m.role);
+    const roles = (v: string, mode: boolean) =>
+      clusterView(cluster(...nodes(v, mode))).members.map((m) => m.role);
     expect(roles('3.0.2', false)).toEqual(['leader', 'sync_standby']);
     expect(roles('3.3.0', false)).toEqual(['leader', 'replica']);
     expect(roles('3.3.0', true)).toEqual(['leader', 'sync_standby']);
@@ -73,12 +82,20 @@ describe('member table', () => {
       node('members/a', { conn_url: 'postgres://10.0.0.1:5432/postgres', state: 'running', role: 'replica' }),
       node('members/b', { conn_url: 'postgres://10.0.0.2/postgres', state: 'running', role: 'replica' }),
     );
-    expect(render(distinct, 'tsv').split('\n').map((l) => l.split('\t')[2])).toEqual(['Host', '10.0.0.1', '10.0.0.2']);
+    expect(
+      render(distinct, 'tsv')
+        .split('\n')
+        .map((l) => l.split('\t')[2]),
+    ).toEqual(['Host', '10.0.0.1', '10.0.0.2']);
     const shared = cluster(
       node('members/a', { conn_url: 'postgres://10.0.0.1:5432/postgres', state: 'running' }),
       node('members/b', { conn_url: 'postgres://10.0.0.1/postgres', state: 'running' }),
     );
-    expect(render(shared, 'tsv').split('\n').map((l) => l.split('\t')[2])).toEqual(['Host', '10.0.0.1:5432', '10.0.0.1:5432']);
+    expect(
+      render(shared, 'tsv')
+        .split('\n')
+        .map((l) => l.split('\t')[2]),
+    ).toEqual(['Host', '10.0.0.1:5432', '10.0.0.1:5432']);
   });
 
   it('computes lag from status optime, unknown without an LSN, 0 when ahead', () => {
@@ -88,7 +105,11 @@ describe('member table', () => {
       member('a', 5432, { role: 'master' }),
       member('b', 5433, { xlog_location: 1048576 }),
       member('c', 5434, { xlog_location: 10 * 1048576 }),
-      node('members/d', { conn_url: 'postgres://127.0.0.1:5435/postgres', state: 'stopped', role: 'replica' }),
+      node('members/d', {
+        conn_url: 'postgres://127.0.0.1:5435/postgres',
+        state: 'stopped',
+        role: 'replica',
+      }),
     );
     const json = JSON.parse(render(c, 'json')) as Record<string, unknown>[];
     expect(json.map((r) => r['Lag in MB'])).toEqual([undefined, 2, 0, 'unknown']);
@@ -103,8 +124,14 @@ describe('member table', () => {
   it('adds optional columns when any member has a value, rules between rows for multi-line cells', () => {
     const c = cluster(
       node('leader', 'a'),
-      member('a', 5432, { role: 'master', tags: { nofailover: false, mytag: 'hello' }, pending_restart: true }),
-      member('b', 5433, { scheduled_restart: { schedule: '2026-11-22T04:48:00+00:00', postgres_version: '16.1' } }),
+      member('a', 5432, {
+        role: 'master',
+        tags: { nofailover: false, mytag: 'hello' },
+        pending_restart: true,
+      }),
+      member('b', 5433, {
+        scheduled_restart: { schedule: '2026-11-22T04:48:00+00:00', postgres_version: '16.1' },
+      }),
     );
     const out = render(c, 'pretty');
     expect(out.split('\n')[1]).toBe(
@@ -137,12 +164,16 @@ describe('member table', () => {
 
   it('puts the system identifier in the title from 3.1.1 on, and uninitialized/initializing states', () => {
     const title = (...n: DcsNode[]) => render(cluster(...n), 'pretty').split('\n')[0]!;
-    expect(title(node('initialize', '7710821883631976027'), member('a', 5432, { version: '3.0.2' }))).toMatch(/^\+ Cluster: demo -+\+/);
+    expect(title(node('initialize', '7710821883631976027'), member('a', 5432, { version: '3.0.2' }))).toMatch(
+      /^\+ Cluster: demo -+\+/,
+    );
     expect(title(node('initialize', '7710821883631976027'), member('a', 5432, { version: '3.1.1' }))).toMatch(
       /^\+ Cluster: demo \(7710821883631976027\) -*\+/,
     );
     expect(title(member('a', 5432, { version: '4.0.1' }))).toMatch(/^\+ Cluster: demo \(uninit/);
-    expect(title(node('initialize', ''), member('a', 5432, { version: '4.0.1' }))).toMatch(/^\+ Cluster: demo \(initi/);
+    expect(title(node('initialize', ''), member('a', 5432, { version: '4.0.1' }))).toMatch(
+      /^\+ Cluster: demo \(initi/,
+    );
   });
 
   it('prints an empty table for a cluster without members', () => {
@@ -158,13 +189,29 @@ describe('member table', () => {
       node('leader', 'a'),
       node('status', { optime: 67108960 }),
       member('a', 5432, { role: 'primary', version: '4.1.4' }),
-      member('b', 5433, { version: '4.1.4', receive_lsn: 67108960, replay_lsn: 67108960, replication_state: 'streaming' }),
-      node('members/c', { conn_url: 'postgres://127.0.0.1:5434/postgres', state: 'stopped', role: 'replica', version: '4.1.4' }),
+      member('b', 5433, {
+        version: '4.1.4',
+        receive_lsn: 67108960,
+        replay_lsn: 67108960,
+        replication_state: 'streaming',
+      }),
+      node('members/c', {
+        conn_url: 'postgres://127.0.0.1:5434/postgres',
+        state: 'stopped',
+        role: 'replica',
+        version: '4.1.4',
+      }),
     );
     const out = render(c, 'pretty').split('\n');
-    expect(out[1]).toBe('| Member | Host           | Role    | State     | TL | Receive LSN | Lag | Replay LSN | Lag |');
-    expect(out[4]).toBe('| b      | 127.0.0.1:5433 | Replica | streaming |  1 |   0/4000060 |   0 |  0/4000060 |   0 |');
-    expect(out[5]).toBe('| c      | 127.0.0.1:5434 | Replica | stopped   |    |     unknown |     |    unknown |     |');
+    expect(out[1]).toBe(
+      '| Member | Host           | Role    | State     | TL | Receive LSN | Lag | Replay LSN | Lag |',
+    );
+    expect(out[4]).toBe(
+      '| b      | 127.0.0.1:5433 | Replica | streaming |  1 |   0/4000060 |   0 |  0/4000060 |   0 |',
+    );
+    expect(out[5]).toBe(
+      '| c      | 127.0.0.1:5434 | Replica | stopped   |    |     unknown |     |    unknown |     |',
+    );
     expect(JSON.parse(render(c, 'json'))).toContainEqual({
       Cluster: 'demo',
       Member: 'b',
@@ -198,7 +245,13 @@ describe('topology', () => {
   });
 
   it('lists every member one level down when there is no leader, including replication loops', () => {
-    const view = clusterView(cluster(member('a', 5432, { tags: { replicatefrom: 'b' } }), member('b', 5433, { tags: { replicatefrom: 'a' } }), member('c', 5434)));
+    const view = clusterView(
+      cluster(
+        member('a', 5432, { tags: { replicatefrom: 'b' } }),
+        member('b', 5433, { tags: { replicatefrom: 'a' } }),
+        member('c', 5434),
+      ),
+    );
     expect(topologyOrder(view.members).map((x) => [x.member.name, x.level])).toEqual([
       ['c', 1],
       ['a', 1],
@@ -208,7 +261,12 @@ describe('topology', () => {
 });
 
 describe('member selection, dsn, history, versions', () => {
-  const c = cluster(node('leader', 'a'), member('a', 5432, { role: 'master' }), member('b', 5433), member('c', 5434));
+  const c = cluster(
+    node('leader', 'a'),
+    member('a', 5432, { role: 'master' }),
+    member('b', 5433),
+    member('c', 5434),
+  );
 
   it.each([
     ['leader', ['a']],
@@ -226,13 +284,22 @@ describe('member selection, dsn, history, versions', () => {
     expect(dsnFor(c, undefined, undefined)).toBe('host=127.0.0.1 port=5432');
     expect(dsnFor(c, 'replica', undefined)).toBe('host=127.0.0.1 port=5433');
     expect(dsnFor(c, undefined, 'c')).toBe('host=127.0.0.1 port=5434');
-    expect(() => dsnFor(c, 'replica', 'c')).toThrow(new UserError('--role and --member are mutually exclusive options'));
+    expect(() => dsnFor(c, 'replica', 'c')).toThrow(
+      new UserError('--role and --member are mutually exclusive options'),
+    );
     expect(() => dsnFor(c, undefined, 'zz')).toThrow(new UserError('Can not find a suitable member'));
-    expect(() => dsnFor(cluster(member('b', 5433)), undefined, undefined)).toThrow('Can not find a suitable member');
+    expect(() => dsnFor(cluster(member('b', 5433)), undefined, undefined)).toThrow(
+      'Can not find a suitable member',
+    );
   });
 
   it('pads short history lines and keeps empty cells in json', () => {
-    const h = cluster(node('history', [[1, 100, 'no recovery target specified'], [2, 200, 'x', '2026-11-22T02:53:51+00:00', 'b']]));
+    const h = cluster(
+      node('history', [
+        [1, 100, 'no recovery target specified'],
+        [2, 200, 'x', '2026-11-22T02:53:51+00:00', 'b'],
+      ]),
+    );
     expect(renderHistory(h, 'json')).toBe(
       '[{"TL": 1, "LSN": 100, "Reason": "no recovery target specified", "Timestamp": "", "New Leader": ""}, {"TL": 2, "LSN": 200, "Reason": "x", "Timestamp": "2026-11-22T02:53:51+00:00", "New Leader": "b"}]',
     );

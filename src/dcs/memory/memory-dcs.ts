@@ -114,7 +114,8 @@ export class MemoryDcs implements Dcs {
 
   private ownSession(): string {
     if (this.options.ctl || !this.options.name) throw new DcsError('this DCS client has no member identity');
-    if (!this.session || !this.store.sessionAlive(this.session)) this.session = this.store.grantSession(this.ttl);
+    if (!this.session || !this.store.sessionAlive(this.session))
+      this.session = this.store.grantSession(this.ttl);
     else this.store.refreshSession(this.session, this.ttl);
     return this.session;
   }
@@ -247,7 +248,9 @@ export class MemoryDcs implements Dcs {
 
   async watch(timeoutMs: number): Promise<boolean> {
     this.check();
-    const relevant = new Set([KEYS.leader, KEYS.config, KEYS.status, KEYS.leaderOptime].map((k) => this.key(k)));
+    const relevant = new Set(
+      [KEYS.leader, KEYS.config, KEYS.status, KEYS.leaderOptime].map((k) => this.key(k)),
+    );
     return new Promise((resolve) => {
       const done = (woken: boolean): void => {
         clearTimeout(timer);
