@@ -61,7 +61,8 @@ export function parseMemberData(value: string): MemberData {
   const state = str(raw['state']);
   return {
     raw,
-    connUrl: str(raw['conn_url']) ?? connUrlFromKwargs(raw['conn_kwargs']),
+    // An empty conn_url counts as missing, as in Patroni.
+    connUrl: str(raw['conn_url']) || connUrlFromKwargs(raw['conn_kwargs']),
     apiUrl: str(raw['api_url']),
     state: state === undefined || state === '' ? 'unknown' : state,
     role: str(raw['role']),
@@ -86,7 +87,8 @@ function connUrlFromKwargs(kwargs: unknown): string | undefined {
   if (!isObject(kwargs) || typeof kwargs['host'] !== 'string') return undefined;
   const port = kwargs['port'] === undefined ? '' : `:${textOf(kwargs['port'])}`;
   const db = typeof kwargs['dbname'] === 'string' ? kwargs['dbname'] : 'postgres';
-  return `postgres://${kwargs['host']}${port}/${db}`;
+  const host = kwargs['host'].includes(':') ? `[${kwargs['host']}]` : kwargs['host'];
+  return `postgres://${host}${port}/${db}`;
 }
 
 /** `{"leader":..,"member":..,"scheduled_at":..}` or legacy `leader:candidate`; garbage is empty. */
@@ -100,7 +102,8 @@ export function parseFailover(value: string, version: string): Failover {
       scheduledAt: str(parsed['scheduled_at']) || undefined,
     };
   }
-  if (parsed === undefined && value.includes(':')) {
+  if (parsed === undefined && value.trim() !== '') {
+    // Legacy text: `leader:candidate`, or a bare leader name.
     const [leader, member] = value.split(':', 2);
     return { version, leader: leader?.trim() || undefined, member: member?.trim() || undefined };
   }
@@ -112,6 +115,10 @@ export function parseSyncState(value: string | undefined, version?: string): Syn
   if (!isObject(parsed) || !str(parsed['leader'])) return version ? { version, members: [] } : EMPTY_SYNC;
   const syncStandby = str(parsed['sync_standby']);
   const quorum = lsnFromJson(parsed['quorum']);
+  // Patroni drops the whole state when quorum is present but not an integer.
+  if (parsed['quorum'] !== undefined && parsed['quorum'] !== null && quorum === undefined) {
+    return version ? { version, members: [] } : EMPTY_SYNC;
+  }
   return {
     version,
     leader: str(parsed['leader']),
@@ -147,8 +154,8 @@ function lsnMap(value: unknown): Record<string, Lsn> {
 export function parseStatus(value: string | undefined): ClusterStatus {
   if (value === undefined) return EMPTY_STATUS;
   const parsed = parseJson(value);
-  const bare = lsnFromJson(parsed);
-  if (bare !== undefined) return { optime: bare, slots: {}, retainSlots: [] };
+  // A bare JSON integer is a legacy optime; a JSON string is not.
+  if (typeof parsed === 'number') return { optime: lsnFromJson(parsed) ?? 0n, slots: {}, retainSlots: [] };
   if (!isObject(parsed)) return EMPTY_STATUS;
   const retain =
     typeof parsed['retain_slots'] === 'string' ? parseJson(parsed['retain_slots']) : parsed['retain_slots'];
@@ -183,8 +190,9 @@ export function parseHistory(value: string, version: string): TimelineHistory {
 export function parseConfig(node: DcsNode): ClusterConfig {
   const parsed = parseJson(node.value);
   const valid = isObject(parsed);
+  // An invalid value keeps its CAS version (so edit-config can overwrite it); only the change marker is zeroed.
   return {
-    version: valid ? node.version : '0',
+    version: node.version,
     modifyVersion: valid ? node.modifyVersion : '0',
     raw: node.value,
     data: valid ? parsed : {},
