@@ -1,0 +1,397 @@
+/**
+ * The etcd v3 DCS, request for request what Patroni sends (spec 1.6.2, 1.6.3): one lease carries the leader lock
+ * and our member key; the lock is refreshed by a lease keepalive once per HA cycle (no background timer, so an
+ * agent that stops cycling loses the lock within ttl, like Patroni).
+ */
+import type { Cluster } from '../../model/cluster.js';
+import { clusterFromNodes } from '../codec.js';
+import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
+import {
+  b64,
+  EtcdGateway,
+  fromB64,
+  isLeaseNotFound,
+  prefixRangeEnd,
+  type Compare,
+  type RequestOp,
+  type WatchResponse,
+} from './gateway.js';
+
+export interface Etcd3Connection {
+  /** `host:port` (or a URL with scheme). */
+  readonly hosts: readonly string[];
+  readonly protocol: 'http' | 'https';
+  readonly username?: string;
+  readonly password?: string;
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+const createAbsent = (key: string): Compare => ({ key: b64(key), target: 'CREATE', create_revision: '0' });
+const valueIs = (key: string, value: string): Compare => ({
+  key: b64(key),
+  target: 'VALUE',
+  value: b64(value),
+});
+const modIs = (key: string, revision: string): Compare => ({
+  key: b64(key),
+  target: 'MOD',
+  mod_revision: revision,
+});
+const putOp = (key: string, value: string, lease?: string): RequestOp => ({
+  request_put: { key: b64(key), value: b64(value), ...(lease ? { lease } : {}) },
+});
+const deleteOp = (key: string): RequestOp => ({ request_delete_range: { key: b64(key) } });
+
+/** A CAS token etcd can hold: a decimal revision. Anything else cannot match, so the CAS simply fails. */
+const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
+
+export class Etcd3Dcs implements Dcs {
+  readonly endpoints: readonly string[];
+  private readonly gateway: EtcdGateway;
+  private readonly prefix: string;
+  private ttl: number;
+  private lease?: string;
+  /** When the lease was last granted or kept alive (epoch ms, taken before the request). */
+  private leaseRefreshedAt = 0;
+  /** Header revision of the last cluster read: watches start right after it. */
+  private lastRevision?: bigint;
+  /** Whether the last cluster read showed us holding the lock (leaders are not woken by status writes). */
+  private leaderIsMe = false;
+  /** What touchMember last wrote, to skip unchanged rewrites while the key is still ours. */
+  private memberWritten?: { readonly value: string; readonly lease: string; readonly revision: bigint };
+  private lastStatus?: string;
+  private lastFailsafe?: string;
+  private closed = false;
+  /** Pending watch waits, ended early by close(). */
+  private readonly wakeOnClose = new Set<() => void>();
+
+  constructor(
+    readonly options: DcsOptions,
+    conn: Etcd3Connection,
+  ) {
+    this.gateway = new EtcdGateway({
+      endpoints: conn.hosts,
+      protocol: conn.protocol,
+      username: conn.username,
+      password: conn.password,
+      cacert: conn.cacert,
+      cert: conn.cert,
+      key: conn.key,
+      retryTimeout: options.retryTimeout,
+    });
+    this.endpoints = this.gateway.endpoints;
+    this.prefix = clusterPrefix(options.namespace, options.scope);
+    this.ttl = options.ttl;
+  }
+
+  private key(rel: string): string {
+    return this.prefix + rel;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new DcsError(`etcd3 client for ${this.endpoints.join(', ')} is closed`);
+  }
+
+  /** Our member name; the CLI (ctl mode) has none and never holds leases. */
+  private identity(operation: string): string {
+    this.ensureOpen();
+    if (this.options.ctl || !this.options.name) {
+      throw new DcsError(
+        `etcd3 at ${this.endpoints.join(', ')}: ${operation} needs a member identity; ` +
+          'the CLI never holds the leader lock or a lease',
+      );
+    }
+    return this.options.name;
+  }
+
+  // ---- lease -----------------------------------------------------------------------------------------------
+
+  private async grantLease(): Promise<string> {
+    const sentAt = Date.now();
+    const res = await this.gateway.leaseGrant(Math.max(1, Math.ceil(this.ttl)));
+    if (!res.ID || res.ID === '0') {
+      throw new DcsError(`etcd3 at ${this.endpoints.join(', ')} granted no lease (answer without ID)`);
+    }
+    this.lease = res.ID;
+    this.leaseRefreshedAt = sentAt;
+    return res.ID;
+  }
+
+  /**
+   * Our lease, granted when missing; kept alive when `force`d or stale. Without loop_wait at hand, "stale" is a
+   * third of the ttl: often enough for a replica whose only refresh is touchMember, rare enough to be cheap.
+   */
+  private async refreshLease(force: boolean): Promise<string> {
+    const lease = this.lease;
+    if (lease === undefined) return this.grantLease();
+    if (!force && Date.now() - this.leaseRefreshedAt < (this.ttl * 1000) / 3) return lease;
+    const sentAt = Date.now();
+    const alive = await this.gateway.leaseKeepAlive(lease);
+    if (this.lease !== lease) return this.refreshLease(false); // setTimings dropped it meanwhile
+    if (!alive) {
+      this.lease = undefined;
+      return this.grantLease();
+    }
+    this.leaseRefreshedAt = sentAt;
+    return lease;
+  }
+
+  /** Runs `fn` with our lease; when etcd says the lease is gone, grants a new one and retries once. */
+  private async withLease<T>(force: boolean, fn: (lease: string) => Promise<T>): Promise<T> {
+    const lease = await this.refreshLease(force);
+    try {
+      return await fn(lease);
+    } catch (e) {
+      if (!isLeaseNotFound(e)) throw e;
+      if (this.lease === lease) this.lease = undefined;
+      return fn(await this.refreshLease(false));
+    }
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------------------
+
+  async getCluster(): Promise<Cluster> {
+    this.ensureOpen();
+    // The CLI reads linearizably (fails without quorum, like patronictl); the agent serializably.
+    const res = await this.gateway.range(this.prefix, prefixRangeEnd(this.prefix), !this.options.ctl);
+    const nodes: DcsNode[] = [];
+    for (const kv of res.kvs ?? []) {
+      const key = fromB64(kv.key);
+      if (!key.startsWith(this.prefix)) continue;
+      const revision = kv.mod_revision ?? '0';
+      nodes.push({
+        key: key.slice(this.prefix.length),
+        value: fromB64(kv.value),
+        version: revision,
+        modifyVersion: revision,
+        ...(kv.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
+      });
+    }
+    const revision = res.header?.revision;
+    if (revision !== undefined && isRevision(revision)) this.lastRevision = BigInt(revision);
+    const cluster = clusterFromNodes(this.options.scope, nodes);
+    const name = this.options.name;
+    this.leaderIsMe = name !== undefined && cluster.leader?.name === name;
+    this.forgetMemberIfChanged(nodes);
+    return cluster;
+  }
+
+  /** A read at or after our last member write that shows the key gone or different invalidates the skip cache. */
+  private forgetMemberIfChanged(nodes: readonly DcsNode[]): void {
+    const written = this.memberWritten;
+    if (!written || this.lastRevision === undefined || this.lastRevision < written.revision) return;
+    const mine = nodes.find((n) => n.key === KEYS.members + (this.options.name ?? ''));
+    if (mine?.value !== written.value || mine.session !== written.lease) this.memberWritten = undefined;
+  }
+
+  // ---- leader lock -----------------------------------------------------------------------------------------
+
+  async attemptToAcquireLeader(): Promise<boolean> {
+    const name = this.identity('attemptToAcquireLeader');
+    const key = this.key(KEYS.leader);
+    const won = await this.withLease(false, async (lease) => {
+      const res = await this.gateway.txn({
+        compare: [createAbsent(key)],
+        success: [putOp(key, name, lease)],
+      });
+      return res.succeeded === true;
+    });
+    if (won) this.leaderIsMe = true;
+    return won;
+  }
+
+  async updateLeader(cluster: Cluster): Promise<boolean> {
+    const name = this.identity('updateLeader');
+    const key = this.key(KEYS.leader);
+    // The forced keepalive is the lock refresh; only a key on another lease needs a write.
+    const held = await this.withLease(true, async (lease) => {
+      if (cluster.leader?.session === lease && cluster.leader.name === name) return true;
+      // Re-attach our key to our lease, or re-create it if it expired; never take another member's lock.
+      const res = await this.gateway.txn({
+        compare: [valueIs(key, name)],
+        success: [putOp(key, name, lease)],
+        failure: [{ request_txn: { compare: [createAbsent(key)], success: [putOp(key, name, lease)] } }],
+      });
+      return res.succeeded === true || res.responses?.[0]?.response_txn?.succeeded === true;
+    });
+    this.leaderIsMe = held;
+    return held;
+  }
+
+  async takeLeader(): Promise<boolean> {
+    const name = this.identity('takeLeader');
+    await this.withLease(false, (lease) => this.gateway.put(this.key(KEYS.leader), name, lease));
+    this.leaderIsMe = true;
+    return true;
+  }
+
+  async deleteLeader(_cluster: Cluster): Promise<boolean> {
+    const name = this.identity('deleteLeader');
+    const key = this.key(KEYS.leader);
+    const res = await this.gateway.txn({ compare: [valueIs(key, name)], success: [deleteOp(key)] });
+    const deleted = res.succeeded === true;
+    if (deleted) this.leaderIsMe = false;
+    return deleted;
+  }
+
+  async touchMember(value: string): Promise<boolean> {
+    const name = this.identity('touchMember');
+    const key = this.key(KEYS.members + name);
+    return this.withLease(false, async (lease) => {
+      const written = this.memberWritten;
+      if (written && written.value === value && written.lease === lease) return true;
+      const res = await this.gateway.put(key, value, lease);
+      this.memberWritten = { value, lease, revision: this.revisionOf(res.header?.revision) };
+      return true;
+    });
+  }
+
+  private revisionOf(revision: string | undefined): bigint {
+    return revision !== undefined && isRevision(revision) ? BigInt(revision) : 0n;
+  }
+
+  // ---- persistent keys -------------------------------------------------------------------------------------
+
+  async initialize(createNew: boolean, sysid: string): Promise<boolean> {
+    this.ensureOpen();
+    const key = this.key(KEYS.initialize);
+    if (!createNew) {
+      await this.gateway.put(key, sysid);
+      return true;
+    }
+    const res = await this.gateway.txn({ compare: [createAbsent(key)], success: [putOp(key, sysid)] });
+    return res.succeeded === true;
+  }
+
+  async cancelInitialization(): Promise<boolean> {
+    this.ensureOpen();
+    await this.gateway.deleteRange(this.key(KEYS.initialize));
+    return true;
+  }
+
+  /** Put, CAS on mod_revision when `version` is given; the new revision, or false when the CAS failed. */
+  private async casPut(rel: string, value: string, version?: string): Promise<string | false> {
+    this.ensureOpen();
+    const key = this.key(rel);
+    if (version === undefined) {
+      const res = await this.gateway.put(key, value);
+      return res.header?.revision ?? '0';
+    }
+    if (!isRevision(version)) return false;
+    const res = await this.gateway.txn({ compare: [modIs(key, version)], success: [putOp(key, value)] });
+    return res.succeeded === true ? (res.header?.revision ?? '0') : false;
+  }
+
+  async setConfigValue(value: string, version?: string): Promise<boolean> {
+    return (await this.casPut(KEYS.config, value, version)) !== false;
+  }
+
+  async setFailoverValue(value: string, version?: string): Promise<boolean> {
+    return (await this.casPut(KEYS.failover, value, version)) !== false;
+  }
+
+  async setSyncStateValue(value: string, version?: string): Promise<string | false> {
+    return this.casPut(KEYS.sync, value, version);
+  }
+
+  async deleteSyncState(version?: string): Promise<boolean> {
+    this.ensureOpen();
+    const key = this.key(KEYS.sync);
+    if (version === undefined) {
+      await this.gateway.deleteRange(key);
+      return true;
+    }
+    if (!isRevision(version)) return false;
+    const res = await this.gateway.txn({ compare: [modIs(key, version)], success: [deleteOp(key)] });
+    return res.succeeded === true;
+  }
+
+  async setHistoryValue(value: string): Promise<boolean> {
+    return (await this.casPut(KEYS.history, value)) !== false;
+  }
+
+  async writeStatus(value: string): Promise<boolean> {
+    if (value === this.lastStatus) return true;
+    await this.casPut(KEYS.status, value);
+    this.lastStatus = value;
+    return true;
+  }
+
+  async writeFailsafe(value: string): Promise<boolean> {
+    if (value === this.lastFailsafe) return true;
+    await this.casPut(KEYS.failsafe, value);
+    this.lastFailsafe = value;
+    return true;
+  }
+
+  async deleteCluster(): Promise<boolean> {
+    this.ensureOpen();
+    await this.gateway.deleteRange(this.prefix, prefixRangeEnd(this.prefix));
+    return true;
+  }
+
+  // ---- watch -----------------------------------------------------------------------------------------------
+
+  async watch(timeoutMs: number): Promise<boolean> {
+    this.ensureOpen();
+    const until = Date.now() + timeoutMs;
+    const relevant = new Set([this.key(KEYS.leader), this.key(KEYS.config)]);
+    if (!this.leaderIsMe) {
+      relevant.add(this.key(KEYS.status));
+      relevant.add(this.key(KEYS.leaderOptime));
+    }
+    const createRequest = {
+      key: b64(this.prefix),
+      range_end: prefixRangeEnd(this.prefix),
+      // From just after the last read, so a change between that read and this watch still wakes us.
+      ...(this.lastRevision === undefined ? {} : { start_revision: String(this.lastRevision + 1n) }),
+    };
+    const isWakeUp = (result: WatchResponse): boolean => {
+      // Cancelled or compacted past our revision: what we read is stale, so re-read now.
+      if (result.canceled === true || (result.compact_revision ?? '0') !== '0') return true;
+      return (result.events ?? []).some((ev) => relevant.has(fromB64(ev.kv?.key)));
+    };
+    try {
+      return await this.gateway.watch(createRequest, until, isWakeUp);
+    } catch (e) {
+      if (!(e instanceof DcsError)) throw e;
+      if (this.closed) return false;
+      // etcd is unreachable: keep the caller's pace instead of letting an HA loop spin; its next read reports it.
+      await this.sleepUntil(until);
+      return false;
+    }
+  }
+
+  private sleepUntil(until: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wakeOnClose.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, until - Date.now()));
+      this.wakeOnClose.add(done);
+    });
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------------------
+
+  setTimings(ttl: number, retryTimeout: number): void {
+    if (ttl !== this.ttl) {
+      // A new ttl needs a new lease. Not revoked: the next updateLeader re-attaches the lock via the repair txn.
+      this.lease = undefined;
+    }
+    this.ttl = ttl;
+    this.gateway.retryTimeout = retryTimeout;
+  }
+
+  /** Stops using the lease without revoking it: our keys expire by ttl, exactly as after a crash. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.lease = undefined;
+    this.gateway.close();
+    for (const wake of [...this.wakeOnClose]) wake();
+  }
+}

@@ -1,0 +1,689 @@
+/**
+ * A small client for etcd's v3 gRPC-gateway JSON API (what Patroni speaks, spec 1.6.1), over `node:http`.
+ * Deliberately not the `etcd3` package or undici: loading those costs the CLI 130-230 ms of start-up.
+ *
+ * Every call is bounded by `retryTimeout` seconds overall; connection failures, timeouts and gRPC code 14
+ * (Unavailable) move on to the next endpoint, everything else etcd answers is an `EtcdError`.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { DcsError } from '../dcs.js';
+
+export type JsonObject = Record<string, unknown>;
+
+export interface GatewayOptions {
+  /** `host:port`, or a URL (`https://host:port`) whose scheme overrides `protocol`. */
+  readonly endpoints: readonly string[];
+  readonly protocol: 'http' | 'https';
+  readonly username?: string;
+  readonly password?: string;
+  /** PEM file paths for https. */
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** Overall bound of one call, failover between endpoints included, seconds. */
+  readonly retryTimeout: number;
+}
+
+/** etcd answered with a gRPC error (`{"error","code","message"}`). */
+export class EtcdError extends DcsError {
+  constructor(
+    message: string,
+    /** gRPC status code. */
+    readonly code: number,
+    /** etcd's own message, e.g. `etcdserver: requested lease not found`. */
+    readonly etcdMessage: string,
+  ) {
+    super(message);
+  }
+}
+
+export const LEASE_NOT_FOUND = 'etcdserver: requested lease not found';
+
+export function isLeaseNotFound(e: unknown): boolean {
+  return e instanceof EtcdError && e.etcdMessage === LEASE_NOT_FOUND;
+}
+
+/** Errors after which a fresh token may help (spec 1.6.1: re-authenticate and retry once). */
+const REAUTH_MESSAGES = new Set([
+  'etcdserver: invalid auth token',
+  'etcdserver: revision of auth store is old',
+  'etcdserver: user name is empty',
+  'etcdserver: permission denied',
+]);
+const AUTH_NOT_ENABLED = 'etcdserver: authentication is not enabled';
+const GRPC_UNAVAILABLE = 14;
+
+export interface ResponseHeader {
+  readonly cluster_id?: string;
+  readonly member_id?: string;
+  readonly revision?: string;
+  readonly raft_term?: string;
+}
+
+export interface KeyValue {
+  readonly key?: string;
+  readonly value?: string;
+  readonly create_revision?: string;
+  readonly mod_revision?: string;
+  readonly version?: string;
+  readonly lease?: string;
+}
+
+export interface RangeResponse {
+  readonly header?: ResponseHeader;
+  readonly kvs?: readonly KeyValue[];
+}
+
+export interface PutResponse {
+  readonly header?: ResponseHeader;
+}
+
+export interface TxnResponse {
+  readonly header?: ResponseHeader;
+  /** Absent (not `false`) when the compare failed: the gateway omits default values. */
+  readonly succeeded?: boolean;
+  readonly responses?: readonly {
+    readonly response_txn?: TxnResponse;
+    readonly response_put?: PutResponse;
+  }[];
+}
+
+export interface LeaseGrantResponse {
+  readonly header?: ResponseHeader;
+  readonly ID?: string;
+  readonly TTL?: string;
+}
+
+export interface WatchEvent {
+  readonly type?: string;
+  readonly kv?: KeyValue;
+}
+
+export interface WatchResponse {
+  readonly header?: ResponseHeader;
+  readonly created?: boolean;
+  readonly canceled?: boolean;
+  readonly compact_revision?: string;
+  readonly events?: readonly WatchEvent[];
+}
+
+export type Compare =
+  | { readonly key: string; readonly target: 'CREATE'; readonly create_revision: string }
+  | { readonly key: string; readonly target: 'MOD'; readonly mod_revision: string }
+  | { readonly key: string; readonly target: 'VALUE'; readonly value: string };
+
+export type RequestOp =
+  | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
+  | { readonly request_delete_range: { readonly key: string; readonly range_end?: string } }
+  | { readonly request_txn: TxnRequest };
+
+export interface TxnRequest {
+  readonly compare: readonly Compare[];
+  readonly success: readonly RequestOp[];
+  readonly failure?: readonly RequestOp[];
+}
+
+export const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+export const fromB64 = (s: string | undefined): string =>
+  s === undefined ? '' : Buffer.from(s, 'base64').toString('utf8');
+
+/** End of a prefix range: the prefix with its last byte incremented (`/service/demo/` -> `/service/demo0`). */
+export function prefixRangeEnd(prefix: string): string {
+  const bytes = Buffer.from(prefix, 'utf8');
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    const byte = bytes[i] ?? 0;
+    if (byte < 0xff) {
+      const end = Buffer.from(bytes.subarray(0, i + 1));
+      end[i] = byte + 1;
+      return end.toString('base64');
+    }
+  }
+  return Buffer.from([0]).toString('base64'); // all 0xff: to the end of the keyspace
+}
+
+interface Endpoint {
+  /** As configured, for messages. */
+  readonly label: string;
+  readonly https: boolean;
+  readonly hostname: string;
+  readonly port: number;
+}
+
+function parseEndpoint(raw: string, protocol: 'http' | 'https'): Endpoint {
+  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `${protocol}://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new DcsError(`invalid etcd3 endpoint '${raw}': expected host:port`);
+  }
+  const isHttps = url.protocol === 'https:';
+  if (!isHttps && url.protocol !== 'http:')
+    throw new DcsError(`invalid etcd3 endpoint '${raw}': use http or https`);
+  return {
+    label: raw,
+    https: isHttps,
+    hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port === '' ? 2379 : Number(url.port),
+  };
+}
+
+/** A failure worth trying the next endpoint for: connection problems, timeouts, gRPC Unavailable. */
+class NetworkError extends Error {}
+
+const NODE_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host not found',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connect timed out',
+};
+
+function describeSocketError(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && NODE_ERRORS[code]) return NODE_ERRORS[code];
+  return e instanceof Error ? e.message : String(e);
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * An etcd error body: `{"error":"..","code":N,"message":".."}`, or as streams wrap it
+ * `{"error":{"grpc_code":N,"http_code":N,"message":".."}}`.
+ */
+function grpcErrorOf(body: unknown): { code: number; message: string } | undefined {
+  if (!isObject(body) || body['error'] === undefined) return undefined;
+  const err = body['error'];
+  if (isObject(err)) {
+    const code = typeof err['grpc_code'] === 'number' ? err['grpc_code'] : 2;
+    return { code, message: typeof err['message'] === 'string' ? err['message'] : JSON.stringify(err) };
+  }
+  const code = typeof body['code'] === 'number' ? body['code'] : 2;
+  const message =
+    typeof body['message'] === 'string' && body['message'] !== ''
+      ? body['message']
+      : typeof err === 'string'
+        ? err
+        : JSON.stringify(err);
+  return { code, message };
+}
+
+/** Splits a stream of concatenated JSON objects (newline-delimited or not) into whole objects. */
+class JsonObjectSplitter {
+  private buf = '';
+  private pos = 0;
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private start = -1;
+
+  push(chunk: string): string[] {
+    this.buf += chunk;
+    const out: string[] = [];
+    for (; this.pos < this.buf.length; this.pos++) {
+      const ch = this.buf[this.pos];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (ch === '\\') this.escaped = true;
+        else if (ch === '"') this.inString = false;
+      } else if (ch === '"') this.inString = true;
+      else if (ch === '{') {
+        if (this.depth++ === 0) this.start = this.pos;
+      } else if (ch === '}' && this.depth > 0 && --this.depth === 0) {
+        out.push(this.buf.slice(this.start, this.pos + 1));
+        this.buf = this.buf.slice(this.pos + 1);
+        this.pos = -1;
+        this.start = -1;
+      }
+    }
+    if (this.depth === 0) {
+      // Only whitespace/delimiters left: drop them so the buffer does not grow.
+      this.buf = '';
+      this.pos = 0;
+    }
+    return out;
+  }
+}
+
+type Mode =
+  | { readonly kind: 'unary' }
+  /** A streamed response of which only the first message matters (lease keepalive). */
+  | { readonly kind: 'first' }
+  /** A long-lived stream: `onResult` returning true ends it with `true`; `untilMs` ends it with `false`. */
+  | { readonly kind: 'stream'; readonly untilMs: number; readonly onResult: (result: JsonObject) => boolean };
+
+interface Versions {
+  readonly server: string;
+  readonly cluster: string;
+  readonly prefix: string;
+  readonly authSupported: boolean;
+}
+
+function parseVersion(v: string): number[] {
+  return v.split('.').map((p) => Number.parseInt(p, 10) || 0);
+}
+
+function versionAtLeast(v: string, min: readonly number[]): boolean {
+  const parts = parseVersion(v);
+  for (let i = 0; i < min.length; i++) {
+    const a = parts[i] ?? 0;
+    const b = min[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+export class EtcdGateway {
+  readonly endpoints: readonly string[];
+  /** Seconds; the DCS updates it from the dynamic configuration. */
+  retryTimeout: number;
+  private readonly targets: readonly Endpoint[];
+  private readonly httpAgent: http.Agent;
+  private httpsAgent?: https.Agent;
+  /** Index of the endpoint that answered last: tried first next time. */
+  private preferred = 0;
+  private versions?: Versions;
+  private token?: string;
+  private authDisabled = false;
+  private closed = false;
+
+  constructor(private readonly options: GatewayOptions) {
+    if (options.endpoints.length === 0) throw new DcsError('no etcd3 hosts configured');
+    this.endpoints = [...options.endpoints];
+    this.targets = options.endpoints.map((e) => parseEndpoint(e, options.protocol));
+    this.retryTimeout = options.retryTimeout;
+    // keepAlive for the daemon; idle pooled sockets are unref'ed by node, so they never hold a CLI open.
+    this.httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 4 });
+  }
+
+  private get authConfigured(): boolean {
+    return Boolean(this.options.username) && Boolean(this.options.password);
+  }
+
+  private agentFor(ep: Endpoint): http.Agent {
+    if (!ep.https) return this.httpAgent;
+    if (!this.httpsAgent) {
+      const read = (path: string | undefined): Buffer | undefined => {
+        if (!path) return undefined;
+        try {
+          return readFileSync(path);
+        } catch (e) {
+          throw new DcsError(`etcd3 at ${ep.label}: cannot read TLS file ${path}: ${describeSocketError(e)}`);
+        }
+      };
+      this.httpsAgent = new https.Agent({
+        keepAlive: true,
+        maxFreeSockets: 4,
+        ca: read(this.options.cacert),
+        cert: read(this.options.cert),
+        key: read(this.options.key),
+      });
+    }
+    return this.httpsAgent;
+  }
+
+  /** Destroys every socket, idle or busy; in-flight calls fail with DcsError. */
+  close(): void {
+    this.closed = true;
+    this.httpAgent.destroy();
+    this.httpsAgent?.destroy();
+  }
+
+  // ---- typed RPCs ------------------------------------------------------------------------------------------
+
+  /** `rangeEndB64`: already base64 (see `prefixRangeEnd`). */
+  range(key: string, rangeEndB64: string | undefined, serializable: boolean): Promise<RangeResponse> {
+    return this.call<RangeResponse>('/kv/range', {
+      key: b64(key),
+      ...(rangeEndB64 === undefined ? {} : { range_end: rangeEndB64 }),
+      serializable,
+    });
+  }
+
+  put(key: string, value: string, lease?: string): Promise<PutResponse> {
+    return this.call<PutResponse>('/kv/put', {
+      key: b64(key),
+      value: b64(value),
+      ...(lease ? { lease } : {}),
+    });
+  }
+
+  txn(request: TxnRequest): Promise<TxnResponse> {
+    return this.call<TxnResponse>('/kv/txn', request);
+  }
+
+  deleteRange(key: string, rangeEndB64?: string): Promise<PutResponse> {
+    return this.call<PutResponse>('/kv/deleterange', {
+      key: b64(key),
+      ...(rangeEndB64 === undefined ? {} : { range_end: rangeEndB64 }),
+    });
+  }
+
+  leaseGrant(ttl: number): Promise<LeaseGrantResponse> {
+    return this.call<LeaseGrantResponse>('/lease/grant', { TTL: ttl });
+  }
+
+  /** Refreshes a lease; false when etcd no longer knows it (no or zero TTL in the answer). */
+  async leaseKeepAlive(id: string): Promise<boolean> {
+    const result = await this.call<LeaseGrantResponse>('/lease/keepalive', { ID: id }, { kind: 'first' });
+    return result.TTL !== undefined && result.TTL !== '0';
+  }
+
+  /**
+   * Opens a watch and feeds each response to `onResult` until it returns true (-> true) or `untilMs` (epoch ms)
+   * passes (-> false). Rejects with DcsError when no endpoint accepts the watch or the stream breaks.
+   */
+  watch(
+    createRequest: JsonObject,
+    untilMs: number,
+    onResult: (result: WatchResponse) => boolean,
+  ): Promise<boolean> {
+    return this.call<boolean>(
+      '/watch',
+      { create_request: createRequest },
+      { kind: 'stream', untilMs, onResult },
+    );
+  }
+
+  // ---- plumbing --------------------------------------------------------------------------------------------
+
+  /** POSTs `body` to `<prefix><method>` with version detection, auth and endpoint failover. */
+  async call<T>(method: string, body: JsonObject | TxnRequest, mode: Mode = { kind: 'unary' }): Promise<T> {
+    let deadline = Date.now() + this.retryTimeout * 1000;
+    if (mode.kind === 'stream') deadline = Math.min(deadline, mode.untilMs);
+    const versions = await this.detectVersions(deadline);
+    const path = versions.prefix + method;
+    let token = await this.authenticate(versions, deadline);
+    const payload = JSON.stringify(body);
+    try {
+      return (await this.failover(deadline, (ep, timeoutMs) =>
+        this.exchange(ep, 'POST', path, payload, timeoutMs, token, mode),
+      )) as T;
+    } catch (e) {
+      if (!(e instanceof EtcdError) || !this.authConfigured || !REAUTH_MESSAGES.has(e.etcdMessage)) throw e;
+      // Tokens are per etcd member and expire: get a fresh one and retry once.
+      this.token = undefined;
+      token = await this.authenticate(versions, deadline);
+      return (await this.failover(deadline, (ep, timeoutMs) =>
+        this.exchange(ep, 'POST', path, payload, timeoutMs, token, mode),
+      )) as T;
+    }
+  }
+
+  /** `GET /version` once: picks the API prefix and refuses servers that are too old (spec 1.6.1). */
+  private async detectVersions(deadline: number): Promise<Versions> {
+    if (this.versions) return this.versions;
+    let label = '';
+    const body = await this.failover(deadline, (ep, timeoutMs) => {
+      label = ep.label;
+      return this.exchange(ep, 'GET', '/version', undefined, timeoutMs, undefined, { kind: 'unary' });
+    });
+    if (!isObject(body) || typeof body['etcdserver'] !== 'string') {
+      throw new DcsError(`${label} does not look like etcd: unexpected answer to GET /version`);
+    }
+    const server = body['etcdserver'];
+    const rawCluster = body['etcdcluster'];
+    // A member that has not joined a cluster yet says "not_decided": judge by the server version then.
+    const cluster = typeof rawCluster === 'string' && /^\d/.test(rawCluster) ? rawCluster : server;
+    if (!versionAtLeast(server, [3, 0, 4]) || !versionAtLeast(cluster, [3, 0])) {
+      throw new DcsError(
+        `Detected etcd version ${server} (cluster ${cluster}) at ${label} is lower than 3.0.4; ` +
+          'the etcd3 DCS needs etcd 3.0.4 or newer',
+      );
+    }
+    const prefix = versionAtLeast(cluster, [3, 4])
+      ? '/v3'
+      : versionAtLeast(cluster, [3, 3])
+        ? '/v3beta'
+        : '/v3alpha';
+    this.versions = { server, cluster, prefix, authSupported: versionAtLeast(cluster, [3, 3]) };
+    return this.versions;
+  }
+
+  /** The token to send, fetching one when username and password are configured (cluster >= 3.3). */
+  private async authenticate(versions: Versions, deadline: number): Promise<string | undefined> {
+    if (!this.authConfigured || !versions.authSupported || this.authDisabled) return undefined;
+    if (this.token !== undefined) return this.token;
+    const payload = JSON.stringify({ name: this.options.username, password: this.options.password });
+    try {
+      const res = await this.failover(deadline, (ep, timeoutMs) =>
+        this.exchange(ep, 'POST', `${versions.prefix}/auth/authenticate`, payload, timeoutMs, undefined, {
+          kind: 'unary',
+        }),
+      );
+      const token = isObject(res) ? res['token'] : undefined;
+      if (typeof token !== 'string' || token === '')
+        throw new DcsError(`etcd3 at ${this.endpoints.join(', ')}: authentication returned no token`);
+      this.token = token;
+      return token;
+    } catch (e) {
+      if (e instanceof EtcdError && e.etcdMessage === AUTH_NOT_ENABLED) {
+        this.authDisabled = true;
+        return undefined;
+      }
+      if (e instanceof EtcdError) {
+        throw new DcsError(`etcd3 authentication as '${this.options.username ?? ''}' failed: ${e.message}`, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `attempt` against the endpoints, the last good one first, until one answers or `deadline` passes.
+   * Only NetworkErrors move on; rounds repeat with a short pause while time is left.
+   */
+  private async failover(
+    deadline: number,
+    attempt: (ep: Endpoint, timeoutMs: number) => Promise<unknown>,
+  ): Promise<unknown> {
+    const causes = new Map<string, string>();
+    let pause = 100;
+    for (;;) {
+      const n = this.targets.length;
+      for (let i = 0; i < n; i++) {
+        this.ensureOpen();
+        const index = (this.preferred + i) % n;
+        const ep = this.targets[index];
+        if (!ep) continue;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0 && causes.size > 0) break;
+        // Split what is left over the endpoints still to try, but give each at least a second (spec 1.6.1).
+        const timeoutMs = Math.max(Math.min(1000, remaining), Math.floor(remaining / (n - i)), 1);
+        try {
+          const result = await attempt(ep, timeoutMs);
+          this.preferred = index;
+          return result;
+        } catch (e) {
+          if (!(e instanceof NetworkError)) throw e;
+          causes.set(ep.label, e.message);
+        }
+      }
+      this.ensureOpen();
+      const remaining = deadline - Date.now();
+      if (remaining < 100) break;
+      await sleep(Math.min(pause, remaining - 50));
+      pause = Math.min(pause * 2, 1000);
+    }
+    const all = [...causes.values()];
+    const detail =
+      causes.size === 1 || new Set(all).size === 1
+        ? (all[0] ?? 'unreachable')
+        : [...causes].map(([label, cause]) => `${label}: ${cause}`).join('; ');
+    throw new DcsError(`no etcd3 at ${this.endpoints.join(', ')}: ${detail}`);
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new DcsError(`etcd3 client for ${this.endpoints.join(', ')} is closed`);
+  }
+
+  /** One HTTP exchange with one endpoint. */
+  private exchange(
+    ep: Endpoint,
+    httpMethod: 'GET' | 'POST',
+    path: string,
+    payload: string | undefined,
+    timeoutMs: number,
+    token: string | undefined,
+    mode: Mode,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const headers: http.OutgoingHttpHeaders = {};
+      if (payload !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(payload);
+      }
+      if (token !== undefined) headers['authorization'] = token; // raw token, no "Bearer" (as etcd expects)
+      const mod = ep.https ? https : http;
+      const req = mod.request({
+        agent: this.agentFor(ep),
+        host: ep.hostname,
+        port: ep.port,
+        method: httpMethod,
+        path,
+        headers,
+      });
+
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (err: Error | undefined, value?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(value);
+      };
+      const arm = (ms: number, onFire: () => void): void => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(onFire, Math.max(0, ms));
+      };
+      const timedOut = (): void => {
+        finish(new NetworkError(`timed out after ${timeoutMs} ms`));
+        req.destroy();
+      };
+      if (mode.kind === 'stream' && mode.untilMs <= Date.now() + timeoutMs) {
+        // The watch ends before this attempt would time out: that is a quiet watch, not a failure.
+        arm(mode.untilMs - Date.now(), () => {
+          finish(undefined, false);
+          req.destroy();
+        });
+      } else arm(timeoutMs, timedOut);
+
+      req.on('error', (e) => {
+        if (this.closed) finish(new DcsError(`etcd3 client for ${this.endpoints.join(', ')} is closed`));
+        else finish(new NetworkError(describeSocketError(e)));
+      });
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        res.setEncoding('utf8');
+        res.on('error', (e) => finish(new NetworkError(describeSocketError(e))));
+        res.on('aborted', () => finish(new NetworkError('connection closed mid-response')));
+
+        if (status === 200 && mode.kind !== 'unary') {
+          const splitter = new JsonObjectSplitter();
+          let first = true;
+          res.on('data', (chunk: string) => {
+            if (settled) return;
+            for (const text of splitter.push(chunk)) {
+              let msg: unknown;
+              try {
+                msg = JSON.parse(text) as unknown;
+              } catch {
+                finish(
+                  new DcsError(`etcd3 at ${ep.label}: unreadable message on ${path}: ${text.slice(0, 200)}`),
+                );
+                req.destroy();
+                return;
+              }
+              const grpc = grpcErrorOf(msg);
+              if (grpc) {
+                finish(this.grpcError(ep, path, grpc));
+                req.destroy();
+                return;
+              }
+              const result = isObject(msg) && isObject(msg['result']) ? msg['result'] : {};
+              if (mode.kind === 'first') {
+                finish(undefined, result);
+                req.destroy(); // the rest of the stream is of no interest
+                return;
+              }
+              if (first) {
+                first = false;
+                // Connected: from now on only the caller's deadline ends the watch.
+                arm(mode.untilMs - Date.now(), () => {
+                  finish(undefined, false);
+                  req.destroy();
+                });
+              }
+              const reason = result['cancel_reason'];
+              const compacted = (result['compact_revision'] ?? '0') !== '0';
+              if (result['canceled'] === true && !compacted && typeof reason === 'string' && reason !== '') {
+                // etcd refused the watch (e.g. a stale token): drop the token so the next call re-authenticates.
+                if ([...REAUTH_MESSAGES].some((m) => reason.includes(m))) this.token = undefined;
+                finish(new EtcdError(`etcd3 at ${ep.label}: ${path} cancelled: ${reason}`, 1, reason));
+                req.destroy();
+                return;
+              }
+              let stop: boolean;
+              try {
+                stop = mode.onResult(result);
+              } catch (e) {
+                finish(e instanceof Error ? e : new DcsError(String(e)));
+                req.destroy();
+                return;
+              }
+              if (stop) {
+                finish(undefined, true);
+                req.destroy();
+                return;
+              }
+            }
+          });
+          res.on('end', () => finish(new NetworkError(`stream ${path} ended`)));
+          return;
+        }
+
+        let text = '';
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => {
+          let body: unknown;
+          try {
+            body = JSON.parse(text) as unknown;
+          } catch {
+            body = undefined;
+          }
+          if (status === 200 && body !== undefined) {
+            finish(undefined, body);
+            return;
+          }
+          const grpc = grpcErrorOf(body);
+          if (grpc) finish(this.grpcError(ep, path, grpc));
+          else if (status === 502 || status === 503 || status === 504)
+            finish(new NetworkError(`HTTP ${status}`));
+          else {
+            const snippet = text.trim().slice(0, 200);
+            finish(new DcsError(`etcd3 at ${ep.label}: unexpected HTTP ${status} for ${path}: ${snippet}`));
+          }
+        });
+      });
+      req.end(payload);
+    });
+  }
+
+  private grpcError(ep: Endpoint, path: string, grpc: { code: number; message: string }): Error {
+    if (grpc.code === GRPC_UNAVAILABLE) return new NetworkError(`${grpc.message} (unavailable)`);
+    return new EtcdError(`etcd3 at ${ep.label}: ${path} failed: ${grpc.message}`, grpc.code, grpc.message);
+  }
+}
