@@ -1,0 +1,144 @@
+/**
+ * The part of node-zookeeper-client (1.1.x, untyped CommonJS) that pgwarden uses. Callback-style; 8-byte longs
+ * (session ids, zxids, ephemeralOwner) arrive as big-endian Buffers.
+ */
+declare module 'node-zookeeper-client' {
+  import type { EventEmitter } from 'node:events';
+
+  namespace zookeeper {
+    interface Stat {
+      readonly czxid: Buffer;
+      readonly mzxid: Buffer;
+      readonly ctime: Buffer;
+      readonly mtime: Buffer;
+      readonly version: number;
+      readonly cversion: number;
+      readonly aversion: number;
+      readonly ephemeralOwner: Buffer;
+      readonly dataLength: number;
+      readonly numChildren: number;
+      readonly pzxid: Buffer;
+    }
+
+    interface Exception extends Error {
+      readonly code: number;
+      getCode(): number;
+      getName(): string;
+      getPath(): string | undefined;
+    }
+
+    interface Event {
+      readonly type: number;
+      readonly name: string;
+      readonly path: string;
+      getType(): number;
+      getName(): string;
+      getPath(): string;
+    }
+
+    interface State {
+      readonly name: string;
+      readonly code: number;
+      getName(): string;
+      getCode(): number;
+    }
+
+    type Watcher = (event: Event) => void;
+    type ErrorCallback = (error: Exception | null) => void;
+
+    interface ClientOptions {
+      /** Milliseconds requested; the server clamps it to [2, 20] * tickTime unless configured otherwise. */
+      sessionTimeout?: number;
+      /** Milliseconds between connection attempts once every server was tried. */
+      spinDelay?: number;
+      /** Retries on CONNECTION_LOSS (with a back-off of 1 s, 2 s, ...). */
+      retries?: number;
+    }
+
+    /** Internal, but the only way to tear down a socket that never finished the handshake. */
+    interface ConnectionManager {
+      readonly socket?: { destroy(): void };
+      readonly state: number;
+    }
+
+    interface Client extends EventEmitter {
+      readonly connectionManager: ConnectionManager;
+      connect(): void;
+      close(): void;
+      getState(): State;
+      getSessionId(): Buffer;
+      getSessionTimeout(): number;
+      create(
+        path: string,
+        data: Buffer | null,
+        mode: number,
+        callback: (error: Exception | null, path: string) => void,
+      ): void;
+      remove(path: string, version: number, callback: ErrorCallback): void;
+      exists(
+        path: string,
+        watcher: Watcher,
+        callback: (error: Exception | null, stat: Stat | null) => void,
+      ): void;
+      exists(path: string, callback: (error: Exception | null, stat: Stat | null) => void): void;
+      getChildren(
+        path: string,
+        watcher: Watcher,
+        callback: (error: Exception | null, children: string[], stat: Stat) => void,
+      ): void;
+      getChildren(
+        path: string,
+        callback: (error: Exception | null, children: string[], stat: Stat) => void,
+      ): void;
+      getData(
+        path: string,
+        watcher: Watcher,
+        callback: (error: Exception | null, data: Buffer | null, stat: Stat) => void,
+      ): void;
+      getData(
+        path: string,
+        callback: (error: Exception | null, data: Buffer | null, stat: Stat) => void,
+      ): void;
+      setData(
+        path: string,
+        data: Buffer,
+        version: number,
+        callback: (error: Exception | null, stat: Stat) => void,
+      ): void;
+      mkdirp(path: string, callback: (error: Exception | null, path: string) => void): void;
+    }
+
+    interface Module {
+      createClient(connectionString: string, options?: ClientOptions): Client;
+      readonly CreateMode: {
+        readonly PERSISTENT: number;
+        readonly EPHEMERAL: number;
+      };
+      readonly Exception: {
+        readonly OK: number;
+        readonly CONNECTION_LOSS: number;
+        readonly OPERATION_TIMEOUT: number;
+        readonly NO_NODE: number;
+        readonly BAD_VERSION: number;
+        readonly NODE_EXISTS: number;
+        readonly NOT_EMPTY: number;
+        readonly SESSION_EXPIRED: number;
+      };
+      readonly State: {
+        readonly DISCONNECTED: State;
+        readonly SYNC_CONNECTED: State;
+        readonly EXPIRED: State;
+        readonly AUTH_FAILED: State;
+      };
+      readonly Event: {
+        readonly NODE_CREATED: number;
+        readonly NODE_DELETED: number;
+        readonly NODE_DATA_CHANGED: number;
+        readonly NODE_CHILDREN_CHANGED: number;
+      };
+    }
+  }
+
+  const zookeeper: zookeeper.Module;
+  export = zookeeper;
+}

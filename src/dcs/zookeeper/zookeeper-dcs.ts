@@ -1,0 +1,852 @@
+/**
+ * ZooKeeper adapter (spec 1.8) on node-zookeeper-client. TTL mechanics are the ZooKeeper session: its timeout is
+ * `ttl`, `leader` and `members/<name>` are ephemeral znodes of it, CAS uses znode versions. The client library
+ * retries connections forever and queues requests while disconnected, so every call here carries its own deadline
+ * (`retryTimeout`) and a failure to reach the server surfaces as DcsError.
+ */
+import type {
+  Client,
+  Event as ZkEvent,
+  Exception as ZkException,
+  Module as ZkModule,
+  Stat,
+} from 'node-zookeeper-client';
+import type { Cluster } from '../../model/cluster.js';
+import { clusterFromNodes } from '../codec.js';
+import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
+
+let loading: Promise<ZkModule> | undefined;
+
+/** The client library is loaded on first use only, so importing this module costs nothing. */
+async function loadZooKeeper(): Promise<ZkModule> {
+  loading ??= import('node-zookeeper-client').then((m) => m.default);
+  return loading;
+}
+
+/** ConnectionManager state once the client stopped for good (no more reconnects). */
+const CM_CLOSED = -2;
+/** Pause between reads retried after a lost connection. */
+const READ_RETRY_MS = 100;
+/** Pause between connection rounds once every host was tried (the library's default is 1 s). */
+const SPIN_DELAY_MS = 200;
+/** Longest wait for the server to acknowledge a session close before the socket is cut. */
+const CLOSE_GRACE_MS = 3000;
+
+/** Keys whose changes wake the HA loop (data watches); creations and deletions come through child watches. */
+const WATCHED_KEYS: ReadonlySet<string> = new Set([
+  KEYS.leader,
+  KEYS.config,
+  KEYS.history,
+  KEYS.sync,
+  KEYS.failover,
+  KEYS.failsafe,
+  KEYS.status,
+  KEYS.leaderOptime,
+]);
+
+interface Session {
+  readonly client: Client;
+  /** ZooKeeper session id, decimal, as znodes report it in `ephemeralOwner`. */
+  readonly id: string;
+  /** Expired or closed: the next operation opens a new session. */
+  dead: boolean;
+  /** Rejecters of requests in flight, failed at once when the session dies (the library would leave them queued). */
+  readonly inflight: Set<(e: Error) => void>;
+}
+
+/** A 64-bit value (zxid, session id) from the wire as a signed decimal, like Java's `long` and kazoo print it. */
+function longToDecimal(buf: Buffer): string {
+  return buf.length === 8 ? buf.readBigInt64BE(0).toString() : '0';
+}
+
+function isZkException(e: unknown): e is ZkException {
+  return e instanceof Error && typeof (e as Partial<ZkException>).getCode === 'function';
+}
+
+function hasCode(e: unknown, code: number): boolean {
+  return isZkException(e) && e.getCode() === code;
+}
+
+function parentOf(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ZooKeeperDcs implements Dcs {
+  readonly endpoints: readonly string[];
+  /** `/<ns>/<scope>`, the cluster's znode. */
+  private readonly base: string;
+  private ttl: number;
+  private retryTimeout: number;
+  private zk?: ZkModule;
+  private current?: Session;
+  private connecting?: Promise<Session>;
+  /** A session being closed (ttl change, lock release); the next operation waits for it, so ephemerals are gone. */
+  private restarting?: Promise<void>;
+  private closed = false;
+  private lastStatus?: string;
+  private lastFailsafe?: string;
+
+  /** Set by watch events and connection trouble, consumed by `watch` (Patroni's `event`). */
+  private changed = false;
+  private readonly waiters = new Set<(woken: boolean) => void>();
+  /** The session whose watches are all in place; cleared when one of them fires. */
+  private armedFor?: Session;
+  /** The leader's own `status` writes must not wake it every cycle, as in Patroni. */
+  private leaderIsMe = false;
+
+  constructor(
+    readonly options: DcsOptions,
+    hosts: readonly string[],
+  ) {
+    if (hosts.length === 0) throw new DcsError('no zookeeper hosts configured; set zookeeper.hosts');
+    this.endpoints = [...hosts];
+    this.base = clusterPrefix(options.namespace, options.scope).replace(/\/$/, '');
+    this.ttl = options.ttl;
+    this.retryTimeout = options.retryTimeout;
+  }
+
+  private path(rel: string): string {
+    return `${this.base}/${rel}`;
+  }
+
+  private get hostList(): string {
+    return this.endpoints.join(',');
+  }
+
+  private hint(): string {
+    return 'check zookeeper.hosts in the configuration or pass --dcs-url';
+  }
+
+  private get name(): string {
+    if (this.options.ctl || !this.options.name) {
+      throw new DcsError(
+        `zookeeper at ${this.hostList}: this client has no member identity (read-only ctl mode)`,
+      );
+    }
+    return this.options.name;
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------------------------
+
+  private async session(deadline: number): Promise<Session> {
+    if (this.closed) throw new DcsError(`zookeeper client for ${this.hostList} is closed`);
+    if (this.restarting) await this.restarting;
+    if (this.current && !this.current.dead) return this.current;
+    if (this.current) {
+      const old = this.current;
+      this.current = undefined;
+      await this.shutdown(old, false);
+    }
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.beforeDeadline(this.connecting, deadline, () => this.connectError());
+  }
+
+  private async connect(): Promise<Session> {
+    const zk = (this.zk ??= await loadZooKeeper());
+    const seconds = this.retryTimeout;
+    const client = zk.createClient(this.hostList, {
+      sessionTimeout: this.ttl * 1000,
+      spinDelay: SPIN_DELAY_MS,
+      retries: 0,
+    });
+    // Every call waiting for a reconnect listens for 'connected'; a busy getCluster has dozens.
+    client.setMaxListeners(0);
+    const session = await new Promise<Session>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        client.removeListener('connected', onConnected);
+        // The library would keep retrying forever and hold the process open.
+        this.forceClose(client);
+        reject(this.connectError(seconds));
+      }, seconds * 1000);
+      const onConnected = (): void => {
+        clearTimeout(timer);
+        resolve({ client, id: longToDecimal(client.getSessionId()), dead: false, inflight: new Set() });
+      };
+      client.once('connected', onConnected);
+      client.connect();
+    });
+    client.on('disconnected', () => this.onConnectionTrouble(session, false));
+    client.on('expired', () => this.onConnectionTrouble(session, true));
+    if (this.closed) {
+      await this.shutdown(session, true);
+      throw new DcsError(`zookeeper client for ${this.hostList} is closed`);
+    }
+    this.current = session;
+    return session;
+  }
+
+  /** Patroni wakes the HA loop when the connection is suspended or lost. */
+  private onConnectionTrouble(session: Session, expired: boolean): void {
+    if (session.dead) return;
+    if (expired) {
+      session.dead = true;
+      this.failInflight(session, `session ${session.id} expired`);
+    }
+    if (this.armedFor === session) this.armedFor = undefined;
+    this.wake();
+  }
+
+  private failInflight(session: Session, why: string): void {
+    const error = new DcsError(`zookeeper at ${this.hostList}: ${why}`);
+    for (const reject of [...session.inflight]) reject(error);
+    session.inflight.clear();
+  }
+
+  /** Stops a client without waiting: no reconnects, socket cut. */
+  private forceClose(client: Client): void {
+    if (client.connectionManager.state === CM_CLOSED) return;
+    try {
+      client.close();
+    } catch {
+      // close() writes to a socket that may not exist yet; the state is CLOSING either way.
+    }
+    client.connectionManager.socket?.destroy();
+  }
+
+  /**
+   * Ends a session. Graceful: the server acknowledges the close, so our ephemerals are gone when this resolves
+   * (what Patroni relies on when it releases the lock by restarting the session).
+   */
+  private async shutdown(session: Session, graceful: boolean): Promise<void> {
+    if (this.armedFor === session) this.armedFor = undefined;
+    const wasDead = session.dead;
+    session.dead = true;
+    this.failInflight(session, `session ${session.id} closed`);
+    const { client } = session;
+    const connected = !wasDead && client.getState().getCode() === this.zk?.State.SYNC_CONNECTED.getCode();
+    if (!graceful || !connected || client.connectionManager.state === CM_CLOSED) {
+      this.forceClose(client);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        client.removeListener('disconnected', finish);
+        resolve();
+      };
+      const timer = setTimeout(
+        () => {
+          this.forceClose(client);
+          finish();
+        },
+        Math.min(CLOSE_GRACE_MS, this.retryTimeout * 1000),
+      );
+      client.once('disconnected', finish);
+      try {
+        client.close();
+      } catch {
+        this.forceClose(client);
+        finish();
+      }
+    });
+  }
+
+  /** Drops the session (and with it every ephemeral of ours); the next operation opens a new one. */
+  private async restartSession(): Promise<void> {
+    const old = this.current;
+    this.current = undefined;
+    if (old) await this.shutdown(old, true);
+  }
+
+  // ---- requests ---------------------------------------------------------------------------------------------
+
+  private async beforeDeadline<T>(promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(error()), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      return await Promise.race([promise, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private connectError(seconds = this.retryTimeout): DcsError {
+    return new DcsError(
+      `no zookeeper at ${this.hostList}: connection timed out after ${seconds} s; ${this.hint()}`,
+    );
+  }
+
+  private timeoutError(what: string): DcsError {
+    return new DcsError(
+      `zookeeper at ${this.hostList}: ${what} timed out after ${this.retryTimeout} s (no answer from the server); ${this.hint()}`,
+    );
+  }
+
+  private disconnectedError(what: string): DcsError {
+    return new DcsError(
+      `zookeeper at ${this.hostList}: ${what}: connection lost and not back within ${this.retryTimeout} s; ${this.hint()}`,
+    );
+  }
+
+  private isConnected(s: Session): boolean {
+    return !s.dead && s.client.getState().getCode() === this.zk?.State.SYNC_CONNECTED.getCode();
+  }
+
+  /**
+   * Waits (until the deadline) for a lost connection to come back. Requests are only handed to the library while
+   * connected: it would queue them and send them whenever it reconnects, long after we reported a failure (Patroni
+   * refuses to queue for the same reason).
+   */
+  private async whenConnected(s: Session, deadline: number, what: string): Promise<void> {
+    if (s.dead) throw new DcsError(`zookeeper at ${this.hostList}: session ${s.id} is gone`);
+    if (this.isConnected(s)) return;
+    await new Promise<void>((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        s.client.removeListener('connected', onConnected);
+        s.inflight.delete(fail);
+      };
+      const onConnected = (): void => {
+        cleanup();
+        resolve();
+      };
+      const fail = (e: Error): void => {
+        cleanup();
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(this.disconnectedError(what)), Math.max(0, deadline - Date.now()));
+      s.client.on('connected', onConnected);
+      s.inflight.add(fail);
+    });
+  }
+
+  /** One request; rejects with the raw ZooKeeper exception (callers look at its code) or a DcsError. */
+  private async request<T>(
+    s: Session,
+    deadline: number,
+    what: string,
+    start: (done: (error: ZkException | null, value: T) => void) => void,
+  ): Promise<T> {
+    await this.whenConnected(s, deadline, what);
+    return new Promise<T>((resolve, reject) => {
+      const settle = (fn: () => void): void => {
+        clearTimeout(timer);
+        s.inflight.delete(fail);
+        fn();
+      };
+      const fail = (e: Error): void => settle(() => reject(e));
+      // The library never times a request out: the deadline does.
+      const timer = setTimeout(() => fail(this.timeoutError(what)), Math.max(0, deadline - Date.now()));
+      s.inflight.add(fail);
+      try {
+        start((error, value) => settle(() => (error ? reject(error) : resolve(value))));
+      } catch (e) {
+        // The library asserts its arguments synchronously (e.g. an invalid path).
+        fail(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  }
+
+  /** Reads are idempotent: retried after a lost connection until the deadline. */
+  private async read<T>(
+    s: Session,
+    deadline: number,
+    what: string,
+    start: (done: (error: ZkException | null, value: T) => void) => void,
+  ): Promise<T> {
+    for (;;) {
+      try {
+        return await this.request(s, deadline, what, start);
+      } catch (e) {
+        const code = this.zk?.Exception.CONNECTION_LOSS;
+        if (code === undefined || !hasCode(e, code) || s.dead || Date.now() + READ_RETRY_MS >= deadline)
+          throw e;
+        await sleep(READ_RETRY_MS);
+      }
+    }
+  }
+
+  private async getNode(
+    s: Session,
+    deadline: number,
+    path: string,
+    watch = false,
+  ): Promise<{ value: string; stat: Stat } | undefined> {
+    try {
+      return await this.read<{ value: string; stat: Stat }>(s, deadline, `read ${path}`, (done) => {
+        const cb = (error: ZkException | null, data: Buffer | null, stat: Stat): void =>
+          done(error, { value: data ? data.toString('utf8') : '', stat });
+        if (watch) s.client.getData(path, this.onWatchEvent, cb);
+        else s.client.getData(path, cb);
+      });
+    } catch (e) {
+      if (hasCode(e, this.mod.Exception.NO_NODE)) return undefined;
+      throw e;
+    }
+  }
+
+  private async getChildren(
+    s: Session,
+    deadline: number,
+    path: string,
+    watch: boolean,
+  ): Promise<string[] | undefined> {
+    try {
+      return await this.read<string[]>(s, deadline, `list ${path}`, (done) => {
+        if (watch) s.client.getChildren(path, this.onWatchEvent, (error, children) => done(error, children));
+        else s.client.getChildren(path, (error, children) => done(error, children));
+      });
+    } catch (e) {
+      if (hasCode(e, this.mod.Exception.NO_NODE)) return undefined;
+      throw e;
+    }
+  }
+
+  /** `exists` with a watch: fires on creation as well as change or deletion. */
+  private async existsWatch(s: Session, deadline: number, path: string): Promise<boolean> {
+    const stat = await this.read<Stat | null>(s, deadline, `watch ${path}`, (done) =>
+      s.client.exists(path, this.onWatchEvent, done),
+    );
+    return stat !== null;
+  }
+
+  /** Creates a znode, making missing parents (persistent) like kazoo's `makepath`. NODE_EXISTS is the caller's. */
+  private async create(
+    s: Session,
+    deadline: number,
+    path: string,
+    value: string,
+    ephemeral: boolean,
+  ): Promise<void> {
+    const mode = ephemeral ? this.mod.CreateMode.EPHEMERAL : this.mod.CreateMode.PERSISTENT;
+    const once = (): Promise<string> =>
+      this.request<string>(s, deadline, `create ${path}`, (done) =>
+        s.client.create(path, Buffer.from(value, 'utf8'), mode, done),
+      );
+    try {
+      await once();
+    } catch (e) {
+      if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
+      await this.request<string>(s, deadline, `create ${parentOf(path)}`, (done) =>
+        s.client.mkdirp(parentOf(path), done),
+      );
+      await once();
+    }
+  }
+
+  private async setData(
+    s: Session,
+    deadline: number,
+    path: string,
+    value: string,
+    version: number,
+  ): Promise<Stat> {
+    return this.request<Stat>(s, deadline, `write ${path}`, (done) =>
+      s.client.setData(path, Buffer.from(value, 'utf8'), version, done),
+    );
+  }
+
+  private async remove(s: Session, deadline: number, path: string, version: number): Promise<void> {
+    await this.request<null>(s, deadline, `delete ${path}`, (done) =>
+      s.client.remove(path, version, (error) => done(error, null)),
+    );
+  }
+
+  private get mod(): ZkModule {
+    if (!this.zk) throw new DcsError('zookeeper client library not loaded');
+    return this.zk;
+  }
+
+  private describe(what: string, e: unknown): DcsError {
+    if (e instanceof DcsError) return e;
+    let cause = e instanceof Error ? e.message : String(e);
+    if (isZkException(e)) {
+      const code = e.getCode();
+      if (code === this.zk?.Exception.CONNECTION_LOSS) cause = `connection lost; ${this.hint()}`;
+      else if (code === this.zk?.Exception.SESSION_EXPIRED) cause = `session expired; ${this.hint()}`;
+      else cause = e.getName() + (e.getPath() ? ` (${e.getPath()})` : '');
+    }
+    return new DcsError(`zookeeper at ${this.hostList}: ${what} failed: ${cause}`, { cause: e });
+  }
+
+  /** Runs one DCS operation under one deadline; everything that escapes is a DcsError naming the hosts. */
+  private async op<T>(what: string, body: (s: Session, deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.retryTimeout * 1000;
+    try {
+      const s = await this.session(deadline);
+      return await body(s, deadline);
+    } catch (e) {
+      throw this.describe(what, e);
+    }
+  }
+
+  // ---- the cluster view -------------------------------------------------------------------------------------
+
+  async getCluster(): Promise<Cluster> {
+    return this.op('getCluster', async (s, deadline) => {
+      // Events from here on belong to the next cycle (Patroni clears its event before loading).
+      this.changed = false;
+      const root = await this.getChildren(s, deadline, this.base, true);
+      if (root === undefined) {
+        // No cluster yet: wake when it is created.
+        if (await this.existsWatch(s, deadline, this.base)) this.wake();
+        else this.armedFor = s;
+        this.leaderIsMe = false;
+        return clusterFromNodes(this.options.scope, []);
+      }
+      const dirs = ['members', 'optime'].filter((d) => root.includes(d));
+      const listed = await Promise.all(
+        dirs.map(async (d) => {
+          const children = await this.getChildren(s, deadline, this.path(d), d === 'members');
+          return (children ?? []).map((c) => `${d}/${c}`);
+        }),
+      );
+      const keys = [...root.filter((k) => !dirs.includes(k)), ...listed.flat()];
+      const read = await Promise.all(
+        keys.map(async (key): Promise<DcsNode | undefined> => {
+          // Gone between list and read: simply absent.
+          const node = await this.getNode(s, deadline, this.path(key), WATCHED_KEYS.has(key));
+          if (!node) return undefined;
+          const owner = longToDecimal(node.stat.ephemeralOwner);
+          return {
+            key,
+            value: node.value,
+            version: String(node.stat.version),
+            modifyVersion: longToDecimal(node.stat.mzxid),
+            session: owner === '0' ? undefined : owner,
+          };
+        }),
+      );
+      const nodes = read.filter((n): n is DcsNode => n !== undefined);
+      const leader = nodes.find((n) => n.key === KEYS.leader);
+      this.leaderIsMe = !!this.options.name && leader?.value === this.options.name;
+      this.armedFor = s;
+      return clusterFromNodes(this.options.scope, nodes);
+    });
+  }
+
+  // ---- leader lock and member key ---------------------------------------------------------------------------
+
+  async attemptToAcquireLeader(): Promise<boolean> {
+    const name = this.name;
+    return this.op('attemptToAcquireLeader', async (s, deadline) => {
+      try {
+        await this.create(s, deadline, this.path(KEYS.leader), name, true);
+        return true;
+      } catch (e) {
+        if (hasCode(e, this.mod.Exception.NODE_EXISTS)) return false;
+        throw e;
+      }
+    });
+  }
+
+  /** Creates our ephemeral lock; `false` when someone else's appeared first. */
+  private async createLeader(s: Session, deadline: number, name: string): Promise<boolean> {
+    try {
+      await this.create(s, deadline, this.path(KEYS.leader), name, true);
+      return true;
+    } catch (e) {
+      if (hasCode(e, this.mod.Exception.NODE_EXISTS)) return false;
+      throw e;
+    }
+  }
+
+  /** Deletes the lock znode at the version we read; `false` when it changed meanwhile. */
+  private async removeAt(s: Session, deadline: number, path: string, version: number): Promise<boolean> {
+    try {
+      await this.remove(s, deadline, path, version);
+      return true;
+    } catch (e) {
+      if (hasCode(e, this.mod.Exception.NO_NODE)) return true;
+      if (hasCode(e, this.mod.Exception.BAD_VERSION)) return false;
+      throw e;
+    }
+  }
+
+  async updateLeader(_cluster: Cluster): Promise<boolean> {
+    const name = this.name;
+    return this.op('updateLeader', async (s, deadline) => {
+      const path = this.path(KEYS.leader);
+      const node = await this.getNode(s, deadline, path);
+      // Lost with an old session: take it back unless someone else was faster.
+      if (!node) return this.createLeader(s, deadline, name);
+      if (node.value !== name) return false;
+      if (longToDecimal(node.stat.ephemeralOwner) === s.id) return true;
+      // Ours by name but bound to another session ("Recreating the leader ZNode due to ownership mismatch").
+      if (!(await this.removeAt(s, deadline, path, node.stat.version))) return false;
+      return this.createLeader(s, deadline, name);
+    });
+  }
+
+  async takeLeader(): Promise<boolean> {
+    const name = this.name;
+    return this.op('takeLeader', async (s, deadline) => {
+      const path = this.path(KEYS.leader);
+      if (await this.createLeader(s, deadline, name)) return true;
+      const node = await this.getNode(s, deadline, path);
+      if (node && longToDecimal(node.stat.ephemeralOwner) === s.id) {
+        if (node.value !== name) await this.setData(s, deadline, path, name, node.stat.version);
+        return true;
+      }
+      if (node && !(await this.removeAt(s, deadline, path, node.stat.version))) return false;
+      return this.createLeader(s, deadline, name);
+    });
+  }
+
+  async deleteLeader(_cluster: Cluster): Promise<boolean> {
+    const name = this.name;
+    return this.op('deleteLeader', async (s, deadline) => {
+      const path = this.path(KEYS.leader);
+      const node = await this.getNode(s, deadline, path);
+      if (node?.value !== name) return false;
+      // A lock of ours left behind by an older session does not go with this one.
+      if (longToDecimal(node.stat.ephemeralOwner) !== s.id)
+        await this.removeAt(s, deadline, path, node.stat.version);
+      // Patroni releases the lock by restarting the session: the lock and our member key vanish together, and the
+      // member key comes back with the next touchMember.
+      await this.restartSession();
+      return true;
+    });
+  }
+
+  async touchMember(value: string): Promise<boolean> {
+    const name = this.name;
+    return this.op('touchMember', async (s, deadline) => {
+      const path = this.path(KEYS.members + name);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const node = await this.getNode(s, deadline, path);
+        if (node && longToDecimal(node.stat.ephemeralOwner) === s.id) {
+          if (node.value !== value) await this.setData(s, deadline, path, value, -1);
+          return true;
+        }
+        // Left by another session of ours (or a namesake): replace it with one bound to this session.
+        if (node) await this.removeAt(s, deadline, path, node.stat.version);
+        try {
+          await this.create(s, deadline, path, value, true);
+          return true;
+        } catch (e) {
+          // Raced with another writer of the same name: look again once.
+          if (!hasCode(e, this.mod.Exception.NODE_EXISTS)) throw e;
+        }
+      }
+      return false;
+    });
+  }
+
+  // ---- persistent keys --------------------------------------------------------------------------------------
+
+  async initialize(createNew: boolean, sysid: string): Promise<boolean> {
+    return this.op('initialize', async (s, deadline) => {
+      const path = this.path(KEYS.initialize);
+      if (createNew) {
+        try {
+          await this.create(s, deadline, path, sysid, false);
+          return true;
+        } catch (e) {
+          if (hasCode(e, this.mod.Exception.NODE_EXISTS)) return false;
+          throw e;
+        }
+      }
+      return (await this.setOrCreate(s, deadline, path, sysid)) !== false;
+    });
+  }
+
+  async cancelInitialization(): Promise<boolean> {
+    return this.op('cancelInitialization', async (s, deadline) => {
+      try {
+        await this.remove(s, deadline, this.path(KEYS.initialize), -1);
+      } catch (e) {
+        if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
+      }
+      return true;
+    });
+  }
+
+  /**
+   * `set` at `version` (missing node: false), or without one unconditionally (-1), creating the node when it is
+   * missing. Returns the new znode version, or false when the version did not match. Unlike Patroni's
+   * `version or -1`, version 0 is a real CAS on a freshly created node.
+   */
+  private async setOrCreate(
+    s: Session,
+    deadline: number,
+    path: string,
+    value: string,
+    version?: string,
+    createEmpty = true,
+  ): Promise<number | false> {
+    let expected = -1;
+    if (version !== undefined) {
+      if (!/^\d+$/.test(version)) return false;
+      expected = Number(version);
+    }
+    const { NO_NODE, BAD_VERSION, NODE_EXISTS } = this.mod.Exception;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return (await this.setData(s, deadline, path, value, expected)).version;
+      } catch (e) {
+        if (hasCode(e, BAD_VERSION)) return false;
+        if (!hasCode(e, NO_NODE)) throw e;
+        if (version !== undefined) return false;
+        // Patroni's set_sync_state_value with an empty value does not create the key.
+        if (value === '' && !createEmpty) return 0;
+      }
+      try {
+        await this.create(s, deadline, path, value, false);
+        return 0;
+      } catch (e) {
+        // Created by someone else meanwhile: set it.
+        if (!hasCode(e, NODE_EXISTS)) throw e;
+      }
+    }
+    return false;
+  }
+
+  private async write(what: string, rel: string, value: string, version?: string): Promise<number | false> {
+    return this.op(what, (s, deadline) =>
+      this.setOrCreate(s, deadline, this.path(rel), value, version, rel !== KEYS.sync),
+    );
+  }
+
+  async setConfigValue(value: string, version?: string): Promise<boolean> {
+    return (await this.write('setConfigValue', KEYS.config, value, version)) !== false;
+  }
+
+  async setFailoverValue(value: string, version?: string): Promise<boolean> {
+    return (await this.write('setFailoverValue', KEYS.failover, value, version)) !== false;
+  }
+
+  async setSyncStateValue(value: string, version?: string): Promise<string | false> {
+    const v = await this.write('setSyncStateValue', KEYS.sync, value, version);
+    return v === false ? false : String(v);
+  }
+
+  /** ZooKeeper does not delete `sync`: it writes `{}` (spec 1.2.5). */
+  async deleteSyncState(version?: string): Promise<boolean> {
+    return (await this.write('deleteSyncState', KEYS.sync, '{}', version)) !== false;
+  }
+
+  async setHistoryValue(value: string): Promise<boolean> {
+    return (await this.write('setHistoryValue', KEYS.history, value)) !== false;
+  }
+
+  async writeStatus(value: string): Promise<boolean> {
+    if (value === this.lastStatus) return true;
+    const ok = (await this.write('writeStatus', KEYS.status, value)) !== false;
+    if (ok) this.lastStatus = value;
+    return ok;
+  }
+
+  async writeFailsafe(value: string): Promise<boolean> {
+    if (value === this.lastFailsafe) return true;
+    const ok = (await this.write('writeFailsafe', KEYS.failsafe, value)) !== false;
+    if (ok) this.lastFailsafe = value;
+    return ok;
+  }
+
+  async deleteCluster(): Promise<boolean> {
+    return this.op('deleteCluster', async (s, deadline) => {
+      await this.removeTree(s, deadline, this.base);
+      this.lastStatus = undefined;
+      this.lastFailsafe = undefined;
+      return true;
+    });
+  }
+
+  /**
+   * Deletes a subtree, leaves first. (The library's removeRecursive only lists one level with async 3.x.) A child
+   * created meanwhile (a member joining) makes its parent NOT_EMPTY: look again.
+   */
+  private async removeTree(s: Session, deadline: number, path: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const children = await this.getChildren(s, deadline, path, false);
+      if (children === undefined) return;
+      await Promise.all(children.map((c) => this.removeTree(s, deadline, `${path}/${c}`)));
+      try {
+        await this.remove(s, deadline, path, -1);
+        return;
+      } catch (e) {
+        if (hasCode(e, this.mod.Exception.NO_NODE)) return;
+        if (!hasCode(e, this.mod.Exception.NOT_EMPTY) || attempt >= 2) throw e;
+      }
+    }
+  }
+
+  // ---- watching ---------------------------------------------------------------------------------------------
+
+  /** One function for every watch: the library keeps a watcher once per path, so re-arming never piles up. */
+  private readonly onWatchEvent = (event: ZkEvent): void => {
+    const path = event.getPath();
+    // The leader's own status writes: ignored, and not worth re-arming for (getCluster does if it stops leading).
+    if (this.leaderIsMe && (path === this.path(KEYS.status) || path === this.path(KEYS.leaderOptime))) return;
+    this.armedFor = undefined;
+    this.wake();
+  };
+
+  private wake(): void {
+    this.changed = true;
+    for (const waiter of [...this.waiters]) waiter(true);
+  }
+
+  /** Puts the watches in place when getCluster did not (or one fired since). */
+  private async arm(deadline: number): Promise<void> {
+    const s = await this.session(deadline);
+    const root = await this.getChildren(s, deadline, this.base, true);
+    if (root === undefined) {
+      if (await this.existsWatch(s, deadline, this.base)) this.wake();
+    } else {
+      const keys = [...WATCHED_KEYS].filter((k) => root.includes(k.split('/')[0] ?? k));
+      await Promise.all([
+        ...keys.map((k) => this.existsWatch(s, deadline, this.path(k))),
+        root.includes('members') ? this.getChildren(s, deadline, this.path('members'), true) : undefined,
+      ]);
+    }
+    if (this.current === s && !s.dead) this.armedFor ??= s;
+  }
+
+  async watch(timeoutMs: number): Promise<boolean> {
+    if (this.changed) {
+      this.changed = false;
+      return true;
+    }
+    return new Promise<boolean>((resolve) => {
+      const done = (woken: boolean): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        if (woken) this.changed = false;
+        resolve(woken);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.waiters.add(done);
+      if (!this.closed && (!this.current || this.armedFor !== this.current)) {
+        // Best effort: if ZooKeeper is unreachable this is simply a sleep, like Patroni's.
+        this.arm(Date.now() + Math.min(timeoutMs, this.retryTimeout * 1000)).catch(() => undefined);
+      }
+    });
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------------------------
+
+  setTimings(ttl: number, retryTimeout: number): void {
+    this.retryTimeout = retryTimeout;
+    if (ttl === this.ttl) return;
+    this.ttl = ttl;
+    // The session timeout is fixed at connect: a new ttl needs a new session (our ephemerals go with the old one;
+    // updateLeader and touchMember re-create them).
+    if (this.current) {
+      const restarting: Promise<void> = (this.restarting ?? Promise.resolve())
+        .then(() => this.restartSession())
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.restarting === restarting) this.restarting = undefined;
+        });
+      this.restarting = restarting;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const waiter of [...this.waiters]) waiter(false);
+    if (this.restarting) await this.restarting.catch(() => undefined);
+    if (this.connecting) await this.connecting.catch(() => undefined);
+    const s = this.current;
+    this.current = undefined;
+    if (s) await this.shutdown(s, true);
+  }
+}

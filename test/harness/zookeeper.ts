@@ -1,0 +1,113 @@
+/**
+ * A throwaway standalone ZooKeeper 3.8 (Debian package) on 127.0.0.1 for integration tests: free client port, temp
+ * data dir, stopped by pid. Mirrors ../shared/reference/zk-up.sh.
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { freePort, removeDir, startProcess, tempDir, waitFor } from './process.js';
+
+const ZK_SERVER = '/usr/share/zookeeper/bin/zkServer.sh';
+
+export interface ZooKeeperServer {
+  /** `127.0.0.1:<port>` */
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** Sends a four-letter word and returns the whole answer (the server closes the connection after it). */
+export async function fourLetterWord(
+  host: string,
+  port: number,
+  word: string,
+  timeoutMs = 2000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to ${word} from ${host}:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(word));
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });
+}
+
+export async function startZooKeeper(): Promise<ZooKeeperServer> {
+  const dir = tempDir('zk');
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
+  const port = await freePort();
+  const cfg = join(dir, 'zoo.cfg');
+  // tickTime=500 lets clients ask for short sessions (min = 2 * tickTime); maxSessionTimeout keeps Patroni's
+  // default ttl of 30 s possible too (the default max would be 20 * tickTime = 10 s).
+  writeFileSync(
+    cfg,
+    [
+      'tickTime=500',
+      'initLimit=10',
+      'syncLimit=5',
+      `dataDir=${dataDir}`,
+      `clientPort=${port}`,
+      'clientPortAddress=127.0.0.1',
+      'maxSessionTimeout=60000',
+      'maxClientCnxns=200',
+      'admin.enableServer=false',
+      '4lw.commands.whitelist=ruok,stat,srvr,mntr,conf,cons',
+      'autopurge.purgeInterval=0',
+      '',
+    ].join('\n'),
+  );
+  // Debian's zkEnv.sh hard-sets ZOOCFGDIR, so the config goes in as an explicit path; start-foreground execs java,
+  // so the pid we track is the JVM's.
+  const server = startProcess(ZK_SERVER, ['start-foreground', cfg], join(dir, 'zk.log'), {
+    cwd: dir,
+    env: {
+      ...process.env,
+      JMXDISABLE: 'true',
+      SERVER_JVMFLAGS:
+        '-Xms32m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.admin.enableServer=false',
+    },
+  });
+  const stop = async (): Promise<void> => {
+    await server.stop(5000);
+    removeDir(dir);
+  };
+  // A server that dies at start (port taken, bad config) fails the wait at once instead of after the timeout.
+  let onExit: (() => void) | undefined;
+  const exited = new Promise<never>((_resolve, reject) => {
+    onExit = () => reject(new Error(`zookeeper exited with code ${String(server.child.exitCode)}`));
+    server.child.once('exit', onExit);
+  });
+  try {
+    await Promise.race([
+      exited,
+      waitFor(
+        `zookeeper on 127.0.0.1:${port} to answer ruok`,
+        // Once the server exited the race is already lost; end the polling too.
+        async () =>
+          server.child.exitCode !== null ||
+          (await fourLetterWord('127.0.0.1', port, 'ruok', 1000)) === 'imok',
+        60_000,
+        100,
+      ),
+    ]);
+  } catch (e) {
+    const log = server.log().slice(-2000);
+    await stop();
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${log}`);
+  } finally {
+    if (onExit) server.child.off('exit', onExit);
+  }
+  return { endpoint: `127.0.0.1:${port}`, stop };
+}
