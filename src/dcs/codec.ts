@@ -220,8 +220,7 @@ export function clusterFromNodes(scope: string, nodes: readonly DcsNode[]): Clus
       version: n.version,
       session: n.session,
       data: parseMemberData(n.value),
-    }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }));
 
   const leaderNode = byKey.get(KEYS.leader);
   let leader: Leader | undefined;

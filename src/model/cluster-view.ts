@@ -76,7 +76,8 @@ export function clusterView(cluster: Cluster, flavor?: Flavor): ClusterView {
   const syncRole: ClusterRole = mode === 'quorum' ? 'quorum_standby' : 'sync_standby';
   const optime = cluster.status.optime;
 
-  const members = cluster.members.map((m): MemberView => {
+  const byName = [...cluster.members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const members = byName.map((m): MemberView => {
     const d = m.data;
     let role: ClusterRole;
     if (m.name === leaderName) role = standbyCluster(config) ? 'standby_leader' : 'leader';

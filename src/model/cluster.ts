@@ -106,7 +106,10 @@ export interface Cluster {
   readonly config?: ClusterConfig;
   readonly leader?: Leader;
   readonly status: ClusterStatus;
-  /** Sorted by name. */
+  /**
+   * In the order the DCS lists them (etcd: by key; ZooKeeper: the server's child order), as Patroni keeps them:
+   * patronictl's `dsn -r replica` and `version` follow this order; `/cluster` and `list` sort by name.
+   */
   readonly members: readonly Member[];
   readonly failover?: Failover;
   readonly sync: SyncState;

@@ -18,6 +18,7 @@ import {
   syncStateMatches,
 } from '../../src/dcs/codec.js';
 import { clusterPrefix, type DcsNode } from '../../src/dcs/dcs.js';
+import { clusterView } from '../../src/model/cluster-view.js';
 import {
   clusterTimeline,
   EMPTY_STATUS,
@@ -949,17 +950,19 @@ describe('clusterFromNodes structure rules (spec 1.9)', () => {
     expect(c.members.map((m) => m.name)).toEqual(['pg1']);
   });
 
-  it('sorts members by name and keeps version and session', () => {
+  it('keeps members in DCS order with version and session; the /cluster view sorts them by name', () => {
     const c = clusterFromNodes('c', [
       node('members/pg3', '{}', '3', { session: '33' }),
       node('members/pg1', '{}', '1', { session: '11' }),
       node('members/pg2', '{}', '2'),
     ]);
+    // Patroni keeps the DCS order (patronictl's `dsn -r replica` and `version` follow it).
     expect(c.members.map((m) => [m.name, m.version, m.session])).toEqual([
+      ['pg3', '3', '33'],
       ['pg1', '1', '11'],
       ['pg2', '2', undefined],
-      ['pg3', '3', '33'],
     ]);
+    expect(clusterView(c).members.map((m) => m.name)).toEqual(['pg1', 'pg2', 'pg3']);
   });
 
   it('a leader without a member key is still the leader, without member data', () => {
@@ -1128,7 +1131,7 @@ describe('Patroni 4.x values', () => {
         '67',
       ),
     ]);
-    expect(c.members.map((m) => m.name)).toEqual(['node1', 'node2', 'node3']);
+    expect(c.members.map((m) => m.name)).toEqual(['node3', 'node2', 'node1']);
     expect(c.leader?.member?.data.role).toBe('primary');
     expect(c.status).toEqual({
       optime: 67394080n,
@@ -1155,7 +1158,9 @@ describe('Patroni 4.x values', () => {
       node1: 'http://127.0.0.1:8008/patroni',
       node3: 'http://127.0.0.1:8010/patroni',
     });
-    expect(c.members[2]?.data.connUrl).toBe('postgres://127.0.0.1:5445/postgres');
+    expect(c.members.find((m) => m.name === 'node3')?.data.connUrl).toBe(
+      'postgres://127.0.0.1:5445/postgres',
+    );
   });
 
   it('4.0 sync with quorum 0 (the non-quorum form writes the field too)', () => {
