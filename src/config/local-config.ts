@@ -67,7 +67,8 @@ function readYamlFile(path: string): ConfigTree {
   try {
     parsed = parseYaml(text, { version: '1.1', prettyErrors: true });
   } catch (e) {
-    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    // The parser's first line says what and where; drop the trailing ':' that introduces its context lines.
+    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]?.replace(/:\s*$/, '');
     throw new UserError(`config file ${path} is not valid YAML: ${first}`);
   }
   if (parsed === null || parsed === undefined) return {};
