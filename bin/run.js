@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// oclif entry. Commands are listed explicitly (dist/commands/index.js) so start-up loads no command
-// bodies and no heavy module until a command runs.
-import { execute } from '@oclif/core';
+// oclif entry. dist/cli.js is one bundle holding oclif and the command table (scripts/build.mjs), so start-up
+// reads a few files instead of hundreds; what a command needs is loaded when it runs.
+const { execute } = await import('../dist/cli.js');
 
 // patronictl takes its global options before the command (`patronictl -c f.yml list`); oclif wants them after
 // the command name, so move a leading run of them there.

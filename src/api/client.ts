@@ -33,7 +33,10 @@ export async function requestMember(
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE' = 'GET',
   body?: unknown,
 ): Promise<RestResponse> {
-  const { request, Agent } = await import('undici');
+  // Bundled (dist/), a CommonJS package imported dynamically exposes only `default`; unbundled, named exports.
+  const imported = await import('undici');
+  const undici = (imported as unknown as { default?: typeof imported }).default ?? imported;
+  const { request, Agent } = undici;
   const url = endpointUrl(apiUrl, endpoint);
   const headers: Record<string, string> = { 'user-agent': 'pgwarden' };
   if (options.auth) {
