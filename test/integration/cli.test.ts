@@ -2,7 +2,7 @@
  * The built CLI as users run it (`node bin/run.js`, i.e. the bundle): help, exit codes, one-line errors, and
  * `version CLUSTER` talking to members' REST APIs (a stub server on loopback) through a real etcd.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
@@ -75,6 +75,15 @@ beforeAll(async () => {
     );
     await member.close();
   }
+  // A member without a REST API (api_url) is skipped by `version`, as patronictl skips it.
+  const silent = new Etcd3Dcs(
+    { namespace: '/service', scope: 'demo', name: 'pg3', ttl: 60, retryTimeout: 5, ctl: false },
+    { hosts: [etcd.endpoint], protocol: 'http' },
+  );
+  await silent.touchMember(
+    JSON.stringify({ conn_url: 'postgres://127.0.0.1:1/postgres', state: 'stopped', role: 'replica' }),
+  );
+  await silent.close();
 }, 60_000);
 
 afterAll(async () => {
@@ -186,6 +195,29 @@ describe('pgwarden CLI', () => {
     const lines = r.stdout.split('\n');
     expect(lines.slice(0, 3)).toEqual(['pgwarden version 0.1.0', '', 'pg1: Patroni 3.0.2 PostgreSQL 15.18']);
     expect(lines[3]).toMatch(/^pg2: failed to get version: .*(ECONNREFUSED|refused)/);
+    expect(lines.slice(4)).toEqual(['']);
     expect(seenAuth).toEqual([`Basic ${Buffer.from('admin:secret').toString('base64')}`]);
+  });
+
+  it('list -t -w SECONDS prints a timestamp and refreshes, clearing the screen, until interrupted', async () => {
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin', 'run.js'), '-d', `etcd3://${etcd!.endpoint}`, 'list', 'demo', '-t', '-w', '0.3'],
+      {
+        env: { PATH: process.env['PATH'], HOME: dir },
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const deadline = Date.now() + 15_000;
+    while ((out.match(/\+ Cluster: demo/g) ?? []).length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    const frames = out.split('\x1b[2J\x1b[1;1H').filter((f) => f !== '');
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    for (const f of frames) expect(f).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n\+ Cluster: demo/);
   });
 });
