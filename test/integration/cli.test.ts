@@ -162,7 +162,7 @@ describe('pgwarden CLI', () => {
     });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    // No leader key and no WAL positions: both are replicas with unknown lag.
+    // No leader key and no WAL positions: all are replicas with unknown lag.
     expect(JSON.parse(r.stdout)).toEqual([
       {
         Cluster: 'demo',
@@ -178,6 +178,14 @@ describe('pgwarden CLI', () => {
         Host: `127.0.0.1:${deadPort + 1}`,
         Role: 'Replica',
         State: 'running',
+        'Lag in MB': 'unknown',
+      },
+      {
+        Cluster: 'demo',
+        Member: 'pg3',
+        Host: '127.0.0.1:1',
+        Role: 'Replica',
+        State: 'stopped',
         'Lag in MB': 'unknown',
       },
     ]);
