@@ -7,6 +7,7 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 240_000,
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain `N passed, N failed` line.
+    reporters: ['default', ['json', { outputFile: '.bench/vitest-report.json' }]],
   },
 });
