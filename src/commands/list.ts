@@ -1,7 +1,48 @@
 import { Args, Flags } from '@oclif/core';
 import { CtlCommand, formatFlag, outputFormat } from './base.js';
+import type { ListFormat } from '../ctl/list.js';
 
-export default class List extends CtlCommand {
+/** What `list` and `topology` share: cluster names, optional columns, timestamps, refresh. */
+export const memberTableArgs = {
+  clusters: Args.string({ description: 'Cluster names (default: scope from the configuration).' }),
+};
+export const memberTableFlags = {
+  extended: Flags.boolean({ char: 'e', summary: 'Show the optional columns even when empty.' }),
+  timestamp: Flags.boolean({ char: 't', summary: 'Print a timestamp before each table.' }),
+  'watch-continuous': Flags.boolean({ char: 'W', summary: 'Refresh every 2 seconds.' }),
+  watch: Flags.string({ char: 'w', summary: 'Refresh every SECONDS seconds.' }),
+};
+
+export abstract class MemberTableCommand extends CtlCommand {
+  protected async printMembers(
+    argv: readonly unknown[],
+    flags: {
+      extended: boolean;
+      timestamp: boolean;
+      'watch-continuous': boolean;
+      watch?: string;
+      'config-file'?: string;
+      'dcs-url'?: string;
+      insecure?: boolean;
+    },
+    format: ListFormat,
+  ): Promise<void> {
+    const { listClusters } = await import('../ctl/list-command.js');
+    await listClusters({
+      config: await this.loadConfig(flags),
+      clusters: argv.map(String),
+      format,
+      extended: flags.extended,
+      timestamp: flags.timestamp,
+      watchContinuous: flags['watch-continuous'],
+      watchSeconds: flags.watch,
+      write: (t) => this.print(t),
+      warn: (t) => process.stderr.write(`${t}\n`),
+    });
+  }
+}
+
+export default class List extends MemberTableCommand {
   static override summary = 'List the members of one or more clusters.';
   static override description =
     "Reads each cluster from the DCS and prints its members as patronictl does: role, state, timeline and lag behind the leader. Optional columns (pending restart, scheduled restart, tags) appear when a member has a value or with --extended. The table's layout follows the Patroni version the members run.";
@@ -11,30 +52,11 @@ export default class List extends CtlCommand {
     '<%= config.bin %> -d etcd3://127.0.0.1:2379 list demo -e -W',
   ];
   static override strict = false;
-  static override args = {
-    clusters: Args.string({ description: 'Cluster names (default: scope from the configuration).' }),
-  };
-  static override flags = {
-    extended: Flags.boolean({ char: 'e', summary: 'Show the optional columns even when empty.' }),
-    timestamp: Flags.boolean({ char: 't', summary: 'Print a timestamp before each table.' }),
-    format: formatFlag,
-    'watch-continuous': Flags.boolean({ char: 'W', summary: 'Refresh every 2 seconds.' }),
-    watch: Flags.string({ char: 'w', summary: 'Refresh every SECONDS seconds.' }),
-  };
+  static override args = memberTableArgs;
+  static override flags = { ...memberTableFlags, format: formatFlag };
 
   async run(): Promise<void> {
-    const { listClusters } = await import('../ctl/list-command.js');
     const { argv, flags } = await this.parse(List);
-    await listClusters({
-      config: await this.loadConfig(flags),
-      clusters: argv as string[],
-      format: outputFormat(flags.format),
-      extended: flags.extended,
-      timestamp: flags.timestamp,
-      watchContinuous: flags['watch-continuous'],
-      watchSeconds: flags.watch,
-      write: (t) => this.print(t),
-      warn: (t) => process.stderr.write(`${t}\n`),
-    });
+    await this.printMembers(argv, flags, outputFormat(flags.format));
   }
 }

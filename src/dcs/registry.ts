@@ -5,15 +5,7 @@ import type { Dcs, DcsOptions } from './dcs.js';
 export async function createDcs(target: DcsTarget, options: DcsOptions): Promise<Dcs> {
   if (target.kind === 'etcd3') {
     const { Etcd3Dcs } = await import('./etcd3/etcd3-dcs.js');
-    return new Etcd3Dcs(options, {
-      hosts: [...target.hosts],
-      protocol: target.protocol,
-      username: target.username,
-      password: target.password,
-      cacert: target.cacert,
-      cert: target.cert,
-      key: target.key,
-    });
+    return new Etcd3Dcs(options, target);
   }
   const { ZooKeeperDcs } = await import('./zookeeper/zookeeper-dcs.js');
   return new ZooKeeperDcs(options, target.hosts);

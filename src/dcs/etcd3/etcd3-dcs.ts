@@ -16,17 +16,10 @@ import {
   type RequestOp,
   type WatchResponse,
 } from './gateway.js';
+import type { Etcd3Target } from '../../config/local-config.js';
 
-export interface Etcd3Connection {
-  /** `host:port` (or a URL with scheme). */
-  readonly hosts: readonly string[];
-  readonly protocol: 'http' | 'https';
-  readonly username?: string;
-  readonly password?: string;
-  readonly cacert?: string;
-  readonly cert?: string;
-  readonly key?: string;
-}
+/** Where and how to reach etcd: the `etcd3` section of the configuration. */
+export type Etcd3Connection = Omit<Etcd3Target, 'kind'>;
 
 const createAbsent = (key: string): Compare => ({ key: b64(key), target: 'CREATE', create_revision: '0' });
 const valueIs = (key: string, value: string): Compare => ({

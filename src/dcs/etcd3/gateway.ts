@@ -5,6 +5,7 @@
  * Every call is bounded by `retryTimeout` seconds overall; connection failures, timeouts and gRPC code 14
  * (Unavailable) move on to the next endpoint, everything else etcd answers is an `EtcdError`.
  */
+import type { Etcd3Target } from '../../config/local-config.js';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -12,16 +13,10 @@ import { DcsError } from '../dcs.js';
 
 export type JsonObject = Record<string, unknown>;
 
-export interface GatewayOptions {
+/** The `etcd3` section's protocol, credentials and PEM file paths, plus what the gateway itself needs. */
+export interface GatewayOptions extends Omit<Etcd3Target, 'kind' | 'hosts'> {
   /** `host:port`, or a URL (`https://host:port`) whose scheme overrides `protocol`. */
   readonly endpoints: readonly string[];
-  readonly protocol: 'http' | 'https';
-  readonly username?: string;
-  readonly password?: string;
-  /** PEM file paths for https. */
-  readonly cacert?: string;
-  readonly cert?: string;
-  readonly key?: string;
   /** Overall bound of one call, failover between endpoints included, seconds. */
   readonly retryTimeout: number;
 }

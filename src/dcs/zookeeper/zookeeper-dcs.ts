@@ -525,15 +525,7 @@ export class ZooKeeperDcs implements Dcs {
 
   async attemptToAcquireLeader(): Promise<boolean> {
     const name = this.name;
-    return this.op('attemptToAcquireLeader', async (s, deadline) => {
-      try {
-        await this.create(s, deadline, this.path(KEYS.leader), name, true);
-        return true;
-      } catch (e) {
-        if (hasCode(e, this.mod.Exception.NODE_EXISTS)) return false;
-        throw e;
-      }
-    });
+    return this.op('attemptToAcquireLeader', (s, deadline) => this.createLeader(s, deadline, name));
   }
 
   /** Creates our ephemeral lock; `false` when someone else's appeared first. */
