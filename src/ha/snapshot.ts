@@ -1,0 +1,248 @@
+/**
+ * The immutable input of one HA decision. The loop (src/ha/loop.ts) gathers it: it reads the DCS, asks the local
+ * PostgreSQL, probes peers when `decide()` asks for it, and carries the little state Patroni keeps between cycles
+ * (`memory`). Nothing here does I/O; time is `now`, taken from the loop's injected clock.
+ */
+import type { Cluster, JsonObject } from '../model/cluster.js';
+import { parseBool, parseIntLenient } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import { lsnFromJson } from '../model/lsn.js';
+
+/** This node's tags, as configured locally (plus `nosync` while it asks to leave `/sync`). */
+export interface MemberTags {
+  readonly nofailover: boolean;
+  /** 4.x `failover_priority`; 1 unless configured. A value <= 0 means "never promote", like `nofailover`. */
+  readonly failoverPriority: number;
+  readonly nosync: boolean;
+  readonly clonefrom: boolean;
+  readonly replicatefrom?: string;
+}
+
+export interface SelfInfo {
+  readonly name: string;
+  readonly tags: MemberTags;
+  /** The local configuration has a `bootstrap` section (required to win the initialize race). */
+  readonly hasBootstrapConfig: boolean;
+  /** A `create_replica_methods` entry that needs no running leader (e.g. a backup restore) is configured. */
+  readonly canCloneWithoutLeader: boolean;
+  /** `use_pg_rewind` is on and pg_rewind is usable (binary present, wal_log_hints or data checksums). */
+  readonly canRewind: boolean;
+}
+
+export type SynchronousMode = 'off' | 'on' | 'quorum';
+
+/** The dynamic configuration as the HA core uses it (spec 2.2), already parsed leniently. Seconds unless noted. */
+export interface HaConfig {
+  readonly ttl: number;
+  readonly loopWait: number;
+  readonly retryTimeout: number;
+  /** Bytes. */
+  readonly maximumLagOnFailover: Lsn;
+  readonly primaryStartTimeout: number;
+  readonly checkTimeline: boolean;
+  readonly synchronousMode: SynchronousMode;
+  readonly synchronousModeStrict: boolean;
+  readonly failsafeMode: boolean;
+  readonly paused: boolean;
+}
+
+export const DEFAULT_HA_CONFIG: HaConfig = Object.freeze({
+  ttl: 30,
+  loopWait: 10,
+  retryTimeout: 10,
+  maximumLagOnFailover: 1048576n,
+  primaryStartTimeout: 300,
+  checkTimeline: false,
+  synchronousMode: 'off',
+  synchronousModeStrict: false,
+  failsafeMode: false,
+  paused: false,
+});
+
+export interface Timings {
+  readonly ttl: number;
+  readonly loopWait: number;
+  readonly retryTimeout: number;
+}
+
+/**
+ * Spec 2.3 (Patroni 3.2+): floors ttl >= 20, loop_wait >= 1, retry_timeout >= 3, then makes sure a leader that
+ * cannot reach the DCS gives up before its lock expires (`loop_wait + 2 * retry_timeout <= ttl`).
+ */
+export function effectiveTimings(t: Timings): Timings {
+  const ttl = Math.max(Math.trunc(t.ttl), 20);
+  let loopWait = Math.max(Math.trunc(t.loopWait), 1);
+  let retryTimeout = Math.max(Math.trunc(t.retryTimeout), 3);
+  if (1 + 2 * retryTimeout > ttl) {
+    loopWait = 1;
+    retryTimeout = Math.floor((ttl - 1) / 2);
+  } else if (loopWait + 2 * retryTimeout > ttl) {
+    loopWait = ttl - 2 * retryTimeout;
+  }
+  return { ttl, loopWait, retryTimeout };
+}
+
+function parseSyncMode(value: unknown): SynchronousMode {
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'quorum') return 'quorum';
+  return parseBool(value) === true ? 'on' : 'off';
+}
+
+/** Builds the HA view of a dynamic configuration object (the `config` key's data), defaults per spec 2.2. */
+export function haConfigFromDynamic(data: JsonObject): HaConfig {
+  const int = (key: string, fallback: number): number => parseIntLenient(data[key]) ?? fallback;
+  const timings = effectiveTimings({
+    ttl: int('ttl', DEFAULT_HA_CONFIG.ttl),
+    loopWait: int('loop_wait', DEFAULT_HA_CONFIG.loopWait),
+    retryTimeout: int('retry_timeout', DEFAULT_HA_CONFIG.retryTimeout),
+  });
+  const startTimeout = data['primary_start_timeout'] ?? data['master_start_timeout'];
+  return {
+    ...timings,
+    maximumLagOnFailover:
+      lsnFromJson(data['maximum_lag_on_failover']) ?? DEFAULT_HA_CONFIG.maximumLagOnFailover,
+    primaryStartTimeout: parseIntLenient(startTimeout) ?? DEFAULT_HA_CONFIG.primaryStartTimeout,
+    checkTimeline: parseBool(data['check_timeline']) === true,
+    synchronousMode: parseSyncMode(data['synchronous_mode']),
+    synchronousModeStrict: parseBool(data['synchronous_mode_strict']) === true,
+    failsafeMode: parseBool(data['failsafe_mode']) === true,
+    paused: parseBool(data['pause']) === true,
+  };
+}
+
+/** PostgreSQL states as Patroni names them (spec 1.2.3.1). */
+export type PostgresState =
+  | 'running'
+  | 'stopped'
+  | 'starting'
+  | 'stopping'
+  | 'restarting'
+  | 'crashed'
+  | 'start failed'
+  | 'restart failed'
+  | 'initializing new cluster'
+  | 'initdb failed'
+  | 'running custom bootstrap script'
+  | 'custom bootstrap failed'
+  | 'creating replica'
+  | 'unknown';
+
+/** `Database cluster state` from pg_controldata, read when PostgreSQL is not running. */
+export type ControlDataState =
+  | 'in production'
+  | 'in crash recovery'
+  | 'shutting down'
+  | 'shut down'
+  | 'shut down in recovery'
+  | 'in archive recovery'
+  | 'starting up'
+  | 'unknown';
+
+export interface PostgresInfo {
+  readonly state: PostgresState;
+  /** The postmaster answers; `running` plus `starting` states count. */
+  readonly isRunning: boolean;
+  /** Running and not in recovery. */
+  readonly isPrimary: boolean;
+  readonly timeline?: number;
+  /** Flush LSN on a primary, max(receive, replay) on a replica; 0 when unknown. */
+  readonly walPosition: Lsn;
+  readonly dataDirectoryEmpty: boolean;
+  /** False when the data directory cannot be read (permissions, missing mount). */
+  readonly dataDirectoryAccessible: boolean;
+  /** Database system identifier from pg_controldata; undefined when there is no cluster. */
+  readonly sysid?: string;
+  /** Only needed when PostgreSQL is down: decides crash recovery before a restart. */
+  readonly controlState?: ControlDataState;
+  /** Milliseconds the instance has been in `state` (start timeout bookkeeping). */
+  readonly msInState: number;
+  /** The member it currently streams from (primary_conninfo target); undefined when none. */
+  readonly followingName?: string;
+}
+
+export interface LockInfo {
+  /** The loop's belief from the last successful read or refresh (Patroni's `is_leader()`); used when the DCS is down. */
+  readonly heldByMe: boolean;
+  /** `now`-clock ms of the last successful lock create/refresh; undefined when never in this process. */
+  readonly lastRefreshOk?: number;
+}
+
+/** One peer's `GET /patroni`, distilled like Patroni's `_MemberStatus`. */
+export interface PeerStatus {
+  readonly reachable: boolean;
+  readonly isPrimary: boolean;
+  readonly walPosition: Lsn;
+  readonly timeline: number;
+  readonly nofailover: boolean;
+  readonly failoverPriority: number;
+  readonly watchdogFailed: boolean;
+}
+
+/** Long actions the loop runs off the heartbeat path. */
+export type AsyncKind =
+  | 'promote'
+  | 'demote'
+  | 'restart'
+  | 'start'
+  | 'bootstrap'
+  | 'post_bootstrap'
+  | 'clone'
+  | 'crash_recovery'
+  | 'rewind'
+  | 'reinitialize';
+
+export interface PendingAsync {
+  readonly kind: AsyncKind;
+  /** Patroni's name for it, used in messages such as `updated leader lock during <description>`. */
+  readonly description: string;
+  /** `now`-clock ms when it started. */
+  readonly startedAt: number;
+}
+
+/** State Patroni keeps between cycles; the loop stores what the previous decision's actions reported. */
+export interface HaMemory {
+  /** A restart after a crash (or a restart request) was started; the next idle cycle checks it came up. */
+  readonly recovering: boolean;
+  /** Single-user crash recovery ran since the last successful start. */
+  readonly crashRecoveryExecuted: boolean;
+  /** `now`-clock ms the single-user crash recovery started. */
+  readonly crashRecoveryStartedAt?: number;
+  /** We won the initialize race and are bootstrapping a new cluster. */
+  readonly bootstrapping: boolean;
+  /** Whether the bootstrap's async part finished: undefined while unknown, false when it failed. */
+  readonly bootstrapResult?: boolean;
+  /** The pre_promote script of the last promote failed (the loop reports it once, then clears it). */
+  readonly prePromoteFailed: boolean;
+  /** `now`-clock ms when we released the lock after a failed pre_promote script (race backoff for ttl). */
+  readonly releasedLeaderKeyAt?: number;
+  /** Per-start override of primary_start_timeout (a restart request with `timeout`), seconds. */
+  readonly startTimeout?: number;
+  /** PostgreSQL has been seen running in this process (Patroni's `cb_called`: on_start fired). */
+  readonly onStartCalled: boolean;
+}
+
+export const INITIAL_MEMORY: HaMemory = Object.freeze({
+  recovering: false,
+  crashRecoveryExecuted: false,
+  bootstrapping: false,
+  prePromoteFailed: false,
+  onStartCalled: false,
+});
+
+export interface HaSnapshot {
+  /** Milliseconds from the loop's injected clock (epoch based, so `scheduled_at` compares with it). */
+  readonly now: number;
+  readonly me: SelfInfo;
+  /** Effective dynamic configuration (from the DCS when valid, else the last known one). */
+  readonly config: HaConfig;
+  /** Undefined when the DCS could not be read this cycle. */
+  readonly cluster: Cluster | undefined;
+  readonly dcsReachable: boolean;
+  /** The last cluster view that had a leader (Patroni's `old_cluster`): its members join the leader race. */
+  readonly lastLockedCluster?: Cluster;
+  readonly postgres: PostgresInfo;
+  readonly lock: LockInfo;
+  /** Results of `GET /patroni` on other members, present only after the loop executed a `ProbePeers` action. */
+  readonly peers?: ReadonlyMap<string, PeerStatus>;
+  readonly pendingAsync?: PendingAsync;
+  readonly memory: HaMemory;
+}
