@@ -1,0 +1,300 @@
+/**
+ * The health-check decision (spec 4.4, 4.8): which status code a GET/HEAD/OPTIONS on a path answers, given what
+ * the agent knows and its cached DCS view. Pure; the server turns the result into bytes.
+ *
+ * Routing mirrors Patroni: `/liveness` and `/readiness` (first path segment, GET only) have their own rules and
+ * answer status-only; every other GET is a health check answering with the status document; HEAD and OPTIONS are
+ * the same checks answering status-only. The server routes `/patroni`, `/cluster`, ... before asking here.
+ */
+import type { Cluster } from '../model/cluster.js';
+import { versionAtLeast } from '../model/flavor.js';
+import { holdsLeaderLock, isPrimaryRoleName, spokenVersion, type AgentStatus } from './status.js';
+
+/** `parse_qs` output: every non-blank value of each key, in order. */
+export type QueryParams = Readonly<Record<string, readonly string[]>>;
+
+export type HealthCode = 200 | 503;
+
+export interface HealthResult {
+  readonly code: HealthCode;
+  /** `status`: body is the status document (GET); `none`: bare status line (HEAD, OPTIONS, liveness, readiness). */
+  readonly body: 'status' | 'none';
+  /** Which rule decided, for logs and tests. */
+  readonly rule: string;
+}
+
+const RULES_WITHOUT_TAGS = new Set(['standby_leader', 'leader', 'primary']);
+
+/** First path segment, as Patroni's router sees it (`/patroni/x` -> `patroni`, `/` -> ``). */
+export function firstSegment(path: string): string {
+  return path.replace(/^\/+/, '').split('/')[0] ?? '';
+}
+
+/**
+ * Decides a generic or liveness/readiness check. `path` is the URL path without the query; `cluster` is the cached
+ * DCS view, undefined when the DCS is unreachable or the view expired.
+ */
+export function healthCheck(
+  method: string,
+  path: string,
+  query: QueryParams,
+  status: AgentStatus,
+  cluster?: Cluster,
+): HealthResult {
+  if (method === 'GET') {
+    const seg = firstSegment(path);
+    if (seg === 'liveness') return { code: liveness(status), body: 'none', rule: 'liveness' };
+    if (seg === 'readiness')
+      return { code: readiness(query, status, cluster), body: 'none', rule: 'readiness' };
+  }
+  const { code, rule } = genericCheck(path, query, status, cluster);
+  return { code, body: method === 'GET' ? 'status' : 'none', rule };
+}
+
+function first(query: QueryParams, key: string): string | undefined {
+  return query[key]?.[0];
+}
+
+/** The status optime the node compares itself against: the cluster's, or (4.1+) the WAL receiver's if later. */
+function leaderOptime(status: AgentStatus, cluster: Cluster | undefined): bigint {
+  const optime = cluster?.status.optime ?? 0n;
+  const latest = status.postgres?.latestEndLsn ?? 0n;
+  return latest > optime ? latest : optime;
+}
+
+function replayed(status: AgentStatus): bigint {
+  const x = status.postgres?.xlog;
+  return x?.kind === 'replica' ? x.replayedLocation : 0n;
+}
+
+/** Python truthiness of a JSON value. */
+function truthy(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === 0 || v === '') return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.keys(v).length > 0;
+  return true;
+}
+
+/** `str(value).lower()` for the JSON scalars a tag can hold. */
+function pyStrLower(v: unknown): string {
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v).toLowerCase();
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v).toLowerCase();
+}
+
+function genericCheck(
+  rawPath: string,
+  query: QueryParams,
+  status: AgentStatus,
+  cluster: Cluster | undefined,
+): { code: HealthCode; rule: string } {
+  const v = spokenVersion(status);
+  const v4 = versionAtLeast(v, [4, 0, 0]);
+  const path = rawPath === '/' ? '/primary' : rawPath;
+  const role = status.role;
+  const running = status.state === 'running';
+
+  const lagLimit = parseIntWithUnit(first(query, 'lag'), 'B');
+  const optime = leaderOptime(status, cluster);
+  const isLagging = optime > 0n && lagLimit !== undefined && optime > replayed(status) + lagLimit;
+  // `?replication_state=` is only honoured after 4.1.4 (Patroni's development branch).
+  const stateOk =
+    !versionAtLeast(v, [4, 1, 5]) ||
+    first(query, 'replication_state') === undefined ||
+    status.postgres?.replicationState === first(query, 'replication_state');
+  let replicaCode: HealthCode =
+    !truthy(status.tags['noloadbalance']) && !isLagging && role === 'replica' && running && stateOk
+      ? 200
+      : 503;
+
+  let leaderCode: HealthCode;
+  let primaryCode: HealthCode;
+  let standbyLeaderCode: HealthCode;
+  if (!cluster && status.pause) {
+    leaderCode = isPrimaryRoleName(role) || role === 'standby_leader' ? 200 : 503;
+    primaryCode = isPrimaryRoleName(role) ? 200 : 503;
+    standbyLeaderCode = role === 'standby_leader' ? 200 : 503;
+  } else if (holdsLeaderLock(status)) {
+    leaderCode = 200;
+    if (status.standbyCluster) {
+      primaryCode = replicaCode = 503;
+      standbyLeaderCode = role === 'replica' || role === 'standby_leader' ? 200 : 503;
+    } else {
+      primaryCode = 200;
+      standbyLeaderCode = 503;
+    }
+  } else {
+    leaderCode = primaryCode = standbyLeaderCode = 503;
+  }
+  const leaderish = primaryCode === 200 || standbyLeaderCode === 200;
+
+  let code: HealthCode = 503;
+  let rule = 'none';
+  if (path.includes('standby_leader') || path.includes('standby-leader')) {
+    [code, rule] = [standbyLeaderCode, 'standby_leader'];
+  } else if (path.includes('leader')) {
+    [code, rule] = [leaderCode, 'leader'];
+  } else if (path.includes('master') || path.includes('primary') || path.includes('read-write')) {
+    [code, rule] = [primaryCode, 'primary'];
+  } else if (path.includes('replica')) {
+    [code, rule] = [replicaCode, 'replica'];
+  } else if (path.includes('read-only') && !path.includes('sync') && !(v4 && path.includes('quorum'))) {
+    [code, rule] = [leaderish ? 200 : replicaCode, 'read-only'];
+  } else if (path.includes('health')) {
+    [code, rule] = [running ? 200 : 503, 'health'];
+  } else if (cluster) {
+    const s = status.syncStandby;
+    const q = v4 && status.quorumStandby;
+    if ((path === '/sync' || path === '/synchronous') && s) [code, rule] = [replicaCode, 'sync'];
+    else if (v4 && path === '/quorum' && q) [code, rule] = [replicaCode, 'quorum'];
+    else if ((path === '/async' || path === '/asynchronous') && !s && !q)
+      [code, rule] = [replicaCode, 'async'];
+    else if (v4 && path === '/read-only-quorum') {
+      rule = 'read-only-quorum';
+      if (leaderish) code = 200;
+      else if (q) code = replicaCode;
+    } else if (path === '/read-only-sync' || path === '/read-only-synchronous') {
+      rule = 'read-only-sync';
+      if (leaderish) code = 200;
+      else if (s) code = replicaCode;
+    }
+  }
+
+  if (code === 200 && !RULES_WITHOUT_TAGS.has(rule)) {
+    for (const [key, values] of Object.entries(query)) {
+      if (!key.startsWith('tag_')) continue;
+      const own = status.tags[key.slice(4)];
+      if (own === undefined || own === null || pyStrLower(own) !== values[0]) {
+        code = 503;
+        break;
+      }
+    }
+  }
+  return { code, rule };
+}
+
+/** 200 while paused, or while the next HA cycle is overdue by less than ttl (running primary) / 2*ttl (others). */
+function liveness(status: AgentStatus): HealthCode {
+  if (status.pause) return 200;
+  const primary = isPrimaryRoleName(status.role) && status.postmasterRunning;
+  const threshold = status.ttl * (primary ? 1 : 2) * 1000;
+  return status.nextRunAt + threshold > status.at ? 200 : 503;
+}
+
+function readiness(query: QueryParams, status: AgentStatus, cluster: Cluster | undefined): HealthCode {
+  if (holdsLeaderLock(status)) return 200;
+  if (status.state !== 'running') return 503;
+  if (!versionAtLeast(spokenVersion(status), [4, 1, 0])) return cluster ? 200 : 503;
+  const pg = status.postgres;
+  if (pg?.replicationState !== 'streaming') return 503;
+  const latest = pg.latestEndLsn ?? 0n;
+  if (!cluster && latest === 0n) return status.failsafeModeIsActive ? 200 : 503;
+  const optime = leaderOptime(status, cluster);
+  const x = pg.xlog;
+  const position =
+    x.kind === 'replica' ? (first(query, 'mode') === 'write' ? x.receivedLocation : x.replayedLocation) : 0n;
+  const limit = parseIntWithUnit(first(query, 'lag'), 'B') ?? BigInt(status.maximumLagOnFailover);
+  return optime - position > limit ? 503 : 200;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Patroni's parse_int: strtol(3)-like prefix (hex, octal, decimal) or a float, then an optional unit converted to
+// the base unit with PostgreSQL's rounding. Invalid input gives undefined.
+
+type SizeUnit = 'B' | 'kB' | 'MB' | 'GB' | 'TB';
+type TimeUnit = 'us' | 'ms' | 's' | 'min' | 'h' | 'd';
+const SIZE: Readonly<Record<string, number>> = {
+  B: 1,
+  kB: 1024,
+  MB: 1024 ** 2,
+  GB: 1024 ** 3,
+  TB: 1024 ** 4,
+};
+const TIME_US: Readonly<Record<string, number>> = {
+  us: 1,
+  ms: 1000,
+  s: 1e6,
+  min: 60e6,
+  h: 3600e6,
+  d: 86400e6,
+};
+const ROUND_TO: Readonly<Record<string, string>> = {
+  TB: 'GB',
+  GB: 'MB',
+  MB: 'kB',
+  kB: 'B',
+  d: 'h',
+  h: 'min',
+  min: 's',
+  s: 'ms',
+  ms: 'us',
+};
+
+/** Python's `rint`: round half to even. */
+function rint(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d < 0.5) return f;
+  if (d > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+function strtol(text: string): { value?: bigint; rest: string } {
+  const hex = /^([-+]?)0x([0-9a-fA-F]+)/.exec(text);
+  if (hex) {
+    const n = BigInt(`0x${hex[2]}`);
+    return { value: hex[1] === '-' ? -n : n, rest: text.slice(hex[0].length) };
+  }
+  const oct = /^([-+]?)0([0-7]*)/.exec(text);
+  if (oct) {
+    const n = oct[2] ? BigInt(`0o${oct[2]}`) : 0n;
+    return { value: oct[1] === '-' ? -n : n, rest: text.slice(oct[0].length) };
+  }
+  const dec = /^[-+]?(?:0|[1-9][0-9]*)/.exec(text);
+  if (dec) return { value: BigInt(dec[0].replace('+', '')), rest: text.slice(dec[0].length) };
+  return { rest: text };
+}
+
+/** Python `str.strip()` whitespace. */
+function pyStrip(s: string): string {
+  const ws = (c: number): boolean =>
+    /\s/.test(String.fromCharCode(c)) || (c >= 0x1c && c <= 0x1f) || c === 0x85;
+  let a = 0;
+  let b = s.length;
+  while (a < b && ws(s.charCodeAt(a))) a++;
+  while (b > a && ws(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
+
+/** `parse_int(value, base_unit)` for byte (`B`, `kB`, `MB`) or time (`us`...`min`) base units. */
+export function parseIntWithUnit(
+  value: string | undefined,
+  baseUnit: SizeUnit | TimeUnit,
+): bigint | undefined {
+  if (value === undefined) return undefined;
+  const text = pyStrip(value);
+  let num: number | bigint | undefined;
+  let unit: string;
+  ({ value: num, rest: unit } = strtol(text));
+  if ((num === undefined && unit.startsWith('.')) || (unit !== '' && '.eE'.includes(unit[0] ?? ''))) {
+    const dbl = /^[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?/.exec(text);
+    num = dbl ? Number(dbl[0]) : undefined;
+    unit = dbl ? text.slice(dbl[0].length) : text;
+  }
+  if (num === undefined) return undefined;
+  unit = pyStrip(unit);
+  const toBig = (x: number): bigint | undefined => (Number.isFinite(x) ? BigInt(rint(x)) : undefined);
+  if (unit === '') return typeof num === 'bigint' ? num : toBig(num);
+  const table = baseUnit in SIZE ? SIZE : TIME_US;
+  const factor = table[unit];
+  const base = table[baseUnit];
+  if (factor === undefined || base === undefined) return undefined;
+  let x = Number(num) * (factor / base);
+  const roundUnit = ROUND_TO[unit];
+  if (roundUnit !== undefined) {
+    const multiplier = (table[roundUnit] ?? 1) / base;
+    x = rint(x / multiplier) * multiplier;
+  }
+  return toBig(x);
+}
