@@ -1,4 +1,5 @@
 // Every command, listed explicitly so that start-up imports this small index and nothing else.
+import Agent from './agent.js';
 import Dsn from './dsn.js';
 import History from './history.js';
 import List from './list.js';
@@ -7,6 +8,7 @@ import Topology from './topology.js';
 import Version from './version.js';
 
 export const COMMANDS = {
+  agent: Agent,
   dsn: Dsn,
   history: History,
   list: List,

@@ -1,0 +1,878 @@
+/**
+ * The local member as the HA loop drives it (`LocalNode`): one PostgreSQL instance managed with src/postgres
+ * (initdb, config files, pg_ctl, pg_basebackup, status queries), the state Patroni tracks for it (state, role,
+ * post-promote checkpoint), and the member key and REST status built from it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AgentConfig, PgUser } from '../config/agent-config.js';
+import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from '../ha/snapshot.js';
+import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
+import type { Cluster, JsonObject, Member } from '../model/cluster.js';
+import { parseBool } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import { pyJson } from '../model/pyjson.js';
+import { parseConnUrl } from '../ha/loop.js';
+import { runPgTool, writePrivateFile, type PgBinariesConfig } from '../postgres/binaries.js';
+import { basebackup } from '../postgres/basebackup.js';
+import {
+  buildReplicaSettings,
+  buildServerParameters,
+  cmdlineArgs,
+  installHbaFile,
+  installPostgresqlConf,
+  removeRecoverySignals,
+  renderHbaLines,
+  renderPostgresqlConf,
+  slotNameForMember,
+  writeStandbySignal,
+  type ReplicationCredentials,
+} from '../postgres/config-writer.js';
+import { initdb } from '../postgres/initdb.js';
+import {
+  controldata,
+  isRunning,
+  promotePostgres,
+  readMajorVersion,
+  reloadPostgres,
+  startPostgres,
+  stopPostgres,
+  summarizeControldata,
+} from '../postgres/pg-ctl.js';
+import {
+  checkpoint,
+  connect,
+  createPhysicalSlot,
+  dropSlot,
+  instanceStatus,
+  replicationSlots,
+  type ConnectOptions,
+  type InstanceStatus,
+  type PgSession,
+} from '../postgres/queries.js';
+import { memberValue } from './member.js';
+
+const CONTROL_STATES = new Set([
+  'in production',
+  'in crash recovery',
+  'shutting down',
+  'shut down',
+  'shut down in recovery',
+  'in archive recovery',
+  'starting up',
+]);
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** SQL identifier quoting. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** SQL literal quoting (standard_conforming_strings on). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Splits a command line like Python's `shlex.split` for the common cases (quotes, backslash escapes). */
+export function shellSplit(command: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i] ?? '';
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"' && i + 1 < command.length) cur += command[++i] ?? '';
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < command.length) {
+      cur += command[++i] ?? '';
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) out.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(cur);
+  return out;
+}
+
+/** Python's `datetime.isoformat()` of a file's mtime in local time: `2026-11-22T04:55:01.123456+00:00`. */
+export function isoLocal(mtimeNs: bigint): string {
+  const ms = Number(mtimeNs / 1_000_000n);
+  const micro = Number((mtimeNs / 1000n) % 1_000_000n);
+  const d = new Date(ms);
+  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const tz = `${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` +
+    `${micro > 0 ? `.${pad(micro, 6)}` : ''}${tz}`
+  );
+}
+
+/** `<timeline>.history` text -> `[[parent_tli, switch_lsn, reason], ...]`. */
+export function parseHistoryFile(text: string): [number, bigint, string][] {
+  const out: [number, bigint, string][] = [];
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const [tli, lsn, ...reason] = t.split(/\s+/);
+    const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn ?? '');
+    const n = Number.parseInt(tli ?? '', 10);
+    if (!m || !Number.isInteger(n)) continue;
+    out.push([n, (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`), reason.join(' ')]);
+  }
+  return out;
+}
+
+export interface NodeStatusSnapshot {
+  readonly running: boolean;
+  readonly status?: InstanceStatus;
+  readonly state: PostgresState;
+  readonly role: string;
+}
+
+export class PostgresNode implements LocalNode {
+  readonly self: SelfInfo;
+  private config: AgentConfig;
+  private readonly bins: PgBinariesConfig;
+  private dynamic: JsonObject | undefined;
+  private state: PostgresState = 'stopped';
+  private stateSince = Date.now();
+  private role = 'uninitialized';
+  private busy = false;
+  private session: PgSession | undefined;
+  private lastStatus: InstanceStatus | undefined;
+  private sysidCache: { readonly dataDirKey: string; readonly sysid: string } | undefined;
+  private checkpointAfterPromote = false;
+  /** The recovery settings last written, to reload only on a change. */
+  private writtenRecovery: string | undefined;
+
+  constructor(
+    config: AgentConfig,
+    private readonly log: LoopLogger,
+  ) {
+    this.config = config;
+    this.bins = {
+      binDir: config.postgresql.binDir,
+      binName: config.postgresql.binName,
+    };
+    this.self = {
+      name: config.name,
+      tags: {
+        nofailover: config.tags.nofailover,
+        failoverPriority: config.tags.failoverPriority,
+        nosync: config.tags.nosync,
+        clonefrom: config.tags.clonefrom,
+        ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
+      },
+      hasBootstrapConfig: config.bootstrap !== undefined,
+      canCloneWithoutLeader: false,
+      canRewind: false,
+    };
+    const dir = this.dataDir;
+    this.role = this.dataDirEmpty(dir) ? 'uninitialized' : 'replica';
+  }
+
+  /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
+  updateConfig(config: AgentConfig): void {
+    this.config = config;
+  }
+
+  private get dataDir(): string {
+    return resolve(this.config.postgresql.dataDir);
+  }
+
+  private get configDir(): string {
+    return resolve(this.config.postgresql.configDir);
+  }
+
+  private setState(state: PostgresState): void {
+    if (state !== this.state) {
+      this.state = state;
+      this.stateSince = Date.now();
+    }
+  }
+
+  get currentState(): PostgresState {
+    return this.state;
+  }
+
+  get currentRole(): string {
+    return this.role;
+  }
+
+  // ---- configuration ----------------------------------------------------------------------------------------
+
+  localDynamicConfig(): JsonObject {
+    return this.config.bootstrap?.dcs ?? {};
+  }
+
+  dynamicConfigChanged(data: JsonObject): void {
+    this.dynamic = data;
+  }
+
+  dynamicConfigValue(): string {
+    return pyJson(this.dynamic ?? this.localDynamicConfig(), true);
+  }
+
+  private dynamicPostgresql(): JsonObject {
+    const pg = (this.dynamic ?? this.localDynamicConfig())['postgresql'];
+    return typeof pg === 'object' && pg !== null && !Array.isArray(pg) ? (pg as JsonObject) : {};
+  }
+
+  private useSlots(): boolean {
+    return parseBool(this.dynamicPostgresql()['use_slots']) ?? true;
+  }
+
+  private majorVersion(): number {
+    return readMajorVersion(this.dataDir);
+  }
+
+  private serverParameters(): ReturnType<typeof buildServerParameters> {
+    const pg = this.config.postgresql;
+    const dynParams = this.dynamicPostgresql()['parameters'];
+    return buildServerParameters({
+      scope: this.config.scope,
+      listen: `${pg.listen.listenAddresses}:${pg.listen.port}`,
+      majorVersion: this.majorVersion(),
+      dynamicParameters:
+        typeof dynParams === 'object' && dynParams !== null && !Array.isArray(dynParams)
+          ? (dynParams as JsonObject)
+          : {},
+      localParameters: pg.parameters,
+    });
+  }
+
+  private replicationCredentials(): ReplicationCredentials {
+    const r = this.config.postgresql.authentication.replication;
+    return { username: r.username, password: r.password, ...r.connectionParams };
+  }
+
+  /** The standby settings for `standby` (undefined: run as a primary) and the pgpass text they need. */
+  private recoveryFor(standby: { readonly primary?: ResolvedTarget } | undefined): {
+    readonly recovery: readonly (readonly [string, string])[] | undefined;
+    readonly pgpass: string;
+  } {
+    if (!standby) return { recovery: undefined, pgpass: '' };
+    if (!standby.primary) return { recovery: [['recovery_target_timeline', 'latest']], pgpass: '' };
+    const pg = this.config.postgresql;
+    const settings = buildReplicaSettings({
+      memberName: this.config.name,
+      primary: { host: standby.primary.host, port: standby.primary.port },
+      replication: this.replicationCredentials(),
+      majorVersion: this.majorVersion(),
+      useSlots: this.useSlots(),
+      pgpassPath: pg.pgpass,
+      recoveryConf: pg.recoveryConf ?? null,
+    });
+    return { recovery: settings.recovery, pgpass: settings.pgpass };
+  }
+
+  /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
+  private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): void {
+    const pg = this.config.postgresql;
+    const params = this.serverParameters();
+    const { recovery, pgpass } = this.recoveryFor(standby);
+    if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
+    if (standby) writeStandbySignal(this.dataDir);
+    else removeRecoverySignals(this.dataDir);
+    this.writtenRecovery = JSON.stringify(recovery ?? null);
+    const hbaLines = pg.pgHba ?? this.config.bootstrap?.pgHba;
+    const text = renderPostgresqlConf({
+      parameters: params.parameters,
+      include: pg.customConf ?? 'postgresql.base.conf',
+      hbaFile: join(this.configDir, 'pg_hba.conf'),
+      identFile: join(this.configDir, 'pg_ident.conf'),
+      ...(recovery ? { recovery } : {}),
+    });
+    mkdirSync(this.configDir, { recursive: true });
+    installPostgresqlConf(this.configDir, text, { customConf: pg.customConf !== undefined });
+    if (hbaLines) installHbaFile(this.configDir, 'pg_hba.conf', renderHbaLines(hbaLines));
+    if (pg.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(pg.pgIdent));
+  }
+
+  private async startServer(timeoutSeconds: number | undefined): Promise<void> {
+    const params = this.serverParameters();
+    await startPostgres({
+      bins: this.bins,
+      dataDir: this.dataDir,
+      configFile: join(this.configDir, 'postgresql.conf'),
+      postgresArgs: cmdlineArgs(params.cmdline),
+      timeoutMs: (timeoutSeconds ?? this.config.postgresql.pgCtlTimeout) * 1000,
+    });
+  }
+
+  // ---- connections ------------------------------------------------------------------------------------------
+
+  private connectOptions(user: PgUser = this.config.postgresql.authentication.superuser): ConnectOptions {
+    const pg = this.config.postgresql;
+    const socketDirs = pg.parameters['unix_socket_directories'];
+    const firstSocket = typeof socketDirs === 'string' ? socketDirs.split(',')[0]?.trim() : undefined;
+    let host = pg.listen.hosts[0] ?? '127.0.0.1';
+    if (host === '*' || host === '' || host === '0.0.0.0') host = '127.0.0.1';
+    if (host === '::') host = '::1';
+    if (pg.useUnixSocket && firstSocket) host = firstSocket;
+    return {
+      host,
+      port: pg.listen.port,
+      user: user.username,
+      password: user.password,
+      database: pg.database,
+      applicationName: 'Patroni',
+    };
+  }
+
+  /** Runs `fn` on the shared local connection, reconnecting once when it broke. */
+  async withSession<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      if (!this.session) this.session = await connect(this.connectOptions());
+      const s = this.session;
+      try {
+        return await fn(s);
+      } catch (e) {
+        this.session = undefined;
+        await s.close().catch(() => undefined);
+        if (attempt >= 1) throw e;
+      }
+    }
+  }
+
+  private async dropSession(): Promise<void> {
+    const s = this.session;
+    this.session = undefined;
+    if (s) await s.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.dropSession();
+  }
+
+  // ---- inspection -------------------------------------------------------------------------------------------
+
+  private dataDirEmpty(dir: string): boolean {
+    try {
+      return readdirSync(dir).length === 0;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT';
+    }
+  }
+
+  private dataDirAccessible(dir: string): boolean {
+    try {
+      readdirSync(dir);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT';
+    }
+  }
+
+  private async sysid(): Promise<string | undefined> {
+    let key: string;
+    try {
+      key = `${statSync(join(this.dataDir, 'global', 'pg_control')).ino}`;
+    } catch {
+      return undefined;
+    }
+    if (this.sysidCache?.dataDirKey === key) return this.sysidCache.sysid;
+    const summary = summarizeControldata(await controldata(this.bins, this.dataDir));
+    if (summary.systemIdentifier === undefined) return undefined;
+    this.sysidCache = { dataDirKey: key, sysid: summary.systemIdentifier };
+    return summary.systemIdentifier;
+  }
+
+  /** The running instance's status, or undefined when it does not answer. */
+  async queryStatus(): Promise<InstanceStatus | undefined> {
+    try {
+      const st = await this.withSession((s) => instanceStatus(s));
+      this.lastStatus = st;
+      return st;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async inspect(_cluster: Cluster | undefined): Promise<PostgresInfo> {
+    const dir = this.dataDir;
+    const accessible = this.dataDirAccessible(dir);
+    const empty = accessible && this.dataDirEmpty(dir);
+    const running = !empty && isRunning(dir) !== undefined;
+    let status: InstanceStatus | undefined;
+    if (running) {
+      status = await this.queryStatus();
+      if (status) {
+        if (!this.busy && this.state !== 'running') this.setState('running');
+        this.role = status.inRecovery ? 'replica' : 'master';
+      } else if (!this.busy && this.state !== 'starting') {
+        if (this.state === 'running') throw new Error('PostgreSQL is running but does not answer queries');
+        this.setState('starting');
+      }
+    } else {
+      await this.dropSession();
+      this.lastStatus = undefined;
+      if (!this.busy && (this.state === 'running' || this.state === 'starting')) this.setState('crashed');
+    }
+    let controlState: PostgresInfo['controlState'];
+    const sysid = empty ? undefined : await this.sysid().catch(() => undefined);
+    if (!running && !empty && sysid !== undefined) {
+      try {
+        const cs = summarizeControldata(await controldata(this.bins, dir)).clusterState;
+        controlState =
+          cs !== undefined && CONTROL_STATES.has(cs) ? (cs as PostgresInfo['controlState']) : 'unknown';
+      } catch {
+        controlState = 'unknown';
+      }
+    }
+    const isPrimary = status !== undefined && !status.inRecovery;
+    const wal = status
+      ? isPrimary
+        ? (status.flushLsn ?? 0n)
+        : [status.receiveLsn ?? 0n, status.replayLsn ?? 0n].reduce((a, b) => (a > b ? a : b))
+      : 0n;
+    return {
+      state: this.state,
+      isRunning: running,
+      isPrimary,
+      ...(status?.timeline === undefined ? {} : { timeline: status.timeline }),
+      walPosition: wal,
+      dataDirectoryEmpty: empty,
+      dataDirectoryAccessible: accessible,
+      ...(sysid === undefined ? {} : { sysid }),
+      ...(controlState === undefined ? {} : { controlState }),
+      msInState: Date.now() - this.stateSince,
+    };
+  }
+
+  async memberValue(ctx: { readonly isLeader: boolean; readonly pendingAsync?: AsyncKind }): Promise<string> {
+    const st = this.lastStatus;
+    const showWal =
+      (ctx.pendingAsync === undefined || ctx.pendingAsync === 'promote') &&
+      (this.state === 'running' || this.state === 'starting' || this.state === 'restarting') &&
+      st !== undefined;
+    let wal: { location: Lsn; timeline?: number } | undefined;
+    if (showWal) {
+      const location = st.inRecovery
+        ? [st.receiveLsn ?? 0n, st.replayLsn ?? 0n].reduce((a, b) => (a > b ? a : b))
+        : (st.flushLsn ?? 0n);
+      wal = { location, ...(st.timeline === undefined ? {} : { timeline: st.timeline }) };
+    }
+    return memberValue({
+      connUrl: this.config.connUrl,
+      apiUrl: this.config.apiUrl,
+      ...(this.config.proxyUrl ? { proxyUrl: this.config.proxyUrl } : {}),
+      state: this.state,
+      role: this.role,
+      tags: this.config.memberTags,
+      checkpointAfterPromotePending: ctx.isLeader && this.checkpointAfterPromote,
+      pendingRestart: false,
+      ...(wal ? { wal } : {}),
+    });
+  }
+
+  async lastOperation(): Promise<Lsn | undefined> {
+    const st = await this.queryStatus();
+    return st && !st.inRecovery ? st.flushLsn : undefined;
+  }
+
+  // ---- long actions -----------------------------------------------------------------------------------------
+
+  async bootstrap(_task: TaskControl): Promise<boolean> {
+    const boot = this.config.bootstrap;
+    if (boot === undefined) return false;
+    if (boot.method !== 'initdb') {
+      this.log.error(`custom bootstrap method ${boot.method} is not implemented yet; only initdb is`);
+      this.setState('custom bootstrap failed');
+      return false;
+    }
+    this.busy = true;
+    this.setState('initializing new cluster');
+    this.role = 'uninitialized';
+    try {
+      mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+      const su = this.config.postgresql.authentication.superuser;
+      await initdb({
+        bins: this.bins,
+        dataDir: this.dataDir,
+        options: boot.initdb ?? null,
+        superuser: { username: su.username, password: su.password },
+      });
+      this.writeConfigFiles(undefined);
+      this.setState('starting');
+      await this.startServer(undefined);
+      this.setState('running');
+      this.role = 'master';
+      return true;
+    } catch (e) {
+      this.log.error(`bootstrap (initdb) failed: ${errorText(e)}`);
+      this.setState('initdb failed');
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async createOrUpdateRole(
+    s: PgSession,
+    name: string,
+    password: string | undefined,
+    options: readonly string[],
+  ): Promise<void> {
+    const opts = options.map((o) => o.toUpperCase());
+    if (!opts.includes('NOLOGIN') && !opts.includes('LOGIN')) opts.push('LOGIN');
+    if (password) opts.push('PASSWORD', quoteLiteral(password));
+    const sql = `DO $$
+BEGIN
+    SET local synchronous_commit = 'local';
+    PERFORM * FROM pg_catalog.pg_authid WHERE rolname = ${quoteLiteral(name)};
+    IF FOUND THEN
+        ALTER ROLE ${quoteIdent(name)} WITH ${opts.join(' ')};
+    ELSE
+        CREATE ROLE ${quoteIdent(name)} WITH ${opts.join(' ')};
+    END IF;
+END;$$`;
+    await s.query('SET log_statement TO none');
+    await s.query('SET log_min_duration_statement TO -1');
+    try {
+      await s.query(sql);
+    } finally {
+      await s.query('RESET log_min_duration_statement');
+      await s.query('RESET log_statement');
+    }
+  }
+
+  async postBootstrap(_task: TaskControl): Promise<boolean> {
+    const auth = this.config.postgresql.authentication;
+    const boot = this.config.bootstrap;
+    try {
+      await this.withSession(async (s) => {
+        if (auth.superuser.password) {
+          await this.createOrUpdateRole(s, auth.superuser.username, auth.superuser.password, ['SUPERUSER']);
+        }
+      });
+      if (boot?.postBootstrap) await this.runPostBootstrap(boot.postBootstrap);
+      await this.withSession(async (s) => {
+        await this.createOrUpdateRole(s, auth.replication.username, auth.replication.password, [
+          'REPLICATION',
+        ]);
+        const rewind = auth.rewind;
+        if (rewind && rewind.username !== auth.superuser.username) {
+          await this.createOrUpdateRole(s, rewind.username, rewind.password, []);
+          for (const f of [
+            'pg_ls_dir(text, boolean, boolean)',
+            'pg_stat_file(text, boolean)',
+            'pg_read_binary_file(text)',
+            'pg_read_binary_file(text, bigint, bigint, boolean)',
+          ]) {
+            await s.query(`DO $$
+BEGIN
+    SET local synchronous_commit = 'local';
+    GRANT EXECUTE ON function pg_catalog.${f} TO ${quoteIdent(rewind.username)};
+END;$$`);
+          }
+        }
+        for (const [name, user] of Object.entries(boot?.users ?? {})) {
+          if ([auth.superuser.username, auth.replication.username, rewind?.username].includes(name)) continue;
+          await this.createOrUpdateRole(s, name, user.password, user.options);
+        }
+      });
+      return true;
+    } catch (e) {
+      this.log.error(`post_bootstrap failed: ${errorText(e)}`);
+      return false;
+    }
+  }
+
+  /** `bootstrap.post_bootstrap`: the script gets the superuser connection string as its last argument. */
+  private async runPostBootstrap(command: string): Promise<void> {
+    const [cmd, ...args] = shellSplit(command);
+    if (!cmd) return;
+    const o = this.connectOptions();
+    const url = `postgres://${encodeURIComponent(o.user)}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/${o.database ?? 'postgres'}`;
+    const env: Record<string, string | undefined> = { ...process.env };
+    if (o.password !== undefined) env['PGPASSWORD'] = o.password;
+    this.log.info(`running post_bootstrap: ${command}`);
+    const code = await new Promise<number>((resolveCode, reject) => {
+      const child = spawn(cmd, [...args, url], { stdio: 'inherit', env });
+      child.once('error', reject);
+      child.once('exit', (c) => resolveCode(c ?? 1));
+    });
+    if (code !== 0) throw new Error(`post_bootstrap script ${command} exited with code ${code}`);
+  }
+
+  async clone(from: Member | undefined, task: TaskControl): Promise<boolean> {
+    const pg = this.config.postgresql;
+    if (!pg.createReplicaMethods.includes('basebackup')) {
+      this.log.error(
+        `create_replica_methods ${pg.createReplicaMethods.join(', ')}: only basebackup is implemented yet`,
+      );
+      return false;
+    }
+    const source = parseConnUrl(from?.data.connUrl);
+    if (!from || !source) {
+      this.log.error('cannot clone: no member with a usable conn_url to clone from');
+      return false;
+    }
+    this.busy = true;
+    this.setState('creating replica');
+    this.role = 'uninitialized';
+    try {
+      mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+      const r = pg.authentication.replication;
+      await basebackup({
+        bins: this.bins,
+        dataDir: this.dataDir,
+        source,
+        replication: { username: r.username, password: r.password },
+        pgpassPath: pg.pgpass,
+        options: pg.basebackup ?? null,
+        database: pg.database,
+        onWarning: (m) => this.log.warning(m),
+      });
+    } catch (e) {
+      this.log.error(`Error creating replica using method basebackup: ${errorText(e)}`);
+      this.wipeDataDir();
+      this.setState('stopped');
+      this.busy = false;
+      return false;
+    }
+    this.busy = false;
+    if (task.cancelled()) return false;
+    return this.start('replica', { name: from.name, ...source }, undefined, task);
+  }
+
+  private wipeDataDir(): void {
+    try {
+      for (const entry of readdirSync(this.dataDir)) {
+        rmSync(join(this.dataDir, entry), { recursive: true, force: true });
+      }
+    } catch {
+      /* nothing to remove */
+    }
+    this.sysidCache = undefined;
+  }
+
+  async start(
+    as: 'replica' | 'primary',
+    target: ResolvedTarget | undefined,
+    timeoutSeconds: number | undefined,
+    _task: TaskControl,
+  ): Promise<boolean> {
+    this.busy = true;
+    try {
+      this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined);
+      this.setState('starting');
+      await this.startServer(timeoutSeconds);
+      this.setState('running');
+      this.role = as === 'replica' ? 'replica' : 'master';
+      return true;
+    } catch (e) {
+      this.log.error(`failed to start PostgreSQL: ${errorText(e)}`);
+      this.setState(isRunning(this.dataDir) !== undefined ? 'starting' : 'start failed');
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async follow(target: ResolvedTarget | undefined): Promise<void> {
+    if (isRunning(this.dataDir) === undefined) return;
+    const wanted = target ? { primary: target } : {};
+    // Rewrite and reload only on a change.
+    if (JSON.stringify(this.recoveryFor(wanted).recovery ?? null) === this.writtenRecovery) return;
+    this.writeConfigFiles(wanted);
+    if (this.majorVersion() >= 130000) {
+      await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
+      this.log.info(`following ${target ? `${target.name} (${target.host}:${target.port})` : 'nobody'}`);
+      return;
+    }
+    this.log.info('restarting PostgreSQL to change primary_conninfo (PostgreSQL < 13)');
+    await this.stop('fast');
+    await this.start('replica', target, undefined, { cancelled: () => false });
+  }
+
+  async promote(task: TaskControl): Promise<boolean> {
+    if (task.cancelled()) return false;
+    this.busy = true;
+    try {
+      await promotePostgres({ bins: this.bins, dataDir: this.dataDir });
+      this.role = 'master';
+      this.checkpointAfterPromote = true;
+      this.writeConfigFiles(undefined);
+    } catch (e) {
+      this.log.error(`pg_ctl promote failed: ${errorText(e)}`);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+    try {
+      await this.withSession((s) => checkpoint(s));
+    } catch (e) {
+      this.log.warning(`CHECKPOINT after promote failed: ${errorText(e)}`);
+    } finally {
+      this.checkpointAfterPromote = false;
+    }
+    return true;
+  }
+
+  async stop(mode: 'fast' | 'immediate'): Promise<void> {
+    if (isRunning(this.dataDir) === undefined) {
+      if (this.state !== 'stopped') this.setState('stopped');
+      return;
+    }
+    this.busy = true;
+    await this.dropSession();
+    this.setState('stopping');
+    try {
+      await stopPostgres({ bins: this.bins, dataDir: this.dataDir, mode });
+      this.setState('stopped');
+    } catch (e) {
+      this.setState('running');
+      throw e;
+    } finally {
+      this.busy = false;
+      this.lastStatus = undefined;
+    }
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.withSession((s) => checkpoint(s));
+  }
+
+  async shutdownCheckpoint(): Promise<Lsn | undefined> {
+    return summarizeControldata(await controldata(this.bins, this.dataDir)).latestCheckpointLocation;
+  }
+
+  async crashRecovery(_task: TaskControl): Promise<boolean> {
+    this.busy = true;
+    try {
+      this.writeConfigFiles(undefined);
+      const params = this.serverParameters();
+      await runPgTool(
+        this.bins,
+        'postgres',
+        [
+          '--single',
+          '-D',
+          this.dataDir,
+          `--config-file=${join(this.configDir, 'postgresql.conf')}`,
+          ...cmdlineArgs(params.cmdline),
+          '-c',
+          'archive_mode=on',
+          '-c',
+          'archive_command=false',
+          this.config.postgresql.database,
+        ],
+        { timeoutMs: 3_600_000 },
+      );
+      this.setState('stopped');
+      return true;
+    } catch (e) {
+      this.log.error(`crash recovery failed: ${errorText(e)}`);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async historyValue(cluster: Cluster): Promise<string | undefined> {
+    const st = this.lastStatus ?? (await this.queryStatus());
+    const tl = st && !st.inRecovery ? st.timeline : undefined;
+    if (tl === undefined) return undefined;
+    const lines = cluster.history?.lines ?? [];
+    if (tl === 1) return lines.length > 0 ? '[]' : undefined;
+    const last = lines[lines.length - 1];
+    if (last && last.timeline === tl - 1 && last.newLeader !== undefined) return undefined;
+    const file = join(this.dataDir, 'pg_wal', `${tl.toString(16).toUpperCase().padStart(8, '0')}.history`);
+    let text: string;
+    let mtimeNs: bigint;
+    try {
+      text = readFileSync(file, 'utf8');
+      mtimeNs = statSync(file, { bigint: true }).mtimeNs;
+    } catch {
+      return undefined;
+    }
+    const known = new Map(lines.map((l) => [l.timeline, l]));
+    const history: unknown[][] = parseHistoryFile(text).map(([t, lsn, reason]) => {
+      const row: unknown[] = [t, lsn, reason];
+      const k = known.get(t);
+      if (k && k.lsn === lsn && k.timestamp !== undefined) {
+        row.push(k.timestamp);
+        if (k.newLeader !== undefined) row.push(k.newLeader);
+      }
+      return row;
+    });
+    const lastRow = history[history.length - 1];
+    if (lastRow && lastRow[0] === tl - 1 && lastRow.length === 3) {
+      lastRow.push(isoLocal(mtimeNs), this.config.name);
+    }
+    const max = Number((this.dynamic ?? {})['max_timelines_history'] ?? 0);
+    const kept = Number.isInteger(max) && max > 0 ? history.slice(-max) : history;
+    return pyJson(kept, true);
+  }
+
+  async syncSlots(cluster: Cluster, _config: HaConfig): Promise<void> {
+    if (!this.useSlots() || this.role !== 'master') return;
+    const st = this.lastStatus;
+    if (!st || st.inRecovery) return;
+    const wanted = new Set(
+      cluster.members
+        .filter((m) => m.name !== this.config.name)
+        .filter((m) => {
+          const rf = m.data.tags['replicatefrom'];
+          return typeof rf !== 'string' || rf === this.config.name;
+        })
+        .map((m) => slotNameForMember(m.name)),
+    );
+    await this.withSession(async (s) => {
+      const existing = await replicationSlots(s);
+      for (const name of wanted) {
+        if (existing.some((e) => e.slotName === name)) continue;
+        if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
+      }
+      for (const slot of existing) {
+        if (slot.slotType !== 'physical' || wanted.has(slot.slotName) || slot.active) continue;
+        const r = await dropSlot(s, slot.slotName);
+        if (r.dropped) this.log.info(`dropped unknown replication slot '${slot.slotName}'`);
+      }
+    });
+  }
+
+  async abandonBootstrap(): Promise<void> {
+    await this.stop('immediate').catch(() => undefined);
+    const d = new Date();
+    const pad = (n: number): string => String(n).padStart(2, '0');
+    const suffix = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}-${pad(d.getHours())}-${pad(d.getMinutes())}-${pad(d.getSeconds())}`;
+    try {
+      renameSync(this.dataDir, `${this.dataDir}_${suffix}`);
+      this.log.info(`moved data directory aside to ${this.dataDir}_${suffix}`);
+    } catch (e) {
+      this.log.error(`could not move the data directory aside: ${errorText(e)}`);
+    }
+    this.sysidCache = undefined;
+  }
+
+  /** The shutdown path: stop PostgreSQL fast. */
+  async shutdown(): Promise<void> {
+    await this.stop('fast');
+    await this.dropSession();
+  }
+
+  /** For the REST status. */
+  get sysidKnown(): string | undefined {
+    return this.sysidCache?.sysid;
+  }
+}

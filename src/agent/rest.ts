@@ -1,0 +1,141 @@
+/**
+ * The agent's REST API: `startApiServer` fed with a status built from fresh queries of the local PostgreSQL (as
+ * Patroni's `get_postgresql_status` does on every request) and the HA loop's cached cluster view.
+ */
+import { startApiServer, type ApiServer } from '../api/server.js';
+import type { AgentStatus, PostgresSnapshot, WalSender } from '../api/status.js';
+import type { AgentConfig } from '../config/agent-config.js';
+import type { Dcs } from '../dcs/dcs.js';
+import type { HaLoop } from '../ha/loop.js';
+import { isPaused } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import { isRunning } from '../postgres/pg-ctl.js';
+import { instanceStatus, statReplication, type PgSession } from '../postgres/queries.js';
+import { SPOKEN_PATRONI_VERSION } from './member.js';
+import type { PostgresNode } from './node.js';
+
+/** PostgreSQL's timestamptz text (`2026-11-22 02:47:20.281062+00`) in Python `str(datetime)` form (`+00:00`). */
+export function pyTimestamp(text: string): string {
+  return text.replace(/([+-]\d{2})$/, '$1:00').replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
+}
+
+const max = (a: Lsn, b: Lsn): Lsn => (a > b ? a : b);
+
+async function queryPostgres(s: PgSession): Promise<PostgresSnapshot> {
+  const rows = await s.query(
+    `SELECT pg_catalog.pg_postmaster_start_time()::text AS start,
+            pg_catalog.current_setting('server_version_num')::int AS version,
+            pg_catalog.pg_last_xact_replay_timestamp()::text AS replay_ts`,
+  );
+  const row = rows[0] ?? {};
+  const st = await instanceStatus(s);
+  const replication: WalSender[] = st.inRecovery
+    ? []
+    : (await statReplication(s)).map((r) => ({
+        usename: r.usename ?? null,
+        application_name: r.applicationName ?? '',
+        client_addr: r.clientAddr ?? null,
+        state: r.state ?? '',
+        sync_state: r.syncState ?? '',
+        sync_priority: r.syncPriority ?? 0,
+      }));
+  const received = st.receiveLsn ?? st.replayLsn ?? 0n;
+  const replayed = st.replayLsn ?? 0n;
+  return {
+    postmasterStartTime: pyTimestamp(typeof row['start'] === 'string' ? row['start'] : ''),
+    serverVersion: Number(row['version'] ?? 0),
+    xlog: st.inRecovery
+      ? {
+          kind: 'replica',
+          receivedLocation: max(received, 0n),
+          replayedLocation: replayed,
+          replayedTimestamp: typeof row['replay_ts'] === 'string' ? pyTimestamp(row['replay_ts']) : null,
+          paused: st.replayPaused,
+        }
+      : { kind: 'primary', location: st.flushLsn ?? 0n },
+    timeline: st.timeline ?? null,
+    replication,
+  };
+}
+
+export interface AgentRestDeps {
+  readonly config: AgentConfig;
+  readonly node: PostgresNode;
+  readonly loop: HaLoop;
+  readonly dcs: Dcs;
+  readonly onError: (e: unknown) => void;
+}
+
+export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
+  const { config, node, loop } = deps;
+  const running = isRunning(config.postgresql.dataDir) !== undefined;
+  let postgres: PostgresSnapshot | undefined;
+  if (running && node.currentState === 'running') {
+    try {
+      postgres = await node.withSession(queryPostgres);
+    } catch {
+      postgres = undefined;
+    }
+  }
+  const cluster = loop.lastCluster;
+  const ha = loop.haConfig;
+  const lockUntil = loop.leaderLockUntil();
+  let state: string = node.currentState;
+  if (state === 'running' && !postgres) state = 'unknown';
+  const role = postgres ? (postgres.xlog.kind === 'primary' ? 'master' : 'replica') : node.currentRole;
+  return {
+    at: Date.now(),
+    state,
+    role,
+    postmasterRunning: running,
+    ...(postgres ? { postgres } : {}),
+    syncStandby: false,
+    quorumStandby: false,
+    pause: cluster ? isPaused(cluster) : false,
+    clusterUnlocked: !cluster?.leader,
+    failsafeModeIsActive: false,
+    dcsLastSeen: loop.dcsLastSeen,
+    tags: config.memberTags,
+    ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
+    pendingRestart: false,
+    patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
+    watchdogFailed: false,
+    ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),
+    standbyCluster: false,
+    nextRunAt: loop.nextRun,
+    ttl: ha.ttl,
+    maximumLagOnFailover: Number(ha.maximumLagOnFailover),
+  };
+}
+
+export async function startAgentApi(deps: AgentRestDeps): Promise<ApiServer> {
+  const r = deps.config.restapi;
+  const host = r.listen.host.includes(':') ? `[${r.listen.host}]` : r.listen.host;
+  return startApiServer({
+    listen: `${host}:${r.listen.port}`,
+    ...(r.authentication ? { auth: r.authentication } : {}),
+    ...(r.certfile
+      ? {
+          tls: {
+            certfile: r.certfile,
+            ...(r.keyfile ? { keyfile: r.keyfile } : {}),
+            ...(r.keyfilePassword ? { keyfilePassword: r.keyfilePassword } : {}),
+            ...(r.cafile ? { cafile: r.cafile } : {}),
+            ...(r.ciphers ? { ciphers: r.ciphers } : {}),
+            ...(r.verifyClient ? { verifyClient: r.verifyClient } : {}),
+          },
+        }
+      : {}),
+    extraHeaders: r.certfile ? { ...r.httpExtraHeaders, ...r.httpsExtraHeaders } : r.httpExtraHeaders,
+    getStatus: () => buildStatus(deps),
+    getCluster: () => deps.loop.lastCluster,
+    readCluster: async () => {
+      try {
+        return await deps.dcs.getCluster();
+      } catch {
+        return undefined;
+      }
+    },
+    onError: deps.onError,
+  });
+}

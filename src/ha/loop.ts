@@ -1,0 +1,777 @@
+/**
+ * The HA loop: the imperative shell around `decide()` (Patroni's `Ha.run_cycle` plus `Patroni.run`). Every cycle
+ * it gathers a snapshot (DCS, local PostgreSQL, the state kept between cycles), asks `decide()` what to do,
+ * executes the actions by the contract in actions.ts, logs Patroni's one line, and publishes the member key.
+ *
+ * This is the only module of src/ha that does I/O, and it does it only through injected ports: the DCS, the local
+ * node (`LocalNode`, implemented by src/agent), a peer prober, a clock and a logger. Long actions (bootstrap,
+ * clone, promote, start, demote, crash recovery) run as tracked background tasks off the heartbeat path; every
+ * promise is awaited or has its rejection handled, and a finished task wakes the loop.
+ */
+import type { Dcs } from '../dcs/dcs.js';
+import { DcsError } from '../dcs/dcs.js';
+import type { Cluster, Member } from '../model/cluster.js';
+import { pyJson } from '../model/pyjson.js';
+import type { Lsn } from '../model/lsn.js';
+import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
+import { isGuard } from './actions.js';
+import { cycleLogLine, decide } from './decide.js';
+import {
+  DEFAULT_HA_CONFIG,
+  INITIAL_MEMORY,
+  haConfigFromDynamic,
+  type AsyncKind,
+  type HaConfig,
+  type HaMemory,
+  type HaSnapshot,
+  type PeerStatus,
+  type PendingAsync,
+  type PostgresInfo,
+  type SelfInfo,
+} from './snapshot.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ports
+
+export interface LoopClock {
+  /** Epoch milliseconds. */
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const SYSTEM_CLOCK: LoopClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+};
+
+export interface LoopLogger {
+  info(text: string): void;
+  warning(text: string): void;
+  error(text: string): void;
+}
+
+/** A member to stream from, resolved from its `conn_url`. */
+export interface ResolvedTarget {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Cooperative cancellation of a long action (`CancelAsync`): checked by the node between steps. */
+export interface TaskControl {
+  readonly cancelled: () => boolean;
+}
+
+/** The local member: its PostgreSQL instance and what it publishes. Implemented by src/agent. */
+export interface LocalNode {
+  readonly self: SelfInfo;
+  /** The state of the local instance now. `cluster` is the view of this cycle (undefined: DCS down). */
+  inspect(cluster: Cluster | undefined): Promise<PostgresInfo>;
+  /** The member key value (compact JSON), as Patroni's `touch_member` builds it. */
+  memberValue(ctx: { readonly isLeader: boolean; readonly pendingAsync?: AsyncKind }): Promise<string>;
+  /** The primary's last WAL position for `status.optime`; undefined when unknown. */
+  lastOperation(): Promise<Lsn | undefined>;
+  /** The dynamic configuration to write to the `config` key (compact JSON). */
+  dynamicConfigValue(): string;
+  /** The dynamic configuration from the local file (bootstrap.dcs) used until the DCS has one. */
+  localDynamicConfig(): Readonly<Record<string, unknown>>;
+  /** A dynamic configuration was read from the DCS (the node keeps it for WriteConfig and parameters). */
+  dynamicConfigChanged(data: Readonly<Record<string, unknown>>): void;
+
+  bootstrap(task: TaskControl): Promise<boolean>;
+  postBootstrap(task: TaskControl): Promise<boolean>;
+  clone(from: Member | undefined, task: TaskControl): Promise<boolean>;
+  start(
+    as: 'replica' | 'primary',
+    target: ResolvedTarget | undefined,
+    timeoutSeconds: number | undefined,
+    task: TaskControl,
+  ): Promise<boolean>;
+  /** Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. */
+  follow(target: ResolvedTarget | undefined): Promise<void>;
+  promote(task: TaskControl): Promise<boolean>;
+  stop(mode: 'fast' | 'immediate'): Promise<void>;
+  /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
+  checkpoint(): Promise<void>;
+  /** pg_controldata's latest checkpoint location (after a stop). */
+  shutdownCheckpoint(): Promise<Lsn | undefined>;
+  crashRecovery(task: TaskControl): Promise<boolean>;
+  /** The `history` value to write (compact JSON), or undefined when the key is up to date. */
+  historyValue(cluster: Cluster): Promise<string | undefined>;
+  /** Leader housekeeping: physical slots for the other members. */
+  syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
+  /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
+  abandonBootstrap(): Promise<void>;
+}
+
+export type PeerProber = (
+  members: readonly { readonly name: string; readonly apiUrl: string }[],
+) => Promise<ReadonlyMap<string, PeerStatus>>;
+
+export interface LoopDeps {
+  readonly dcs: Dcs;
+  readonly node: LocalNode;
+  readonly probe: PeerProber;
+  readonly clock?: LoopClock;
+  readonly log: LoopLogger;
+  /** A fatal decision (`Exit`, failed bootstrap): the agent shuts down with this code. */
+  readonly onFatal: (code: number, reason: string) => void;
+}
+
+export interface CycleResult {
+  readonly message: string;
+  readonly dcsOk: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+/** `postgres://host:port/db` -> host and port; undefined when it cannot be parsed. */
+export function parseConnUrl(connUrl: string | undefined): { host: string; port: number } | undefined {
+  if (!connUrl) return undefined;
+  try {
+    const u = new URL(connUrl);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = u.port === '' ? 5432 : Number(u.port);
+    if (host === '' || !Number.isInteger(port)) return undefined;
+    return { host, port };
+  } catch {
+    return undefined;
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+interface RunningTask {
+  readonly pending: PendingAsync;
+  cancelled: boolean;
+  readonly done: Promise<void>;
+}
+
+/** Thrown inside action execution to stop the remaining actions of a decision. */
+class StopActions extends Error {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The loop
+
+export class HaLoop {
+  private readonly dcs: Dcs;
+  private readonly node: LocalNode;
+  private readonly clock: LoopClock;
+  private readonly log: LoopLogger;
+  private memory: HaMemory = INITIAL_MEMORY;
+  private config: HaConfig = DEFAULT_HA_CONFIG;
+  private configApplied = false;
+  private heldByMe = false;
+  private lastRefreshOk: number | undefined;
+  private cluster: Cluster | undefined;
+  private lastLockedCluster: Cluster | undefined;
+  private lastDcsSeen = 0;
+  private task: RunningTask | undefined;
+  private stopping = false;
+  private wakeUp: (() => void) | undefined;
+  private wakePending = false;
+  private nextRunAt = 0;
+  private cyclePromise: Promise<void> | undefined;
+
+  constructor(private readonly deps: LoopDeps) {
+    this.dcs = deps.dcs;
+    this.node = deps.node;
+    this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.log = deps.log;
+  }
+
+  // ---- views for the REST API and shutdown ------------------------------------------------------------------
+
+  /** The cluster view of the last successful read. */
+  get lastCluster(): Cluster | undefined {
+    return this.cluster;
+  }
+
+  get haConfig(): HaConfig {
+    return this.config;
+  }
+
+  /** Patroni's `is_leader()`: we hold the lock and refreshed it within ttl. */
+  isLeader(): boolean {
+    return this.leaderLockUntil() !== undefined;
+  }
+
+  /** Epoch ms until which the lock is ours, or undefined. */
+  leaderLockUntil(): number | undefined {
+    if (!this.heldByMe || this.lastRefreshOk === undefined) return undefined;
+    const until = this.lastRefreshOk + this.config.ttl * 1000;
+    return until > this.clock.now() ? until : undefined;
+  }
+
+  get dcsLastSeen(): number {
+    return this.lastDcsSeen;
+  }
+
+  get nextRun(): number {
+    return this.nextRunAt;
+  }
+
+  get pendingAsync(): PendingAsync | undefined {
+    return this.task?.pending;
+  }
+
+  get haMemory(): HaMemory {
+    return this.memory;
+  }
+
+  // ---- running ----------------------------------------------------------------------------------------------
+
+  /** Runs cycles until `stop()`. Resolves after the last cycle (a running long action may still be going). */
+  async run(): Promise<void> {
+    this.nextRunAt = this.clock.now();
+    while (!this.stopping) {
+      this.cyclePromise = this.runCycle().then(
+        () => undefined,
+        (e: unknown) => this.log.error(`unexpected error in the HA cycle: ${errorText(e)}`),
+      );
+      await this.cyclePromise;
+      this.cyclePromise = undefined;
+      if (this.stopping) break;
+      this.nextRunAt += this.config.loopWait * 1000;
+      const now = this.clock.now();
+      if (this.nextRunAt <= now) {
+        this.log.warning('Loop time exceeded, rescheduling immediately.');
+        this.nextRunAt = now;
+        continue;
+      }
+      const woken = await this.waitUntil(this.nextRunAt);
+      if (woken) this.nextRunAt = this.clock.now();
+    }
+  }
+
+  /** Asks `run()` to finish after the current cycle. */
+  stop(): void {
+    this.stopping = true;
+    this.wake();
+  }
+
+  /** Ends the current wait early (an async task finished, a REST request changed something). */
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    if (w) w();
+    else this.wakePending = true;
+  }
+
+  /** Resolves when the running long action (if any) has finished. */
+  async waitForTask(): Promise<void> {
+    while (this.task) await this.task.done;
+  }
+
+  /** Waits for the DCS watch, an internal wake-up or the deadline; true when woken early. */
+  private async waitUntil(deadline: number): Promise<boolean> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return true;
+    }
+    const timeout = Math.max(0, deadline - this.clock.now());
+    const internal = new Promise<boolean>((resolve) => {
+      this.wakeUp = () => resolve(true);
+    });
+    const watched = this.dcs.watch(timeout).then(
+      (changed) => changed,
+      (e: unknown) => {
+        this.log.warning(`DCS watch failed: ${errorText(e)}`);
+        return false;
+      },
+    );
+    // A timer too: a DCS watch that ignores its timeout must not stall the loop.
+    const timer = this.clock.sleep(timeout + 1000).then(() => false);
+    const woken = await Promise.race([internal, watched, timer]);
+    this.wakeUp = undefined;
+    return woken;
+  }
+
+  /** One HA cycle. Public for tests. */
+  async runCycle(): Promise<CycleResult> {
+    const now = this.clock.now();
+    let cluster: Cluster | undefined;
+    let dcsOk = true;
+    try {
+      cluster = await this.dcs.getCluster();
+      this.lastDcsSeen = Math.floor(now / 1000);
+    } catch (e) {
+      if (!(e instanceof DcsError)) throw e;
+      dcsOk = false;
+      this.log.error(`Error communicating with DCS: ${e.message}`);
+    }
+    if (cluster) this.absorbCluster(cluster);
+
+    let postgres: PostgresInfo;
+    try {
+      postgres = await this.node.inspect(cluster);
+    } catch (e) {
+      this.log.error(`Error communicating with PostgreSQL. Will try again later (${errorText(e)})`);
+      if (dcsOk) await this.touchMember();
+      return { message: 'Error communicating with PostgreSQL. Will try again later', dcsOk };
+    }
+
+    if (cluster && dcsOk && !cluster.members.some((m) => m.name === this.node.self.name)) {
+      dcsOk = await this.touchMember();
+    }
+
+    let snapshot = this.snapshot(now, cluster, dcsOk, postgres);
+    let decision = decide(snapshot);
+    const [first] = decision.actions;
+    if (first?.type === 'ProbePeers' && cluster) {
+      const peers = await this.safeProbe(first.members);
+      snapshot = { ...snapshot, peers };
+      decision = decide(snapshot);
+    }
+
+    const outcome = await this.execute(decision, snapshot);
+    if (!outcome.dcsOk) dcsOk = false;
+    this.writeLogs(outcome.logs);
+    this.log.info(cycleLogLine(snapshot, { ...decision, message: outcome.message }));
+
+    if (dcsOk) dcsOk = await this.afterCycle(snapshot);
+    return { message: outcome.message, dcsOk };
+  }
+
+  private absorbCluster(cluster: Cluster): void {
+    this.cluster = cluster;
+    const name = this.node.self.name;
+    this.heldByMe = cluster.leader?.name === name;
+    if (cluster.leader?.name) this.lastLockedCluster = cluster;
+    const data = cluster.config?.valid ? cluster.config.data : undefined;
+    const dynamic = data && Object.keys(data).length > 0 ? data : undefined;
+    if (dynamic) this.node.dynamicConfigChanged(dynamic);
+    this.applyConfig(dynamic ?? (this.configApplied ? undefined : this.node.localDynamicConfig()));
+  }
+
+  private applyConfig(data: Readonly<Record<string, unknown>> | undefined): void {
+    if (data === undefined) return;
+    const next = haConfigFromDynamic(data);
+    const old = this.config;
+    this.config = next;
+    if (!this.configApplied || old.ttl !== next.ttl || old.retryTimeout !== next.retryTimeout) {
+      this.dcs.setTimings(next.ttl, next.retryTimeout);
+    }
+    this.configApplied = true;
+  }
+
+  private snapshot(
+    now: number,
+    cluster: Cluster | undefined,
+    dcsOk: boolean,
+    postgres: PostgresInfo,
+  ): HaSnapshot {
+    return {
+      now,
+      me: this.node.self,
+      config: this.config,
+      cluster,
+      dcsReachable: dcsOk,
+      ...(this.lastLockedCluster ? { lastLockedCluster: this.lastLockedCluster } : {}),
+      postgres,
+      lock: {
+        heldByMe: this.heldByMe,
+        ...(this.lastRefreshOk === undefined ? {} : { lastRefreshOk: this.lastRefreshOk }),
+      },
+      ...(this.task ? { pendingAsync: this.task.pending } : {}),
+      memory: this.memory,
+    };
+  }
+
+  private async safeProbe(
+    members: readonly { readonly name: string; readonly apiUrl: string }[],
+  ): Promise<ReadonlyMap<string, PeerStatus>> {
+    try {
+      return await this.deps.probe(members);
+    } catch (e) {
+      this.log.warning(`probing members failed: ${errorText(e)}`);
+      return new Map();
+    }
+  }
+
+  /** Slot housekeeping on the leader, then `touch_member`. Returns whether the DCS stayed reachable. */
+  private async afterCycle(snapshot: HaSnapshot): Promise<boolean> {
+    const cluster = this.cluster;
+    if (cluster && this.heldByMe && !this.task && snapshot.postgres.isRunning) {
+      try {
+        await this.node.syncSlots(cluster, this.config);
+      } catch (e) {
+        this.log.warning(`replication slot housekeeping failed: ${errorText(e)}`);
+      }
+    }
+    return this.touchMember();
+  }
+
+  private async touchMember(): Promise<boolean> {
+    try {
+      const kind = this.task?.pending.kind;
+      const value = await this.node.memberValue({
+        isLeader: this.heldByMe,
+        ...(kind === undefined ? {} : { pendingAsync: kind }),
+      });
+      await this.dcs.touchMember(value);
+      return true;
+    } catch (e) {
+      if (e instanceof DcsError) {
+        this.log.error(`failed to update member key: ${e.message}`);
+        return false;
+      }
+      this.log.warning(`could not build the member key: ${errorText(e)}`);
+      return true;
+    }
+  }
+
+  private writeLogs(lines: readonly LogLine[]): void {
+    for (const l of lines) {
+      if (l.level === 'info') this.log.info(l.text);
+      else if (l.level === 'warning') this.log.warning(l.text);
+      else this.log.error(l.text);
+    }
+  }
+
+  // ---- execution --------------------------------------------------------------------------------------------
+
+  private async execute(
+    decision: Decision,
+    snapshot: HaSnapshot,
+  ): Promise<{ message: string; logs: LogLine[]; dcsOk: boolean }> {
+    const logs: LogLine[] = [...(decision.logs ?? [])];
+    try {
+      for (const action of decision.actions) {
+        if (isGuard(action)) {
+          const won = await this.runGuard(action, snapshot);
+          if (!won) {
+            const other = await this.execute(action.otherwise, snapshot);
+            return { message: other.message, logs: [...logs, ...other.logs], dcsOk: other.dcsOk };
+          }
+          continue;
+        }
+        await this.runAction(action, snapshot);
+      }
+      return { message: decision.message, logs, dcsOk: true };
+    } catch (e) {
+      if (e instanceof StopActions) return { message: e.message, logs, dcsOk: true };
+      if (!(e instanceof DcsError)) {
+        logs.push({ level: 'error', text: `${decision.message}: ${errorText(e)}` });
+        return { message: decision.message, logs, dcsOk: true };
+      }
+      logs.push({ level: 'error', text: `Error communicating with DCS: ${e.message}` });
+      // The contract: decide again as if the DCS could not be read.
+      const offline: HaSnapshot = { ...snapshot, cluster: undefined, dcsReachable: false };
+      const again = decide(offline);
+      try {
+        for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
+      } catch (e2) {
+        logs.push({ level: 'error', text: `${again.message}: ${errorText(e2)}` });
+      }
+      return { message: again.message, logs: [...logs, ...(again.logs ?? [])], dcsOk: false };
+    }
+  }
+
+  private async runGuard(
+    action: Extract<Action, { readonly otherwise: Decision }>,
+    snapshot: HaSnapshot,
+  ): Promise<boolean> {
+    switch (action.type) {
+      case 'AcquireLock': {
+        const won = await this.dcs.attemptToAcquireLeader();
+        if (won) this.lockRefreshed();
+        else this.heldByMe = false;
+        return won;
+      }
+      case 'RefreshLock': {
+        const cluster = this.cluster ?? snapshot.cluster;
+        if (!cluster) return false;
+        const held = await this.dcs.updateLeader(cluster);
+        if (!held) {
+          this.heldByMe = false;
+          return false;
+        }
+        this.lockRefreshed();
+        if (action.writeStatus) {
+          const optime = await this.node.lastOperation().catch(() => undefined);
+          if (optime !== undefined) await this.dcs.writeStatus(pyJson({ optime }, true));
+        }
+        return true;
+      }
+      case 'RaceInitialize':
+        return this.dcs.initialize(true, '');
+      case 'WriteSyncState': {
+        const value = pyJson(
+          {
+            leader: action.leader,
+            sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null,
+          },
+          true,
+        );
+        return (await this.dcs.setSyncStateValue(value, action.version)) !== false;
+      }
+    }
+  }
+
+  private lockRefreshed(): void {
+    this.heldByMe = true;
+    this.lastRefreshOk = this.clock.now();
+  }
+
+  private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
+    const cluster = this.cluster ?? snapshot.cluster;
+    switch (action.type) {
+      case 'AcquireLock':
+      case 'RefreshLock':
+      case 'RaceInitialize':
+      case 'WriteSyncState':
+        throw new Error(`${action.type} is a guard`);
+      case 'ReleaseLock': {
+        if (cluster) await this.dcs.deleteLeader(cluster);
+        this.heldByMe = false;
+        this.lastRefreshOk = undefined;
+        return;
+      }
+      case 'Promote':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.promote(t);
+          if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
+        });
+        return;
+      case 'Demote':
+        if (action.async) {
+          this.startTask(action.kind, action.description, () => this.demote(action.mode));
+        } else {
+          await this.demote(action.mode);
+        }
+        return;
+      case 'FollowLeader': {
+        const target = await this.resolve(action.target);
+        await this.node.follow(target);
+        return;
+      }
+      case 'StartPostgres': {
+        const target = await this.resolve(action.target);
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.start(action.as, target, action.timeout, t);
+          if (!ok) this.log.error('failed to start PostgreSQL');
+        });
+        return;
+      }
+      case 'StopPostgres':
+        await this.node.stop(action.mode);
+        return;
+      case 'CrashRecovery':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.crashRecovery(t);
+          if (!ok) this.log.error('crash recovery in single user mode failed');
+        });
+        return;
+      case 'CancelAsync': {
+        const task = this.task;
+        if (task && task.pending.kind === action.kind) {
+          task.cancelled = true;
+          this.log.warning(
+            `cancelling ${task.pending.description}: it stops at its next step (a running program is not killed)`,
+          );
+        }
+        return;
+      }
+      case 'ProbePeers':
+        this.log.warning('ProbePeers is only valid as the sole action of a decision; ignored');
+        return;
+      case 'ClearFailoverKey':
+        await this.dcs.setFailoverValue('{}', action.version);
+        return;
+      case 'RewriteFailoverKey':
+        await this.dcs.setFailoverValue(
+          pyJson(
+            {
+              member: action.candidate,
+              ...(action.scheduledAt === undefined ? {} : { scheduled_at: action.scheduledAt }),
+            },
+            true,
+          ),
+          action.version,
+        );
+        return;
+      case 'WriteHistory': {
+        if (!cluster) return;
+        const value = await this.node.historyValue(cluster);
+        if (value !== undefined) await this.dcs.setHistoryValue(value);
+        return;
+      }
+      case 'ProcessSyncReplication':
+        await this.processSyncReplication(cluster);
+        return;
+      case 'SetSynchronousStandbyNames':
+        this.log.warning(
+          `synchronous replication is not implemented yet: synchronous_standby_names=${JSON.stringify(action.names.join(','))} was not applied`,
+        );
+        return;
+      case 'WriteInitialize':
+        await this.dcs.initialize(action.createNew, action.sysid);
+        return;
+      case 'CancelInitialization': {
+        await this.dcs.cancelInitialization();
+        await this.node.abandonBootstrap();
+        this.deps.onFatal(1, 'removed initialize key after failed attempt to bootstrap the cluster');
+        throw new StopActions('removing initialize key after failed attempt to bootstrap the cluster');
+      }
+      case 'WriteConfig':
+        await this.dcs.setConfigValue(this.node.dynamicConfigValue());
+        return;
+      case 'TakeLeader':
+        await this.dcs.takeLeader();
+        this.lockRefreshed();
+        return;
+      case 'Bootstrap':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.bootstrap(t);
+          if (!ok) this.memory = { ...this.memory, bootstrapResult: false };
+        });
+        return;
+      case 'PostBootstrap':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.postBootstrap(t);
+          this.memory = { ...this.memory, bootstrapResult: ok };
+        });
+        return;
+      case 'CloneFrom': {
+        const from =
+          action.member === undefined ? undefined : cluster?.members.find((m) => m.name === action.member);
+        if (action.member !== undefined && from === undefined) {
+          this.log.warning(`cannot clone from ${action.member}: it has no member key`);
+          return;
+        }
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.clone(from, t);
+          if (ok) this.log.info(`bootstrapped ${from ? `from leader '${from.name}'` : '(without leader)'}`);
+          else this.log.error(`failed to bootstrap ${from ? `from '${from.name}'` : '(without leader)'}`);
+        });
+        return;
+      }
+      case 'Wait':
+        await this.clock.sleep(action.ms);
+        return;
+      case 'Exit':
+        this.log.error(action.reason);
+        this.deps.onFatal(action.code, action.reason);
+        throw new StopActions(action.reason);
+      case 'UpdateMemory':
+        this.memory = { ...this.memory, ...action.patch };
+        return;
+    }
+  }
+
+  /** Synchronous mode is not implemented: with it off, a leftover `/sync` key is removed as Patroni does. */
+  private async processSyncReplication(cluster: Cluster | undefined): Promise<void> {
+    if (!cluster) return;
+    if (this.config.synchronousMode === 'off') {
+      if (cluster.sync.leader !== undefined) await this.dcs.deleteSyncState(cluster.sync.version);
+      return;
+    }
+    this.log.warning(
+      'synchronous_mode is on but synchronous replication is not implemented yet: running asynchronously',
+    );
+  }
+
+  /** Stop PostgreSQL as the mode says, then (except offline) start it again as a replica of the lock holder. */
+  private async demote(mode: DemoteMode): Promise<void> {
+    const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
+    if (mode === 'graceful') {
+      await this.node.checkpoint().catch((e: unknown) => {
+        this.log.warning(`checkpoint before demote failed: ${errorText(e)}`);
+      });
+    }
+    await this.node.stop(stopMode);
+    if (mode === 'graceful' || mode === 'immediate') {
+      const cluster = this.cluster;
+      if (mode === 'graceful') {
+        const lsn = await this.node.shutdownCheckpoint().catch(() => undefined);
+        if (lsn !== undefined) await this.dcs.writeStatus(pyJson({ optime: lsn }, true));
+      }
+      if (cluster && this.heldByMe) await this.dcs.deleteLeader(cluster);
+      this.heldByMe = false;
+      this.lastRefreshOk = undefined;
+    }
+    if (mode === 'offline') return;
+    const target = await this.resolve({ kind: 'lock-holder' });
+    if (mode !== 'graceful') {
+      this.log.warning(
+        'pg_rewind is not implemented yet: a former primary restarted as a replica may not be able to follow the new leader',
+      );
+    }
+    await this.node.start('replica', target, undefined, { cancelled: () => false });
+  }
+
+  private async resolve(target: FollowTarget): Promise<ResolvedTarget | undefined> {
+    let name: string | undefined;
+    let connUrl: string | undefined;
+    if (target.kind === 'none') return undefined;
+    if (target.kind === 'member') {
+      name = target.name;
+      connUrl = target.connUrl ?? this.cluster?.members.find((m) => m.name === target.name)?.data.connUrl;
+    } else {
+      // Re-read the cluster and follow whoever holds the lock now.
+      try {
+        const c = await this.dcs.getCluster();
+        this.cluster = c;
+        this.heldByMe = c.leader?.name === this.node.self.name;
+        name = c.leader?.name;
+        connUrl = c.leader?.member?.data.connUrl;
+      } catch (e) {
+        if (!(e instanceof DcsError)) throw e;
+        name = this.cluster?.leader?.name;
+        connUrl = this.cluster?.leader?.member?.data.connUrl;
+      }
+    }
+    if (!name || name === this.node.self.name) return undefined;
+    const addr = parseConnUrl(connUrl);
+    if (!addr) {
+      this.log.warning(`cannot follow ${name}: its member key has no usable conn_url`);
+      return undefined;
+    }
+    return { name, ...addr };
+  }
+
+  /** Starts a long action off the heartbeat path; it wakes the loop when it ends. */
+  private startTask(kind: AsyncKind, description: string, body: (t: TaskControl) => Promise<void>): void {
+    if (this.task) {
+      this.log.warning(`not starting ${description}: ${this.task.pending.description} is still running`);
+      return;
+    }
+    const pending: PendingAsync = { kind, description, startedAt: this.clock.now() };
+    const holder: { cancelled: boolean } = { cancelled: false };
+    const control: TaskControl = { cancelled: () => holder.cancelled };
+    const done = (async (): Promise<void> => {
+      // Let the cycle that started the task finish first.
+      await Promise.resolve();
+      try {
+        await body(control);
+      } catch (e) {
+        this.log.error(`${description} failed: ${errorText(e)}`);
+        if (kind === 'bootstrap') this.memory = { ...this.memory, bootstrapResult: false };
+        if (kind === 'post_bootstrap') this.memory = { ...this.memory, bootstrapResult: false };
+      } finally {
+        this.task = undefined;
+        this.wake();
+      }
+    })();
+    const task: RunningTask = {
+      pending,
+      get cancelled() {
+        return holder.cancelled;
+      },
+      set cancelled(v: boolean) {
+        holder.cancelled = v;
+      },
+      done,
+    };
+    this.task = task;
+  }
+
+  /** Resolves when the cycle in progress (if any) has finished. */
+  async idle(): Promise<void> {
+    if (this.cyclePromise) await this.cyclePromise;
+  }
+}
