@@ -13,6 +13,25 @@ import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, removeDir, tempDir } from '../harness/process.js';
 import { readFixture } from '../helpers/fixtures.js';
 
+const ALL_COMMANDS = [
+  'agent',
+  'dsn',
+  'edit-config',
+  'failover',
+  'flush',
+  'history',
+  'list',
+  'pause',
+  'reinit',
+  'reload',
+  'remove',
+  'restart',
+  'resume',
+  'show-config',
+  'switchover',
+  'topology',
+  'version',
+];
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 interface Run {
@@ -96,13 +115,13 @@ describe('pgwarden CLI', () => {
   it('--help lists every command with a summary', async () => {
     const r = await pgwarden(['--help']);
     expect(r.code).toBe(0);
-    for (const cmd of ['dsn', 'history', 'list', 'show-config', 'topology', 'version']) {
+    for (const cmd of ALL_COMMANDS) {
       expect(r.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
     }
   });
 
   it('every command has a description and examples', async () => {
-    for (const cmd of ['dsn', 'history', 'list', 'show-config', 'topology', 'version']) {
+    for (const cmd of ALL_COMMANDS) {
       const r = await pgwarden([cmd, '--help']);
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toContain('DESCRIPTION');

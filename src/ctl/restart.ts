@@ -1,0 +1,126 @@
+/**
+ * `restart`: member selection (table first) -> schedule prompt -> confirmation -> --any -> version prompt -> per
+ * member POST /restart (patronictl 3.0.2's order). With --force and a new schedule, a member's existing scheduled
+ * restart is deleted first.
+ */
+import { UserError } from '../config/errors.js';
+import type { Dcs } from '../dcs/dcs.js';
+import { isPaused } from '../model/cluster.js';
+import {
+  callMember,
+  checkResponse,
+  confirmMembersAction,
+  describeError,
+  nextHourExample,
+  parseScheduled,
+  selectMembers,
+  type ActionIo,
+} from './actions.js';
+import type { MemberRole } from './read-commands.js';
+
+export interface RestartRequest {
+  readonly clusterName: string;
+  readonly members: readonly string[];
+  readonly role: MemberRole;
+  readonly any: boolean;
+  readonly scheduled?: string;
+  readonly pgVersion?: string;
+  readonly pending: boolean;
+  readonly timeout?: string;
+  readonly force: boolean;
+  /** Picks the member for --any; defaults to Math.random. */
+  readonly random?: () => number;
+}
+
+/** Patroni's `postgres_version_to_int`: validates X.Y (10+) or X.Y.Z. */
+export function postgresVersionToInt(version: string): number {
+  const parts = version.split('.');
+  if (parts.some((p) => !/^\s*[-+]?\d+\s*$/.test(p)))
+    throw new UserError(`Invalid PostgreSQL version: ${version}`);
+  const nums = parts.map(Number);
+  if (nums.length < 2 || (nums.length === 2 && nums[0]! < 10) || nums.length > 3) {
+    throw new UserError(`Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: ${version}`);
+  }
+  if (nums.length === 2) nums.splice(1, 0, 0);
+  return Number(nums.map((n) => String(n).padStart(2, '0')).join(''));
+}
+
+/** How long one POST /restart may take: the restart runs synchronously on the member. */
+const RESTART_TIMEOUT_MS = 15 * 60_000;
+
+export async function restartMembers(dcs: Dcs, io: ActionIo, req: RestartRequest): Promise<boolean> {
+  const cluster = await dcs.getCluster();
+  let members = await selectMembers(
+    cluster,
+    req.clusterName,
+    req.members,
+    req.role,
+    req.force,
+    'restart',
+    io,
+  );
+  let scheduled = req.scheduled;
+  if (scheduled === undefined && !req.force) {
+    scheduled = await io.prompts.input(
+      `When should the restart take place (e.g. ${nextHourExample(io.now?.())})  `,
+      {
+        default: 'now',
+        flag: '--scheduled',
+      },
+    );
+  }
+  const scheduledAt = parseScheduled(scheduled);
+  await confirmMembersAction(members, req.force, 'restart', io, scheduledAt?.iso);
+
+  if (req.any) {
+    const pick = Math.floor((req.random ?? Math.random)() * members.length);
+    members = members.slice(pick, pick + 1);
+  }
+
+  let version = req.pgVersion;
+  if (version === undefined && !req.force) {
+    version = await io.prompts.input(
+      'Restart if the PostgreSQL version is less than provided (e.g. 9.5.2)  ',
+      {
+        default: '',
+        flag: '--pg-version',
+      },
+    );
+  }
+
+  const content: Record<string, unknown> = {};
+  if (req.pending) content['restart_pending'] = true;
+  if (version) {
+    postgresVersionToInt(version);
+    content['postgres_version'] = version;
+  }
+  if (scheduledAt) {
+    if (isPaused(cluster)) throw new UserError("Can't schedule restart in the paused state");
+    content['schedule'] = scheduledAt.iso;
+  }
+  if (req.timeout !== undefined) content['timeout'] = req.timeout;
+
+  let ok = true;
+  for (const member of members) {
+    try {
+      if ('schedule' in content && req.force && member.data.scheduledRestart) {
+        const d = await callMember(member, 'DELETE', 'restart', io);
+        checkResponse(d, member.name, 'flush scheduled restart', io, true);
+      }
+      const r = await callMember(member, 'POST', 'restart', io, content, RESTART_TIMEOUT_MS);
+      if (r.status === 200) io.out(`Success: restart on member ${member.name}`);
+      else if (r.status === 202) io.out(`Success: restart scheduled on member ${member.name}`);
+      else if (r.status === 409) {
+        ok = false;
+        io.out(`Failed: another restart is already scheduled on member ${member.name}`);
+      } else {
+        ok = false;
+        io.out(`Failed: restart for member ${member.name}, status code=${r.status}, (${r.body})`);
+      }
+    } catch (e) {
+      ok = false;
+      io.out(`Failed: restart for member ${member.name}, ${describeError(e)}`);
+    }
+  }
+  return ok;
+}
