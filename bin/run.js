@@ -4,9 +4,15 @@
 const { execute } = await import('../dist/cli.js');
 
 // patronictl takes its global options before the command (`patronictl -c f.yml list`); oclif wants them after
-// the command name, so move a leading run of them there.
+// the command name, so move a leading run of them there. They move under their long names: after the name, `query`
+// reads -c as its SQL and -d as its database, as patronictl's query does.
 const WITH_VALUE = new Set(['-c', '--config-file', '-d', '--dcs-url', '--dcs']);
 const FLAGS = new Set(['-k', '--insecure']);
+const LONG = { '-c': '--config-file', '-d': '--dcs-url', '-k': '--insecure' };
+const long = (a) => {
+  const [name, ...value] = a.split('=');
+  return [LONG[name] ?? name, ...value].join('=');
+};
 
 function reorder(argv) {
   const globals = [];
@@ -16,10 +22,10 @@ function reorder(argv) {
     const name = a.split('=', 1)[0];
     if (WITH_VALUE.has(name) && !a.includes('=')) {
       if (i + 1 >= argv.length) break;
-      globals.push(a, argv[i + 1]);
+      globals.push(long(a), argv[i + 1]);
       i += 2;
     } else if (WITH_VALUE.has(name) || FLAGS.has(a)) {
-      globals.push(a);
+      globals.push(long(a));
       i += 1;
     } else break;
   }

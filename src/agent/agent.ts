@@ -64,12 +64,27 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     },
   });
 
+  const onHup = (): void => {
+    try {
+      const next = loadAgentConfig(options.configPath, options.env);
+      for (const w of next.warnings) log.warning(w);
+      config = next.config;
+      node.updateConfig(config);
+      log.info('reloaded configuration file');
+      loop.wake();
+    } catch (e) {
+      log.error(`reloading the configuration failed, keeping the old one: ${errorText(e)}`);
+    }
+  };
+
   const api = await startAgentApi({
     config,
     node,
     loop,
     dcs,
     onError: (e) => log.warning(`REST API: ${errorText(e)}`),
+    log,
+    reloadConfig: onHup,
   }).catch(async (e: unknown) => {
     await dcs.close();
     throw new UserError(
@@ -85,18 +100,6 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     shuttingDown = true;
     log.info(`received ${signal}, shutting down`);
     loop.stop();
-  };
-  const onHup = (): void => {
-    try {
-      const next = loadAgentConfig(options.configPath, options.env);
-      for (const w of next.warnings) log.warning(w);
-      config = next.config;
-      node.updateConfig(config);
-      log.info('reloaded configuration file');
-      loop.wake();
-    } catch (e) {
-      log.error(`reloading the configuration failed, keeping the old one: ${errorText(e)}`);
-    }
   };
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);

@@ -24,6 +24,10 @@ export interface MemberInput {
   readonly pendingRestart: boolean;
   /** Only while PostgreSQL runs and no long action other than promote is in progress. */
   readonly wal?: { readonly location: Lsn; readonly timeline?: number };
+  /** A restart scheduled over POST /restart (its filters and `schedule`). */
+  readonly scheduledRestart?: JsonObject;
+  /** The cluster is paused (`pause: true` in `config`). */
+  readonly pause?: boolean;
 }
 
 export function memberRecord(m: MemberInput): Record<string, unknown> {
@@ -42,6 +46,8 @@ export function memberRecord(m: MemberInput): Record<string, unknown> {
     out['xlog_location'] = m.wal.location;
     if (m.wal.timeline) out['timeline'] = m.wal.timeline;
   }
+  if (m.scheduledRestart) out['scheduled_restart'] = m.scheduledRestart;
+  if (m.pause) out['pause'] = true;
   return out;
 }
 

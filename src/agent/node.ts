@@ -4,7 +4,7 @@
  * post-promote checkpoint), and the member key and REST status built from it.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AgentConfig, PgUser } from '../config/agent-config.js';
 import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from '../ha/snapshot.js';
@@ -14,8 +14,17 @@ import { parseBool } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { parseConnUrl } from '../ha/loop.js';
-import { runPgTool, writePrivateFile, type PgBinariesConfig } from '../postgres/binaries.js';
+import { resolveBinary, runPgTool, writePrivateFile, type PgBinariesConfig } from '../postgres/binaries.js';
 import { basebackup } from '../postgres/basebackup.js';
+import {
+  checkpointEnd,
+  configurationAllowsRewind,
+  leaderIsPrimary,
+  localPositionFromControldata,
+  pgRewind,
+  primaryTimeline,
+  rewindNeeded,
+} from '../postgres/rewind.js';
 import {
   buildReplicaSettings,
   buildServerParameters,
@@ -146,8 +155,14 @@ export interface NodeStatusSnapshot {
   readonly role: string;
 }
 
+/** Patroni's REWIND_STATUS: where the divergence check and pg_rewind stand (spec 6.9). */
+type RewindState = 'initial' | 'check' | 'need' | 'not-need' | 'success' | 'failed';
+
 export class PostgresNode implements LocalNode {
-  readonly self: SelfInfo;
+  private readonly baseSelf: SelfInfo;
+  private rewindState: RewindState = 'initial';
+  /** pg_controldata says wal_log_hints was on or data checksums are enabled (cached per pg_control inode). */
+  private rewindAllowedByControl = false;
   private config: AgentConfig;
   private readonly bins: PgBinariesConfig;
   private dynamic: JsonObject | undefined;
@@ -171,7 +186,7 @@ export class PostgresNode implements LocalNode {
       binDir: config.postgresql.binDir,
       binName: config.postgresql.binName,
     };
-    this.self = {
+    this.baseSelf = {
       name: config.name,
       tags: {
         nofailover: config.tags.nofailover,
@@ -186,6 +201,20 @@ export class PostgresNode implements LocalNode {
     };
     const dir = this.dataDir;
     this.role = this.dataDirEmpty(dir) ? 'uninitialized' : 'replica';
+  }
+
+  /** This member for the HA core; `canRewind` follows use_pg_rewind and the data directory's pg_controldata. */
+  get self(): SelfInfo {
+    return { ...this.baseSelf, canRewind: this.canRewind() };
+  }
+
+  /** `use_pg_rewind` on (local setting over dynamic), pg_rewind present, wal_log_hints or data checksums. */
+  private canRewind(): boolean {
+    const use =
+      this.config.postgresql.usePgRewind ?? parseBool(this.dynamicPostgresql()['use_pg_rewind']) ?? false;
+    if (!use || !this.rewindAllowedByControl) return false;
+    const bin = resolveBinary(this.bins, 'pg_rewind');
+    return !bin.includes('/') || existsSync(bin);
   }
 
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
@@ -389,7 +418,9 @@ export class PostgresNode implements LocalNode {
       return undefined;
     }
     if (this.sysidCache?.dataDirKey === key) return this.sysidCache.sysid;
-    const summary = summarizeControldata(await controldata(this.bins, this.dataDir));
+    const data = await controldata(this.bins, this.dataDir);
+    this.rewindAllowedByControl = configurationAllowsRewind(data);
+    const summary = summarizeControldata(data);
     if (summary.systemIdentifier === undefined) return undefined;
     this.sysidCache = { dataDirKey: key, sysid: summary.systemIdentifier };
     return summary.systemIdentifier;
@@ -406,7 +437,7 @@ export class PostgresNode implements LocalNode {
     }
   }
 
-  async inspect(_cluster: Cluster | undefined): Promise<PostgresInfo> {
+  async inspect(cluster: Cluster | undefined): Promise<PostgresInfo> {
     const dir = this.dataDir;
     const accessible = this.dataDirAccessible(dir);
     const empty = accessible && this.dataDirEmpty(dir);
@@ -427,15 +458,21 @@ export class PostgresNode implements LocalNode {
       if (!this.busy && (this.state === 'running' || this.state === 'starting')) this.setState('crashed');
     }
     let controlState: PostgresInfo['controlState'];
+    let diverged: PostgresInfo['diverged'];
     const sysid = empty ? undefined : await this.sysid().catch(() => undefined);
+    if (empty) this.rewindState = 'initial';
     if (!running && !empty && sysid !== undefined) {
       try {
-        const cs = summarizeControldata(await controldata(this.bins, dir)).clusterState;
+        const data = await controldata(this.bins, dir);
+        const cs = summarizeControldata(data).clusterState;
         controlState =
           cs !== undefined && CONTROL_STATES.has(cs) ? (cs as PostgresInfo['controlState']) : 'unknown';
+        if (!this.busy && cluster) diverged = await this.checkDiverged(cluster, data);
       } catch {
-        controlState = 'unknown';
+        controlState ??= 'unknown';
       }
+    } else if (running && this.rewindState !== 'need') {
+      this.rewindState = 'initial';
     }
     const isPrimary = status !== undefined && !status.inRecovery;
     const wal = status
@@ -453,11 +490,139 @@ export class PostgresNode implements LocalNode {
       dataDirectoryAccessible: accessible,
       ...(sysid === undefined ? {} : { sysid }),
       ...(controlState === undefined ? {} : { controlState }),
+      ...(diverged === undefined ? {} : { diverged }),
       msInState: Date.now() - this.stateSince,
     };
   }
 
-  async memberValue(ctx: { readonly isLeader: boolean; readonly pendingAsync?: AsyncKind }): Promise<string> {
+  // ---- divergence and pg_rewind (spec 6.9) --------------------------------------------------------------------
+
+  private rewindCredentials(): PgUser {
+    const auth = this.config.postgresql.authentication;
+    return auth.rewind ?? auth.superuser;
+  }
+
+  /**
+   * The stopped instance's divergence from the leader (Patroni's `trigger_check_diverged_lsn` on recover, then
+   * `_check_timeline_and_lsn`): compares the local timeline/LSN from pg_controldata with the leader's timeline
+   * history. Only a cleanly shut down directory can be compared (crash recovery runs first).
+   */
+  private async checkDiverged(
+    cluster: Cluster,
+    data: ReadonlyMap<string, string>,
+  ): Promise<PostgresInfo['diverged']> {
+    const leader = cluster.leader?.member;
+    const canRewind = this.canRewind();
+    if (!canRewind && !this.config.postgresql.removeDataDirectoryOnDivergedTimelines) return undefined;
+    if (!leader || leader.name === this.config.name) return undefined;
+    const remedy = canRewind ? 'rewind' : 'reinitialize';
+    if (this.rewindState === 'need') return { leader: leader.name, remedy };
+    if (this.rewindState === 'success' || this.rewindState === 'failed') return undefined;
+    this.rewindState = 'check';
+    const address = parseConnUrl(leader.data.connUrl);
+    if (!address || !['master', 'primary'].includes(leader.data.role ?? '')) return undefined;
+    const local = localPositionFromControldata(data);
+    if (!local) return undefined;
+    const fmt = (v: bigint): string =>
+      `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
+    this.log.info(`Local timeline=${local.timeline} lsn=${fmt(local.lsn)}`);
+    const pg = this.config.postgresql;
+    try {
+      if (!(await leaderIsPrimary(address, this.rewindCredentials(), pg.database))) {
+        this.log.info("Leader is still in_recovery and therefore can't be used for rewind");
+        return undefined;
+      }
+      const r = pg.authentication.replication;
+      const primary = await primaryTimeline(address, r, local.timeline, pg.database);
+      this.log.info(`primary_timeline=${primary.timeline}`);
+      const need = await rewindNeeded(local, primary, (tli, lsn) =>
+        checkpointEnd(this.bins, this.dataDir, tli, lsn),
+      );
+      this.rewindState = need ? 'need' : 'not-need';
+    } catch (e) {
+      this.log.warning(`Exception when working with leader ${leader.name}: ${errorText(e)}`);
+      return undefined;
+    }
+    return this.rewindState === 'need' ? { leader: leader.name, remedy } : undefined;
+  }
+
+  /** Patroni's `Rewind.execute`: stop, wait for the leader's post-promote checkpoint, run pg_rewind. */
+  async rewind(leader: Member, task: TaskControl): Promise<boolean> {
+    const address = parseConnUrl(leader.data.connUrl);
+    if (!address) {
+      this.log.warning(`Can not use ${leader.name} for rewind: no usable conn_url`);
+      return false;
+    }
+    if (isRunning(this.dataDir) !== undefined) await this.stop('fast');
+    if (task.cancelled()) return false;
+    const pg = this.config.postgresql;
+    const user = this.rewindCredentials();
+    if (leader.data.checkpointAfterPromote === false) {
+      this.log.info(`Waiting for checkpoint on ${leader.name} before rewind`);
+      return false;
+    }
+    const primaryNow = (): Promise<boolean> =>
+      leaderIsPrimary(address, user, pg.database).catch((e: unknown) => {
+        this.log.warning(`Exception when working with leader ${leader.name}: ${errorText(e)}`);
+        return false;
+      });
+    if (!(await primaryNow())) return false;
+    this.busy = true;
+    try {
+      this.log.info(
+        `running pg_rewind from ${leader.name} (${address.host}:${address.port} as ${user.username})`,
+      );
+      const result = await pgRewind({
+        bins: this.bins,
+        dataDir: this.dataDir,
+        source: address,
+        user,
+        database: pg.database,
+        pgpassPath: pg.pgpass,
+      });
+      this.log.info('pg_rewind exit code=0');
+      if (result.stdout.trim() !== '') this.log.info(` stdout=${result.stdout.trim()}`);
+      if (result.stderr.trim() !== '') this.log.info(` stderr=${result.stderr.trim()}`);
+      this.rewindState = 'success';
+      this.sysidCache = undefined;
+      return true;
+    } catch (e) {
+      this.log.error(`pg_rewind failed: ${errorText(e)}`);
+      if (!(await primaryNow())) {
+        this.log.warning(`Failed to rewind because primary ${leader.name} become unreachable`);
+        this.sysidCache = undefined;
+        await this.sysid().catch(() => undefined);
+        if (!this.canRewind()) this.rewindState = 'failed';
+      } else {
+        this.log.error(`Failed to rewind from healty primary: ${leader.name}`);
+        this.rewindState = 'failed';
+      }
+      if (this.rewindState === 'failed') {
+        for (const [name, on] of [
+          ['remove_data_directory_on_rewind_failure', pg.removeDataDirectoryOnRewindFailure],
+          ['remove_data_directory_on_diverged_timelines', pg.removeDataDirectoryOnDivergedTimelines],
+        ] as const) {
+          if (!on) continue;
+          this.log.warning(`${name} is set. removing...`);
+          this.wipeDataDir();
+          this.rewindState = 'initial';
+          break;
+        }
+      }
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** A restart scheduled over POST /restart, published in the member key (set by src/agent/endpoints.ts). */
+  scheduledRestart: JsonObject | undefined;
+
+  async memberValue(ctx: {
+    readonly isLeader: boolean;
+    readonly pendingAsync?: AsyncKind;
+    readonly paused?: boolean;
+  }): Promise<string> {
     const st = this.lastStatus;
     const showWal =
       (ctx.pendingAsync === undefined || ctx.pendingAsync === 'promote') &&
@@ -480,6 +645,8 @@ export class PostgresNode implements LocalNode {
       checkpointAfterPromotePending: ctx.isLeader && this.checkpointAfterPromote,
       pendingRestart: false,
       ...(wal ? { wal } : {}),
+      ...(this.scheduledRestart ? { scheduledRestart: this.scheduledRestart } : {}),
+      pause: ctx.paused === true,
     });
   }
 
@@ -874,5 +1041,33 @@ END;$$`);
   /** For the REST status. */
   get sysidKnown(): string | undefined {
     return this.sysidCache?.sysid;
+  }
+
+  // ---- REST API requests (src/agent/endpoints.ts) -------------------------------------------------------------
+
+  /** POST /reload: `pg_ctl reload` when PostgreSQL runs. */
+  async reloadPostgresql(): Promise<void> {
+    if (isRunning(this.dataDir) === undefined) return;
+    await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
+  }
+
+  /** POST /restart: stop (fast) and start again in the same role; `false` when the start failed or timed out. */
+  async restartPostgresql(
+    as: 'replica' | 'primary',
+    target: ResolvedTarget | undefined,
+    timeoutSeconds: number | undefined,
+    task: TaskControl,
+  ): Promise<boolean> {
+    this.setState('restarting');
+    await this.stop('fast');
+    return this.start(as, target, timeoutSeconds, task);
+  }
+
+  /** POST /reinitialize (Patroni's `_do_reinitialize`): stop immediately, empty the data directory, clone anew. */
+  async reinitialize(from: Member, task: TaskControl): Promise<boolean> {
+    await this.stop('immediate');
+    if (task.cancelled()) return false;
+    this.wipeDataDir();
+    return this.clone(from, task);
   }
 }

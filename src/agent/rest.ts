@@ -6,13 +6,16 @@ import { startApiServer, type ApiServer } from '../api/server.js';
 import type { AgentStatus, PostgresSnapshot, WalSender } from '../api/status.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { Dcs } from '../dcs/dcs.js';
-import type { HaLoop } from '../ha/loop.js';
+import type { HaLoop, LoopLogger } from '../ha/loop.js';
+import { parseConnUrl } from '../ha/loop.js';
 import { isPaused } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
 import { isRunning } from '../postgres/pg-ctl.js';
 import { instanceStatus, statReplication, type PgSession } from '../postgres/queries.js';
+import { agentEndpoints } from './endpoints.js';
 import { SPOKEN_PATRONI_VERSION } from './member.js';
 import type { PostgresNode } from './node.js';
+import { createProber } from './peers.js';
 
 /** PostgreSQL's timestamptz text (`2026-11-22 02:47:20.281062+00`) in Python `str(datetime)` form (`+00:00`). */
 export function pyTimestamp(text: string): string {
@@ -64,6 +67,56 @@ export interface AgentRestDeps {
   readonly loop: HaLoop;
   readonly dcs: Dcs;
   readonly onError: (e: unknown) => void;
+  /** For the unsafe endpoints (switchover probes, restart messages); without it they log nothing. */
+  readonly log?: LoopLogger;
+  /** Re-read the configuration file (SIGHUP), for POST /reload. */
+  readonly reloadConfig?: () => void;
+}
+
+const SILENT: LoopLogger = { info: () => undefined, warning: () => undefined, error: () => undefined };
+
+/** The unsafe endpoints (src/agent/endpoints.ts) bound to this agent's node, loop and DCS. */
+function unsafeHandlers(deps: AgentRestDeps): ReturnType<typeof agentEndpoints> {
+  const { config, node, loop } = deps;
+  const log = deps.log ?? SILENT;
+  const auth = config.restapi.authentication;
+  const pgQuery = async (sql: string): Promise<unknown> =>
+    node.withSession(async (s) => (await s.query(sql))[0]?.['v']);
+  return agentEndpoints({
+    name: config.name,
+    dcs: deps.dcs,
+    loop,
+    probe: createProber(auth ? { auth, insecure: true } : { insecure: true }, log),
+    log,
+    node: {
+      role: () => node.currentRole,
+      serverVersion: async () =>
+        Number(
+          await pgQuery(`SELECT pg_catalog.current_setting('server_version_num')::int AS v`).catch(() => 0),
+        ),
+      postmasterStartTime: async () => {
+        const v = await pgQuery(`SELECT pg_catalog.pg_postmaster_start_time()::text AS v`);
+        return typeof v === 'string' ? pyTimestamp(v) : undefined;
+      },
+      isStarting: () => node.currentState === 'starting',
+      restart: (timeout, task) => {
+        const primary = node.currentRole === 'master';
+        const leader = loop.lastCluster?.leader;
+        const addr = primary ? undefined : parseConnUrl(leader?.member?.data.connUrl);
+        const target =
+          leader && addr && leader.name !== config.name ? { name: leader.name, ...addr } : undefined;
+        return node.restartPostgresql(primary ? 'primary' : 'replica', target, timeout, task);
+      },
+      reinitialize: (from, task) => node.reinitialize(from, task),
+      setScheduledRestart: (data) => {
+        node.scheduledRestart = data;
+      },
+      reload: async () => {
+        deps.reloadConfig?.();
+        await node.reloadPostgresql();
+      },
+    },
+  });
 }
 
 export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
@@ -136,6 +189,7 @@ export async function startAgentApi(deps: AgentRestDeps): Promise<ApiServer> {
         return undefined;
       }
     },
+    handlers: unsafeHandlers(deps),
     onError: deps.onError,
   });
 }

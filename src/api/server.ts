@@ -678,6 +678,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           if (!body) return;
           ctx.body = body;
         }
+        // The whole request is in: a handler may take long (POST /switchover polls, POST /restart waits).
+        clearTimeout(timer);
         await route.run(ctx);
       } catch (e) {
         if (e instanceof RequestError) sendError(e.code, e.reason, e.explain);

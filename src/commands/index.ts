@@ -7,6 +7,7 @@ import Flush from './flush.js';
 import History from './history.js';
 import List from './list.js';
 import Pause from './pause.js';
+import Query from './query.js';
 import Reinit from './reinit.js';
 import Reload from './reload.js';
 import Remove from './remove.js';
@@ -26,6 +27,7 @@ export const COMMANDS = {
   history: History,
   list: List,
   pause: Pause,
+  query: Query,
   reinit: Reinit,
   reload: Reload,
   remove: Remove,

@@ -8,6 +8,8 @@ export interface WatchOptions {
   readonly write: (text: string) => void;
   /** Resolves when the user interrupts (Ctrl-C); the loop stops at the next pause. */
   readonly stopped?: Promise<void>;
+  /** Clear the screen before each iteration (default true; `query` does not). */
+  readonly clear?: boolean;
 }
 
 export function watchInterval(continuous: boolean, seconds: number | undefined): number | undefined {
@@ -25,7 +27,7 @@ export async function watching(options: WatchOptions, iteration: () => Promise<v
     stop = true;
   });
   while (!stop) {
-    options.write(CLEAR_SCREEN);
+    if (options.clear ?? true) options.write(CLEAR_SCREEN);
     await iteration();
     await Promise.race([new Promise((r) => setTimeout(r, options.every! * 1000)), options.stopped]);
   }

@@ -220,6 +220,24 @@ export interface CloneFrom {
   readonly description: string;
 }
 
+/** Run pg_rewind against the leader `member` (spec 6.9); PostgreSQL stays stopped, the next cycle starts it. */
+export interface Rewind {
+  readonly type: 'Rewind';
+  readonly member: string;
+  readonly async: true;
+  readonly kind: 'rewind';
+  readonly description: string;
+}
+
+/** Stop immediately, empty the data directory and clone anew from `member` (diverged timelines, spec 6.9). */
+export interface Reinitialize {
+  readonly type: 'Reinitialize';
+  readonly member: string;
+  readonly async: true;
+  readonly kind: 'reinitialize';
+  readonly description: string;
+}
+
 /** Sleep before continuing (Patroni's short waits: 2 s to let someone take the lock, a scheduled switchover). */
 export interface Wait {
   readonly type: 'Wait';
@@ -264,6 +282,8 @@ export type Action =
   | Bootstrap
   | PostBootstrap
   | CloneFrom
+  | Rewind
+  | Reinitialize
   | Wait
   | Exit
   | UpdateMemory;

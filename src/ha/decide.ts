@@ -384,6 +384,11 @@ function recover(ctx: Ctx): Decision {
     ]);
   }
 
+  if (!hasLock(ctx)) {
+    const d = handleRewindOrReinitialize(ctx);
+    if (d !== undefined) return { ...d, actions: [...actions, ...d.actions] };
+  }
+
   if (hasLock(ctx)) {
     return done('starting as readonly because i had the session lock', [
       ...actions,
@@ -393,6 +398,38 @@ function recover(ctx: Ctx): Decision {
   }
   const d = asSecondary(nodeToFollow(ctx), timeout);
   return { ...d, actions: [...actions, ...d.actions] };
+}
+
+/**
+ * Patroni's `_handle_rewind_or_reinitialize` (spec 6.9): the node found our timeline diverged from the leader's.
+ * pg_rewind needs a cleanly shut down data directory, so an instance left `in archive recovery` gets single-user
+ * crash recovery first.
+ */
+function handleRewindOrReinitialize(ctx: Ctx): Decision | undefined {
+  const { s, c } = ctx;
+  const d = s.postgres.diverged;
+  const leader = c.leader?.name;
+  if (d === undefined || leader === undefined || leader === '' || d.leader !== leader) return undefined;
+  if (leader === s.me.name || !c.leader?.member?.data.connUrl) return undefined;
+  if (d.remedy === 'rewind') {
+    if (
+      !s.postgres.isRunning &&
+      s.postgres.controlState === 'in archive recovery' &&
+      !s.memory.crashRecoveryExecuted
+    ) {
+      const msg = 'doing crash recovery in a single user mode';
+      return done(msg, [
+        { type: 'UpdateMemory', patch: { crashRecoveryExecuted: true, crashRecoveryStartedAt: s.now } },
+        { type: 'CrashRecovery', async: true, kind: 'crash_recovery', description: msg },
+      ]);
+    }
+    const msg = `running pg_rewind from ${leader}`;
+    return done(msg, [{ type: 'Rewind', member: leader, async: true, kind: 'rewind', description: msg }]);
+  }
+  const msg = 'reinitializing due to diverged timelines';
+  return done(msg, [
+    { type: 'Reinitialize', member: leader, async: true, kind: 'reinitialize', description: msg },
+  ]);
 }
 
 function startPostgres(as: 'replica' | 'primary', target: FollowTarget, timeout: number | undefined): Action {
@@ -482,6 +519,10 @@ function follow(ctx: Ctx, demoteReason: string, followReason: string, target?: F
     if (to.kind === 'none') return done(`no action. I am (${s.me.name})`);
   } else if (s.postgres.isPrimary) {
     return done(demoteReason, [demote('immediate-nolock', false)]);
+  }
+  if (s.postgres.state !== 'starting') {
+    const d = handleRewindOrReinitialize(ctx);
+    if (d !== undefined) return d;
   }
   return done(followReason, [{ type: 'FollowLeader', target: to }]);
 }

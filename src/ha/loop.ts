@@ -68,7 +68,11 @@ export interface LocalNode {
   /** The state of the local instance now. `cluster` is the view of this cycle (undefined: DCS down). */
   inspect(cluster: Cluster | undefined): Promise<PostgresInfo>;
   /** The member key value (compact JSON), as Patroni's `touch_member` builds it. */
-  memberValue(ctx: { readonly isLeader: boolean; readonly pendingAsync?: AsyncKind }): Promise<string>;
+  memberValue(ctx: {
+    readonly isLeader: boolean;
+    readonly pendingAsync?: AsyncKind;
+    readonly paused?: boolean;
+  }): Promise<string>;
   /** The primary's last WAL position for `status.optime`; undefined when unknown. */
   lastOperation(): Promise<Lsn | undefined>;
   /** The dynamic configuration to write to the `config` key (compact JSON). */
@@ -102,6 +106,10 @@ export interface LocalNode {
   syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;
+  /** pg_rewind from the leader `leader` (spec 6.9); PostgreSQL is left stopped. False when it did not happen. */
+  rewind(leader: Member, task: TaskControl): Promise<boolean>;
+  /** Stop immediately, empty the data directory and clone anew from `from`. */
+  reinitialize(from: Member, task: TaskControl): Promise<boolean>;
 }
 
 export type PeerProber = (
@@ -261,6 +269,34 @@ export class HaLoop {
     else this.wakePending = true;
   }
 
+  /**
+   * Runs a long action asked for over the REST API (restart, reinitialize) as the loop's tracked task, so that
+   * decide() sees it as in progress. Returns the running action's description instead when one is going on;
+   * otherwise a promise of the action's result.
+   */
+  startRequested(
+    kind: AsyncKind,
+    description: string,
+    body: (t: TaskControl) => Promise<boolean>,
+  ): Promise<boolean> | string {
+    if (this.task) return this.task.pending.description;
+    return new Promise<boolean>((resolve) => {
+      this.startTask(kind, description, async (t) => {
+        let ok = false;
+        try {
+          ok = await body(t);
+        } finally {
+          resolve(ok);
+        }
+      });
+    });
+  }
+
+  /** Asks the running long action (if any) to stop at its next step (`force` of POST /reinitialize). */
+  cancelTask(): void {
+    if (this.task) this.task.cancelled = true;
+  }
+
   /** Resolves when the running long action (if any) has finished. */
   async waitForTask(): Promise<void> {
     while (this.task) await this.task.done;
@@ -411,6 +447,7 @@ export class HaLoop {
       const value = await this.node.memberValue({
         isLeader: this.heldByMe,
         ...(kind === undefined ? {} : { pendingAsync: kind }),
+        paused: this.config.paused,
       });
       await this.dcs.touchMember(value);
       return true;
@@ -650,6 +687,22 @@ export class HaLoop {
         });
         return;
       }
+      case 'Rewind':
+      case 'Reinitialize': {
+        const leader = cluster?.members.find((m) => m.name === action.member);
+        if (leader === undefined) {
+          this.log.warning(`cannot ${action.description}: ${action.member} has no member key`);
+          return;
+        }
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok =
+            action.type === 'Rewind'
+              ? await this.node.rewind(leader, t)
+              : await this.node.reinitialize(leader, t);
+          if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
+        });
+        return;
+      }
       case 'Wait':
         await this.clock.sleep(action.ms);
         return;
@@ -695,12 +748,10 @@ export class HaLoop {
       this.lastRefreshOk = undefined;
     }
     if (mode === 'offline') return;
+    // After an immediate stop the timelines may have diverged: with pg_rewind usable, PostgreSQL stays stopped and
+    // the next cycles run crash recovery, the divergence check and pg_rewind before starting it as a replica.
+    if (mode !== 'graceful' && this.node.self.canRewind) return;
     const target = await this.resolve({ kind: 'lock-holder' });
-    if (mode !== 'graceful') {
-      this.log.warning(
-        'pg_rewind is not implemented yet: a former primary restarted as a replica may not be able to follow the new leader',
-      );
-    }
     await this.node.start('replica', target, undefined, { cancelled: () => false });
   }
 

@@ -157,6 +157,12 @@ export interface PostgresInfo {
   readonly msInState: number;
   /** The member it currently streams from (primary_conninfo target); undefined when none. */
   readonly followingName?: string;
+  /**
+   * The local timeline diverged from the leader's (spec 6.9, checked by the node against `leader`) and what can be
+   * done about it: `rewind` (use_pg_rewind and pg_rewind usable) or `reinitialize`
+   * (remove_data_directory_on_diverged_timelines). Undefined: no divergence known.
+   */
+  readonly diverged?: { readonly leader: string; readonly remedy: 'rewind' | 'reinitialize' };
 }
 
 export interface LockInfo {

@@ -17,6 +17,7 @@ export const PG_TOOLS = [
   'postgres',
   'pg_isready',
   'pg_rewind',
+  'pg_waldump',
 ] as const;
 export type PgTool = (typeof PG_TOOLS)[number];
 

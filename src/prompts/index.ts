@@ -24,6 +24,8 @@ export interface Prompter {
     choices: readonly PromptChoice[],
     options: { readonly default?: string; readonly flag: string | undefined },
   ): Promise<string>;
+  /** Hidden input (click's `prompt(..., hide_input=True)`). `refusal` says what to do instead without a terminal. */
+  password(message: string, refusal: string): Promise<string>;
 }
 
 /** The error for a question that cannot be asked because stdin is not a terminal. */
@@ -37,6 +39,7 @@ export function notATerminal(message: string, flag: string | undefined): UserErr
 interface InquirerModule {
   confirm(config: { message: string; default?: boolean }): Promise<boolean>;
   input(config: { message: string; default?: string }): Promise<string>;
+  password(config: { message: string; mask?: string | boolean }): Promise<string>;
   select(config: {
     message: string;
     choices: { name: string; value: string }[];
@@ -90,6 +93,13 @@ export function terminalPrompter(options: TerminalPrompterOptions = {}): Prompte
         .select({ message: message.trim(), choices: choices.map((c) => ({ ...c })), default: o.default })
         .catch(aborted);
     },
+    async password(message, refusal) {
+      if (options.force)
+        throw new UserError(`internal error: asked "${message.trim()}" although --force was given`);
+      if (!(options.isTty ?? process.stdin.isTTY === true)) throw new UserError(refusal);
+      const q = await inquirer();
+      return q.password({ message: message.trim() }).catch(aborted);
+    },
   };
 }
 
@@ -115,6 +125,9 @@ export function scriptedPrompter(
       return typeof a === 'string' ? a || (o.default ?? '') : String(a);
     },
     async select(message) {
+      return String(next(message));
+    },
+    async password(message) {
       return String(next(message));
     },
   };

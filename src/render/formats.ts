@@ -83,8 +83,13 @@ export function renderYamlRows(columns: readonly string[], rows: readonly Row[],
   return pyYaml(rowsAsObjects(columns, rows, keepEmpty).map((r) => bigintsToNumbers(r)));
 }
 
-export function renderTsvRows(columns: readonly string[], rows: readonly (readonly string[])[]): string {
-  return [columns.join('\t'), ...rows.map((r) => r.join('\t'))].join('\n');
+/** A header line (left out when `columns` is undefined) and one line per row, cells joined by `delimiter`. */
+export function renderTsvRows(
+  columns: readonly string[] | undefined,
+  rows: readonly (readonly string[])[],
+  delimiter = '\t',
+): string {
+  return [...(columns ? [columns] : []), ...rows].map((r) => r.join(delimiter)).join('\n');
 }
 
 function bigintsToNumbers(v: Record<string, unknown>): Record<string, unknown> {

@@ -22,6 +22,7 @@ const ALL_COMMANDS = [
   'history',
   'list',
   'pause',
+  'query',
   'reinit',
   'reload',
   'remove',

@@ -207,6 +207,9 @@ function show(a: Action): string {
       return `ProbePeers(${a.members.map((m) => m.name).join(',')})`;
     case 'CloneFrom':
       return `CloneFrom(${a.member ?? '-'})~`;
+    case 'Rewind':
+    case 'Reinitialize':
+      return `${a.type}(${a.member})~`;
     case 'WriteInitialize':
       return `WriteInitialize(${a.createNew ? 'new' : 'set'})`;
     case 'UpdateMemory':
@@ -864,6 +867,77 @@ const crash: Scenario[] = [
     snap({ cluster: unlocked(), pg: { isRunning: false, state: 'crashed', controlState: 'in production' } }),
     'doing crash recovery in a single user mode',
     [`UpdateMemory(crashRecoveryExecuted=true,crashRecoveryStartedAt=${NOW})`, 'CrashRecovery~'],
+  ),
+  sc(
+    'crashed former primary, locked by another, unclean, pg_rewind usable: crash recovery first',
+    snap({
+      me: { canRewind: true },
+      pg: { isRunning: false, state: 'crashed', controlState: 'in production' },
+    }),
+    'doing crash recovery in a single user mode',
+    [`UpdateMemory(crashRecoveryExecuted=true,crashRecoveryStartedAt=${NOW})`, 'CrashRecovery~'],
+  ),
+  sc(
+    'stopped former primary diverged from the leader, pg_rewind usable: rewind',
+    snap({
+      me: { canRewind: true },
+      memory: { crashRecoveryExecuted: true },
+      pg: {
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'shut down',
+        diverged: { leader: 'node1', remedy: 'rewind' },
+      },
+    }),
+    'running pg_rewind from node1',
+    ['Rewind(node1)~'],
+  ),
+  sc(
+    'diverged but left in archive recovery: crash recovery before pg_rewind',
+    snap({
+      me: { canRewind: true },
+      pg: {
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'in archive recovery',
+        diverged: { leader: 'node1', remedy: 'rewind' },
+      },
+    }),
+    'doing crash recovery in a single user mode',
+    [`UpdateMemory(crashRecoveryExecuted=true,crashRecoveryStartedAt=${NOW})`, 'CrashRecovery~'],
+  ),
+  sc(
+    'stopped member diverged, remove_data_directory_on_diverged_timelines: reinitialize',
+    snap({
+      pg: {
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'shut down',
+        diverged: { leader: 'node1', remedy: 'reinitialize' },
+      },
+    }),
+    'reinitializing due to diverged timelines',
+    ['Reinitialize(node1)~'],
+  ),
+  sc(
+    'divergence found against a former leader: ignored, start following the current one',
+    snap({
+      me: { canRewind: true },
+      pg: {
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'shut down',
+        diverged: { leader: 'node3', remedy: 'rewind' },
+      },
+    }),
+    'starting as a secondary',
+    ['StartPostgres(replica,node1,-)~', 'UpdateMemory(recovering=true,startTimeout=undefined)'],
+  ),
+  sc(
+    'running replica diverged from the leader: rewind instead of following',
+    snap({ me: { canRewind: true }, pg: { diverged: { leader: 'node1', remedy: 'rewind' } } }),
+    'running pg_rewind from node1',
+    ['Rewind(node1)~'],
   ),
   sc(
     'stopped replica in a locked cluster: start following the leader',

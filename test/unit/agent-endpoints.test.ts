@@ -1,0 +1,145 @@
+/**
+ * src/agent/endpoints.ts without PostgreSQL: Patroni's parsing helpers, and the handlers behind startApiServer with
+ * Basic auth (401 before any handler runs) on an in-memory DCS (PATCH /config CAS conflict -> 409).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  agentEndpoints,
+  deepCompare,
+  parseSchedule,
+  patchConfig,
+  postgresVersionToInt,
+  type EndpointDeps,
+} from '../../src/agent/endpoints.js';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import type { AgentStatus } from '../../src/api/status.js';
+import type { Dcs } from '../../src/dcs/dcs.js';
+import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
+
+const NOW = Date.parse('2026-01-01T00:00:00Z');
+
+describe('endpoint helpers', () => {
+  it('parse_schedule', () => {
+    expect(parseSchedule('2026-01-01T10:00:00', 'switchover', NOW)).toEqual({
+      ok: false,
+      code: 400,
+      error: 'Timezone information is mandatory for the scheduled switchover',
+    });
+    expect(parseSchedule('2025-01-01T10:00+02:00', 'restart', NOW)).toEqual({
+      ok: false,
+      code: 422,
+      error: 'Cannot schedule restart in the past',
+    });
+    expect(parseSchedule('tomorrow', 'restart', NOW)).toMatchObject({ ok: false, code: 422 });
+    expect(parseSchedule('2026-01-02T10:00:00.5Z', 'restart', NOW)).toMatchObject({
+      ok: true,
+      iso: '2026-01-02T10:00:00.500000+00:00',
+    });
+    expect(parseSchedule('2026-01-02 10:00+0130', 'restart', NOW)).toMatchObject({
+      ok: true,
+      iso: '2026-01-02T10:00:00+01:30',
+    });
+  });
+
+  it('postgres_version_to_int', () => {
+    expect(postgresVersionToInt('9.5.3')).toBe(90503);
+    expect(postgresVersionToInt('10.1')).toBe(100001);
+    expect(postgresVersionToInt('10')).toBe(
+      'Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: 10',
+    );
+    expect(postgresVersionToInt('a.b.c')).toBe('Invalid PostgreSQL version: a.b.c');
+  });
+
+  it('patch_config and deep_compare', () => {
+    const c: Record<string, unknown> = { ttl: 30, postgresql: { parameters: { a: '1', b: 2 } }, pause: true };
+    expect(patchConfig(c, { ttl: '30' })).toBe(false);
+    expect(patchConfig(c, { pause: null, postgresql: { parameters: { a: null, c: 'x' } } })).toBe(true);
+    expect(c).toEqual({ ttl: 30, postgresql: { parameters: { b: 2, c: 'x' } } });
+    expect(deepCompare({ a: 2 }, { a: '2' })).toBe(true);
+    expect(deepCompare({ a: { b: 1 } }, { a: null })).toBe(false);
+  });
+});
+
+describe('agent endpoints behind the API server', () => {
+  let server: ApiServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  const setup = async (dcs: Dcs): Promise<string> => {
+    const deps: EndpointDeps = {
+      name: 'pg1',
+      dcs,
+      loop: {
+        lastCluster: undefined,
+        haConfig: { loopWait: 1, primaryStartTimeout: 10 },
+        wake: () => undefined,
+        startRequested: () => 'nothing',
+        cancelTask: () => undefined,
+      },
+      node: {
+        role: () => 'master',
+        serverVersion: () => Promise.resolve(150000),
+        postmasterStartTime: () => Promise.resolve(undefined),
+        isStarting: () => false,
+        restart: () => Promise.resolve(true),
+        reinitialize: () => Promise.resolve(true),
+        reload: () => Promise.resolve(),
+        setScheduledRestart: () => undefined,
+      },
+      probe: () => Promise.resolve(new Map()),
+      log: { info: () => undefined, warning: () => undefined },
+    };
+    server = await startApiServer({
+      listen: '127.0.0.1:0',
+      auth: { username: 'admin', password: 'secret' },
+      getStatus: () => ({}) as AgentStatus,
+      getCluster: () => undefined,
+      handlers: agentEndpoints(deps),
+    });
+    return `http://127.0.0.1:${server.port}`;
+  };
+  const auth = { authorization: `Basic ${Buffer.from('admin:secret').toString('base64')}` };
+
+  it('401 without credentials; PATCH /config merges, and a lost CAS race is 409', async () => {
+    const store = new MemoryStore();
+    const dcs = new MemoryDcs(store, {
+      namespace: '/service',
+      scope: 'u',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    await dcs.setConfigValue('{"ttl":30,"loop_wait":10}');
+    const base = await setup(dcs);
+
+    const anon = await fetch(`${base}/reload`, { method: 'POST' });
+    expect([anon.status, await anon.text()]).toEqual([401, 'no auth header received']);
+    const reload = await fetch(`${base}/reload`, { method: 'POST', headers: auth });
+    expect([reload.status, await reload.text()]).toEqual([202, 'reload scheduled']);
+
+    const ok = await fetch(`${base}/config`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ pause: true }),
+    });
+    expect([ok.status, await ok.text()]).toEqual([200, '{"ttl": 30, "loop_wait": 10, "pause": true}']);
+    expect((await dcs.getCluster()).config?.raw).toBe('{"ttl":30,"loop_wait":10,"pause":true}');
+
+    // Another writer slips in between our read and our CAS write.
+    const real = dcs.getCluster.bind(dcs);
+    dcs.getCluster = async () => {
+      const c = await real();
+      await dcs.setConfigValue('{"ttl":30}');
+      return c;
+    };
+    const conflict = await fetch(`${base}/config`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ pause: null }),
+    });
+    expect(conflict.status).toBe(409);
+    await dcs.close();
+  });
+});

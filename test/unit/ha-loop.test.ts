@@ -1,0 +1,416 @@
+/**
+ * The HA loop's executor (src/ha/loop.ts) against the contract in src/ha/actions.ts: an in-memory DCS, a fake local
+ * node that records what it is asked, a scripted peer prober and a hand-moved clock. Each test builds a DCS state
+ * and a local PostgreSQL state from which the real `decide()` produces the actions under test.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DcsError, type DcsOptions } from '../../src/dcs/dcs.js';
+import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
+import {
+  HaLoop,
+  type LocalNode,
+  type LoopClock,
+  type PeerProber,
+  type ResolvedTarget,
+  type TaskControl,
+} from '../../src/ha/loop.js';
+import type { AsyncKind, HaConfig, PeerStatus, PostgresInfo, SelfInfo } from '../../src/ha/snapshot.js';
+import type { Cluster, Member } from '../../src/model/cluster.js';
+import type { Lsn } from '../../src/model/lsn.js';
+
+const PREFIX = '/service/demo/';
+const SYSID = '7300000000000000001';
+const ME = 'pg2';
+const T0 = Date.UTC(2026, 10, 22, 3, 0, 0);
+
+const SELF: SelfInfo = {
+  name: ME,
+  tags: { nofailover: false, failoverPriority: 1, nosync: false, clonefrom: false },
+  hasBootstrapConfig: true,
+  canCloneWithoutLeader: false,
+  canRewind: false,
+};
+
+const REPLICA: PostgresInfo = {
+  state: 'running',
+  isRunning: true,
+  isPrimary: false,
+  timeline: 1,
+  walPosition: 50331800n,
+  dataDirectoryEmpty: false,
+  dataDirectoryAccessible: true,
+  sysid: SYSID,
+  msInState: 60_000,
+};
+
+const PRIMARY: PostgresInfo = { ...REPLICA, isPrimary: true };
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** A local node whose PostgreSQL is whatever `postgres` says; every call is recorded. */
+class FakeNode implements LocalNode {
+  readonly self = SELF;
+  postgres: PostgresInfo = REPLICA;
+  readonly calls: string[] = [];
+  readonly followed: (ResolvedTarget | undefined)[] = [];
+  readonly memberContexts: { isLeader: boolean; pendingAsync?: AsyncKind }[] = [];
+  promoteResult: Promise<boolean> = Promise.resolve(true);
+
+  async inspect(_cluster: Cluster | undefined): Promise<PostgresInfo> {
+    this.calls.push('inspect');
+    return this.postgres;
+  }
+  async memberValue(ctx: { readonly isLeader: boolean; readonly pendingAsync?: AsyncKind }): Promise<string> {
+    this.memberContexts.push({
+      isLeader: ctx.isLeader,
+      ...(ctx.pendingAsync ? { pendingAsync: ctx.pendingAsync } : {}),
+    });
+    return JSON.stringify({
+      conn_url: 'postgres://127.0.0.1:5442/postgres',
+      api_url: 'http://127.0.0.1:8009/patroni',
+      state: this.postgres.state,
+      role: this.postgres.isPrimary ? 'master' : 'replica',
+      ...(ctx.pendingAsync ? { pending: ctx.pendingAsync } : {}),
+    });
+  }
+  async lastOperation(): Promise<Lsn | undefined> {
+    this.calls.push('lastOperation');
+    return 50331800n;
+  }
+  dynamicConfigValue(): string {
+    return '{"ttl":30,"loop_wait":10,"retry_timeout":10}';
+  }
+  localDynamicConfig(): Readonly<Record<string, unknown>> {
+    return { ttl: 30, loop_wait: 10, retry_timeout: 10 };
+  }
+  dynamicConfigChanged(_data: Readonly<Record<string, unknown>>): void {
+    return;
+  }
+  async bootstrap(_task: TaskControl): Promise<boolean> {
+    this.calls.push('bootstrap');
+    return true;
+  }
+  async postBootstrap(_task: TaskControl): Promise<boolean> {
+    this.calls.push('postBootstrap');
+    return true;
+  }
+  async clone(_from: Member | undefined, _task: TaskControl): Promise<boolean> {
+    this.calls.push('clone');
+    return true;
+  }
+  async start(
+    as: 'replica' | 'primary',
+    _target: ResolvedTarget | undefined,
+    _timeoutSeconds: number | undefined,
+    _task: TaskControl,
+  ): Promise<boolean> {
+    this.calls.push(`start ${as}`);
+    return true;
+  }
+  async follow(target: ResolvedTarget | undefined): Promise<void> {
+    this.calls.push('follow');
+    this.followed.push(target);
+  }
+  async promote(_task: TaskControl): Promise<boolean> {
+    this.calls.push('promote');
+    return this.promoteResult;
+  }
+  async stop(mode: 'fast' | 'immediate'): Promise<void> {
+    this.calls.push(`stop ${mode}`);
+  }
+  async checkpoint(): Promise<void> {
+    this.calls.push('checkpoint');
+  }
+  async shutdownCheckpoint(): Promise<Lsn | undefined> {
+    return undefined;
+  }
+  async crashRecovery(_task: TaskControl): Promise<boolean> {
+    this.calls.push('crashRecovery');
+    return true;
+  }
+  async historyValue(_cluster: Cluster): Promise<string | undefined> {
+    this.calls.push('historyValue');
+    return undefined;
+  }
+  async syncSlots(_cluster: Cluster, _config: HaConfig): Promise<void> {
+    this.calls.push('syncSlots');
+  }
+  async abandonBootstrap(): Promise<void> {
+    this.calls.push('abandonBootstrap');
+  }
+  async rewind(_leader: Member, _task: TaskControl): Promise<boolean> {
+    this.calls.push('rewind');
+    return true;
+  }
+  async reinitialize(_from: Member, _task: TaskControl): Promise<boolean> {
+    this.calls.push('reinitialize');
+    return true;
+  }
+}
+
+/** A clock moved by hand; `sleep` returns at once (the `Wait` action and the loop's safety timer). */
+class FakeClock implements LoopClock {
+  t = T0;
+  now(): number {
+    return this.t;
+  }
+  async sleep(_ms: number): Promise<void> {
+    return;
+  }
+}
+
+/** A MemoryDcs whose calls can be intercepted by name before they reach the store. */
+class HookedDcs extends MemoryDcs {
+  readonly hooks = new Map<string, () => void>();
+  private run(name: string): void {
+    this.hooks.get(name)?.();
+  }
+  override async attemptToAcquireLeader(): Promise<boolean> {
+    this.run('attemptToAcquireLeader');
+    return super.attemptToAcquireLeader();
+  }
+  override async writeStatus(value: string): Promise<boolean> {
+    this.run('writeStatus');
+    return super.writeStatus(value);
+  }
+}
+
+const OPTIONS: DcsOptions = {
+  namespace: '/service',
+  scope: 'demo',
+  name: ME,
+  ttl: 30,
+  retryTimeout: 10,
+  ctl: false,
+};
+
+function memberJson(name: string, port: number, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    conn_url: `postgres://127.0.0.1:${port}/postgres`,
+    state: 'running',
+    role: 'replica',
+    version: '3.0.2',
+    xlog_location: 50331800,
+    timeline: 1,
+    ...extra,
+  });
+}
+
+let store: MemoryStore;
+let dcs: HookedDcs;
+let node: FakeNode;
+let clock: FakeClock;
+let logs: string[];
+let probes: { name: string; apiUrl: string }[][];
+let peers: ReadonlyMap<string, PeerStatus>;
+let fatal: { code: number; reason: string }[];
+let loop: HaLoop;
+let promotion: Deferred<boolean>;
+
+const probe: PeerProber = async (members) => {
+  probes.push(members.map((m) => ({ ...m })));
+  return peers;
+};
+
+function seedCluster(leader: string | undefined, members: Readonly<Record<string, string>>): void {
+  store.put(`${PREFIX}initialize`, SYSID);
+  store.put(`${PREFIX}config`, '{"ttl":30,"loop_wait":10,"retry_timeout":10}');
+  if (leader) store.put(`${PREFIX}leader`, leader);
+  for (const [name, value] of Object.entries(members)) store.put(`${PREFIX}members/${name}`, value);
+}
+
+function revision(key: string): number | undefined {
+  return store.get(`${PREFIX}${key}`)?.modRevision;
+}
+
+beforeEach(() => {
+  store = new MemoryStore();
+  dcs = new HookedDcs(store, OPTIONS);
+  node = new FakeNode();
+  clock = new FakeClock();
+  logs = [];
+  probes = [];
+  peers = new Map();
+  fatal = [];
+  promotion = deferred<boolean>();
+  loop = new HaLoop({
+    dcs,
+    node,
+    probe,
+    clock,
+    log: {
+      info: (t) => logs.push(`INFO: ${t}`),
+      warning: (t) => logs.push(`WARNING: ${t}`),
+      error: (t) => logs.push(`ERROR: ${t}`),
+    },
+    onFatal: (code, reason) => fatal.push({ code, reason }),
+  });
+});
+
+afterEach(async () => {
+  promotion.resolve(false);
+  await loop.waitForTask();
+  for (const [k] of store.list('')) store.delete(k);
+});
+
+describe('HaLoop executor', () => {
+  it('runs the otherwise decision of a guard that loses: AcquireLock against a lock taken meanwhile', async () => {
+    // No leader, and pg1 (no REST API, so nothing to probe) is the only other member: we race for the lock...
+    seedCluster(undefined, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
+    // ...and pg1 takes it between our read and our attempt.
+    dcs.hooks.set('attemptToAcquireLeader', () => store.put(`${PREFIX}leader`, 'pg1'));
+
+    const result = await loop.runCycle();
+
+    expect(result).toEqual({
+      message: 'following new leader after trying and failing to obtain lock',
+      dcsOk: true,
+    });
+    expect(probes).toEqual([]);
+    // The otherwise branch follows whoever holds the lock now (re-read), and nothing of the winning branch ran.
+    expect(node.followed).toEqual([{ name: 'pg1', host: '127.0.0.1', port: 5441 }]);
+    expect(node.calls).not.toContain('promote');
+    expect(store.get(`${PREFIX}leader`)?.value).toBe('pg1');
+    expect(loop.isLeader()).toBe(false);
+    expect(logs).toContain('INFO: following new leader after trying and failing to obtain lock');
+  });
+
+  it('ProbePeers: probes the members and decides again in the same cycle with the peers filled in', async () => {
+    seedCluster(undefined, {
+      pg1: memberJson('pg1', 5441, { api_url: 'http://127.0.0.1:8008/patroni', role: 'master' }),
+      [ME]: memberJson(ME, 5442, { api_url: 'http://127.0.0.1:8009/patroni' }),
+    });
+    // pg1 answers as a live primary: we are not the healthiest node and must not race.
+    peers = new Map([
+      [
+        'pg1',
+        {
+          reachable: true,
+          isPrimary: true,
+          walPosition: 0n,
+          timeline: 1,
+          nofailover: false,
+          failoverPriority: 1,
+          watchdogFailed: false,
+        },
+      ],
+    ]);
+
+    const result = await loop.runCycle();
+
+    expect(probes).toEqual([[{ name: 'pg1', apiUrl: 'http://127.0.0.1:8008/patroni' }]]);
+    expect(result.message).toBe('following a different leader because i am not the healthiest node');
+    expect(logs).toContain('WARNING: Primary (pg1) is still alive');
+    expect(logs.some((l) => l.includes('probing members'))).toBe(false);
+    expect(store.get(`${PREFIX}leader`)).toBeUndefined();
+    expect(node.calls).toContain('follow');
+  });
+
+  it('ProbePeers with every peer unreachable: the second decision takes the lock and promotes', async () => {
+    seedCluster(undefined, {
+      pg1: memberJson('pg1', 5441, { api_url: 'http://127.0.0.1:8008/patroni' }),
+      [ME]: memberJson(ME, 5442, { api_url: 'http://127.0.0.1:8009/patroni' }),
+    });
+    const result = await loop.runCycle();
+    expect(probes).toHaveLength(1);
+    expect(result.message).toBe('promoted self to leader by acquiring session lock');
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+    await loop.waitForTask();
+    expect(node.calls).toContain('promote');
+  });
+
+  it('a DCS error mid-cycle aborts the remaining actions and decides again with dcsReachable false', async () => {
+    seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+    node.postgres = PRIMARY;
+    // A healthy leader cycle first: [RefreshLock(writeStatus), ProcessSyncReplication, WriteHistory] all run.
+    expect((await loop.runCycle()).message).toBe(`no action. I am (${ME}), the leader with the lock`);
+    expect(node.calls.filter((c) => c === 'historyValue')).toHaveLength(1);
+    node.calls.length = 0;
+    node.memberContexts.length = 0;
+
+    // Next cycle the lock refresh works, then the DCS goes away while the status is written.
+    clock.t += 5_000;
+    dcs.hooks.set('writeStatus', () => {
+      store.reachable = false;
+      throw new DcsError('memory DCS is unreachable');
+    });
+    const memberRevision = revision(`members/${ME}`);
+
+    const result = await loop.runCycle();
+
+    // decide() again with dcsReachable false: a primary whose lock was refreshed within retry_timeout waits.
+    expect(result).toEqual({ message: 'DCS is not accessible', dcsOk: false });
+    expect(node.calls).not.toContain('historyValue');
+    expect(logs).toContain('ERROR: Error communicating with DCS: memory DCS is unreachable');
+    // No member key update after a cycle whose DCS access failed.
+    expect(node.memberContexts).toEqual([]);
+    expect(revision(`members/${ME}`)).toBe(memberRevision);
+
+    // The next cycle cannot read the DCS either; past retry_timeout since the last refresh the primary demotes.
+    clock.t += 11_000;
+    node.calls.length = 0;
+    const next = await loop.runCycle();
+    expect(next).toEqual({
+      message: 'demoting self because DCS is not accessible and I was a leader',
+      dcsOk: false,
+    });
+    await loop.waitForTask();
+    expect(node.calls).toEqual(['inspect', 'stop fast']);
+  });
+
+  it('an async action (Promote) does not block the next cycle from refreshing the lock', async () => {
+    seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
+    node.promoteResult = promotion.promise;
+
+    const first = await loop.runCycle();
+    expect(first.message).toBe('promoted self to leader because I had the session lock');
+    expect(loop.pendingAsync).toMatchObject({ kind: 'promote', description: 'promote', startedAt: T0 });
+    // The member key published at the end of the cycle says a promote is running.
+    expect(node.memberContexts.at(-1)).toEqual({ isLeader: true, pendingAsync: 'promote' });
+
+    clock.t += 10_000;
+    const second = await loop.runCycle();
+    expect(second).toEqual({ message: 'updated leader lock during promote', dcsOk: true });
+    expect(loop.leaderLockUntil()).toBe(clock.t + 30_000);
+    expect(loop.pendingAsync?.kind).toBe('promote');
+    expect(node.calls.filter((c) => c === 'promote')).toHaveLength(1);
+
+    promotion.resolve(true);
+    await loop.waitForTask();
+    expect(loop.pendingAsync).toBeUndefined();
+  });
+
+  it('publishes the member key after a cycle whose DCS access succeeded, not after one that failed', async () => {
+    seedCluster('pg1', {
+      pg1: memberJson('pg1', 5441, { role: 'master' }),
+    });
+    const first = await loop.runCycle();
+    expect(first).toEqual({
+      message: `no action. I am (${ME}), a secondary, and following a leader (pg1)`,
+      dcsOk: true,
+    });
+    const key = store.get(`${PREFIX}members/${ME}`);
+    expect(key?.value).toBe(await node.memberValue({ isLeader: false }));
+    expect(key?.session).toBeDefined();
+    expect(node.memberContexts[0]).toEqual({ isLeader: false });
+
+    const published = node.memberContexts.length;
+    const rev = revision(`members/${ME}`);
+    store.reachable = false;
+    clock.t += 10_000;
+    expect(await loop.runCycle()).toEqual({ message: 'DCS is not accessible', dcsOk: false });
+    expect(node.memberContexts).toHaveLength(published);
+    store.reachable = true;
+    expect(revision(`members/${ME}`)).toBe(rev);
+    expect(fatal).toEqual([]);
+  });
+});
