@@ -66,13 +66,15 @@ export interface Timings {
 }
 
 /**
- * Spec 2.3 (Patroni 3.2+): floors ttl >= 20, loop_wait >= 1, retry_timeout >= 3, then makes sure a leader that
- * cannot reach the DCS gives up before its lock expires (`loop_wait + 2 * retry_timeout <= ttl`).
+ * The timings the loop runs with. Patroni 3.0.2, whose wire format pgwarden speaks, takes ttl, loop_wait and
+ * retry_timeout as given (3.2+ floors ttl at 20), so short ttls such as 10 work as they do there. Kept from 3.2+
+ * for safety only: a leader that cannot reach the DCS must give up before its lock expires, so
+ * `loop_wait + 2 * retry_timeout <= ttl` is enforced by shortening loop_wait, then retry_timeout.
  */
 export function effectiveTimings(t: Timings): Timings {
-  const ttl = Math.max(Math.trunc(t.ttl), 20);
   let loopWait = Math.max(Math.trunc(t.loopWait), 1);
-  let retryTimeout = Math.max(Math.trunc(t.retryTimeout), 3);
+  let retryTimeout = Math.max(Math.trunc(t.retryTimeout), 1);
+  const ttl = Math.max(Math.trunc(t.ttl), 3);
   if (1 + 2 * retryTimeout > ttl) {
     loopWait = 1;
     retryTimeout = Math.floor((ttl - 1) / 2);

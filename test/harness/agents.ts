@@ -55,6 +55,8 @@ export interface AgentCluster {
   start(i: number): void;
   /** Whether the agent process of `nodes[i]` is alive. */
   running(i: number): boolean;
+  /** Pid of the agent process of `nodes[i]` while it runs. */
+  pid(i: number): number | undefined;
   rest(i: number, path: string): Promise<RestAnswer>;
   status(i: number): Promise<AgentStatusDoc | undefined>;
   /** Names of the running agents whose GET /primary answers 200. */
@@ -396,6 +398,9 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
       } catch (e) {
         throw new Error(`${e instanceof Error ? e.message : String(e)} (last seen: ${last})\n${logTails()}`);
       }
+    },
+    pid(i) {
+      return running(i) ? agents[i]?.pid : undefined;
     },
     async kill9(i) {
       const a = agents[i];

@@ -80,6 +80,10 @@ export interface PatroniCluster {
    * and streaming from it. Resolves to the leader's name.
    */
   waitReady(options?: { leader?: string; timeoutMs?: number }): Promise<string>;
+  /** Pid of the Patroni process of `nodes[i]` while it runs. */
+  pid(i: number): number | undefined;
+  /** Marks `nodes[i]`'s agent as deliberately killed by the test, so waitReady does not treat its exit as a crash. */
+  markKilled(i: number): void;
   /** `/usr/bin/patronictl -c <node 1's patroni.yml> ...args`. */
   patronictl(args: readonly string[], options?: CtlRunOptions): Promise<CommandResult>;
   /** Tail of every node's patroni.log, for failure messages. */
@@ -430,8 +434,10 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
     }
   };
 
+  const killed = new Set<number>();
   const exitedAgent = (): string | undefined => {
     for (const [i, a] of agents.entries()) {
+      if (killed.has(i)) continue;
       const c = a.child;
       if (c.exitCode !== null || c.signalCode !== null) {
         return `patroni of ${nodes[i]?.name ?? `node ${i + 1}`} exited (${c.exitCode ?? c.signalCode ?? '?'})`;
@@ -559,6 +565,13 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
       return restGet(n.restPort, path);
     },
     waitReady,
+    pid(i) {
+      const c = agents[i]?.child;
+      return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
+    },
+    markKilled(i) {
+      killed.add(i);
+    },
     patronictl(args, o = {}) {
       return runPatronictl(['-c', cluster.configFile(0), ...args], o);
     },

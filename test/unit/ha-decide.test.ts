@@ -1172,9 +1172,18 @@ describe('loop-side log line and configuration helpers', () => {
       { ttl: 30, loopWait: 10, retryTimeout: 10 },
       { ttl: 30, loopWait: 10, retryTimeout: 10 },
     ],
+    // Patroni 3.0.2 keeps short ttls (3.2+ would floor this one at 20).
+    [
+      { ttl: 10, loopWait: 2, retryTimeout: 3 },
+      { ttl: 10, loopWait: 2, retryTimeout: 3 },
+    ],
     [
       { ttl: 5, loopWait: 0, retryTimeout: 1 },
-      { ttl: 20, loopWait: 1, retryTimeout: 3 },
+      { ttl: 5, loopWait: 1, retryTimeout: 1 },
+    ],
+    [
+      { ttl: 1, loopWait: 1, retryTimeout: 5 },
+      { ttl: 3, loopWait: 1, retryTimeout: 1 },
     ],
     [
       { ttl: 20, loopWait: 10, retryTimeout: 10 },
