@@ -1,6 +1,15 @@
 #!/usr/bin/env node
 // oclif entry. dist/cli.js is one bundle holding oclif and the command table (scripts/build.mjs), so start-up
 // reads a few files instead of hundreds; what a command needs is loaded when it runs.
+
+// `pgwarden agent CONFIG` (the daemon) starts without oclif: its heap then holds the agent only. Anything else
+// given to `agent` (--help, a bad flag) goes through oclif, which explains it.
+const argv = process.argv.slice(2);
+if (argv[0] === 'agent') {
+  const { plainAgentConfigArg, runAgentProcess } = await import('../dist/agent.js');
+  const configPath = plainAgentConfigArg(argv.slice(1));
+  if (configPath !== undefined) await runAgentProcess(configPath);
+}
 const { execute } = await import('../dist/cli.js');
 
 // patronictl takes its global options before the command (`patronictl -c f.yml list`); oclif wants them after
@@ -33,4 +42,4 @@ function reorder(argv) {
   return [argv[i], ...globals, ...argv.slice(i + 1)];
 }
 
-await execute({ args: reorder(process.argv.slice(2)), dir: import.meta.url });
+await execute({ args: reorder(argv), dir: import.meta.url });

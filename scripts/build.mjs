@@ -5,7 +5,8 @@ import { rmSync } from 'node:fs';
 
 rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: { cli: 'src/cli.ts' },
+  // dist/agent.js: `pgwarden agent CONFIG` without oclif (bin/run.js), for a smaller resident daemon.
+  entryPoints: { cli: 'src/cli.ts', agent: 'src/agent/main.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,

@@ -24,11 +24,8 @@ export default class Agent extends Command {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Agent);
-    const { runAgent } = await import('../agent/agent.js');
-    const configPath = flags['config-file'] ?? args.config;
-    const code = await runAgent({ configPath, env: process.env, uid: process.getuid?.() ?? -1 });
-    // Open sockets (REST clients, the DCS gateway) must not keep a stopped agent alive.
-    process.exit(code);
+    const { runAgentProcess } = await import('../agent/main.js');
+    await runAgentProcess(flags['config-file'] ?? args.config);
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {

@@ -70,6 +70,10 @@ export interface Writer {
   acked(): number;
   /** Acknowledged writes served by a server other than `port`, with the first one's end time (epoch s). */
   ackedElsewhere(port: number): { readonly count: number; readonly firstAt?: number };
+  /** The last few attempts and the writer's own output, for failure messages. */
+  diagnostics(): string;
+  /** End time (epoch ms) of the last write acknowledged by the server on `port`. */
+  lastAckOn(port: number): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -114,6 +118,15 @@ export async function startWriter(rwPort: number, dir: string, maxSeconds: numbe
       );
       const first = ok[0];
       return { count: ok.length, ...(first ? { firstAt: first.te } : {}) };
+    },
+    diagnostics() {
+      const recent = readText(logFile).trim().split('\n').slice(-3).join('\n');
+      return `writer's last attempts:\n${recent || '(none)'}\nwriter.py output:\n${proc.log().slice(-2000)}`;
+    },
+    lastAckOn(port) {
+      const ok = writerRecords(logFile).filter((r) => r.s === 'ok' && r.port === port);
+      const last = ok[ok.length - 1];
+      return last ? last.te * 1000 : undefined;
     },
     // SIGINT: Python stops between statements; every line written so far is complete (line-buffered).
     async stop() {
@@ -247,5 +260,9 @@ export function watchWritable(ports: readonly number[], everyMs = 20): WritableW
 
 /** Waits until `writer` has at least `n` acknowledged writes. */
 export async function waitForAcks(writer: Writer, n: number, timeoutMs = 30_000): Promise<void> {
-  await waitFor(`${n} acknowledged writes through HAProxy`, () => writer.acked() >= n, timeoutMs, 100);
+  try {
+    await waitFor(`${n} acknowledged writes through HAProxy`, () => writer.acked() >= n, timeoutMs, 100);
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${writer.diagnostics()}`);
+  }
 }

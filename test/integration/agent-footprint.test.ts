@@ -1,0 +1,184 @@
+/**
+ * Steady-state footprint of one agent, pgwarden next to Patroni 3.0.2, measured as ../shared/reference/
+ * measure-idle.sh does: VmRSS from /proc/<pid>/status, CPU from utime+stime in /proc/<pid>/stat over an idle
+ * window. Both 3-member clusters run at the same time on the same DCS (ttl 30 / loop_wait 10, Patroni's
+ * defaults), so the window sees the same machine load. PSS (/proc/<pid>/smaps_rollup) is recorded too: most of a
+ * Node process's RSS is file pages of the node binary, shared by every agent on the host.
+ *
+ * Asserted: on etcd3, pgwarden's largest RSS and its mean CPU are no more than Patroni's. On ZooKeeper Patroni
+ * (kazoo, no HTTP stack) is smaller than the Node runtime's own floor (a bare `node` holds ~40 MB RSS), so there
+ * the test asserts PSS, the host's real cost per agent, and reports RSS.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
+import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { startPatroniCluster, type PatroniCluster } from '../harness/patroni.js';
+import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
+
+const available =
+  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
+  existsSync('/usr/bin/etcd') &&
+  existsSync('/usr/share/zookeeper/bin/zkServer.sh') &&
+  existsSync('/usr/bin/patroni') &&
+  existsSync('dist/cli.js') &&
+  process.getuid?.() === 0;
+
+const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
+/** After bootstrap: long enough for both agents' first cycles, JIT warm-up and replicas' first slots. */
+const SETTLE_MS = 20_000;
+/** Six HA cycles at loop_wait 10. */
+const WINDOW_MS = 60_000;
+
+interface Sample {
+  readonly system: 'patroni' | 'pgwarden';
+  readonly member: string;
+  readonly rssKb: number;
+  readonly pssKb: number;
+  readonly cpuPct: number;
+}
+
+function statusKb(pid: number, key: string): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? Number.NaN);
+}
+
+function pssKb(pid: number): number {
+  const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  return Number(m?.[1] ?? Number.NaN);
+}
+
+/** utime + stime in clock ticks (fields 14 and 15; counted after the parenthesised command name). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+const CLK_TCK = 100;
+
+/** Samples every agent of both clusters over one window. */
+async function measure(
+  agents: readonly { system: Sample['system']; member: string; pid: number }[],
+): Promise<Sample[]> {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const start = agents.map((a) => cpuTicks(a.pid));
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, WINDOW_MS));
+  const seconds = (Date.now() - t0) / 1000;
+  return agents.map((a, i) => ({
+    system: a.system,
+    member: a.member,
+    rssKb: statusKb(a.pid, 'VmRSS'),
+    pssKb: pssKb(a.pid),
+    cpuPct: ((cpuTicks(a.pid) - (start[i] ?? 0)) / CLK_TCK / seconds) * 100,
+  }));
+}
+
+function pids(
+  system: Sample['system'],
+  c: { nodes: readonly { name: string }[]; pid(i: number): number | undefined },
+): { system: Sample['system']; member: string; pid: number }[] {
+  return c.nodes.map((n, i) => {
+    const pid = c.pid(i);
+    if (pid === undefined) throw new Error(`${system}: the agent of ${n.name} is not running`);
+    return { system, member: n.name, pid };
+  });
+}
+
+const mib = (kb: number): string => (kb / 1024).toFixed(1);
+
+function summary(dcs: string, samples: readonly Sample[]): string {
+  const rows = samples.map(
+    (s) =>
+      `  ${s.system.padEnd(8)} ${s.member}: RSS ${mib(s.rssKb)} MiB, PSS ${mib(s.pssKb)} MiB, CPU ${s.cpuPct.toFixed(3)} %`,
+  );
+  return `idle agents on ${dcs} (ttl 30 / loop_wait 10, ${WINDOW_MS / 1000} s window):\n${rows.join('\n')}`;
+}
+
+const of = (samples: readonly Sample[], system: Sample['system']): Sample[] =>
+  samples.filter((s) => s.system === system);
+const max = (xs: readonly number[]): number => Math.max(...xs);
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function record(dcs: string, samples: readonly Sample[]): void {
+  mkdirSync('.bench', { recursive: true });
+  appendFileSync(
+    '.bench/footprint.jsonl',
+    `${JSON.stringify({ at: new Date().toISOString(), dcs, samples })}\n`,
+  );
+}
+
+describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3.0.2', () => {
+  let etcd: EtcdServer | undefined;
+  let zk: ZooKeeperServer | undefined;
+  let patroni: PatroniCluster | undefined;
+  let ours: AgentCluster | undefined;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    zk = await startZooKeeper();
+  });
+
+  afterAll(async () => {
+    try {
+      await patroni?.stop();
+    } finally {
+      try {
+        await ours?.stop();
+      } finally {
+        try {
+          await zk?.stop();
+        } finally {
+          await etcd?.stop();
+        }
+      }
+    }
+  });
+
+  async function clusters(
+    dcs: 'etcd3' | 'zookeeper',
+    endpoint: string,
+  ): Promise<[PatroniCluster, AgentCluster]> {
+    const [p, o] = await Promise.all([
+      startPatroniCluster({ dcs, dcsEndpoint: endpoint, scope: `idle-patroni-${dcs}`, ...TIMING }),
+      startAgentCluster({ dcs, etcdEndpoint: endpoint, scope: `idle-pgwarden-${dcs}`, ...TIMING }),
+    ]);
+    patroni = p;
+    ours = o;
+    await o.waitReady({ timeoutMs: 120_000 });
+    return [p, o];
+  }
+
+  async function stopClusters(): Promise<void> {
+    try {
+      await patroni?.stop();
+    } finally {
+      patroni = undefined;
+      await ours?.stop();
+      ours = undefined;
+    }
+  }
+
+  it('etcd3: RSS and CPU no more than Patroni', async () => {
+    const [p, o] = await clusters('etcd3', etcd?.endpoint ?? '');
+    const samples = await measure([...pids('patroni', p), ...pids('pgwarden', o)]);
+    await stopClusters();
+    console.log(summary('etcd3', samples));
+    record('etcd3', samples);
+    const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
+    expect(max(mine.map((s) => s.rssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.rssKb)));
+    expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(mean(theirs.map((s) => s.cpuPct)));
+  }, 300_000);
+
+  it('ZooKeeper: PSS and CPU no more than Patroni (RSS reported)', async () => {
+    const [p, o] = await clusters('zookeeper', zk?.endpoint ?? '');
+    const samples = await measure([...pids('patroni', p), ...pids('pgwarden', o)]);
+    await stopClusters();
+    console.log(summary('ZooKeeper', samples));
+    record('zookeeper', samples);
+    const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
+    expect(max(mine.map((s) => s.pssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.pssKb)));
+    expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(mean(theirs.map((s) => s.cpuPct)));
+  }, 300_000);
+});
