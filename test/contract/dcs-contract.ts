@@ -217,6 +217,22 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       expect(Date.now() - t0).toBeLessThan(3000);
     });
 
+    it('wakes at once for a change made after the last read but before the watch began', async () => {
+      fresh();
+      const a = await client('a');
+      const b = await client('b');
+      await b.getCluster();
+      expect(await b.watch(300)).toBe(false);
+      // b is between watches (doing its cycle's work) when the lock is taken.
+      expect(await a.attemptToAcquireLeader()).toBe(true);
+      const t0 = Date.now();
+      expect(await b.watch(5_000)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(1_500);
+      // A read that has seen the change consumes it: the next watch is quiet again.
+      expect((await b.getCluster()).leader?.name).toBe('a');
+      expect(await b.watch(500)).toBe(false);
+    });
+
     it('lets the lock expire after its owner goes away, within ttl', async () => {
       fresh();
       const a = await client('a', { ttl: 3 });

@@ -27,8 +27,11 @@ const available =
 const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
 /** After bootstrap: long enough for both agents' first cycles, JIT warm-up and replicas' first slots. */
 const SETTLE_MS = 20_000;
-/** Six HA cycles at loop_wait 10. */
-const WINDOW_MS = 60_000;
+/**
+ * Twelve HA cycles at loop_wait 10. An idle agent uses ~100 ms of CPU a minute and /proc/<pid>/stat counts in
+ * 10 ms ticks, so a shorter window would compare rounding more than work.
+ */
+const WINDOW_MS = 120_000;
 
 interface Sample {
   readonly system: 'patroni' | 'pgwarden';
@@ -169,7 +172,7 @@ describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3
     const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
     expect(max(mine.map((s) => s.rssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.rssKb)));
     expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(mean(theirs.map((s) => s.cpuPct)));
-  }, 300_000);
+  }, 420_000);
 
   it('ZooKeeper: PSS and CPU no more than Patroni (RSS reported)', async () => {
     const [p, o] = await clusters('zookeeper', zk?.endpoint ?? '');
@@ -180,5 +183,5 @@ describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3
     const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
     expect(max(mine.map((s) => s.pssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.pssKb)));
     expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(mean(theirs.map((s) => s.cpuPct)));
-  }, 300_000);
+  }, 420_000);
 });

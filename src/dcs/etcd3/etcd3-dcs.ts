@@ -40,6 +40,17 @@ const deleteOp = (key: string): RequestOp => ({ request_delete_range: { key: b64
 /** A CAS token etcd can hold: a decimal revision. Anything else cannot match, so the CAS simply fails. */
 const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
 
+/** A watch stream left open across HA cycles: the latest revision at which each key changed. */
+interface LiveWatch {
+  readonly changedAt: Map<string, bigint>;
+  readonly waiters: Set<() => void>;
+  /** The stream is over (broken, cancelled, or the DCS closed): the next watch opens a new one. */
+  ended: boolean;
+  /** etcd cancelled it or compacted past it: what the agent read may be stale. */
+  stale: boolean;
+  cancel(): void;
+}
+
 export class Etcd3Dcs implements Dcs {
   readonly endpoints: readonly string[];
   private readonly gateway: EtcdGateway;
@@ -57,6 +68,8 @@ export class Etcd3Dcs implements Dcs {
   private lastStatus?: string;
   private lastFailsafe?: string;
   private closed = false;
+  /** The agent's long-lived watch on the cluster prefix (never the CLI's). */
+  private liveWatch?: LiveWatch;
   /** Pending watch waits, ended early by close(). */
   private readonly wakeOnClose = new Set<() => void>();
 
@@ -335,19 +348,21 @@ export class Etcd3Dcs implements Dcs {
       relevant.add(this.key(KEYS.status));
       relevant.add(this.key(KEYS.leaderOptime));
     }
-    const createRequest = {
-      key: b64(this.prefix),
-      range_end: prefixRangeEnd(this.prefix),
-      // From just after the last read, so a change between that read and this watch still wakes us.
-      ...(this.lastRevision === undefined ? {} : { start_revision: String(this.lastRevision + 1n) }),
-    };
+    // The CLI watches once and exits; an agent keeps one watch stream open for its lifetime (as Patroni's KV
+    // cache does) instead of opening and tearing down a connection every cycle.
+    if (this.options.ctl) return this.watchOnce(until, relevant);
+    return this.watchLive(until, relevant);
+  }
+
+  /** A watch stream of its own from just after the last read, closed when something relevant changes. */
+  private async watchOnce(until: number, relevant: ReadonlySet<string>): Promise<boolean> {
     const isWakeUp = (result: WatchResponse): boolean => {
       // Cancelled or compacted past our revision: what we read is stale, so re-read now.
       if (result.canceled === true || (result.compact_revision ?? '0') !== '0') return true;
       return (result.events ?? []).some((ev) => relevant.has(fromB64(ev.kv?.key)));
     };
     try {
-      return await this.gateway.watch(createRequest, until, isWakeUp);
+      return await this.gateway.watch(this.watchCreateRequest(), until, isWakeUp);
     } catch (e) {
       if (!(e instanceof DcsError)) throw e;
       if (this.closed) return false;
@@ -355,6 +370,111 @@ export class Etcd3Dcs implements Dcs {
       await this.sleepUntil(until);
       return false;
     }
+  }
+
+  private watchCreateRequest(): Record<string, unknown> {
+    return {
+      key: b64(this.prefix),
+      range_end: prefixRangeEnd(this.prefix),
+      // From just after the last read, so a change between that read and this watch still wakes us.
+      ...(this.lastRevision === undefined ? {} : { start_revision: String(this.lastRevision + 1n) }),
+    };
+  }
+
+  /**
+   * Waits on the agent's long-lived watch stream: true as soon as a relevant key has changed after the last read
+   * (also when that change arrived before this call), false at `until`.
+   */
+  private async watchLive(until: number, relevant: ReadonlySet<string>): Promise<boolean> {
+    const changedSinceRead = (): boolean => {
+      const stream = this.liveWatch;
+      if (stream?.stale === true) return true;
+      const since = this.lastRevision ?? -1n;
+      for (const key of relevant) if ((stream?.changedAt.get(key) ?? -1n) > since) return true;
+      return false;
+    };
+    let stream = this.liveWatch;
+    if (stream === undefined || stream.ended) {
+      stream = this.openLiveWatch();
+      this.liveWatch = stream;
+    }
+    if (changedSinceRead()) {
+      // Consumed: the caller re-reads now; a compaction or cancel asks for a fresh stream too.
+      if (stream.stale) stream.cancel();
+      return true;
+    }
+    const live = stream;
+    const woken = await new Promise<boolean>((resolve) => {
+      const done = (value: boolean): void => {
+        clearTimeout(timer);
+        live.waiters.delete(check);
+        this.wakeOnClose.delete(onClose);
+        resolve(value);
+      };
+      const check = (): void => {
+        if (changedSinceRead()) done(true);
+        else if (live.ended) done(false);
+      };
+      const onClose = (): void => done(false);
+      const timer = setTimeout(() => done(false), Math.max(0, until - Date.now()));
+      live.waiters.add(check);
+      this.wakeOnClose.add(onClose);
+    });
+    if (woken) {
+      if (live.stale) live.cancel();
+      return true;
+    }
+    if (live.ended && !this.closed && Date.now() < until) {
+      // The stream broke (etcd restarted or unreachable): keep the caller's pace; its next read reports it.
+      await this.sleepUntil(until);
+    }
+    return false;
+  }
+
+  private openLiveWatch(): LiveWatch {
+    const changedAt = new Map<string, bigint>();
+    const waiters = new Set<() => void>();
+    let cancelled = false;
+    const stream: LiveWatch = {
+      changedAt,
+      waiters,
+      ended: false,
+      stale: false,
+      cancel: () => {
+        cancelled = true;
+        stream.ended = true;
+      },
+    };
+    const notify = (): void => {
+      for (const w of [...waiters]) w();
+    };
+    const onResult = (result: WatchResponse): boolean => {
+      if (cancelled) return true;
+      if (result.canceled === true || (result.compact_revision ?? '0') !== '0') {
+        stream.stale = true;
+        notify();
+        return true;
+      }
+      for (const ev of result.events ?? []) {
+        const rev = ev.kv?.mod_revision;
+        if (rev !== undefined && isRevision(rev)) changedAt.set(fromB64(ev.kv?.key), BigInt(rev));
+      }
+      if ((result.events ?? []).length > 0) notify();
+      return false;
+    };
+    // Far enough ahead to be "until cancelled", within what setTimeout accepts.
+    const forever = Date.now() + 2 ** 31 - 1;
+    this.gateway.watch(this.watchCreateRequest(), forever, onResult).then(
+      () => {
+        stream.ended = true;
+        notify();
+      },
+      () => {
+        stream.ended = true;
+        notify();
+      },
+    );
+    return stream;
   }
 
   private sleepUntil(until: number): Promise<void> {

@@ -609,7 +609,12 @@ export class EtcdGateway {
               const result = isObject(msg) && isObject(msg['result']) ? msg['result'] : {};
               if (mode.kind === 'first') {
                 finish(undefined, result);
-                req.destroy(); // the rest of the stream is of no interest
+                // The gateway ends this stream once it has answered our one request: reading it to the end hands
+                // the connection back to the pool. Should it linger, drop it.
+                const linger = setTimeout(() => req.destroy(), 1000);
+                linger.unref();
+                res.once('end', () => clearTimeout(linger));
+                res.once('close', () => clearTimeout(linger));
                 return;
               }
               if (first) {
@@ -644,7 +649,9 @@ export class EtcdGateway {
               }
             }
           });
-          res.on('end', () => finish(new NetworkError(`stream ${path} ended`)));
+          res.on('end', () => {
+            if (!settled) finish(new NetworkError(`stream ${path} ended`)); // no error (and stack) once answered
+          });
           return;
         }
 

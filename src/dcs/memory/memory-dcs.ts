@@ -17,6 +17,8 @@ export class MemoryStore {
   private readonly sessions = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Set<(key: string) => void>();
   private revision = 0;
+  /** The revision of each key's latest put or delete (deleted keys included). */
+  private readonly changedAt = new Map<string, number>();
   private nextSession = 1;
   /** While false every call throws DcsError, as if the server were down. */
   reachable = true;
@@ -29,6 +31,14 @@ export class MemoryStore {
     return this.keys.get(key);
   }
 
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  lastChange(key: string): number {
+    return this.changedAt.get(key) ?? 0;
+  }
+
   list(prefix: string): [string, StoredKey][] {
     return [...this.keys].filter(([k]) => k.startsWith(prefix));
   }
@@ -36,6 +46,7 @@ export class MemoryStore {
   put(key: string, value: string, session?: string): number {
     const modRevision = ++this.revision;
     this.keys.set(key, { value, modRevision, session });
+    this.changedAt.set(key, modRevision);
     this.notify(key);
     return modRevision;
   }
@@ -43,7 +54,7 @@ export class MemoryStore {
   delete(key: string): boolean {
     const existed = this.keys.delete(key);
     if (existed) {
-      this.revision++;
+      this.changedAt.set(key, ++this.revision);
       this.notify(key);
     }
     return existed;
@@ -92,6 +103,8 @@ export class MemoryDcs implements Dcs {
   readonly endpoints = ['memory'];
   private readonly prefix: string;
   private session?: string;
+  /** Store revision at the last getCluster: watch() wakes at once for anything changed after it. */
+  private readRevision = 0;
   private ttl: number;
   private lastStatus?: string;
   private lastFailsafe?: string;
@@ -127,6 +140,7 @@ export class MemoryDcs implements Dcs {
 
   async getCluster(): Promise<Cluster> {
     this.check();
+    this.readRevision = this.store.currentRevision;
     const nodes: DcsNode[] = this.store.list(this.prefix).map(([k, v]) => ({
       key: k.slice(this.prefix.length),
       value: v.value,
@@ -251,6 +265,8 @@ export class MemoryDcs implements Dcs {
     const relevant = new Set(
       [KEYS.leader, KEYS.config, KEYS.status, KEYS.leaderOptime].map((k) => this.key(k)),
     );
+    // A change after the last read wakes at once, as etcd's watch from the read's revision does.
+    if ([...relevant].some((k) => this.store.lastChange(k) > this.readRevision)) return true;
     return new Promise((resolve) => {
       const done = (woken: boolean): void => {
         clearTimeout(timer);
