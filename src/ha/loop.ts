@@ -369,7 +369,16 @@ export class HaLoop {
     this.writeLogs(outcome.logs);
     this.log.info(cycleLogLine(snapshot, { ...decision, message: outcome.message }));
 
-    if (dcsOk) dcsOk = await this.afterCycle(snapshot);
+    if (dcsOk) {
+      dcsOk = await this.afterCycle(snapshot);
+      if (!dcsOk) {
+        // The member key could not be written (the DCS went away after the lock refresh): decide now rather than
+        // after the next cycle's read has timed out too, so a primary cut off gives up retry_timeout sooner.
+        const again = await this.decideOffline(snapshot);
+        this.writeLogs(again.logs);
+        if (again.acted) this.log.info(cycleLogLine(snapshot, { actions: [], message: again.message }));
+      }
+    }
     return { message: outcome.message, dcsOk };
   }
 
@@ -499,15 +508,24 @@ export class HaLoop {
       logs.push({ level: 'error', text: `Error communicating with DCS: ${e.message}` });
       // The contract: decide again as if the DCS could not be read, with the world as it is now: the failed call
       // may have taken retry_timeout, earlier actions of this cycle may have changed the lock or started a task.
-      const offline = await this.offlineSnapshot(snapshot);
-      const again = decide(offline);
-      try {
-        for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
-      } catch (e2) {
-        logs.push({ level: 'error', text: `${again.message}: ${errorText(e2)}` });
-      }
-      return { message: again.message, logs: [...logs, ...(again.logs ?? [])], dcsOk: false };
+      const again = await this.decideOffline(snapshot);
+      return { message: again.message, logs: [...logs, ...again.logs], dcsOk: false };
     }
+  }
+
+  /** decide() as if the DCS could not be read, now, and run what it says (no guards: they need the DCS). */
+  private async decideOffline(
+    stale: HaSnapshot,
+  ): Promise<{ message: string; logs: LogLine[]; acted: boolean }> {
+    const offline = await this.offlineSnapshot(stale);
+    const again = decide(offline);
+    const logs: LogLine[] = [...(again.logs ?? [])];
+    try {
+      for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
+    } catch (e) {
+      logs.push({ level: 'error', text: `${again.message}: ${errorText(e)}` });
+    }
+    return { message: again.message, logs, acted: again.actions.length > 0 };
   }
 
   /** The snapshot to re-decide with after a DCS error in the middle of a cycle: current time, lock, task, PG. */

@@ -188,6 +188,10 @@ class HookedDcs extends MemoryDcs {
     this.run('updateLeader');
     return super.updateLeader(cluster);
   }
+  override async touchMember(value: string): Promise<boolean> {
+    this.run('touchMember');
+    return super.touchMember(value);
+  }
   override async writeStatus(value: string): Promise<boolean> {
     this.run('writeStatus');
     return super.writeStatus(value);
@@ -427,6 +431,30 @@ describe('HaLoop executor', () => {
       );
       await loop.waitForTask();
       expect(node.started).toEqual([{ as: 'replica', target: undefined }]);
+    });
+
+    it('the DCS lost while the member key is written (after the refresh): decides at once, not a cycle later', async () => {
+      await leaderAtT0ThenWait(2_000);
+      // The lock refresh at T0+2 s works; the member key write then hangs for retry_timeout and fails.
+      hangThenFail('touchMember', 10_000);
+      const r = await loop.runCycle();
+      expect(r).toEqual({ message: `no action. I am (${ME}), the leader with the lock`, dcsOk: false });
+      expect(logs).toContain('INFO: demoting self because DCS is not accessible and I was a leader');
+      await loop.waitForTask();
+      expect(node.started).toEqual([{ as: 'replica', target: undefined }]);
+    });
+
+    it('the member key write fails soon after the refresh: within the grace nothing more happens', async () => {
+      await leaderAtT0ThenWait(2_000);
+      dcs.hooks.set('touchMember', () => {
+        store.reachable = false;
+        throw new DcsError('etcdserver: server stopped');
+      });
+      const r = await loop.runCycle();
+      expect(r.dcsOk).toBe(false);
+      expect(logs).not.toContain('INFO: DCS is not accessible');
+      await loop.waitForTask();
+      expect(node.calls).not.toContain('stop fast');
     });
 
     it('counts the lock from the moment the refresh was sent, not answered', async () => {
