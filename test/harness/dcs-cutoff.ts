@@ -42,6 +42,11 @@ export interface CutoffFigures {
   readonly refusedS: number;
   /** Seconds from the last lock refresh (the agent's log line) to the refused round's end. */
   readonly refusedAfterRefreshS: number;
+  /**
+   * Seconds from the cut to the first round in which the old primary answered as a read-only server (it runs
+   * again, as a standby: Patroni's demote('offline')); undefined when it stayed down until the DCS came back.
+   */
+  readonly readOnlyS?: number;
   /** etcd: seconds from the refused round's end to the lease expiry's lower bound (positive: in time). */
   readonly marginToLeaseExpiryS?: number;
   readonly outageS: number;
@@ -128,6 +133,9 @@ export async function runCutoffCase(c: CutoffCase): Promise<CutoffFigures> {
       violations.push(`${early.name} accepted a write at +${s(early.at - cutAt)} s, while the DCS was away`);
     }
     const firstAfter = probe.firstAcceptAfter(restoreAt);
+    const readOnlyRound = probe
+      .rounds()
+      .find((r) => r.start > lastAck && r.start < restoreAt && /read-only/.test(r.refused[leader] ?? ''));
     return {
       label: c.label,
       leader,
@@ -135,6 +143,7 @@ export async function runCutoffCase(c: CutoffCase): Promise<CutoffFigures> {
       lastAckS: s(lastAck - cutAt),
       refusedS: s(refusedAt - cutAt),
       refusedAfterRefreshS: s(refusedAt - lastRefresh),
+      ...(readOnlyRound === undefined ? {} : { readOnlyS: s(readOnlyRound.end - cutAt) }),
       ...(leaseBound === undefined ? {} : { marginToLeaseExpiryS: s(leaseBound - refusedAt) }),
       outageS: s(restoreAt - cutAt),
       recoveredS: s(recoveredAt - restoreAt),
@@ -161,6 +170,7 @@ export function figuresLine(system: string, f: CutoffFigures): string {
     (f.marginToLeaseExpiryS === undefined
       ? ''
       : ` (${f.marginToLeaseExpiryS.toFixed(2)} s before the lease could expire)`) +
+    `; ${f.readOnlyS === undefined ? 'PostgreSQL stayed down' : `read-only standby from +${f.readOnlyS.toFixed(2)} s`}` +
     `; outage ${f.outageS.toFixed(1)} s; after the restore: ${f.newLeader} leader with streaming replicas in ` +
     `${f.recoveredS.toFixed(2)} s, first write ${f.firstWriteAfterRestoreS.toFixed(2)} s; ${f.rounds} probe rounds, ` +
     `${f.violations.length === 0 ? 'never two writable members' : `VIOLATIONS: ${f.violations.join('; ')}`}`

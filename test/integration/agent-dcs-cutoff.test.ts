@@ -115,6 +115,9 @@ describe.skipIf(!available)('pgwarden: the leader cut off from etcd', () => {
       });
       console.log(figuresLine('pgwarden', f));
       expect(f.violations, f.trace).toEqual([]);
+      expect(f.readOnlyS, f.trace).toBeLessThan(f.outageS);
+      // Demoted as Patroni does it: PostgreSQL back up read-only while the DCS is still away.
+      expect(f.readOnlyS, f.trace).toBeLessThan(f.outageS);
       // The expected pace (loop_wait + retry_timeout + a fast stop) is far inside ttl; ttl is the limit.
       expect(f.refusedAfterRefreshS).toBeLessThanOrEqual(20);
       expect(f.marginToLeaseExpiryS).toBeGreaterThanOrEqual(0);
@@ -154,6 +157,7 @@ describe.skipIf(!available)('pgwarden: the leader cut off from etcd', () => {
     });
     console.log(figuresLine('pgwarden', f));
     expect(f.violations, f.trace).toEqual([]);
+    expect(f.readOnlyS, f.trace).toBeLessThan(f.outageS);
     expect(f.refusedAfterRefreshS).toBeLessThanOrEqual(30);
     expect(f.marginToLeaseExpiryS).toBeGreaterThanOrEqual(0);
   }, 180_000);
