@@ -163,6 +163,8 @@ function handleDcsError(s: HaSnapshot): Decision {
       return done('DCS is not accessible');
     }
     // Failsafe mode (POST /failsafe to every member) is not implemented: always demote.
+    // A demote already under way (this one, or a switchover's) brings PostgreSQL down: never start a second one.
+    if (s.pendingAsync?.kind === 'demote') return done(`${s.pendingAsync.description} in progress`);
     if (s.pendingAsync !== undefined) {
       return done('demoted self because DCS is not accessible and I was a leader', [
         demote('offline', false),

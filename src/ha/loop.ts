@@ -328,12 +328,11 @@ export class HaLoop {
 
   /** One HA cycle. Public for tests. */
   async runCycle(): Promise<CycleResult> {
-    const now = this.clock.now();
     let cluster: Cluster | undefined;
     let dcsOk = true;
     try {
       cluster = await this.dcs.getCluster();
-      this.lastDcsSeen = Math.floor(now / 1000);
+      this.lastDcsSeen = Math.floor(this.clock.now() / 1000);
     } catch (e) {
       if (!(e instanceof DcsError)) throw e;
       dcsOk = false;
@@ -354,12 +353,14 @@ export class HaLoop {
       dcsOk = await this.touchMember();
     }
 
-    let snapshot = this.snapshot(now, cluster, dcsOk, postgres);
+    // The decision time is taken after the DCS read (and PostgreSQL's inspection): a read that hung for
+    // retry_timeout must not make a lock refreshed long ago look fresh.
+    let snapshot = this.snapshot(this.clock.now(), cluster, dcsOk, postgres);
     let decision = decide(snapshot);
     const [first] = decision.actions;
     if (first?.type === 'ProbePeers' && cluster) {
       const peers = await this.safeProbe(first.members);
-      snapshot = { ...snapshot, peers };
+      snapshot = { ...snapshot, now: this.clock.now(), peers };
       decision = decide(snapshot);
     }
 
@@ -368,7 +369,16 @@ export class HaLoop {
     this.writeLogs(outcome.logs);
     this.log.info(cycleLogLine(snapshot, { ...decision, message: outcome.message }));
 
-    if (dcsOk) dcsOk = await this.afterCycle(snapshot);
+    if (dcsOk) {
+      dcsOk = await this.afterCycle(snapshot);
+      if (!dcsOk) {
+        // The member key could not be written (the DCS went away after the lock refresh): decide now rather than
+        // after the next cycle's read has timed out too, so a primary cut off gives up retry_timeout sooner.
+        const again = await this.decideOffline(snapshot);
+        this.writeLogs(again.logs);
+        if (again.acted) this.log.info(cycleLogLine(snapshot, { actions: [], message: again.message }));
+      }
+    }
     return { message: outcome.message, dcsOk };
   }
 
@@ -496,16 +506,50 @@ export class HaLoop {
         return { message: decision.message, logs, dcsOk: true };
       }
       logs.push({ level: 'error', text: `Error communicating with DCS: ${e.message}` });
-      // The contract: decide again as if the DCS could not be read.
-      const offline: HaSnapshot = { ...snapshot, cluster: undefined, dcsReachable: false };
-      const again = decide(offline);
-      try {
-        for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
-      } catch (e2) {
-        logs.push({ level: 'error', text: `${again.message}: ${errorText(e2)}` });
-      }
-      return { message: again.message, logs: [...logs, ...(again.logs ?? [])], dcsOk: false };
+      // The contract: decide again as if the DCS could not be read, with the world as it is now: the failed call
+      // may have taken retry_timeout, earlier actions of this cycle may have changed the lock or started a task.
+      const again = await this.decideOffline(snapshot);
+      return { message: again.message, logs: [...logs, ...again.logs], dcsOk: false };
     }
+  }
+
+  /** decide() as if the DCS could not be read, now, and run what it says (no guards: they need the DCS). */
+  private async decideOffline(
+    stale: HaSnapshot,
+  ): Promise<{ message: string; logs: LogLine[]; acted: boolean }> {
+    const offline = await this.offlineSnapshot(stale);
+    const again = decide(offline);
+    const logs: LogLine[] = [...(again.logs ?? [])];
+    try {
+      for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
+    } catch (e) {
+      logs.push({ level: 'error', text: `${again.message}: ${errorText(e)}` });
+    }
+    return { message: again.message, logs, acted: again.actions.length > 0 };
+  }
+
+  /** The snapshot to re-decide with after a DCS error in the middle of a cycle: current time, lock, task, PG. */
+  private async offlineSnapshot(stale: HaSnapshot): Promise<HaSnapshot> {
+    let postgres = stale.postgres;
+    try {
+      postgres = await this.node.inspect(undefined);
+    } catch (e) {
+      this.log.warning(`could not inspect PostgreSQL again after the DCS error: ${errorText(e)}`);
+    }
+    const { pendingAsync: _stalePending, ...rest } = stale;
+    return {
+      ...rest,
+      now: this.clock.now(),
+      cluster: undefined,
+      dcsReachable: false,
+      postgres,
+      lock: {
+        heldByMe: this.heldByMe,
+        ...(this.lastRefreshOk === undefined ? {} : { lastRefreshOk: this.lastRefreshOk }),
+      },
+      ...(this.task ? { pendingAsync: this.task.pending } : {}),
+      memory: this.memory,
+    };
   }
 
   private async runGuard(
@@ -514,20 +558,22 @@ export class HaLoop {
   ): Promise<boolean> {
     switch (action.type) {
       case 'AcquireLock': {
+        const sentAt = this.clock.now();
         const won = await this.dcs.attemptToAcquireLeader();
-        if (won) this.lockRefreshed();
+        if (won) this.lockRefreshed(sentAt);
         else this.heldByMe = false;
         return won;
       }
       case 'RefreshLock': {
         const cluster = this.cluster ?? snapshot.cluster;
         if (!cluster) return false;
+        const sentAt = this.clock.now();
         const held = await this.dcs.updateLeader(cluster);
         if (!held) {
           this.heldByMe = false;
           return false;
         }
-        this.lockRefreshed();
+        this.lockRefreshed(sentAt);
         if (action.writeStatus) {
           const optime = await this.node.lastOperation().catch(() => undefined);
           if (optime !== undefined) await this.dcs.writeStatus(pyJson({ optime }, true));
@@ -549,9 +595,13 @@ export class HaLoop {
     }
   }
 
-  private lockRefreshed(): void {
+  /**
+   * The lock is ours until `sentAt` + ttl at the latest: the DCS extended it when it processed the request, which
+   * was after we sent it, so counting from the sending (not the answer) never overestimates what we hold.
+   */
+  private lockRefreshed(sentAt: number): void {
     this.heldByMe = true;
-    this.lastRefreshOk = this.clock.now();
+    this.lastRefreshOk = sentAt;
   }
 
   private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
@@ -657,10 +707,12 @@ export class HaLoop {
       case 'WriteConfig':
         await this.dcs.setConfigValue(this.node.dynamicConfigValue());
         return;
-      case 'TakeLeader':
+      case 'TakeLeader': {
+        const sentAt = this.clock.now();
         await this.dcs.takeLeader();
-        this.lockRefreshed();
+        this.lockRefreshed(sentAt);
         return;
+      }
       case 'Bootstrap':
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.bootstrap(t);
@@ -728,7 +780,10 @@ export class HaLoop {
     );
   }
 
-  /** Stop PostgreSQL as the mode says, then (except offline) start it again as a replica of the lock holder. */
+  /**
+   * Stop PostgreSQL as the mode says, then start it again as a replica: of the lock holder, or (offline: the DCS
+   * cannot be read) of nobody, read-only with standby settings, as Patroni's `demote('offline')` does.
+   */
   private async demote(mode: DemoteMode): Promise<void> {
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful') {
@@ -747,7 +802,12 @@ export class HaLoop {
       this.heldByMe = false;
       this.lastRefreshOk = undefined;
     }
-    if (mode === 'offline') return;
+    if (mode === 'offline') {
+      // Patroni's set_is_leader(False): the lock is not released (the DCS is out of reach) but no longer claimed.
+      this.lastRefreshOk = undefined;
+      await this.node.start('replica', undefined, undefined, { cancelled: () => false });
+      return;
+    }
     // After an immediate stop the timelines may have diverged: with pg_rewind usable, PostgreSQL stays stopped and
     // the next cycles run crash recovery, the divergence check and pg_rewind before starting it as a replica.
     if (mode !== 'graceful' && this.node.self.canRewind) return;

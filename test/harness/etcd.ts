@@ -14,6 +14,10 @@ export interface EtcdServer {
   readonly dataDir: string;
   /** Signals the etcd process group (SIGSTOP/SIGCONT for fault tests). */
   signal(sig: NodeJS.Signals): void;
+  /** Ends etcd with `sig` (SIGTERM: a clean stop, SIGKILL: a crash) and waits for it to exit; the data dir stays. */
+  kill(sig: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts etcd again on the same ports and data dir (after `kill`) and waits until it is healthy. */
+  restart(): Promise<void>;
   log(): string;
   stop(): Promise<void>;
 }
@@ -59,44 +63,41 @@ export async function startEtcd(options: EtcdStartOptions = {}): Promise<EtcdSer
   const tls = options.tls;
   const client = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const proc = startProcess(
-    ETCD,
-    [
-      '--name',
-      name,
-      '--data-dir',
-      join(dir, 'data'),
-      '--listen-client-urls',
-      client,
-      '--advertise-client-urls',
-      client,
-      '--listen-peer-urls',
-      peer,
-      '--initial-advertise-peer-urls',
-      peer,
-      '--initial-cluster',
-      `${name}=${peer}`,
-      '--initial-cluster-state',
-      'new',
-      '--initial-cluster-token',
-      name,
-      '--quota-backend-bytes',
-      String(256 * 1024 * 1024),
-      '--logger',
-      'zap',
-      '--log-outputs',
-      'stderr',
-      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile] : []),
-    ],
-    join(dir, 'etcd.log'),
-  );
+  const args = [
+    '--name',
+    name,
+    '--data-dir',
+    join(dir, 'data'),
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `${name}=${peer}`,
+    '--initial-cluster-state',
+    'new',
+    '--initial-cluster-token',
+    name,
+    '--quota-backend-bytes',
+    String(256 * 1024 * 1024),
+    '--logger',
+    'zap',
+    '--log-outputs',
+    'stderr',
+    ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile] : []),
+  ];
+  let proc = startProcess(ETCD, args, join(dir, 'etcd.log'));
   const ca = tls ? readFileSync(tls.certFile) : undefined;
   const stop = async (): Promise<void> => {
     proc.signal('SIGCONT'); // a stopped process cannot act on SIGTERM
     await proc.stop(5000);
     removeDir(dir);
   };
-  try {
+  const waitHealthy = async (): Promise<void> => {
     const state = await waitFor(
       `etcd on ${client}`,
       async () => {
@@ -107,6 +108,9 @@ export async function startEtcd(options: EtcdStartOptions = {}): Promise<EtcdSer
       100,
     );
     if (state === 'exited') throw new Error(`etcd on ${client} exited during start-up`);
+  };
+  try {
+    await waitHealthy();
   } catch (e) {
     const log = proc.log().slice(-2000);
     await stop();
@@ -114,9 +118,26 @@ export async function startEtcd(options: EtcdStartOptions = {}): Promise<EtcdSer
   }
   return {
     endpoint: `127.0.0.1:${clientPort}`,
-    pid: proc.pid,
+    get pid() {
+      return proc.pid;
+    },
     dataDir: dir,
     signal: (sig) => proc.signal(sig),
+    async kill(sig) {
+      const child = proc.child;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      proc.signal('SIGCONT');
+      proc.signal(sig);
+      await exited;
+    },
+    async restart() {
+      const child = proc.child;
+      if (child.exitCode === null && child.signalCode === null)
+        throw new Error(`etcd on ${client} still runs`);
+      proc = startProcess(ETCD, args, join(dir, 'etcd.log'));
+      await waitHealthy();
+    },
     log: () => proc.log(),
     stop,
   };

@@ -12,6 +12,8 @@ const ZK_SERVER = '/usr/share/zookeeper/bin/zkServer.sh';
 export interface ZooKeeperServer {
   /** `127.0.0.1:<port>` */
   readonly endpoint: string;
+  /** Signals the server's process group (SIGSTOP/SIGCONT for fault tests). */
+  signal(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -80,6 +82,7 @@ export async function startZooKeeper(): Promise<ZooKeeperServer> {
     },
   });
   const stop = async (): Promise<void> => {
+    server.signal('SIGCONT'); // a stopped process cannot act on SIGTERM
     await server.stop(5000);
     removeDir(dir);
   };
@@ -109,5 +112,5 @@ export async function startZooKeeper(): Promise<ZooKeeperServer> {
   } finally {
     if (onExit) server.child.off('exit', onExit);
   }
-  return { endpoint: `127.0.0.1:${port}`, stop };
+  return { endpoint: `127.0.0.1:${port}`, signal: (sig) => server.signal(sig), stop };
 }

@@ -297,6 +297,39 @@ const dcsDown: Scenario[] = [
     'demoted self because DCS is not accessible and I was a leader',
     ['Demote(offline)'],
   ),
+  sc(
+    'primary whose offline demote is still under way: no second demote',
+    leaderSnap({
+      cluster: undefined,
+      lastRefreshOk: NOW - 20_000,
+      pendingAsync: {
+        kind: 'demote',
+        description: 'demoting self because DCS is not accessible and I was a leader',
+        startedAt: NOW - 2000,
+      },
+    }),
+    'demoting self because DCS is not accessible and I was a leader in progress',
+  ),
+  sc(
+    'primary busy with a graceful demote (switchover) when the DCS goes away: it finishes, no second demote',
+    leaderSnap({
+      cluster: undefined,
+      lastRefreshOk: NOW - 20_000,
+      pendingAsync: { kind: 'demote', description: 'switchover: demote', startedAt: NOW - 2000 },
+    }),
+    'switchover: demote in progress',
+  ),
+  sc(
+    'primary exactly retry_timeout after its last refresh: demotes (the grace is strictly shorter)',
+    leaderSnap({ cluster: undefined, lastRefreshOk: NOW - 10_000 }),
+    'demoting self because DCS is not accessible and I was a leader',
+    ['Demote(offline)~'],
+  ),
+  sc(
+    'read-only after an offline demote (PostgreSQL restarted as a standby): nothing to do while the DCS is away',
+    snap({ name: 'node1', cluster: undefined, lastRefreshOk: undefined }),
+    'DCS is not accessible',
+  ),
   sc('replica: nothing to do', snap({ cluster: undefined }), 'DCS is not accessible'),
   sc(
     'paused primary: no demotion',
@@ -456,6 +489,12 @@ const lockedLeader: Scenario[] = [
     leaderSnap({ cluster: cluster({ initialize: undefined, config: undefined }) }),
     'no action. I am (node1), the leader with the lock',
     ['WriteInitialize(new)', 'WriteConfig', LEADER_LOCK_LOST, 'ProcessSyncReplication', 'WriteHistory'],
+  ),
+  sc(
+    'DCS back after an offline demote and the lock survived (etcd restarted with its leases): promote again',
+    snap({ name: 'node1', lastRefreshOk: undefined }),
+    'promoted self to leader because I had the session lock',
+    [REPLICA_LOCK_LOST, 'Promote~'],
   ),
   sc(
     'lock holder still read-only (restarted after a crash): promote',

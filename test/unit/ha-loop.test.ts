@@ -62,6 +62,7 @@ class FakeNode implements LocalNode {
   postgres: PostgresInfo = REPLICA;
   readonly calls: string[] = [];
   readonly followed: (ResolvedTarget | undefined)[] = [];
+  readonly started: { as: 'replica' | 'primary'; target: ResolvedTarget | undefined }[] = [];
   readonly memberContexts: { isLeader: boolean; pendingAsync?: AsyncKind }[] = [];
   promoteResult: Promise<boolean> = Promise.resolve(true);
 
@@ -109,11 +110,12 @@ class FakeNode implements LocalNode {
   }
   async start(
     as: 'replica' | 'primary',
-    _target: ResolvedTarget | undefined,
+    target: ResolvedTarget | undefined,
     _timeoutSeconds: number | undefined,
     _task: TaskControl,
   ): Promise<boolean> {
     this.calls.push(`start ${as}`);
+    this.started.push({ as, target });
     return true;
   }
   async follow(target: ResolvedTarget | undefined): Promise<void> {
@@ -177,6 +179,18 @@ class HookedDcs extends MemoryDcs {
   override async attemptToAcquireLeader(): Promise<boolean> {
     this.run('attemptToAcquireLeader');
     return super.attemptToAcquireLeader();
+  }
+  override async getCluster(): Promise<Cluster> {
+    this.run('getCluster');
+    return super.getCluster();
+  }
+  override async updateLeader(cluster: Cluster): Promise<boolean> {
+    this.run('updateLeader');
+    return super.updateLeader(cluster);
+  }
+  override async touchMember(value: string): Promise<boolean> {
+    this.run('touchMember');
+    return super.touchMember(value);
   }
   override async writeStatus(value: string): Promise<boolean> {
     this.run('writeStatus');
@@ -364,7 +378,136 @@ describe('HaLoop executor', () => {
       dcsOk: false,
     });
     await loop.waitForTask();
-    expect(node.calls).toEqual(['inspect', 'stop fast']);
+    // Patroni's demote('offline'): a fast stop, then PostgreSQL back up read-only, following nobody.
+    expect(node.calls).toEqual(['inspect', 'stop fast', 'start replica']);
+    expect(node.started).toEqual([{ as: 'replica', target: undefined }]);
+    expect(loop.isLeader()).toBe(false);
+  });
+
+  describe('leader cut off from the DCS', () => {
+    /** A healthy leader cycle at T0 (lock refreshed), then the clock moves `ms` on. */
+    async function leaderAtT0ThenWait(ms: number): Promise<void> {
+      seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+      node.postgres = PRIMARY;
+      expect((await loop.runCycle()).message).toBe(`no action. I am (${ME}), the leader with the lock`);
+      expect(loop.leaderLockUntil()).toBe(T0 + 30_000);
+      node.calls.length = 0;
+      clock.t += ms;
+    }
+
+    /** Makes a DCS call hang for `ms` (the clock moves on) and then fail, as a frozen etcd does. */
+    function hangThenFail(call: string, ms: number): void {
+      dcs.hooks.set(call, () => {
+        clock.t += ms;
+        store.reachable = false;
+        throw new DcsError('no etcd3 at 127.0.0.1:2379: timed out after 10000 ms');
+      });
+    }
+
+    it('the decision time is taken after the DCS read: a read that hung past retry_timeout demotes at once', async () => {
+      await leaderAtT0ThenWait(3_000);
+      // loop_wait later the read hangs for retry_timeout (10 s): 13 s since the refresh, past the 10 s grace.
+      hangThenFail('getCluster', 10_000);
+      const r = await loop.runCycle();
+      expect(r).toEqual({
+        message: 'demoting self because DCS is not accessible and I was a leader',
+        dcsOk: false,
+      });
+      await loop.waitForTask();
+      expect(node.calls).toEqual(['inspect', 'stop fast', 'start replica']);
+    });
+
+    it('after a mid-cycle DCS error it decides again with the current time, not the stale snapshot', async () => {
+      await leaderAtT0ThenWait(3_000);
+      // The read works (at T0+3 s), then the lock refresh hangs 10 s and fails: at T0+13 s the grace is over.
+      hangThenFail('updateLeader', 10_000);
+      const r = await loop.runCycle();
+      expect(r).toEqual({
+        message: 'demoting self because DCS is not accessible and I was a leader',
+        dcsOk: false,
+      });
+      expect(logs).toContain(
+        'ERROR: Error communicating with DCS: no etcd3 at 127.0.0.1:2379: timed out after 10000 ms',
+      );
+      await loop.waitForTask();
+      expect(node.started).toEqual([{ as: 'replica', target: undefined }]);
+    });
+
+    it('the DCS lost while the member key is written (after the refresh): decides at once, not a cycle later', async () => {
+      await leaderAtT0ThenWait(2_000);
+      // The lock refresh at T0+2 s works; the member key write then hangs for retry_timeout and fails.
+      hangThenFail('touchMember', 10_000);
+      const r = await loop.runCycle();
+      expect(r).toEqual({ message: `no action. I am (${ME}), the leader with the lock`, dcsOk: false });
+      expect(logs).toContain('INFO: demoting self because DCS is not accessible and I was a leader');
+      await loop.waitForTask();
+      expect(node.started).toEqual([{ as: 'replica', target: undefined }]);
+    });
+
+    it('the member key write fails soon after the refresh: within the grace nothing more happens', async () => {
+      await leaderAtT0ThenWait(2_000);
+      dcs.hooks.set('touchMember', () => {
+        store.reachable = false;
+        throw new DcsError('etcdserver: server stopped');
+      });
+      const r = await loop.runCycle();
+      expect(r.dcsOk).toBe(false);
+      expect(logs).not.toContain('INFO: DCS is not accessible');
+      await loop.waitForTask();
+      expect(node.calls).not.toContain('stop fast');
+    });
+
+    it('counts the lock from the moment the refresh was sent, not answered', async () => {
+      await leaderAtT0ThenWait(5_000);
+      // etcd answers the keepalive 4 s after it was sent (busy disk): the lease was renewed somewhere in between.
+      dcs.hooks.set('updateLeader', () => {
+        clock.t += 4_000;
+      });
+      expect((await loop.runCycle()).message).toBe(`no action. I am (${ME}), the leader with the lock`);
+      expect(loop.leaderLockUntil()).toBe(T0 + 5_000 + 30_000);
+    });
+
+    it('once the DCS is back with our lock still there, the read-only former primary promotes again', async () => {
+      await leaderAtT0ThenWait(3_000);
+      hangThenFail('getCluster', 10_000);
+      await loop.runCycle();
+      await loop.waitForTask();
+      expect(node.started).toEqual([{ as: 'replica', target: undefined }]);
+      // PostgreSQL now runs read-only; etcd comes back (restarted with its leases): the leader key is still ours.
+      node.postgres = REPLICA;
+      dcs.hooks.delete('getCluster');
+      store.reachable = true;
+      clock.t += 2_000;
+      node.calls.length = 0;
+      const back = await loop.runCycle();
+      expect(back).toEqual({
+        message: 'promoted self to leader because I had the session lock',
+        dcsOk: true,
+      });
+      expect(loop.isLeader()).toBe(true);
+      await loop.waitForTask();
+      expect(node.calls).toContain('promote');
+    });
+
+    it('once the DCS is back and another member holds the lock, the former primary follows it', async () => {
+      await leaderAtT0ThenWait(3_000);
+      hangThenFail('getCluster', 10_000);
+      await loop.runCycle();
+      await loop.waitForTask();
+      node.postgres = REPLICA;
+      dcs.hooks.delete('getCluster');
+      store.reachable = true;
+      store.put(`${PREFIX}leader`, 'pg1');
+      store.put(`${PREFIX}members/pg1`, memberJson('pg1', 5441, { role: 'master' }));
+      clock.t += 2_000;
+      const back = await loop.runCycle();
+      expect(back).toEqual({
+        message: `no action. I am (${ME}), a secondary, and following a leader (pg1)`,
+        dcsOk: true,
+      });
+      expect(node.followed.at(-1)).toEqual({ name: 'pg1', host: '127.0.0.1', port: 5441 });
+      expect(loop.isLeader()).toBe(false);
+    });
   });
 
   it('an async action (Promote) does not block the next cycle from refreshing the lock', async () => {
