@@ -61,6 +61,8 @@ import {
   type PgSession,
 } from '../postgres/queries.js';
 import { memberValue } from './member.js';
+import { applyEffectiveConfig } from './apply-config.js';
+import type { EffectivePgConfig } from '../postgres/reload-plan.js';
 
 const CONTROL_STATES = new Set([
   'in production',
@@ -176,6 +178,15 @@ export class PostgresNode implements LocalNode {
   private checkpointAfterPromote = false;
   /** The recovery settings last written, to reload only on a change. */
   private writtenRecovery: string | undefined;
+  /** Patroni's `pending_restart`: set when a reload left a parameter waiting for a restart; a start clears it. */
+  private pendingRestartFlag = false;
+  /** The effective configuration last written to postgresql.conf / pg_hba.conf, and how (standby or not). */
+  private appliedPg: EffectivePgConfig | undefined;
+  private lastStandby: { readonly primary?: ResolvedTarget } | undefined;
+  /** SIGHUP / POST /reload: PostgreSQL is reloaded on the next cycle even if nothing changed. */
+  private localReloadPending = false;
+  /** Parameters PostgreSQL does not know (dropped as Patroni drops them: one would make the reload fail). */
+  private invalidParams: ReadonlySet<string> = new Set();
 
   constructor(
     config: AgentConfig,
@@ -220,6 +231,60 @@ export class PostgresNode implements LocalNode {
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
   updateConfig(config: AgentConfig): void {
     this.config = config;
+    this.localReloadPending = true;
+  }
+
+  get pendingRestart(): boolean {
+    return this.pendingRestartFlag;
+  }
+
+  /** postgresql.conf parameters and pg_hba/pg_ident lines as Patroni merges them (local over dynamic). */
+  private effectivePgConfig(): EffectivePgConfig {
+    const pg = this.config.postgresql;
+    const dyn = this.dynamicPostgresql();
+    const lines = (v: unknown): readonly string[] | undefined =>
+      Array.isArray(v) && v.every((l) => typeof l === 'string') ? v : undefined;
+    const parameters = new Map(this.serverParameters().parameters);
+    for (const name of this.invalidParams) parameters.delete(name);
+    return {
+      parameters,
+      pgHba: pg.pgHba ?? lines(dyn['pg_hba']) ?? this.config.bootstrap?.pgHba,
+      pgIdent: pg.pgIdent ?? lines(dyn['pg_ident']),
+    };
+  }
+
+  /**
+   * Patroni's `reload_config` after a dynamic configuration change or a SIGHUP: when the effective configuration
+   * differs from what was written, compare it with pg_settings, rewrite the files, reload, and set the
+   * pending-restart flag. Only while PostgreSQL runs and no long action is going on (a start writes the files).
+   */
+  async applyConfiguration(): Promise<void> {
+    const sighup = this.localReloadPending;
+    this.localReloadPending = false;
+    if (this.busy || this.state !== 'running' || isRunning(this.dataDir) === undefined) return;
+    const next = this.effectivePgConfig();
+    const prev = this.appliedPg;
+    if (!sighup && prev && sameEffectiveConfig(prev, next)) return;
+    const dropInvalid = (kept: ReadonlyMap<string, string>): void => {
+      const dropped = [...next.parameters.keys()].filter((n) => !kept.has(n));
+      if (dropped.length > 0) this.invalidParams = new Set([...this.invalidParams, ...dropped]);
+    };
+    const result = await applyEffectiveConfig({
+      previous: prev,
+      next,
+      sighup,
+      majorVersion: this.majorVersion(),
+      withSession: (fn) => this.withSession(fn),
+      writeFiles: (plan) => {
+        dropInvalid(plan.parameters);
+        this.writeConfigFiles(this.lastStandby);
+      },
+      reload: () => reloadPostgres({ bins: this.bins, dataDir: this.dataDir }),
+      log: this.log,
+    });
+    dropInvalid(result.plan.parameters);
+    this.appliedPg = { ...next, parameters: result.plan.parameters };
+    this.pendingRestartFlag = result.pendingRestart;
   }
 
   private get dataDir(): string {
@@ -315,15 +380,17 @@ export class PostgresNode implements LocalNode {
   /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
   private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): void {
     const pg = this.config.postgresql;
-    const params = this.serverParameters();
+    const effective = this.effectivePgConfig();
     const { recovery, pgpass } = this.recoveryFor(standby);
     if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
     if (standby) writeStandbySignal(this.dataDir);
     else removeRecoverySignals(this.dataDir);
     this.writtenRecovery = JSON.stringify(recovery ?? null);
-    const hbaLines = pg.pgHba ?? this.config.bootstrap?.pgHba;
+    this.lastStandby = standby;
+    this.appliedPg = effective;
+    const hbaLines = effective.pgHba;
     const text = renderPostgresqlConf({
-      parameters: params.parameters,
+      parameters: effective.parameters,
       include: pg.customConf ?? 'postgresql.base.conf',
       hbaFile: join(this.configDir, 'pg_hba.conf'),
       identFile: join(this.configDir, 'pg_ident.conf'),
@@ -332,7 +399,7 @@ export class PostgresNode implements LocalNode {
     mkdirSync(this.configDir, { recursive: true });
     installPostgresqlConf(this.configDir, text, { customConf: pg.customConf !== undefined });
     if (hbaLines) installHbaFile(this.configDir, 'pg_hba.conf', renderHbaLines(hbaLines));
-    if (pg.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(pg.pgIdent));
+    if (effective.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(effective.pgIdent));
   }
 
   private async startServer(timeoutSeconds: number | undefined): Promise<void> {
@@ -643,7 +710,7 @@ export class PostgresNode implements LocalNode {
       role: this.role,
       tags: this.config.memberTags,
       checkpointAfterPromotePending: ctx.isLeader && this.checkpointAfterPromote,
-      pendingRestart: false,
+      pendingRestart: this.pendingRestartFlag,
       ...(wal ? { wal } : {}),
       ...(this.scheduledRestart ? { scheduledRestart: this.scheduledRestart } : {}),
       pause: ctx.paused === true,
@@ -839,6 +906,7 @@ END;$$`);
     _task: TaskControl,
   ): Promise<boolean> {
     this.busy = true;
+    this.pendingRestartFlag = false;
     try {
       this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined);
       this.setState('starting');
@@ -1070,4 +1138,11 @@ END;$$`);
     this.wipeDataDir();
     return this.clone(from, task);
   }
+}
+
+function sameEffectiveConfig(a: EffectivePgConfig, b: EffectivePgConfig): boolean {
+  const lines = (x: readonly string[] | undefined): string => JSON.stringify(x ?? null);
+  if (a.parameters.size !== b.parameters.size) return false;
+  for (const [k, v] of a.parameters) if (b.parameters.get(k) !== v) return false;
+  return lines(a.pgHba) === lines(b.pgHba) && lines(a.pgIdent) === lines(b.pgIdent);
 }
