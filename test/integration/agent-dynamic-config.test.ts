@@ -10,7 +10,12 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { runCommand, type CommandResult } from '../harness/patroni.js';
+import {
+  runCommand,
+  startPatroniCluster,
+  type CommandResult,
+  type PatroniCluster,
+} from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { JsonObject } from '../../src/model/cluster.js';
@@ -33,6 +38,28 @@ function logTime(line: string): number {
   if (!m) return Number.NaN;
   const [, y, mo, d, h, mi, s, ms] = m.map(Number) as [number, ...number[]];
   return new Date(y ?? 0, (mo ?? 1) - 1, d, h, mi, s, ms).getTime();
+}
+
+/** Top-level field names of the member key and GET /patroni by role, with every member pending a restart. */
+interface Shapes {
+  readonly memberKey: Readonly<Record<string, readonly string[]>>;
+  readonly status: Readonly<Record<string, readonly string[]>>;
+}
+let pgwardenShapes: Shapes | undefined;
+
+/** Field names by role (`master` / `replica`), after checking that members of one role agree. */
+function shapesByRole(docs: readonly JsonObject[]): Record<string, readonly string[]> {
+  const out: Record<string, readonly string[]> = {};
+  for (const d of docs) {
+    const role = String(d['role']);
+    const keys = Object.keys(d);
+    const seen = out[role];
+    if (seen && JSON.stringify(seen) !== JSON.stringify(keys)) {
+      throw new Error(`two ${role} documents differ: ${seen.join(',')} / ${keys.join(',')}`);
+    }
+    out[role] = keys;
+  }
+  return out;
 }
 
 const median = (xs: readonly number[]): number => {
@@ -133,7 +160,9 @@ describe.skipIf(!available)('pgwarden agents: dynamic configuration changes', ()
     const bump = async (value: string): Promise<void> => {
       const r = await pgwarden(['edit-config', c().scope, '-p', `shared_buffers=${value}`, '--force']);
       expect(r.code, show('edit-config', r)).toBe(0);
+      const t = Date.now();
       await waitPending(all, `pending_restart on every member after shared_buffers=${value}`);
+      console.log(`pgwarden: pending_restart on all members ${Date.now() - t} ms after edit-config returned`);
     };
 
     await bump('48MB');
@@ -158,6 +187,10 @@ describe.skipIf(!available)('pgwarden agents: dynamic configuration changes', ()
       expect(Object.keys(st)).not.toContain('pending_restart_reason');
       expect(Object.keys(st).indexOf('pending_restart')).toBe(Object.keys(st).indexOf('patroni') - 1);
     }
+    pgwardenShapes = {
+      memberKey: shapesByRole([...keys.values()]),
+      status: shapesByRole(await Promise.all([0, 1, 2].map((i) => patroniStatus(i)))),
+    };
     // The list table: pgwarden prints what patronictl prints, with the Pending restart column.
     const ours = await pgwarden(['list', c().scope]);
     const theirs = await c().patronictl(['list', c().scope]);
@@ -266,4 +299,74 @@ describe.skipIf(!available)('pgwarden agents: dynamic configuration changes', ()
     expect(await startTimes()).toEqual(before);
     expect(readFileSync(node.logFile, 'utf8')).toContain('Changed work_mem from 7168 to 9MB');
   }, 40_000);
+});
+
+describe.skipIf(!available)('Patroni 3.0.2 reference: the same pending restart', () => {
+  let etcd: EtcdServer | undefined;
+  let lab: PatroniCluster | undefined;
+  const l = (): PatroniCluster => {
+    if (!lab) throw new Error('no Patroni cluster');
+    return lab;
+  };
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    lab = await startPatroniCluster({
+      dcs: 'etcd3',
+      dcsEndpoint: etcd.endpoint,
+      ttl: 20,
+      loopWait: 2,
+      retryTimeout: 5,
+      upTimeoutMs: 120_000,
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    try {
+      await lab?.stop();
+    } finally {
+      await etcd?.stop();
+    }
+  }, 120_000);
+
+  it('member key and GET /patroni have the fields pgwarden publishes, in the same order', async () => {
+    const r = await l().patronictl(['edit-config', l().scope, '-p', 'shared_buffers=48MB', '--force']);
+    expect(r.code, show('patronictl edit-config', r)).toBe(0);
+    const memberKeys = async (): Promise<JsonObject[]> => {
+      const dcs = await createDcs(
+        { kind: 'etcd3', hosts: [etcd?.endpoint ?? ''], protocol: 'http' },
+        { namespace: l().namespace, scope: l().scope, ttl: 30, retryTimeout: 5, ctl: true },
+      );
+      try {
+        return (await dcs.getCluster()).members.map((m) => m.data.raw);
+      } finally {
+        await dcs.close();
+      }
+    };
+    const t = Date.now();
+    const keys = await waitFor(
+      `pending_restart on every Patroni member\n${l().logTails(20)}`,
+      async () => {
+        const ks = await memberKeys();
+        return ks.length === 3 && ks.every((k) => k['pending_restart'] === true) ? ks : false;
+      },
+      30_000,
+      250,
+    );
+    console.log(`Patroni: pending_restart on all members ${Date.now() - t} ms after edit-config returned`);
+    const statuses = await Promise.all(
+      [0, 1, 2].map(async (i) => JSON.parse((await l().rest(i, '/patroni')).body) as JsonObject),
+    );
+    const theirs: Shapes = { memberKey: shapesByRole(keys), status: shapesByRole(statuses) };
+    console.log(
+      `Patroni 3.0.2 with a pending restart:\n${JSON.stringify(keys[0])}\n${JSON.stringify(statuses[0])}`,
+    );
+    if (!pgwardenShapes) throw new Error('the pgwarden shapes were not recorded (its test failed)');
+    // The reference cluster has a `mytag` tag; the pgwarden agents have none.
+    const noTags = (r: Readonly<Record<string, readonly string[]>>): Record<string, string[]> =>
+      Object.fromEntries(Object.entries(r).map(([role, ks]) => [role, ks.filter((k) => k !== 'tags')]));
+    expect(noTags(pgwardenShapes.memberKey)).toEqual(noTags(theirs.memberKey));
+    expect(noTags(pgwardenShapes.status)).toEqual(noTags(theirs.status));
+    for (const st of statuses) expect(st['pending_restart']).toBe(true);
+  }, 60_000);
 });
