@@ -378,7 +378,7 @@ export class PostgresNode implements LocalNode {
   }
 
   /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
-  private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): void {
+  private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): EffectivePgConfig {
     const pg = this.config.postgresql;
     const effective = this.effectivePgConfig();
     const { recovery, pgpass } = this.recoveryFor(standby);
@@ -387,7 +387,6 @@ export class PostgresNode implements LocalNode {
     else removeRecoverySignals(this.dataDir);
     this.writtenRecovery = JSON.stringify(recovery ?? null);
     this.lastStandby = standby;
-    this.appliedPg = effective;
     const hbaLines = effective.pgHba;
     const text = renderPostgresqlConf({
       parameters: effective.parameters,
@@ -400,6 +399,7 @@ export class PostgresNode implements LocalNode {
     installPostgresqlConf(this.configDir, text, { customConf: pg.customConf !== undefined });
     if (hbaLines) installHbaFile(this.configDir, 'pg_hba.conf', renderHbaLines(hbaLines));
     if (effective.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(effective.pgIdent));
+    return effective;
   }
 
   private async startServer(timeoutSeconds: number | undefined): Promise<void> {
@@ -744,7 +744,9 @@ export class PostgresNode implements LocalNode {
         options: boot.initdb ?? null,
         superuser: { username: su.username, password: su.password },
       });
-      this.writeConfigFiles(undefined);
+      // What the server starts with; a later rewrite of a running server (follow, promote) leaves this alone so
+      // that applyConfiguration compares the new values with pg_settings and sees what still needs a restart.
+      this.appliedPg = this.writeConfigFiles(undefined);
       this.setState('starting');
       await this.startServer(undefined);
       this.setState('running');
@@ -908,7 +910,9 @@ END;$$`);
     this.busy = true;
     this.pendingRestartFlag = false;
     try {
-      this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined);
+      this.appliedPg = this.writeConfigFiles(
+        as === 'replica' ? (target ? { primary: target } : {}) : undefined,
+      );
       this.setState('starting');
       await this.startServer(timeoutSeconds);
       this.setState('running');

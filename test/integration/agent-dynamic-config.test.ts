@@ -299,6 +299,44 @@ describe.skipIf(!available)('pgwarden agents: dynamic configuration changes', ()
     expect(await startTimes()).toEqual(before);
     expect(readFileSync(node.logFile, 'utf8')).toContain('Changed work_mem from 7168 to 9MB');
   }, 40_000);
+
+  it('an agent restarted next to its running PostgreSQL finds the pending restart again (no PG restart)', async () => {
+    const leader = (await c().primaries())[0] ?? '';
+    const i = names().findIndex((n) => n !== leader);
+    const node = c().nodes[i];
+    const pid = c().pid(i);
+    if (!node || pid === undefined) throw new Error('no replica agent');
+    const r = await pgwarden(['edit-config', c().scope, '-p', 'shared_buffers=80MB', '--force']);
+    expect(r.code, show('edit-config', r)).toBe(0);
+    await waitPending(new Set(names()), 'pending_restart on every member after shared_buffers=80MB');
+    const before = await sql(i, 'SELECT pg_catalog.pg_postmaster_start_time()');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(`agent of ${node.name} to die`, () => !c().running(i), 5000, 50);
+    const offset = readFileSync(node.logFile, 'utf8').length;
+    c().start(i);
+    const log = await waitFor(
+      `the restarted agent of ${node.name} to compare its configuration\n${diag()}`,
+      () => {
+        const text = readFileSync(node.logFile, 'utf8').slice(offset);
+        return /Changed shared_buffers from \d+ to 80MB \(restart might be required\)/.test(text)
+          ? text
+          : false;
+      },
+      30_000,
+      250,
+    );
+    // The new agent's member key (its api_url is the same; wait for a write by the new process).
+    await waitFor(
+      `pending_restart published by the restarted agent\n${diag()}`,
+      async () => (await patroniStatus(i))['pending_restart'] === true,
+      15_000,
+      250,
+    );
+    expect((await memberKeys()).get(node.name)?.['pending_restart']).toBe(true);
+    expect(await sql(i, 'SELECT pg_catalog.pg_postmaster_start_time()')).toBe(before);
+    // Nothing but shared_buffers differs from what runs (no spurious "Changed" for values spelled differently).
+    expect(log.match(/INFO: Changed /g)).toHaveLength(1);
+  }, 60_000);
 });
 
 describe.skipIf(!available)('Patroni 3.0.2 reference: the same pending restart', () => {
