@@ -71,3 +71,100 @@ export async function applyEffectiveConfig(d: ApplyConfigDeps): Promise<ApplyCon
   }
   return { plan, pendingRestart };
 }
+
+/** Same parameters and the same pg_hba / pg_ident lines. */
+export function sameEffectivePgConfig(a: EffectivePgConfig, b: EffectivePgConfig): boolean {
+  const lines = (x: readonly string[] | undefined): string => JSON.stringify(x ?? null);
+  if (a.parameters.size !== b.parameters.size) return false;
+  for (const [k, v] of a.parameters) if (b.parameters.get(k) !== v) return false;
+  return lines(a.pgHba) === lines(b.pgHba) && lines(a.pgIdent) === lines(b.pgIdent);
+}
+
+/** What the applier needs from the local node. */
+export interface ConfigApplierPorts {
+  /** The effective configuration as merged from the local file and the dynamic configuration. */
+  readonly effective: () => EffectivePgConfig;
+  /** PostgreSQL runs and no long action (start, stop, clone...) is going on. */
+  readonly idleAndRunning: () => boolean;
+  readonly majorVersion: () => number;
+  readonly withSession: <T>(fn: (s: PgSession) => Promise<T>) => Promise<T>;
+  /** Rewrite postgresql.conf / pg_hba.conf / pg_ident.conf from `effective()` (keeping the standby section). */
+  readonly rewrite: () => void;
+  readonly reload: () => Promise<void>;
+  readonly log: LoopLogger;
+  /** For tests: the wait between the reload and the pg_settings check (default: a real second). */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The agent's side of Patroni's `reload_config` and `pending_restart`: remembers what the running server was
+ * started with (or last reloaded with), applies a changed effective configuration after each HA cycle, and keeps
+ * the pending-restart flag (cleared when PostgreSQL is started again).
+ */
+export class ConfigApplier {
+  private applied: EffectivePgConfig | undefined;
+  private pending = false;
+  private sighup = false;
+  /** Parameters PostgreSQL does not know: dropped for good (as Patroni drops them; one would fail the reload). */
+  private invalid: ReadonlySet<string> = new Set();
+
+  constructor(private readonly ports: ConfigApplierPorts) {}
+
+  get pendingRestart(): boolean {
+    return this.pending;
+  }
+
+  /** The effective configuration without the parameters PostgreSQL rejected. */
+  effective(): EffectivePgConfig {
+    const e = this.ports.effective();
+    if (this.invalid.size === 0) return e;
+    const parameters = new Map(e.parameters);
+    for (const name of this.invalid) parameters.delete(name);
+    return { ...e, parameters };
+  }
+
+  /** SIGHUP / POST /reload: reload PostgreSQL on the next cycle even if nothing changed. */
+  localConfigReloaded(): void {
+    this.sighup = true;
+  }
+
+  /**
+   * PostgreSQL is being started with `config`: that is what later changes are compared with. A rewrite of a running
+   * server (follow, promote) does not count, so that pg_settings still tells what waits for a restart.
+   */
+  starting(config: EffectivePgConfig): void {
+    this.applied = config;
+    this.pending = false;
+  }
+
+  /** After each HA cycle: when the effective configuration changed (or on SIGHUP), plan, write, reload. */
+  async apply(): Promise<void> {
+    const sighup = this.sighup;
+    this.sighup = false;
+    if (!this.ports.idleAndRunning()) return;
+    const next = this.effective();
+    const prev = this.applied;
+    if (!sighup && prev && sameEffectivePgConfig(prev, next)) return;
+    const dropInvalid = (kept: ReadonlyMap<string, string>): void => {
+      const dropped = [...next.parameters.keys()].filter((n) => !kept.has(n));
+      if (dropped.length > 0) this.invalid = new Set([...this.invalid, ...dropped]);
+    };
+    const result = await applyEffectiveConfig({
+      previous: prev,
+      next,
+      sighup,
+      majorVersion: this.ports.majorVersion(),
+      withSession: this.ports.withSession,
+      writeFiles: (plan) => {
+        dropInvalid(plan.parameters);
+        this.ports.rewrite();
+      },
+      reload: this.ports.reload,
+      log: this.ports.log,
+      ...(this.ports.sleep ? { sleep: this.ports.sleep } : {}),
+    });
+    dropInvalid(result.plan.parameters);
+    this.applied = { ...next, parameters: result.plan.parameters };
+    this.pending = result.pendingRestart;
+  }
+}

@@ -61,7 +61,7 @@ import {
   type PgSession,
 } from '../postgres/queries.js';
 import { memberValue } from './member.js';
-import { applyEffectiveConfig } from './apply-config.js';
+import { ConfigApplier } from './apply-config.js';
 import type { EffectivePgConfig } from '../postgres/reload-plan.js';
 
 const CONTROL_STATES = new Set([
@@ -178,15 +178,22 @@ export class PostgresNode implements LocalNode {
   private checkpointAfterPromote = false;
   /** The recovery settings last written, to reload only on a change. */
   private writtenRecovery: string | undefined;
-  /** Patroni's `pending_restart`: set when a reload left a parameter waiting for a restart; a start clears it. */
-  private pendingRestartFlag = false;
-  /** The effective configuration last written to postgresql.conf / pg_hba.conf, and how (standby or not). */
-  private appliedPg: EffectivePgConfig | undefined;
+  /** How postgresql.conf was last written (standby section or not), for a rewrite with new parameters. */
   private lastStandby: { readonly primary?: ResolvedTarget } | undefined;
-  /** SIGHUP / POST /reload: PostgreSQL is reloaded on the next cycle even if nothing changed. */
-  private localReloadPending = false;
-  /** Parameters PostgreSQL does not know (dropped as Patroni drops them: one would make the reload fail). */
-  private invalidParams: ReadonlySet<string> = new Set();
+  /** Dynamic/local configuration changes applied to the running server; `pending_restart` (apply-config.ts). */
+  private readonly configApplier = new ConfigApplier({
+    effective: () => this.effectivePgConfig(),
+    idleAndRunning: () => !this.busy && this.state === 'running' && isRunning(this.dataDir) !== undefined,
+    majorVersion: () => this.majorVersion(),
+    withSession: (fn) => this.withSession(fn),
+    rewrite: () => void this.writeConfigFiles(this.lastStandby),
+    reload: () => reloadPostgres({ bins: this.bins, dataDir: this.dataDir }),
+    log: {
+      info: (t) => this.log.info(t),
+      warning: (t) => this.log.warning(t),
+      error: (t) => this.log.error(t),
+    },
+  });
 
   constructor(
     config: AgentConfig,
@@ -231,11 +238,16 @@ export class PostgresNode implements LocalNode {
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
   updateConfig(config: AgentConfig): void {
     this.config = config;
-    this.localReloadPending = true;
+    this.configApplier.localConfigReloaded();
   }
 
   get pendingRestart(): boolean {
-    return this.pendingRestartFlag;
+    return this.configApplier.pendingRestart;
+  }
+
+  /** After each cycle (Patroni's reload_config): apply a changed configuration to the running server. */
+  applyConfiguration(): Promise<void> {
+    return this.configApplier.apply();
   }
 
   /** postgresql.conf parameters and pg_hba/pg_ident lines as Patroni merges them (local over dynamic). */
@@ -244,47 +256,11 @@ export class PostgresNode implements LocalNode {
     const dyn = this.dynamicPostgresql();
     const lines = (v: unknown): readonly string[] | undefined =>
       Array.isArray(v) && v.every((l) => typeof l === 'string') ? v : undefined;
-    const parameters = new Map(this.serverParameters().parameters);
-    for (const name of this.invalidParams) parameters.delete(name);
     return {
-      parameters,
+      parameters: this.serverParameters().parameters,
       pgHba: pg.pgHba ?? lines(dyn['pg_hba']) ?? this.config.bootstrap?.pgHba,
       pgIdent: pg.pgIdent ?? lines(dyn['pg_ident']),
     };
-  }
-
-  /**
-   * Patroni's `reload_config` after a dynamic configuration change or a SIGHUP: when the effective configuration
-   * differs from what was written, compare it with pg_settings, rewrite the files, reload, and set the
-   * pending-restart flag. Only while PostgreSQL runs and no long action is going on (a start writes the files).
-   */
-  async applyConfiguration(): Promise<void> {
-    const sighup = this.localReloadPending;
-    this.localReloadPending = false;
-    if (this.busy || this.state !== 'running' || isRunning(this.dataDir) === undefined) return;
-    const next = this.effectivePgConfig();
-    const prev = this.appliedPg;
-    if (!sighup && prev && sameEffectiveConfig(prev, next)) return;
-    const dropInvalid = (kept: ReadonlyMap<string, string>): void => {
-      const dropped = [...next.parameters.keys()].filter((n) => !kept.has(n));
-      if (dropped.length > 0) this.invalidParams = new Set([...this.invalidParams, ...dropped]);
-    };
-    const result = await applyEffectiveConfig({
-      previous: prev,
-      next,
-      sighup,
-      majorVersion: this.majorVersion(),
-      withSession: (fn) => this.withSession(fn),
-      writeFiles: (plan) => {
-        dropInvalid(plan.parameters);
-        this.writeConfigFiles(this.lastStandby);
-      },
-      reload: () => reloadPostgres({ bins: this.bins, dataDir: this.dataDir }),
-      log: this.log,
-    });
-    dropInvalid(result.plan.parameters);
-    this.appliedPg = { ...next, parameters: result.plan.parameters };
-    this.pendingRestartFlag = result.pendingRestart;
   }
 
   private get dataDir(): string {
@@ -380,7 +356,7 @@ export class PostgresNode implements LocalNode {
   /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
   private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): EffectivePgConfig {
     const pg = this.config.postgresql;
-    const effective = this.effectivePgConfig();
+    const effective = this.configApplier.effective();
     const { recovery, pgpass } = this.recoveryFor(standby);
     if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
     if (standby) writeStandbySignal(this.dataDir);
@@ -710,7 +686,7 @@ export class PostgresNode implements LocalNode {
       role: this.role,
       tags: this.config.memberTags,
       checkpointAfterPromotePending: ctx.isLeader && this.checkpointAfterPromote,
-      pendingRestart: this.pendingRestartFlag,
+      pendingRestart: this.configApplier.pendingRestart,
       ...(wal ? { wal } : {}),
       ...(this.scheduledRestart ? { scheduledRestart: this.scheduledRestart } : {}),
       pause: ctx.paused === true,
@@ -744,9 +720,7 @@ export class PostgresNode implements LocalNode {
         options: boot.initdb ?? null,
         superuser: { username: su.username, password: su.password },
       });
-      // What the server starts with; a later rewrite of a running server (follow, promote) leaves this alone so
-      // that applyConfiguration compares the new values with pg_settings and sees what still needs a restart.
-      this.appliedPg = this.writeConfigFiles(undefined);
+      this.configApplier.starting(this.writeConfigFiles(undefined));
       this.setState('starting');
       await this.startServer(undefined);
       this.setState('running');
@@ -908,10 +882,9 @@ END;$$`);
     _task: TaskControl,
   ): Promise<boolean> {
     this.busy = true;
-    this.pendingRestartFlag = false;
     try {
-      this.appliedPg = this.writeConfigFiles(
-        as === 'replica' ? (target ? { primary: target } : {}) : undefined,
+      this.configApplier.starting(
+        this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined),
       );
       this.setState('starting');
       await this.startServer(timeoutSeconds);
@@ -1142,11 +1115,4 @@ END;$$`);
     this.wipeDataDir();
     return this.clone(from, task);
   }
-}
-
-function sameEffectiveConfig(a: EffectivePgConfig, b: EffectivePgConfig): boolean {
-  const lines = (x: readonly string[] | undefined): string => JSON.stringify(x ?? null);
-  if (a.parameters.size !== b.parameters.size) return false;
-  for (const [k, v] of a.parameters) if (b.parameters.get(k) !== v) return false;
-  return lines(a.pgHba) === lines(b.pgHba) && lines(a.pgIdent) === lines(b.pgIdent);
 }
