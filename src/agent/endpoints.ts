@@ -43,6 +43,8 @@ export interface EndpointNode {
   readonly postmasterStartTime: () => Promise<string | undefined>;
   /** Still starting after a restart that timed out. */
   readonly isStarting: () => boolean;
+  /** A reload left a parameter that needs a restart (Patroni's `pending_restart`). */
+  readonly pendingRestart: () => boolean;
   /** Stop and start again in the current role (`primary` when we hold the lock); resolves to success. */
   readonly restart: (timeoutSeconds: number, task: TaskControl) => Promise<boolean>;
   /** Stop, wipe the data directory and clone from `from`. */
@@ -446,8 +448,7 @@ export function agentEndpoints(deps: EndpointDeps): UnsafeHandlers {
       const n = postgresVersionToInt(want);
       if (typeof n === 'number' && n <= (await node.serverVersion())) reason = 'postgres version mismatch';
     }
-    // pgwarden does not track pending_restart yet: the flag is never set.
-    if ('restart_pending' in request) reason = 'pending restart flag is not set';
+    if ('restart_pending' in request && !node.pendingRestart()) reason = 'pending restart flag is not set';
     if (!reason) return true;
     log.info(`not proceeding with the restart: ${reason}`);
     return false;

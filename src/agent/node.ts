@@ -61,6 +61,8 @@ import {
   type PgSession,
 } from '../postgres/queries.js';
 import { memberValue } from './member.js';
+import { ConfigApplier } from './apply-config.js';
+import type { EffectivePgConfig } from '../postgres/reload-plan.js';
 
 const CONTROL_STATES = new Set([
   'in production',
@@ -176,6 +178,22 @@ export class PostgresNode implements LocalNode {
   private checkpointAfterPromote = false;
   /** The recovery settings last written, to reload only on a change. */
   private writtenRecovery: string | undefined;
+  /** How postgresql.conf was last written (standby section or not), for a rewrite with new parameters. */
+  private lastStandby: { readonly primary?: ResolvedTarget } | undefined;
+  /** Dynamic/local configuration changes applied to the running server; `pending_restart` (apply-config.ts). */
+  private readonly configApplier = new ConfigApplier({
+    effective: () => this.effectivePgConfig(),
+    idleAndRunning: () => !this.busy && this.state === 'running' && isRunning(this.dataDir) !== undefined,
+    majorVersion: () => this.majorVersion(),
+    withSession: (fn) => this.withSession(fn),
+    rewrite: () => void this.writeConfigFiles(this.lastStandby),
+    reload: () => reloadPostgres({ bins: this.bins, dataDir: this.dataDir }),
+    log: {
+      info: (t) => this.log.info(t),
+      warning: (t) => this.log.warning(t),
+      error: (t) => this.log.error(t),
+    },
+  });
 
   constructor(
     config: AgentConfig,
@@ -220,6 +238,29 @@ export class PostgresNode implements LocalNode {
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
   updateConfig(config: AgentConfig): void {
     this.config = config;
+    this.configApplier.localConfigReloaded();
+  }
+
+  get pendingRestart(): boolean {
+    return this.configApplier.pendingRestart;
+  }
+
+  /** After each cycle (Patroni's reload_config): apply a changed configuration to the running server. */
+  applyConfiguration(): Promise<void> {
+    return this.configApplier.apply();
+  }
+
+  /** postgresql.conf parameters and pg_hba/pg_ident lines as Patroni merges them (local over dynamic). */
+  private effectivePgConfig(): EffectivePgConfig {
+    const pg = this.config.postgresql;
+    const dyn = this.dynamicPostgresql();
+    const lines = (v: unknown): readonly string[] | undefined =>
+      Array.isArray(v) && v.every((l) => typeof l === 'string') ? v : undefined;
+    return {
+      parameters: this.serverParameters().parameters,
+      pgHba: pg.pgHba ?? lines(dyn['pg_hba']) ?? this.config.bootstrap?.pgHba,
+      pgIdent: pg.pgIdent ?? lines(dyn['pg_ident']),
+    };
   }
 
   private get dataDir(): string {
@@ -313,17 +354,18 @@ export class PostgresNode implements LocalNode {
   }
 
   /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
-  private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): void {
+  private writeConfigFiles(standby: { readonly primary?: ResolvedTarget } | undefined): EffectivePgConfig {
     const pg = this.config.postgresql;
-    const params = this.serverParameters();
+    const effective = this.configApplier.effective();
     const { recovery, pgpass } = this.recoveryFor(standby);
     if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
     if (standby) writeStandbySignal(this.dataDir);
     else removeRecoverySignals(this.dataDir);
     this.writtenRecovery = JSON.stringify(recovery ?? null);
-    const hbaLines = pg.pgHba ?? this.config.bootstrap?.pgHba;
+    this.lastStandby = standby;
+    const hbaLines = effective.pgHba;
     const text = renderPostgresqlConf({
-      parameters: params.parameters,
+      parameters: effective.parameters,
       include: pg.customConf ?? 'postgresql.base.conf',
       hbaFile: join(this.configDir, 'pg_hba.conf'),
       identFile: join(this.configDir, 'pg_ident.conf'),
@@ -332,7 +374,8 @@ export class PostgresNode implements LocalNode {
     mkdirSync(this.configDir, { recursive: true });
     installPostgresqlConf(this.configDir, text, { customConf: pg.customConf !== undefined });
     if (hbaLines) installHbaFile(this.configDir, 'pg_hba.conf', renderHbaLines(hbaLines));
-    if (pg.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(pg.pgIdent));
+    if (effective.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(effective.pgIdent));
+    return effective;
   }
 
   private async startServer(timeoutSeconds: number | undefined): Promise<void> {
@@ -643,7 +686,7 @@ export class PostgresNode implements LocalNode {
       role: this.role,
       tags: this.config.memberTags,
       checkpointAfterPromotePending: ctx.isLeader && this.checkpointAfterPromote,
-      pendingRestart: false,
+      pendingRestart: this.configApplier.pendingRestart,
       ...(wal ? { wal } : {}),
       ...(this.scheduledRestart ? { scheduledRestart: this.scheduledRestart } : {}),
       pause: ctx.paused === true,
@@ -677,7 +720,7 @@ export class PostgresNode implements LocalNode {
         options: boot.initdb ?? null,
         superuser: { username: su.username, password: su.password },
       });
-      this.writeConfigFiles(undefined);
+      this.configApplier.starting(this.writeConfigFiles(undefined));
       this.setState('starting');
       await this.startServer(undefined);
       this.setState('running');
@@ -840,7 +883,9 @@ END;$$`);
   ): Promise<boolean> {
     this.busy = true;
     try {
-      this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined);
+      this.configApplier.starting(
+        this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined),
+      );
       this.setState('starting');
       await this.startServer(timeoutSeconds);
       this.setState('running');

@@ -99,6 +99,7 @@ function unsafeHandlers(deps: AgentRestDeps): ReturnType<typeof agentEndpoints> 
         return typeof v === 'string' ? pyTimestamp(v) : undefined;
       },
       isStarting: () => node.currentState === 'starting',
+      pendingRestart: () => node.pendingRestart,
       restart: (timeout, task) => {
         const primary = node.currentRole === 'master';
         const leader = loop.lastCluster?.leader;
@@ -150,7 +151,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     dcsLastSeen: loop.dcsLastSeen,
     tags: config.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
-    pendingRestart: false,
+    pendingRestart: node.pendingRestart,
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
     watchdogFailed: false,
     ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),

@@ -45,6 +45,9 @@ export function postgresVersionToInt(version: string): number {
   return Number(nums.map((n) => String(n).padStart(2, '0')).join(''));
 }
 
+/** A member's answer when the restart filters (pending flag, version) do not match it. */
+const NOT_MATCHING = 'restart conditions are not satisfied';
+
 /** How long one POST /restart may take: the restart runs synchronously on the member. */
 const RESTART_TIMEOUT_MS = 15 * 60_000;
 
@@ -100,6 +103,10 @@ export async function restartMembers(dcs: Dcs, io: ActionIo, req: RestartRequest
   }
   if (req.timeout !== undefined) content['timeout'] = req.timeout;
 
+  // With --pending or --pg-version a member that does not match answers 503 "restart conditions are not
+  // satisfied": patronictl prints it as Failed (we print the same line) but that is the filter at work, not a
+  // failure, so it does not make the exit code 1 (patronictl 3.0.2 exits 0 there too).
+  const filtered = 'restart_pending' in content || 'postgres_version' in content;
   let ok = true;
   for (const member of members) {
     try {
@@ -114,7 +121,7 @@ export async function restartMembers(dcs: Dcs, io: ActionIo, req: RestartRequest
         ok = false;
         io.out(`Failed: another restart is already scheduled on member ${member.name}`);
       } else {
-        ok = false;
+        if (!(filtered && r.status === 503 && r.body === NOT_MATCHING)) ok = false;
         io.out(`Failed: restart for member ${member.name}, status code=${r.status}, (${r.body})`);
       }
     } catch (e) {

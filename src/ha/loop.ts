@@ -110,6 +110,8 @@ export interface LocalNode {
   rewind(leader: Member, task: TaskControl): Promise<boolean>;
   /** Stop immediately, empty the data directory and clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean>;
+  /** After each cycle: apply a changed dynamic or local configuration to PostgreSQL (Patroni's reload_config). */
+  applyConfiguration?(): Promise<void>;
 }
 
 export type PeerProber = (
@@ -368,6 +370,9 @@ export class HaLoop {
     if (!outcome.dcsOk) dcsOk = false;
     this.writeLogs(outcome.logs);
     this.log.info(cycleLogLine(snapshot, { ...decision, message: outcome.message }));
+    await this.node.applyConfiguration?.().catch((e: unknown) => {
+      this.log.warning(`applying the configuration to PostgreSQL failed: ${errorText(e)}`);
+    });
 
     if (dcsOk) {
       dcsOk = await this.afterCycle(snapshot);

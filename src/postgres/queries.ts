@@ -236,6 +236,27 @@ export async function pendingRestart(s: PgSession): Promise<readonly PendingRest
   return rows.map((r) => ({ name: String(r['name']), setting: strOf(r['setting']), unit: strOf(r['unit']) }));
 }
 
+/** `pg_settings` rows (name, setting, unit, vartype, context) for the given names, compared in lower case. */
+export async function pgSettings(
+  s: PgSession,
+  names: readonly string[],
+): Promise<
+  readonly { name: string; setting: string; unit: string | null; vartype: string; context: string }[]
+> {
+  if (names.length === 0) return [];
+  const rows = await s.query(
+    'SELECT name, setting, unit, vartype, context FROM pg_catalog.pg_settings WHERE pg_catalog.lower(name) = ANY($1)',
+    [names.map((n) => n.toLowerCase())],
+  );
+  return rows.map((r) => ({
+    name: String(r['name']),
+    setting: strOf(r['setting']) ?? '',
+    unit: strOf(r['unit']) ?? null,
+    vartype: strOf(r['vartype']) ?? '',
+    context: strOf(r['context']) ?? '',
+  }));
+}
+
 /** CHECKPOINT, without the session's statement timeout. */
 export async function checkpoint(s: PgSession): Promise<void> {
   await s.query("SELECT pg_catalog.set_config('statement_timeout', '0', false)");

@@ -67,7 +67,7 @@ describe('agent endpoints behind the API server', () => {
     server = undefined;
   });
 
-  const setup = async (dcs: Dcs): Promise<string> => {
+  const setup = async (dcs: Dcs, pending = false, restarts: string[] = []): Promise<string> => {
     const deps: EndpointDeps = {
       name: 'pg1',
       dcs,
@@ -75,7 +75,10 @@ describe('agent endpoints behind the API server', () => {
         lastCluster: undefined,
         haConfig: { loopWait: 1, primaryStartTimeout: 10 },
         wake: () => undefined,
-        startRequested: () => 'nothing',
+        startRequested: (_kind, description) => {
+          restarts.push(description);
+          return Promise.resolve(true);
+        },
         cancelTask: () => undefined,
       },
       node: {
@@ -83,6 +86,7 @@ describe('agent endpoints behind the API server', () => {
         serverVersion: () => Promise.resolve(150000),
         postmasterStartTime: () => Promise.resolve(undefined),
         isStarting: () => false,
+        pendingRestart: () => pending,
         restart: () => Promise.resolve(true),
         reinitialize: () => Promise.resolve(true),
         reload: () => Promise.resolve(),
@@ -140,6 +144,34 @@ describe('agent endpoints behind the API server', () => {
       body: JSON.stringify({ pause: null }),
     });
     expect(conflict.status).toBe(409);
+    await dcs.close();
+  });
+
+  it('POST /restart with restart_pending restarts only while a restart is pending', async () => {
+    const dcs = new MemoryDcs(new MemoryStore(), {
+      namespace: '/service',
+      scope: 'u',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    const post = async (base: string): Promise<[number, string]> => {
+      const r = await fetch(`${base}/restart`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ restart_pending: true }),
+      });
+      return [r.status, await r.text()];
+    };
+    const restarts: string[] = [];
+    expect(await post(await setup(dcs, false, restarts))).toEqual([
+      503,
+      'restart conditions are not satisfied',
+    ]);
+    expect(restarts).toEqual([]);
+    await server?.close();
+    expect(await post(await setup(dcs, true, restarts))).toEqual([200, 'restarted successfully']);
+    expect(restarts).toEqual(['restart']);
     await dcs.close();
   });
 });

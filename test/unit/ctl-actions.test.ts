@@ -285,6 +285,27 @@ describe('restart', () => {
     expect(calls[0]).toMatchObject({ method: 'POST', path: '/restart', body: {} });
   });
 
+  it('--pending: a member without a pending restart answering 503 is the filter at work, not a failure', async () => {
+    handler = (call) =>
+      call.member === 'pg2'
+        ? { status: 503, body: 'restart conditions are not satisfied' }
+        : { status: 200, body: 'restarted successfully' };
+    const c = capture();
+    expect(await restartMembers(dcs, c.io, { ...base, force: true, pending: true })).toBe(true);
+    expect(c.out.slice(-3)).toEqual([
+      'Success: restart on member pg1',
+      'Failed: restart for member pg2, status code=503, (restart conditions are not satisfied)',
+      'Success: restart on member pg3',
+    ]);
+    expect(calls.map((x) => x.body)).toEqual([
+      { restart_pending: true },
+      { restart_pending: true },
+      { restart_pending: true },
+    ]);
+    handler = () => ({ status: 503, body: 'restart failed' });
+    expect(await restartMembers(dcs, capture().io, { ...base, force: true, pending: true })).toBe(false);
+  });
+
   it('asks schedule, confirmation and version in patronictl 3.0.2 order', async () => {
     handler = () => ({ status: 202, body: 'Restart scheduled' });
     const prompts = scriptedPrompter(['2030-01-02T03:04', true, '15.4']);

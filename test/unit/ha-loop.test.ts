@@ -556,4 +556,30 @@ describe('HaLoop executor', () => {
     expect(revision(`members/${ME}`)).toBe(rev);
     expect(fatal).toEqual([]);
   });
+
+  it('applies the configuration after each cycle, before the member key is published; a failure is logged', async () => {
+    seedCluster('pg1', { pg1: memberJson('pg1', 5441, { role: 'master' }) });
+    const order: string[] = [];
+    let fail = false;
+    const withApply = Object.assign(node, {
+      applyConfiguration: async (): Promise<void> => {
+        order.push(`apply after ${node.memberContexts.length} member keys`);
+        if (fail) throw new Error('pg_settings query failed');
+      },
+    });
+    expect(withApply.applyConfiguration).toBeDefined();
+    // The first cycle publishes the missing member key before deciding, and again at its end.
+    await loop.runCycle();
+    expect(order).toEqual(['apply after 1 member keys']);
+    expect(node.memberContexts).toHaveLength(2);
+    fail = true;
+    clock.t += 10_000;
+    const r = await loop.runCycle();
+    expect(r.dcsOk).toBe(true);
+    expect(order).toEqual(['apply after 1 member keys', 'apply after 2 member keys']);
+    expect(node.memberContexts).toHaveLength(3);
+    expect(logs).toContain(
+      'WARNING: applying the configuration to PostgreSQL failed: pg_settings query failed',
+    );
+  });
 });
