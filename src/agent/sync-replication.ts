@@ -133,8 +133,14 @@ export class SyncReplication implements SyncReplicationPort {
     this.ready = pruneReadyReplicas(this.ready, this.parsed);
     // Newly listed standbys count as synchronous only once they reach this position.
     this.primaryFlushLsn = view.flushLsn;
-    // Some WAL traffic, so that replicas report a position past it soon.
-    await this.node.withSession((s) => s.query('SELECT pg_catalog.txid_current()'));
+    // Some WAL traffic, so that replicas report a position past it soon. The commit must not wait for a
+    // synchronous standby (strict mode without one would block the HA loop): synchronous_commit=local for it.
+    await this.node.withSession((s) =>
+      s.query(
+        `SELECT pg_catalog.txid_current()
+           FROM (SELECT pg_catalog.set_config('synchronous_commit', 'local', true)) AS local_commit`,
+      ),
+    );
   }
 
   private async replication(synchronousCommit: string): Promise<ReplicationInfo[]> {
