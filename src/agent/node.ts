@@ -223,6 +223,11 @@ export class PostgresNode implements LocalNode {
     return !bin.includes('/') || existsSync(bin);
   }
 
+  /** The tags as published, from the configuration in effect (reloaded on SIGHUP). */
+  get memberTags(): AgentConfig['memberTags'] {
+    return this.config.memberTags;
+  }
+
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
   updateConfig(config: AgentConfig): void {
     this.config = config;

@@ -154,7 +154,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     clusterUnlocked: !cluster?.leader,
     failsafeModeIsActive: false,
     dcsLastSeen: loop.dcsLastSeen,
-    tags: config.memberTags,
+    tags: node.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
     pendingRestart: false,
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },

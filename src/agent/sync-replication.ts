@@ -87,6 +87,8 @@ export class SyncReplication implements SyncReplicationPort {
   private primaryFlushLsn: Lsn = 0n;
   private ready: ReadonlyMap<string, number> = new Map();
   private majorVersion = 0;
+  /** synchronous_standby_names has been set by this process (undefined after an agent restart). */
+  private managed = false;
 
   constructor(
     private readonly name: string,
@@ -179,6 +181,7 @@ export class SyncReplication implements SyncReplicationPort {
 
   async setStandbyNames(names: readonly string[]): Promise<void> {
     const value = formatSynchronousStandbyNames(names, this.majorVersion);
+    this.managed = value !== undefined;
     const changed = await this.node.setSynchronousStandbyNames(value);
     if (!changed || (names.length === 1 && names[0] === '*')) return;
     // Wait (with a deadline) until PostgreSQL runs with the new value, then note the change.
@@ -217,7 +220,12 @@ export class SyncReplication implements SyncReplicationPort {
     const picked = first.picked;
     let allowPromote = first.allowPromote;
     const plan = planSyncReplication({ current, picked, allowPromote, strict: config.synchronousModeStrict });
-    if (plan.kind === 'keep') return;
+    if (plan.kind === 'keep') {
+      // `/sync` already lists the picked standbys: make sure the managed value says so too (after an agent restart
+      // PostgreSQL still runs with it but a later configuration write must not drop it).
+      if (picked.length > 0 && !this.managed) await this.setStandbyNames(picked);
+      return;
+    }
 
     if (plan.shrinkTo !== undefined) {
       this.log.info(

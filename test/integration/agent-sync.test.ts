@@ -191,6 +191,11 @@ describe('pgwarden agents in synchronous mode', () => {
     console.log(
       `nosync on ${syncStandby}: /sync and synchronous_standby_names = ${other} after ${Date.now() - t0} ms`,
     );
+    // The reloaded tag is published in the REST status too.
+    const st = JSON.parse((await c().rest(idx(syncStandby), '/patroni')).body) as {
+      tags?: Record<string, unknown>;
+    };
+    expect(st.tags?.['nosync']).toBe(true);
     [syncStandby, other] = [other, syncStandby];
   }, 45_000);
 
