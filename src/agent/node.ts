@@ -301,7 +301,7 @@ export class PostgresNode implements LocalNode {
 
   /**
    * Synchronous mode: sets synchronous_standby_names (undefined: Patroni's default for the mode), rewriting
-   * postgresql.conf and reloading when PostgreSQL runs. False when the value did not change.
+   * postgresql.conf and reloading when PostgreSQL runs. True when a running PostgreSQL was reloaded with a new value.
    */
   async setSynchronousStandbyNames(value: string | undefined): Promise<boolean> {
     if (value === this.managedStandbyNames) return false;
@@ -309,7 +309,7 @@ export class PostgresNode implements LocalNode {
     const written = this.lastWritten;
     // Before this process wrote the files only a primary's can be rewritten safely (a replica keeps its own).
     const standby = written ? written.standby : this.lastStatus?.inRecovery === false ? undefined : null;
-    if (isRunning(this.dataDir) === undefined || standby === null) return true;
+    if (isRunning(this.dataDir) === undefined || standby === null) return false;
     this.writeConfigFiles(standby);
     await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
     return true;

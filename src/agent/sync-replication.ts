@@ -47,7 +47,10 @@ export function withStandbyNames(
 /** What the sync bookkeeping needs from the local node. */
 export interface SyncNode {
   withSession<T>(fn: (s: PgSession) => Promise<T>): Promise<T>;
-  /** Sets synchronous_standby_names (undefined: none), rewriting postgresql.conf and reloading; false: unchanged. */
+  /**
+   * Sets synchronous_standby_names (undefined: none), rewriting postgresql.conf and reloading; true when a running
+   * PostgreSQL was reloaded with a new value (then it is read back).
+   */
   setSynchronousStandbyNames(value: string | undefined): Promise<boolean>;
 }
 
