@@ -211,7 +211,8 @@ export class SyncReplication implements SyncReplicationPort {
   }
 
   async process(cluster: Cluster, config: HaConfig): Promise<void> {
-    if (config.synchronousMode === 'off') {
+    // A 3.0.2 node reads synchronous_mode as a boolean: `quorum` (4.0+) is off here, as in the server parameters.
+    if (config.synchronousMode !== 'on') {
       if (cluster.sync.leader !== undefined && (await this.dcs.deleteSyncState(cluster.sync.version))) {
         this.log.info('Disabled synchronous replication');
       }

@@ -613,6 +613,15 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null} (CAS lost)']);
   });
 
+  it('quorum (4.0+) is off for a 3.0.2 node: /sync deleted, SSN back to the default', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    events.length = 0;
+    await sync.process(await dcs.getCluster(), { ...SYNC_ON, synchronousMode: 'quorum' });
+    expect(events).toEqual(['/sync deleted', 'SSN=(none)']);
+  });
+
   it('mode off: /sync deleted, SSN back to the default', async () => {
     const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
     pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
