@@ -9,6 +9,7 @@ import { loadAgentConfig, refuseRoot, type AgentConfig } from '../config/agent-c
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { createDcs } from '../dcs/registry.js';
+import { SyncReplication } from './sync-replication.js';
 import { HaLoop } from '../ha/loop.js';
 import { haConfigFromDynamic } from '../ha/snapshot.js';
 import { pyJson } from '../model/pyjson.js';
@@ -50,6 +51,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const loop = new HaLoop({
     dcs,
     node,
+    sync: new SyncReplication(config.name, node, dcs, log),
     log,
     probe: createProber(
       config.restapi.authentication

@@ -56,6 +56,7 @@ import {
   dropSlot,
   instanceStatus,
   replicationSlots,
+  withConnection,
   type ConnectOptions,
   type InstanceStatus,
   type PgSession,
@@ -63,6 +64,7 @@ import {
 import { memberValue } from './member.js';
 import { ConfigApplier } from './apply-config.js';
 import type { EffectivePgConfig } from '../postgres/reload-plan.js';
+import { withStandbyNames } from './sync-replication.js';
 
 const CONTROL_STATES = new Set([
   'in production',
@@ -172,7 +174,7 @@ export class PostgresNode implements LocalNode {
   private stateSince = Date.now();
   private role = 'uninitialized';
   private busy = false;
-  private session: PgSession | undefined;
+  private session: Promise<PgSession> | undefined;
   private lastStatus: InstanceStatus | undefined;
   private sysidCache: { readonly dataDirKey: string; readonly sysid: string } | undefined;
   private checkpointAfterPromote = false;
@@ -194,6 +196,10 @@ export class PostgresNode implements LocalNode {
       error: (t) => this.log.error(t),
     },
   });
+  /** What the last writeConfigFiles wrote (undefined: nothing yet in this process). */
+  private lastWritten: { readonly standby: { readonly primary?: ResolvedTarget } | undefined } | undefined;
+  /** synchronous_standby_names as synchronous mode manages it (Patroni's `_synchronous_standby_names`). */
+  private managedStandbyNames: string | undefined;
 
   constructor(
     config: AgentConfig,
@@ -233,6 +239,11 @@ export class PostgresNode implements LocalNode {
     if (!use || !this.rewindAllowedByControl) return false;
     const bin = resolveBinary(this.bins, 'pg_rewind');
     return !bin.includes('/') || existsSync(bin);
+  }
+
+  /** The tags as published, from the configuration in effect (reloaded on SIGHUP). */
+  get memberTags(): AgentConfig['memberTags'] {
+    return this.config.memberTags;
   }
 
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
@@ -316,7 +327,7 @@ export class PostgresNode implements LocalNode {
   private serverParameters(): ReturnType<typeof buildServerParameters> {
     const pg = this.config.postgresql;
     const dynParams = this.dynamicPostgresql()['parameters'];
-    return buildServerParameters({
+    const built = buildServerParameters({
       scope: this.config.scope,
       listen: `${pg.listen.listenAddresses}:${pg.listen.port}`,
       majorVersion: this.majorVersion(),
@@ -326,6 +337,23 @@ export class PostgresNode implements LocalNode {
           : {},
       localParameters: pg.parameters,
     });
+    return withStandbyNames(built, this.dynamic ?? this.localDynamicConfig(), this.managedStandbyNames);
+  }
+
+  /**
+   * Synchronous mode: sets synchronous_standby_names (undefined: Patroni's default for the mode), rewriting
+   * postgresql.conf and reloading when PostgreSQL runs. True when a running PostgreSQL was reloaded with a new value.
+   */
+  async setSynchronousStandbyNames(value: string | undefined): Promise<boolean> {
+    if (value === this.managedStandbyNames) return false;
+    this.managedStandbyNames = value;
+    const written = this.lastWritten;
+    // Before this process wrote the files only a primary's can be rewritten safely (a replica keeps its own).
+    const standby = written ? written.standby : this.lastStatus?.inRecovery === false ? undefined : null;
+    if (isRunning(this.dataDir) === undefined || standby === null) return false;
+    this.writeConfigFiles(standby);
+    await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
+    return true;
   }
 
   private replicationCredentials(): ReplicationCredentials {
@@ -358,6 +386,7 @@ export class PostgresNode implements LocalNode {
     const pg = this.config.postgresql;
     const effective = this.configApplier.effective();
     const { recovery, pgpass } = this.recoveryFor(standby);
+    this.lastWritten = { standby };
     if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
     if (standby) writeStandbySignal(this.dataDir);
     else removeRecoverySignals(this.dataDir);
@@ -409,15 +438,25 @@ export class PostgresNode implements LocalNode {
     };
   }
 
-  /** Runs `fn` on the shared local connection, reconnecting once when it broke. */
+  /**
+   * Runs `fn` on the shared local connection, reconnecting once when it broke. Concurrent callers share one
+   * connection attempt (no connection leaks) and the session runs their queries one at a time.
+   */
   async withSession<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      if (!this.session) this.session = await connect(this.connectOptions());
-      const s = this.session;
+      let pending = this.session;
+      if (!pending) {
+        pending = connect(this.connectOptions());
+        this.session = pending;
+        pending.catch(() => {
+          if (this.session === pending) this.session = undefined;
+        });
+      }
+      const s = await pending;
       try {
         return await fn(s);
       } catch (e) {
-        this.session = undefined;
+        if (this.session === pending) this.session = undefined;
         await s.close().catch(() => undefined);
         if (attempt >= 1) throw e;
       }
@@ -425,9 +464,9 @@ export class PostgresNode implements LocalNode {
   }
 
   private async dropSession(): Promise<void> {
-    const s = this.session;
+    const pending = this.session;
     this.session = undefined;
-    if (s) await s.close().catch(() => undefined);
+    if (pending) await pending.then((s) => s.close()).catch(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -931,7 +970,8 @@ END;$$`);
       this.busy = false;
     }
     try {
-      await this.withSession((s) => checkpoint(s));
+      // Its own connection, as Patroni: a long CHECKPOINT must not hold up the status queries.
+      await withConnection(this.connectOptions(), (s) => checkpoint(s));
     } catch (e) {
       this.log.warning(`CHECKPOINT after promote failed: ${errorText(e)}`);
     } finally {
@@ -961,7 +1001,7 @@ END;$$`);
   }
 
   async checkpoint(): Promise<void> {
-    await this.withSession((s) => checkpoint(s));
+    await withConnection(this.connectOptions(), (s) => checkpoint(s));
   }
 
   async shutdownCheckpoint(): Promise<Lsn | undefined> {

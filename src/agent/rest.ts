@@ -8,7 +8,8 @@ import type { AgentConfig } from '../config/agent-config.js';
 import type { Dcs } from '../dcs/dcs.js';
 import type { HaLoop, LoopLogger } from '../ha/loop.js';
 import { parseConnUrl } from '../ha/loop.js';
-import { isPaused } from '../model/cluster.js';
+import { isPaused, parseBool } from '../model/cluster.js';
+import { syncStateMatches } from '../dcs/codec.js';
 import type { Lsn } from '../model/lsn.js';
 import { isRunning } from '../postgres/pg-ctl.js';
 import { instanceStatus, statReplication, type PgSession } from '../postgres/queries.js';
@@ -143,13 +144,18 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     role,
     postmasterRunning: running,
     ...(postgres ? { postgres } : {}),
-    syncStandby: false,
+    // As Patroni 3.0.2: a replica listed in `/sync` while the configuration says synchronous_mode.
+    syncStandby:
+      role === 'replica' &&
+      cluster !== undefined &&
+      parseBool(cluster.config?.data['synchronous_mode']) === true &&
+      syncStateMatches(cluster.sync, config.name),
     quorumStandby: false,
     pause: cluster ? isPaused(cluster) : false,
     clusterUnlocked: !cluster?.leader,
     failsafeModeIsActive: false,
     dcsLastSeen: loop.dcsLastSeen,
-    tags: config.memberTags,
+    tags: node.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
     pendingRestart: node.pendingRestart,
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },

@@ -80,7 +80,8 @@ function isSyncMode(s: HaSnapshot): boolean {
 
 /** Patroni's `SyncState.matches`: the sync leader or one of the sync standbys. */
 function syncMatches(c: Cluster, name: string): boolean {
-  return c.sync.leader === name || syncStateMatches(c.sync, name);
+  const leader = c.sync.leader?.trim().toLowerCase();
+  return (leader !== undefined && leader === name.trim().toLowerCase()) || syncStateMatches(c.sync, name);
 }
 
 /** Synchronous mode is on and `/sync` names a leader. */

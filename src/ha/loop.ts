@@ -118,9 +118,19 @@ export type PeerProber = (
   members: readonly { readonly name: string; readonly apiUrl: string }[],
 ) => Promise<ReadonlyMap<string, PeerStatus>>;
 
+/** Synchronous replication bookkeeping on the leader (spec 6.11); src/agent/sync-replication.ts implements it. */
+export interface SyncReplicationPort {
+  /** Maintain synchronous_standby_names and `/sync` for this cycle (or remove them when the mode is off). */
+  process(cluster: Cluster, config: HaConfig): Promise<void>;
+  /** Set synchronous_standby_names to `names` (`['*']`: any standby; none: the mode's default). */
+  setStandbyNames(names: readonly string[]): Promise<void>;
+}
+
 export interface LoopDeps {
   readonly dcs: Dcs;
   readonly node: LocalNode;
+  /** Without it synchronous mode is not maintained (a warning each cycle). */
+  readonly sync?: SyncReplicationPort;
   readonly probe: PeerProber;
   readonly clock?: LoopClock;
   readonly log: LoopLogger;
@@ -696,6 +706,10 @@ export class HaLoop {
         await this.processSyncReplication(cluster);
         return;
       case 'SetSynchronousStandbyNames':
+        if (this.deps.sync) {
+          await this.deps.sync.setStandbyNames(action.names);
+          return;
+        }
         this.log.warning(
           `synchronous replication is not implemented yet: synchronous_standby_names=${JSON.stringify(action.names.join(','))} was not applied`,
         );
@@ -773,9 +787,13 @@ export class HaLoop {
     }
   }
 
-  /** Synchronous mode is not implemented: with it off, a leftover `/sync` key is removed as Patroni does. */
+  /** Synchronous mode through the sync port; without one a leftover `/sync` key is still removed when off. */
   private async processSyncReplication(cluster: Cluster | undefined): Promise<void> {
     if (!cluster) return;
+    if (this.deps.sync) {
+      await this.deps.sync.process(cluster, this.config);
+      return;
+    }
     if (this.config.synchronousMode === 'off') {
       if (cluster.sync.leader !== undefined) await this.dcs.deleteSyncState(cluster.sync.version);
       return;
@@ -797,6 +815,8 @@ export class HaLoop {
       });
     }
     await this.node.stop(stopMode);
+    // As Patroni: synchronous_standby_names is cleared on demotion.
+    if (this.config.synchronousMode !== 'off') await this.deps.sync?.setStandbyNames([]);
     if (mode === 'graceful' || mode === 'immediate') {
       const cluster = this.cluster;
       if (mode === 'graceful') {

@@ -67,13 +67,21 @@ export async function connect(opts: ConnectOptions): Promise<PgSession> {
       { cause: e },
     );
   }
+  // One query at a time: a connection shared by the HA loop, long actions and REST requests must never be handed
+  // a query while another is running (node-postgres would queue it, with a DeprecationWarning, and pg 9 refuses).
+  let tail: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
   return {
     async query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<readonly R[]> {
-      const res = await client.query<R>(sql, [...params]);
+      const res = await serialized(() => client.query<R>(sql, [...params]));
       return res.rows;
     },
     async close(): Promise<void> {
-      await client.end();
+      await serialized(() => client.end());
     },
   };
 }

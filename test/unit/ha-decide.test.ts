@@ -1081,6 +1081,155 @@ const longActions: Scenario[] = [
   ),
 ];
 
+const SYNC_ON = { synchronousMode: 'on' } as const;
+const PROMOTE_SYNC = (me: string, v = '5'): string =>
+  `WriteSyncState(${me};;v${v}) else {Postponing promotion because synchronous replication state was updated by somebody else}`;
+const synchronous: readonly Scenario[] = [
+  sc(
+    'leader in synchronous mode maintains synchronous_standby_names and /sync each cycle',
+    leaderSnap({
+      config: SYNC_ON,
+      cluster: cluster({ sync: { leader: 'node1', syncStandby: 'node2', members: ['node2'] } }),
+    }),
+    'no action. I am (node1), the leader with the lock',
+    [LEADER_LOCK_LOST, 'ProcessSyncReplication', 'WriteHistory'],
+  ),
+  sc(
+    'unlocked, synchronous mode: the sync standby wins although an async replica is further ahead',
+    snap({
+      cluster: unlocked({ sync: { leader: 'node1', syncStandby: 'node2', members: ['node2'] } }),
+      config: SYNC_ON,
+      peers: { node1: peer({ reachable: false }), node3: peer({ walPosition: WAL + 10n * MB }) },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, PROMOTE_SYNC('node2'), 'SetSSN()', 'Promote~'],
+  ),
+  sc(
+    'unlocked, synchronous mode: the async replica furthest ahead still does not race',
+    snap({
+      name: 'node3',
+      cluster: unlocked({ sync: { leader: 'node1', syncStandby: 'node2', members: ['node2'] } }),
+      config: SYNC_ON,
+      pg: { walPosition: WAL + 10n * MB },
+      peers: { node1: peer({ reachable: false }), node2: peer() },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked, strict synchronous mode: the new leader claims /sync and sets SSN=* before promoting',
+    snap({
+      cluster: unlocked({ sync: { leader: 'node1', syncStandby: 'node2', members: ['node2'] } }),
+      config: { ...SYNC_ON, synchronousModeStrict: true },
+      peers: PEERS_BEHIND,
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, PROMOTE_SYNC('node2'), 'SetSSN(*)', 'Promote~'],
+  ),
+  sc(
+    'unlocked, synchronous_node_count 2: a sync standby defers to the other one further ahead',
+    snap({
+      cluster: unlocked({
+        sync: { leader: 'node1', syncStandby: 'node2,node3', members: ['node2', 'node3'] },
+      }),
+      config: SYNC_ON,
+      peers: { node1: peer({ reachable: false }), node3: peer({ walPosition: WAL + 1n }) },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked, /sync names match case-insensitively',
+    snap({
+      cluster: unlocked({ sync: { leader: 'node1', syncStandby: 'NODE2', members: ['NODE2'] } }),
+      config: SYNC_ON,
+      peers: PEERS_BEHIND,
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, PROMOTE_SYNC('node2'), 'SetSSN()', 'Promote~'],
+  ),
+  sc(
+    'unlocked, synchronous mode but /sync empty: the usual race, an async replica may win',
+    snap({
+      name: 'node3',
+      cluster: unlocked(),
+      config: SYNC_ON,
+      peers: { node1: peer({ reachable: false }), node2: peer({ walPosition: WAL - 1000n }) },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [
+      ACQUIRE_ELSE_FOLLOW,
+      'WriteSyncState(node3;;v-) else {Postponing promotion because synchronous replication state was updated by somebody else}',
+      'SetSSN()',
+      'Promote~',
+    ],
+  ),
+  sc(
+    'unlocked, synchronous mode off: a stale /sync does not restrict the race',
+    snap({
+      name: 'node3',
+      cluster: unlocked({ sync: { leader: 'node1', syncStandby: 'node2', members: ['node2'] } }),
+      peers: { node1: peer({ reachable: false }), node2: peer({ walPosition: WAL - 1000n }) },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'Promote~'],
+  ),
+  sc(
+    'switchover in synchronous mode: a replica outside /sync does not race',
+    snap({
+      name: 'node3',
+      cluster: unlocked({
+        sync: { leader: 'node1', syncStandby: 'node2', members: ['node2'] },
+        failover: { leader: 'node1', member: 'node2' },
+      }),
+      config: SYNC_ON,
+      peers: { node1: peer({ reachable: false }), node2: peer({ reachable: false }) },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['Wait(2000)', 'FollowLeader(none)'],
+  ),
+  sc(
+    'primary crashed, primary_start_timeout 0, synchronous mode: only a healthy /sync member makes failover possible',
+    snap({
+      name: 'node1',
+      cluster: cluster({ sync: { leader: 'node1', syncStandby: 'node3', members: ['node3'] } }),
+      config: { ...SYNC_ON, primaryStartTimeout: 0 },
+      pg: { isRunning: false, state: 'crashed', controlState: 'shut down' },
+      peers: { node2: peer(), node3: peer({ reachable: false }) },
+    }),
+    'starting as readonly because i had the session lock',
+    [
+      'RefreshLock else {starting as a secondary: SetSSN(), StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}',
+      'StartPostgres(replica,none,0)~',
+      'UpdateMemory(recovering=true,startTimeout=0)',
+    ],
+  ),
+  sc(
+    'primary crashed, primary_start_timeout 0, synchronous mode, the /sync member healthy: fail over',
+    snap({
+      name: 'node1',
+      cluster: cluster({ sync: { leader: 'node1', syncStandby: 'node3', members: ['node3'] } }),
+      config: { ...SYNC_ON, primaryStartTimeout: 0 },
+      pg: { isRunning: false, state: 'crashed', controlState: 'shut down' },
+      peers: { node2: peer({ reachable: false }), node3: peer() },
+    }),
+    'stopped PostgreSQL to fail over after a crash',
+    [
+      'RefreshLock else {starting as a secondary: SetSSN(), StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}',
+      'Demote(immediate)',
+    ],
+  ),
+  sc(
+    'replica restarting in synchronous mode: synchronous_standby_names cleared first',
+    snap({
+      config: SYNC_ON,
+      pg: { isRunning: false, state: 'crashed', controlState: 'shut down in recovery' },
+    }),
+    'starting as a secondary',
+    ['SetSSN()', 'StartPostgres(replica,node1,-)~', 'UpdateMemory(recovering=true,startTimeout=undefined)'],
+  ),
+];
+
 const groups: Readonly<Record<string, readonly Scenario[]>> = {
   'DCS not accessible': dcsDown,
   'uninitialized cluster, bootstrap and join': uninitialized,
@@ -1090,6 +1239,7 @@ const groups: Readonly<Record<string, readonly Scenario[]>> = {
   'switchover / failover key': switchover,
   'crash recovery and start timeouts': crash,
   'long actions in progress': longActions,
+  'synchronous mode': synchronous,
 };
 const ALL = Object.values(groups).flat();
 
@@ -1153,6 +1303,25 @@ describe('safety properties', () => {
       const d = decide(snapshot);
       if (d.actions.some((a) => a.type === 'Exit')) return; // the agent stops (system ID problems)
       expect(types(d)).toContain('Demote');
+    },
+  );
+
+  it.each(ALL.map((s) => [s.name, s] as const))(
+    'synchronous mode: a replica not in a non-empty /sync never takes the lock on automatic failover: %s',
+    (_n, s) => {
+      const c = s.snapshot.cluster;
+      if (!c) return;
+      const snapshot: HaSnapshot = {
+        ...s.snapshot,
+        config: { ...s.snapshot.config, synchronousMode: 'on' },
+        cluster: {
+          ...c,
+          failover: undefined,
+          sync: { version: '5', leader: 'nodeX', syncStandby: 'nodeY', members: ['nodeY'] },
+        },
+        postgres: { ...s.snapshot.postgres, isPrimary: false },
+      };
+      for (const b of allBranches(decide(snapshot))) expect(types(b)).not.toContain('AcquireLock');
     },
   );
 

@@ -583,3 +583,57 @@ describe('HaLoop executor', () => {
     );
   });
 });
+
+describe('HaLoop and synchronous mode (the sync port)', () => {
+  function syncLoop(): { loop: HaLoop; calls: string[] } {
+    const calls: string[] = [];
+    const l = new HaLoop({
+      dcs,
+      node,
+      probe,
+      clock,
+      sync: {
+        process: (c, config) => {
+          calls.push(`process(leader=${c.leader?.name ?? '-'}, mode=${config.synchronousMode})`);
+          return Promise.resolve();
+        },
+        setStandbyNames: (names) => {
+          calls.push(`ssn(${names.join(',')})`);
+          return Promise.resolve();
+        },
+      },
+      log: {
+        info: () => undefined,
+        warning: (t) => logs.push(`WARNING: ${t}`),
+        error: (t) => logs.push(`ERROR: ${t}`),
+      },
+      onFatal: (code, reason) => fatal.push({ code, reason }),
+    });
+    return { loop: l, calls };
+  }
+
+  it('the leader hands every cycle to the sync port, with the mode from the DCS config', async () => {
+    seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+    store.put(`${PREFIX}config`, '{"ttl":30,"loop_wait":10,"retry_timeout":10,"synchronous_mode":true}');
+    node.postgres = PRIMARY;
+    const { loop: l, calls } = syncLoop();
+    expect((await l.runCycle()).message).toBe(`no action. I am (${ME}), the leader with the lock`);
+    expect(calls).toEqual([`process(leader=${ME}, mode=on)`]);
+    expect(logs.filter((t) => t.includes('not implemented'))).toEqual([]);
+  });
+
+  it('a race winner in strict mode claims /sync and sets synchronous_standby_names=* before promoting', async () => {
+    seedCluster(undefined, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
+    store.put(
+      `${PREFIX}config`,
+      '{"ttl":30,"loop_wait":10,"retry_timeout":10,"synchronous_mode":true,"synchronous_mode_strict":true}',
+    );
+    store.put(`${PREFIX}sync`, '{"leader":"pg1","sync_standby":"pg2"}');
+    const { loop: l, calls } = syncLoop();
+    expect((await l.runCycle()).message).toBe('promoted self to leader by acquiring session lock');
+    expect(store.get(`${PREFIX}sync`)?.value).toBe(`{"leader":"${ME}","sync_standby":null}`);
+    expect(calls).toEqual(['ssn(*)']);
+    await l.waitForTask();
+    expect(node.calls).toContain('promote');
+  });
+});

@@ -1,0 +1,352 @@
+/**
+ * Synchronous replication bookkeeping (spec 6.11), the pure part: which replicas to make synchronous, the
+ * `synchronous_standby_names` (SSN) text, and the order of the steps that keep Patroni's invariant
+ * "a node is listed in `/sync` only while PostgreSQL really replicates to it synchronously":
+ *
+ * - growing the set: SSN first, `/sync` (CAS on its version) only once PostgreSQL reports the new standby `sync`
+ *   and caught up with the primary's flush position at the moment SSN changed;
+ * - shrinking the set: `/sync` first, then SSN.
+ *
+ * Behaviour follows Patroni 3.0.2 (`SyncHandler.current_state`, `set_synchronous_standby_names`,
+ * `Ha.process_sync_replication`). The I/O around it lives in src/agent/sync-replication.ts.
+ */
+import type { Member } from '../model/cluster.js';
+import { parseBool, parseIntLenient } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import { lsnFromJson } from '../model/lsn.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// settings
+
+export interface SyncSettings {
+  readonly enabled: boolean;
+  readonly strict: boolean;
+  /** `synchronous_node_count` (default 1). */
+  readonly nodeCount: number;
+  /** `maximum_lag_on_syncnode` in bytes; <= 0 (default -1): never swap a lagging sync standby. */
+  readonly maxLagOnSyncnode: bigint;
+}
+
+/**
+ * The sync settings of a dynamic configuration. A 3.0.2 node treats anything but a true boolean (including
+ * `quorum`) as off.
+ */
+export function syncSettingsFromDynamic(data: Readonly<Record<string, unknown>> | undefined): SyncSettings {
+  const d = data ?? {};
+  const count = parseIntLenient(d['synchronous_node_count']);
+  const lag = lsnFromJson(d['maximum_lag_on_syncnode']);
+  return {
+    enabled: parseBool(d['synchronous_mode']) === true,
+    strict: parseBool(d['synchronous_mode_strict']) === true,
+    nodeCount: count !== undefined && count >= 1 ? count : 1,
+    maxLagOnSyncnode: lag === undefined || lag <= 0n ? -1n : lag,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// synchronous_standby_names: format and parse
+
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z_0-9$]*$/;
+
+/** Patroni's simplified `quote_ident`: plain identifiers as is, anything else double-quoted. */
+export function quoteSyncName(name: string): string {
+  return PLAIN_NAME.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * The SSN value for `names` in Patroni's format: undefined (parameter removed) for none, `*` as is, one name
+ * alone, several as `N (a,b)` (PostgreSQL >= 9.6; older versions take only the first name). Names keep the given
+ * order (Patroni passes the picked order).
+ */
+export function formatSynchronousStandbyNames(
+  names: readonly string[],
+  majorVersion: number,
+): string | undefined {
+  if (names.length === 0) return undefined;
+  if (names.length === 1 && names[0] === '*') return '*';
+  const quoted = names.map(quoteSyncName);
+  if (majorVersion >= 90600 && quoted.length > 1) return `${quoted.length} (${quoted.join(',')})`;
+  return quoted[0];
+}
+
+export interface ParsedStandbyNames {
+  readonly type: 'off' | 'priority' | 'quorum';
+  readonly num: number;
+  /** Lower-cased member names (PostgreSQL and Patroni compare them case-insensitively). */
+  readonly members: ReadonlySet<string>;
+  readonly hasStar: boolean;
+}
+
+export const EMPTY_STANDBY_NAMES: ParsedStandbyNames = Object.freeze({
+  type: 'off',
+  num: 0,
+  members: new Set<string>(),
+  hasStar: false,
+});
+
+type Token = { readonly kind: string; readonly text: string };
+
+const TOKEN_RE =
+  /\s*(?:(?<first>[fF][iI][rR][sS][tT])(?![A-Za-z_0-9$])|(?<any>[aA][nN][yY])(?![A-Za-z_0-9$])|(?<ident>[A-Za-z_][A-Za-z_0-9$]*)|(?<dquot>"(?:[^"]|"")*")|(?<star>\*)|(?<num>\d+)|(?<comma>,)|(?<open>\()|(?<close>\))|(?<junk>\S))/y;
+
+/** Parses an SSN value like Patroni's `parse_sync_standby_names`; throws on text PostgreSQL would not take. */
+export function parseSynchronousStandbyNames(value: string): ParsedStandbyNames {
+  const tokens: Token[] = [];
+  TOKEN_RE.lastIndex = 0;
+  while (TOKEN_RE.lastIndex < value.length) {
+    const m = TOKEN_RE.exec(value);
+    if (!m?.groups) break;
+    const kind = Object.entries(m.groups).find(([, v]) => v !== undefined)?.[0];
+    if (kind === undefined) break;
+    tokens.push({ kind, text: m.groups[kind] ?? '' });
+  }
+  if (tokens.length === 0) return EMPTY_STANDBY_NAMES;
+  const kinds = tokens.map((t) => t.kind);
+  const last = kinds[kinds.length - 1];
+  let type: 'priority' | 'quorum' = 'priority';
+  let num = 1;
+  let list = tokens;
+  if (kinds[0] === 'any' && kinds[1] === 'num' && kinds[2] === 'open' && last === 'close') {
+    type = 'quorum';
+    num = Number(tokens[1]?.text);
+    list = tokens.slice(3, -1);
+  } else if (kinds[0] === 'first' && kinds[1] === 'num' && kinds[2] === 'open' && last === 'close') {
+    num = Number(tokens[1]?.text);
+    list = tokens.slice(3, -1);
+  } else if (kinds[0] === 'num' && kinds[1] === 'open' && last === 'close') {
+    num = Number(tokens[0]?.text);
+    list = tokens.slice(2, -1);
+  }
+  const members = new Set<string>();
+  let hasStar = false;
+  list.forEach((t, i) => {
+    if (i % 2 === 1) {
+      if (i === list.length - 1 || t.kind !== 'comma') {
+        throw new Error(`Unparseable synchronous_standby_names value ${JSON.stringify(value)}`);
+      }
+      return;
+    }
+    if (t.kind === 'ident' || t.kind === 'first' || t.kind === 'any') members.add(t.text.toLowerCase());
+    else if (t.kind === 'star') {
+      members.add('*');
+      hasStar = true;
+    } else if (t.kind === 'dquot') members.add(t.text.slice(1, -1).replace(/""/g, '"').toLowerCase());
+    else throw new Error(`Unparseable synchronous_standby_names value ${JSON.stringify(value)}`);
+  });
+  if (list.length === 0)
+    throw new Error(`Unparseable synchronous_standby_names value ${JSON.stringify(value)}`);
+  return { type, num, members, hasStar };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// choosing the synchronous standbys (Patroni's SyncHandler.current_state)
+
+/** One pg_stat_replication row, with the LSN column chosen by synchronous_commit. */
+export interface ReplicationInfo {
+  readonly pid: number;
+  readonly applicationName: string;
+  /** `async` | `potential` | `sync` | `quorum`. */
+  readonly syncState: string;
+  readonly lsn: Lsn | undefined;
+}
+
+/** The LSN column Patroni sorts by: replay for remote_apply, write for remote_write, flush otherwise. */
+export function lsnColumnFor(synchronousCommit: string | undefined): 'replay' | 'write' | 'flush' {
+  if (synchronousCommit === 'remote_apply') return 'replay';
+  if (synchronousCommit === 'remote_write') return 'write';
+  return 'flush';
+}
+
+export interface CurrentStateInput {
+  readonly members: readonly Member[];
+  readonly replication: readonly ReplicationInfo[];
+  /** Names in `/sync` now (any case). */
+  readonly syncKeyMembers: readonly string[];
+  /** The SSN PostgreSQL runs with, parsed. */
+  readonly standbyNames: ParsedStandbyNames;
+  /** Lower-cased names already verified to have caught up, with the walsender pid that did (Patroni's cache). */
+  readonly readyReplicas: ReadonlyMap<string, number>;
+  /** The primary's flush LSN when SSN last changed: newly listed standbys must reach it. */
+  readonly primaryFlushLsn: Lsn;
+  /** The primary's current WAL position (used as the reference with fewer than two candidates). */
+  readonly lastOperation: Lsn;
+  readonly nodeCount: number;
+  readonly maxLagOnSyncnode: bigint;
+  readonly majorVersion: number;
+}
+
+export interface CurrentState {
+  /** The members that should be synchronous (at most nodeCount), best first. */
+  readonly candidates: readonly string[];
+  /** The candidates that really are synchronous now and may be listed in `/sync`. */
+  readonly syncNodes: readonly string[];
+  /** The updated cache of verified replicas. */
+  readonly readyReplicas: ReadonlyMap<string, number>;
+}
+
+function truthyTag(v: unknown): boolean {
+  return v === true || (typeof v === 'string' && ['true', 'yes', 'on', '1'].includes(v.trim().toLowerCase()));
+}
+
+/** A member may be a synchronous standby: running per its member key, without the `nosync` tag. */
+export function syncEligible(m: Member): boolean {
+  return m.data.state === 'running' && !truthyTag(m.data.tags['nosync']);
+}
+
+/**
+ * Picks the synchronous standbys as Patroni 3.0.2: streaming rows of running members without `nosync`, sorted by
+ * (sync_state, lsn) descending (sync > potential > async), members without `nofailover` first (stable), skipping
+ * members lagging more than maximum_lag_on_syncnode, up to synchronous_node_count (1 before PostgreSQL 9.6).
+ */
+export function currentState(input: CurrentStateInput): CurrentState {
+  const byName = new Map(input.members.map((m) => [m.name.toLowerCase(), m]));
+  const rows = input.replication
+    .filter((r): r is ReplicationInfo & { readonly lsn: Lsn } => r.lsn !== undefined)
+    .slice()
+    .sort((a, b) => {
+      if (a.syncState !== b.syncState) return a.syncState < b.syncState ? 1 : -1;
+      return a.lsn === b.lsn ? 0 : a.lsn < b.lsn ? 1 : -1;
+    });
+  const replicas: { pid: number; name: string; syncState: string; lsn: Lsn; nofailover: boolean }[] = [];
+  for (const r of rows) {
+    const m = byName.get(r.applicationName.toLowerCase());
+    if (!m || !syncEligible(m)) continue;
+    replicas.push({
+      pid: r.pid,
+      name: m.name,
+      syncState: r.syncState,
+      lsn: r.lsn,
+      nofailover: truthyTag(m.data.tags['nofailover']),
+    });
+  }
+  const maxLsn =
+    replicas.length > 1 ? replicas.reduce((a, r) => (r.lsn > a ? r.lsn : a), 0n) : input.lastOperation;
+  const count = input.majorVersion > 0 && input.majorVersion < 90600 ? 1 : Math.max(1, input.nodeCount);
+  const inSyncKey = new Set(input.syncKeyMembers.map((n) => n.toLowerCase()));
+  const ready = new Map(input.readyReplicas);
+  const candidates: string[] = [];
+  const syncNodes: string[] = [];
+  const ordered = [...replicas.filter((r) => !r.nofailover), ...replicas.filter((r) => r.nofailover)];
+  for (const r of ordered) {
+    const key = r.name.toLowerCase();
+    if (
+      !ready.has(key) &&
+      input.standbyNames.members.has(key) &&
+      (inSyncKey.has(key) || (r.syncState === 'sync' && r.lsn >= input.primaryFlushLsn))
+    ) {
+      ready.set(key, r.pid);
+    }
+    if (input.maxLagOnSyncnode <= 0n || maxLsn - r.lsn <= input.maxLagOnSyncnode) {
+      candidates.push(r.name);
+      if (r.syncState === 'sync' && ready.has(key)) syncNodes.push(r.name);
+    }
+    if (candidates.length >= count) break;
+  }
+  return { candidates, syncNodes, readyReplicas: ready };
+}
+
+/**
+ * After SSN changed in PostgreSQL: verified replicas no longer listed are forgotten (Patroni's
+ * `_handle_synchronous_standby_names_change`); the caller also memorizes the primary's flush LSN.
+ */
+export function pruneReadyReplicas(
+  ready: ReadonlyMap<string, number>,
+  names: ParsedStandbyNames,
+): ReadonlyMap<string, number> {
+  return new Map([...ready].filter(([name]) => names.members.has(name)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the order of steps (Patroni's process_sync_replication)
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean => {
+  const x = new Set(a.map((n) => n.toLowerCase()));
+  const y = new Set(b.map((n) => n.toLowerCase()));
+  return x.size === y.size && [...x].every((n) => y.has(n));
+};
+
+export type SyncPlan =
+  /** `/sync` already lists exactly the picked standbys: nothing to do. */
+  | { readonly kind: 'keep' }
+  | {
+      readonly kind: 'change';
+      /**
+       * First step, when defined: CAS-write `/sync` with only the standbys both listed now and confirmed
+       * synchronous (a shrink; empty = `null`). Losing the CAS ends the cycle's sync processing.
+       */
+      readonly shrinkTo?: readonly string[];
+      /** What `/sync` lists after the shrink (or now, without one). */
+      readonly syncCommon: readonly string[];
+      /** Then set SSN to these names (`['*']` in strict mode without candidates). */
+      readonly standbyNames: readonly string[];
+      /** Log "No standbys available!" (strict mode without candidates). */
+      readonly noStandbys: boolean;
+      /** Wait (poll with a deadline) for PostgreSQL to report the new standbys synchronous before the grow. */
+      readonly waitForSync: boolean;
+    };
+
+export interface PlanInput {
+  /** `/sync` members now (empty when the key is empty). */
+  readonly current: readonly string[];
+  readonly picked: readonly string[];
+  /** Picked members confirmed synchronous now. */
+  readonly allowPromote: readonly string[];
+  readonly strict: boolean;
+}
+
+/** Phase one: what to change, in which order. */
+export function planSyncReplication(input: PlanInput): SyncPlan {
+  const { current, picked, allowPromote, strict } = input;
+  if (sameSet(picked, current)) return { kind: 'keep' };
+  const allow = new Set(allowPromote.map((n) => n.toLowerCase()));
+  const syncCommon = current.filter((n) => allow.has(n.toLowerCase()));
+  const shrink = !sameSet(syncCommon, current);
+  const noStandbys = strict && picked.length === 0;
+  const standbyNames = noStandbys ? ['*'] : picked;
+  const waitForSync =
+    standbyNames.length > 0 &&
+    standbyNames[0] !== '*' &&
+    !sameSet(allowPromote, standbyNames) &&
+    allowPromote.length === 0;
+  return {
+    kind: 'change',
+    ...(shrink ? { shrinkTo: syncCommon } : {}),
+    syncCommon,
+    standbyNames,
+    noStandbys,
+    waitForSync,
+  };
+}
+
+/**
+ * Phase two: the names to write to `/sync` once PostgreSQL runs with the new SSN (the confirmed standbys), or
+ * undefined when `/sync` must stay as it is.
+ */
+export function growSyncKey(
+  syncCommon: readonly string[],
+  allowPromote: readonly string[],
+): readonly string[] | undefined {
+  if (allowPromote.length === 0 || sameSet(allowPromote, syncCommon)) return undefined;
+  return allowPromote;
+}
+
+/** The `/sync` value Patroni 3.0.2 writes: `{"leader":..,"sync_standby":"a,b"|null}`, names sorted. */
+export function syncStateValue(
+  leader: string,
+  standbys: readonly string[],
+): {
+  readonly leader: string;
+  readonly sync_standby: string | null;
+} {
+  return { leader, sync_standby: standbys.length > 0 ? [...standbys].sort().join(',') : null };
+}
+
+/** The `synchronous_standby_names` a node configures when it (re)starts: Patroni's get_server_parameters rule. */
+export function startupStandbyNames(
+  settings: Pick<SyncSettings, 'enabled' | 'strict'>,
+  managed: string | undefined,
+): { readonly set: string } | { readonly remove: true } | undefined {
+  if (!settings.enabled) return undefined;
+  if (managed !== undefined) return { set: managed };
+  return settings.strict ? { set: '*' } : { remove: true };
+}

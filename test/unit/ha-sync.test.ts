@@ -1,0 +1,634 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
+import { SyncReplication, withStandbyNames, type SyncNode } from '../../src/agent/sync-replication.js';
+import { DEFAULT_HA_CONFIG, type HaConfig } from '../../src/ha/snapshot.js';
+import {
+  EMPTY_STANDBY_NAMES,
+  currentState,
+  formatSynchronousStandbyNames,
+  growSyncKey,
+  lsnColumnFor,
+  parseSynchronousStandbyNames,
+  planSyncReplication,
+  syncSettingsFromDynamic,
+  syncStateValue,
+  type CurrentStateInput,
+  type ReplicationInfo,
+} from '../../src/ha/sync.js';
+import type { Member } from '../../src/model/cluster.js';
+import type { PgSession, Row } from '../../src/postgres/queries.js';
+import { buildServerParameters } from '../../src/postgres/config-writer.js';
+
+function member(name: string, extra: { tags?: Record<string, unknown>; state?: string } = {}): Member {
+  return {
+    name,
+    version: '1',
+    data: {
+      raw: {},
+      state: extra.state ?? 'running',
+      role: 'replica',
+      tags: extra.tags ?? {},
+      pendingRestart: false,
+      pause: false,
+    },
+  };
+}
+
+const names = (...n: string[]): ReturnType<typeof parseSynchronousStandbyNames> =>
+  n.length === 0 ? EMPTY_STANDBY_NAMES : parseSynchronousStandbyNames(n.join(','));
+
+describe('synchronous_standby_names format (Patroni set_synchronous_standby_names)', () => {
+  const cases: readonly [string, readonly string[], number, string | undefined][] = [
+    ['none: parameter removed', [], 150000, undefined],
+    ['strict without standbys', ['*'], 150000, '*'],
+    ['one standby', ['pg2'], 150000, 'pg2'],
+    ['two standbys keep the picked order', ['pg3', 'pg2'], 150000, '2 (pg3,pg2)'],
+    ['not a plain identifier: quoted', ['node-1'], 150000, '"node-1"'],
+    ['double quote doubled', ['a"b'], 150000, '"a""b"'],
+    ['dollar and digits are plain', ['n_1$x'], 150000, 'n_1$x'],
+    ['before 9.6 only the first name', ['a', 'b'], 90500, 'a'],
+  ];
+  it.each(cases)('%s', (_d, input, major, expected) => {
+    expect(formatSynchronousStandbyNames(input, major)).toBe(expected);
+  });
+});
+
+describe('synchronous_standby_names parser (Patroni parse_sync_standby_names)', () => {
+  const ok: readonly [string, string, number, readonly string[], boolean][] = [
+    ['', 'off', 0, [], false],
+    ['FiRsT', 'priority', 1, ['first'], false],
+    ['"1"', 'priority', 1, ['1'], false],
+    [' a , b ', 'priority', 1, ['a', 'b'], false],
+    ['ANY 4("a",*,b)', 'quorum', 4, ['a', '*', 'b'], true],
+    ['2 (pg2,pg3)', 'priority', 2, ['pg2', 'pg3'], false],
+    ['FIRST 1 (Pg2)', 'priority', 1, ['pg2'], false],
+    ['*', 'priority', 1, ['*'], true],
+  ];
+  it.each(ok)('%j', (text, type, num, members, star) => {
+    const p = parseSynchronousStandbyNames(text);
+    expect(p.type).toBe(type);
+    expect(p.num).toBe(num);
+    expect([...p.members]).toEqual(members);
+    expect(p.hasStar).toBe(star);
+  });
+  it.each(['1', 'a,', 'ANY 4("a" b,"c c")', 'FIRST 4("a",)', '2 (,)'])('rejects %j', (text) => {
+    expect(() => parseSynchronousStandbyNames(text)).toThrow(/Unparseable/);
+  });
+});
+
+describe('sync settings from the dynamic configuration', () => {
+  it.each([
+    [{}, { enabled: false, strict: false, nodeCount: 1, maxLagOnSyncnode: -1n }],
+    [
+      { synchronous_mode: true, synchronous_mode_strict: 'on', synchronous_node_count: 2 },
+      { enabled: true, strict: true, nodeCount: 2, maxLagOnSyncnode: -1n },
+    ],
+    // 3.0.2 reads synchronous_mode as a boolean: quorum is off there.
+    [{ synchronous_mode: 'quorum' }, { enabled: false, strict: false, nodeCount: 1, maxLagOnSyncnode: -1n }],
+    [
+      { synchronous_mode: 'on', synchronous_node_count: 0, maximum_lag_on_syncnode: 1048576 },
+      { enabled: true, strict: false, nodeCount: 1, maxLagOnSyncnode: 1048576n },
+    ],
+  ] as const)('%j', (data, expected) => {
+    expect(syncSettingsFromDynamic(data)).toEqual(expected);
+  });
+
+  it('LSN column per synchronous_commit', () => {
+    expect(['remote_apply', 'remote_write', 'on', 'local', undefined].map((v) => lsnColumnFor(v))).toEqual([
+      'replay',
+      'write',
+      'flush',
+      'flush',
+      'flush',
+    ]);
+  });
+});
+
+describe('choosing synchronous standbys (Patroni SyncHandler.current_state)', () => {
+  const MB = 1048576n;
+  const base: CurrentStateInput = {
+    members: [member('pg1'), member('pg2'), member('pg3')],
+    replication: [],
+    syncKeyMembers: [],
+    standbyNames: EMPTY_STANDBY_NAMES,
+    readyReplicas: new Map(),
+    primaryFlushLsn: 100n * MB,
+    lastOperation: 100n * MB,
+    nodeCount: 1,
+    maxLagOnSyncnode: -1n,
+    majorVersion: 150000,
+  };
+  const row = (pid: number, app: string, syncState: string, lsn: bigint | undefined): ReplicationInfo => ({
+    pid,
+    applicationName: app,
+    syncState,
+    lsn,
+  });
+  const L = 100n * MB;
+  interface Case {
+    readonly d: string;
+    readonly in: Partial<CurrentStateInput>;
+    readonly candidates: readonly string[];
+    readonly sync: readonly string[];
+  }
+  const cases: readonly Case[] = [
+    {
+      d: 'no replication: nobody',
+      in: {},
+      candidates: [],
+      sync: [],
+    },
+    {
+      d: 'an async streaming replica is picked but not yet synchronous',
+      in: { replication: [row(1, 'pg2', 'async', L)] },
+      candidates: ['pg2'],
+      sync: [],
+    },
+    {
+      d: 'listed in SSN, sync and caught up with the flush position at the change: synchronous',
+      in: { replication: [row(1, 'pg2', 'sync', L)], standbyNames: names('pg2') },
+      candidates: ['pg2'],
+      sync: ['pg2'],
+    },
+    {
+      d: 'listed in SSN and sync but behind the flush position at the change: not yet',
+      in: { replication: [row(1, 'pg2', 'sync', L - 1n)], standbyNames: names('pg2') },
+      candidates: ['pg2'],
+      sync: [],
+    },
+    {
+      d: 'behind but already in /sync: synchronous (it was before)',
+      in: {
+        replication: [row(1, 'pg2', 'sync', L - 1n)],
+        standbyNames: names('pg2'),
+        syncKeyMembers: ['PG2'],
+      },
+      candidates: ['pg2'],
+      sync: ['pg2'],
+    },
+    {
+      d: 'reported sync but SSN is * (strict placeholder): not synchronous by name',
+      in: { replication: [row(1, 'pg2', 'sync', L)], standbyNames: names('*') },
+      candidates: ['pg2'],
+      sync: [],
+    },
+    {
+      d: 'the current sync standby wins over a faster async one (sync_state first)',
+      in: {
+        replication: [row(1, 'pg2', 'async', L + MB), row(2, 'pg3', 'sync', L)],
+        standbyNames: names('pg3'),
+      },
+      candidates: ['pg3'],
+      sync: ['pg3'],
+    },
+    {
+      d: 'same sync_state: the one further ahead',
+      in: { replication: [row(1, 'pg2', 'async', L - MB), row(2, 'pg3', 'async', L)] },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'nosync tag excluded',
+      in: {
+        members: [member('pg1'), member('pg2', { tags: { nosync: true } }), member('pg3')],
+        replication: [row(1, 'pg2', 'sync', L + MB), row(2, 'pg3', 'async', L)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'member not running per its key excluded',
+      in: {
+        members: [member('pg1'), member('pg2', { state: 'starting' }), member('pg3')],
+        replication: [row(1, 'pg2', 'async', L + MB), row(2, 'pg3', 'async', L)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'unknown application_name and rows without LSN ignored',
+      in: { replication: [row(1, 'pg_basebackup', 'async', L), row(2, 'pg2', 'async', undefined)] },
+      candidates: [],
+      sync: [],
+    },
+    {
+      d: 'nofailover members come last',
+      in: {
+        members: [member('pg1'), member('pg2', { tags: { nofailover: true } }), member('pg3')],
+        replication: [row(1, 'pg2', 'async', L + MB), row(2, 'pg3', 'async', L)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'synchronous_node_count 2',
+      in: {
+        nodeCount: 2,
+        replication: [row(1, 'pg2', 'sync', L), row(2, 'pg3', 'potential', L)],
+        standbyNames: names('pg2', 'pg3'),
+      },
+      candidates: ['pg2', 'pg3'],
+      sync: ['pg2'],
+    },
+    {
+      d: 'before 9.6 one sync standby only',
+      in: {
+        nodeCount: 2,
+        majorVersion: 90500,
+        replication: [row(1, 'pg2', 'sync', L), row(2, 'pg3', 'potential', L)],
+      },
+      candidates: ['pg2'],
+      sync: [],
+    },
+    {
+      d: 'maximum_lag_on_syncnode: the lagging sync standby is swapped',
+      in: {
+        maxLagOnSyncnode: MB,
+        replication: [row(1, 'pg2', 'sync', L - 10n * MB), row(2, 'pg3', 'async', L)],
+        standbyNames: names('pg2'),
+        syncKeyMembers: ['pg2'],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'application_name matched case-insensitively',
+      in: { replication: [row(1, 'PG2', 'sync', L)], standbyNames: names('"Pg2"') },
+      candidates: ['pg2'],
+      sync: ['pg2'],
+    },
+  ];
+  it.each(cases)('$d', (c) => {
+    const r = currentState({ ...base, ...c.in });
+    expect(r.candidates).toEqual(c.candidates);
+    expect(r.syncNodes).toEqual(c.sync);
+  });
+
+  it('a verified replica stays verified while it is listed', () => {
+    const first = currentState({
+      ...base,
+      replication: [row(7, 'pg2', 'sync', L)],
+      standbyNames: names('pg2'),
+    });
+    expect([...first.readyReplicas]).toEqual([['pg2', 7]]);
+    const later = currentState({
+      ...base,
+      primaryFlushLsn: 2n * L,
+      replication: [row(7, 'pg2', 'sync', L)],
+      standbyNames: names('pg2'),
+      readyReplicas: first.readyReplicas,
+    });
+    expect(later.syncNodes).toEqual(['pg2']);
+  });
+});
+
+describe('order of steps (Patroni process_sync_replication)', () => {
+  interface Case {
+    readonly d: string;
+    readonly current: readonly string[];
+    readonly picked: readonly string[];
+    readonly allow: readonly string[];
+    readonly strict?: boolean;
+    /** `keep`, or: shrink target (or `-`), SSN, wait flag, /sync after a successful wait (allow as given). */
+    readonly expect:
+      | 'keep'
+      | {
+          readonly shrinkTo?: readonly string[];
+          readonly ssn: readonly string[];
+          readonly wait: boolean;
+          readonly noStandbys?: boolean;
+          readonly growWith?: readonly string[];
+          readonly grown?: readonly string[] | undefined;
+        };
+  }
+  const cases: readonly Case[] = [
+    {
+      d: '/sync already lists the picked standby',
+      current: ['pg2'],
+      picked: ['pg2'],
+      allow: ['pg2'],
+      expect: 'keep',
+    },
+    {
+      d: 'adding: SSN first, wait until PostgreSQL reports it sync, then /sync',
+      current: [],
+      picked: ['pg2'],
+      allow: [],
+      expect: { ssn: ['pg2'], wait: true, growWith: ['pg2'], grown: ['pg2'] },
+    },
+    {
+      d: 'adding a standby that is already synchronous: no wait',
+      current: [],
+      picked: ['pg2'],
+      allow: ['pg2'],
+      expect: { ssn: ['pg2'], wait: false, growWith: ['pg2'], grown: ['pg2'] },
+    },
+    {
+      d: 'adding but it never became sync: /sync untouched',
+      current: [],
+      picked: ['pg2'],
+      allow: [],
+      expect: { ssn: ['pg2'], wait: true, growWith: [], grown: undefined },
+    },
+    {
+      d: 'swapping: /sync shrinks first, then SSN, then /sync grows',
+      current: ['pg2'],
+      picked: ['pg3'],
+      allow: [],
+      expect: { shrinkTo: [], ssn: ['pg3'], wait: true, growWith: ['pg3'], grown: ['pg3'] },
+    },
+    {
+      d: 'removing the last standby (not strict): /sync emptied, then SSN cleared',
+      current: ['pg2'],
+      picked: [],
+      allow: [],
+      expect: { shrinkTo: [], ssn: [], wait: false, growWith: [], grown: undefined },
+    },
+    {
+      d: 'strict without candidates: /sync emptied, SSN = * (commits block)',
+      current: ['pg2'],
+      picked: [],
+      allow: [],
+      strict: true,
+      expect: { shrinkTo: [], ssn: ['*'], wait: false, noStandbys: true, growWith: [], grown: undefined },
+    },
+    {
+      d: 'strict, nobody in /sync and nobody to pick: keep (SSN stays *)',
+      current: [],
+      picked: [],
+      allow: [],
+      strict: true,
+      expect: 'keep',
+    },
+    {
+      d: 'synchronous_node_count 2: the synchronous one stays, the second joins later',
+      current: ['pg2'],
+      picked: ['pg2', 'pg3'],
+      allow: ['pg2'],
+      expect: { ssn: ['pg2', 'pg3'], wait: false, growWith: ['pg2'], grown: undefined },
+    },
+    {
+      d: 'second standby confirmed: /sync grows to both',
+      current: ['pg2'],
+      picked: ['pg2', 'pg3'],
+      allow: ['pg2', 'pg3'],
+      expect: { ssn: ['pg2', 'pg3'], wait: false, growWith: ['pg2', 'pg3'], grown: ['pg2', 'pg3'] },
+    },
+    {
+      d: 'names compared case-insensitively',
+      current: ['PG2'],
+      picked: ['pg2'],
+      allow: ['pg2'],
+      expect: 'keep',
+    },
+  ];
+  it.each(cases)('$d', (c) => {
+    const plan = planSyncReplication({
+      current: c.current,
+      picked: c.picked,
+      allowPromote: c.allow,
+      strict: c.strict ?? false,
+    });
+    if (c.expect === 'keep') {
+      expect(plan).toEqual({ kind: 'keep' });
+      return;
+    }
+    if (plan.kind !== 'change') throw new Error('expected a change');
+    expect(plan.shrinkTo).toEqual(c.expect.shrinkTo);
+    expect(plan.standbyNames).toEqual(c.expect.ssn);
+    expect(plan.waitForSync).toBe(c.expect.wait);
+    expect(plan.noStandbys).toBe(c.expect.noStandbys ?? false);
+    expect(growSyncKey(plan.syncCommon, c.expect.growWith ?? c.allow)).toEqual(c.expect.grown);
+  });
+
+  it('/sync value as 3.0.2 writes it: names sorted, null when none', () => {
+    expect(syncStateValue('pg1', ['pg3', 'pg2'])).toEqual({ leader: 'pg1', sync_standby: 'pg2,pg3' });
+    expect(syncStateValue('pg1', [])).toEqual({ leader: 'pg1', sync_standby: null });
+  });
+});
+
+describe('synchronous_standby_names in the server parameters (Patroni get_server_parameters)', () => {
+  const params = buildServerParameters({
+    scope: 'demo',
+    listen: '127.0.0.1:5432',
+    majorVersion: 150000,
+    dynamicParameters: { synchronous_standby_names: 'user_value' },
+  });
+  it.each([
+    ['mode off keeps the configured value', {}, undefined, 'user_value'],
+    ['mode on, nothing managed yet: removed', { synchronous_mode: true }, undefined, undefined],
+    [
+      'strict, nothing managed yet: *',
+      { synchronous_mode: true, synchronous_mode_strict: true },
+      undefined,
+      '*',
+    ],
+    ['managed value wins', { synchronous_mode: true }, 'pg2', 'pg2'],
+  ] as const)('%s', (_d, dyn, managed, expected) => {
+    expect(withStandbyNames(params, dyn, managed).parameters.get('synchronous_standby_names')).toBe(expected);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The executor against a fake PostgreSQL and the in-memory DCS: the order of SSN and /sync writes.
+
+class FakePg implements SyncNode {
+  ssn = '';
+  /** pending SSN: PostgreSQL applies a reload on the next query (as after pg_ctl reload). */
+  private pendingSsn: string | undefined;
+  rows: { app: string; state: string; lsn: string }[] = [];
+  /** sync_state PostgreSQL reports for a name listed in SSN. */
+  flush = '0/5000000';
+  readonly events: string[];
+  constructor(events: string[]) {
+    this.events = events;
+  }
+  withSession<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
+    const session: PgSession = {
+      query: <R extends Row = Row>(sql: string): Promise<readonly R[]> => {
+        if (this.pendingSsn !== undefined) {
+          this.ssn = this.pendingSsn;
+          this.pendingSsn = undefined;
+        }
+        if (sql.includes('current_setting')) {
+          return Promise.resolve([
+            { ssn: this.ssn, sc: 'on', v: 150000, r: false, flush: this.flush } as unknown as R,
+          ]);
+        }
+        if (sql.includes('pg_stat_replication')) {
+          const listed = this.ssn === '' ? new Set<string>() : parseSynchronousStandbyNames(this.ssn).members;
+          return Promise.resolve(
+            this.rows.map(
+              (r, i) =>
+                ({
+                  pid: i + 1,
+                  application_name: r.app,
+                  state: 'streaming',
+                  sync_state: listed.has(r.app) ? 'sync' : r.state,
+                  flush_lsn: r.lsn,
+                  write_lsn: r.lsn,
+                  replay_lsn: r.lsn,
+                }) as unknown as R,
+            ),
+          );
+        }
+        return Promise.resolve([]);
+      },
+      close: () => Promise.resolve(),
+    };
+    return fn(session);
+  }
+  setSynchronousStandbyNames(value: string | undefined): Promise<boolean> {
+    const v = value ?? '';
+    if (v === (this.pendingSsn ?? this.ssn)) return Promise.resolve(false);
+    this.events.push(`SSN=${v === '' ? '(none)' : v}`);
+    this.pendingSsn = v;
+    return Promise.resolve(true);
+  }
+}
+
+class RecordingDcs extends MemoryDcs {
+  events: string[] = [];
+  override async setSyncStateValue(value: string, version?: string): Promise<string | false> {
+    const r = await super.setSyncStateValue(value, version);
+    this.events.push(`/sync=${value}${r === false ? ' (CAS lost)' : ''}`);
+    return r;
+  }
+  override async deleteSyncState(version?: string): Promise<boolean> {
+    this.events.push('/sync deleted');
+    return super.deleteSyncState(version);
+  }
+}
+
+describe('SyncReplication executor: SSN and /sync order', () => {
+  const OPTIONS = {
+    namespace: '/service',
+    scope: 'demo',
+    name: 'pg1',
+    ttl: 30,
+    retryTimeout: 10,
+    ctl: false,
+  };
+  const SYNC_ON: HaConfig = { ...DEFAULT_HA_CONFIG, synchronousMode: 'on' };
+
+  async function setup(config: Record<string, unknown>): Promise<{
+    events: string[];
+    pg: FakePg;
+    dcs: RecordingDcs;
+    sync: SyncReplication;
+  }> {
+    const store = new MemoryStore();
+    const dcs = new RecordingDcs(store, OPTIONS);
+    await dcs.setConfigValue(JSON.stringify(config));
+    for (const n of ['pg1', 'pg2', 'pg3']) {
+      store.put(
+        `/service/demo/members/${n}`,
+        JSON.stringify({ state: 'running', role: 'replica', tags: {} }),
+      );
+    }
+    const events: string[] = [];
+    dcs.events = events;
+    const pg = new FakePg(events);
+    let t = 0;
+    const clock = { now: () => t, sleep: (ms: number) => ((t += ms), Promise.resolve()) };
+    const sync = new SyncReplication(
+      'pg1',
+      pg,
+      dcs,
+      { info: () => undefined, warning: () => undefined, error: () => undefined },
+      clock,
+    );
+    return { events, pg, dcs, sync };
+  }
+
+  it('adding a standby: SSN first, /sync once PostgreSQL reports it sync; removing: /sync first', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    expect(events).toEqual(['SSN=pg2', '/sync={"leader":"pg1","sync_standby":"pg2"}']);
+
+    events.length = 0;
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    expect(events).toEqual([]);
+
+    // pg2 goes away: /sync is emptied before PostgreSQL stops waiting for it.
+    events.length = 0;
+    pg.rows = [];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=(none)']);
+  });
+
+  it('strict: no standby left means SSN=* (commits wait) after /sync is emptied', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true, synchronous_mode_strict: true });
+    const strict: HaConfig = { ...SYNC_ON, synchronousModeStrict: true };
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), strict);
+    events.length = 0;
+    pg.rows = [];
+    await sync.process(await dcs.getCluster(), strict);
+    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=*']);
+  });
+
+  it('a standby behind the flush position at the change never gets into /sync', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/1000000' }];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    expect(events).toEqual(['SSN=pg2']);
+    expect((await dcs.getCluster()).sync.leader).toBeUndefined();
+  });
+
+  it('swap on nosync: /sync shrinks, SSN names the other standby, /sync grows', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [
+      { app: 'pg2', state: 'async', lsn: '0/6000000' },
+      { app: 'pg3', state: 'async', lsn: '0/5800000' },
+    ];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    expect((await dcs.getCluster()).sync.members).toEqual(['pg2']);
+    events.length = 0;
+    const c = await dcs.getCluster();
+    const tagged = {
+      ...c,
+      members: c.members.map((m) =>
+        m.name === 'pg2' ? { ...m, data: { ...m.data, tags: { nosync: true } } } : m,
+      ),
+    };
+    await sync.process(tagged, SYNC_ON);
+    expect(events).toEqual([
+      '/sync={"leader":"pg1","sync_standby":null}',
+      'SSN=pg3',
+      '/sync={"leader":"pg1","sync_standby":"pg3"}',
+    ]);
+  });
+
+  it('a lost CAS on the shrink stops before SSN changes', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    const stale = await dcs.getCluster();
+    await dcs.setSyncStateValue('{"leader":"pg9","sync_standby":"pg2"}');
+    events.length = 0;
+    pg.rows = [];
+    await sync.process(stale, SYNC_ON);
+    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null} (CAS lost)']);
+  });
+
+  it('quorum (4.0+) is off for a 3.0.2 node: /sync deleted, SSN back to the default', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    events.length = 0;
+    await sync.process(await dcs.getCluster(), { ...SYNC_ON, synchronousMode: 'quorum' });
+    expect(events).toEqual(['/sync deleted', 'SSN=(none)']);
+  });
+
+  it('mode off: /sync deleted, SSN back to the default', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), SYNC_ON);
+    events.length = 0;
+    await sync.process(await dcs.getCluster(), DEFAULT_HA_CONFIG);
+    expect(events).toEqual(['/sync deleted', 'SSN=(none)']);
+    expect((await dcs.getCluster()).sync.leader).toBeUndefined();
+  });
+});
