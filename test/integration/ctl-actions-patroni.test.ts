@@ -1,27 +1,34 @@
 /**
- * pgwarden's write-side commands against ONE real Patroni 3.0.2 cluster on etcd v3: pgwarden acts, the result is
- * checked through the DCS / REST API, and where the action can be repeated the output is compared with real
- * patronictl's for the same action.
+ * pgwarden's write-side commands against a real Patroni 3.0.2 cluster with restapi.authentication, on etcd v3 AND
+ * ZooKeeper (one cluster per DCS, shared by that DCS's tests): pgwarden acts, the result is checked through the DCS /
+ * REST API, and where the action can be repeated the output is compared with real patronictl's for the same action.
  *
- * Needs: root (agents run as user postgres), Debian packages patroni, python3-etcd, postgresql-15, etcd-server; and a
- * built pgwarden (`npm run build`).
+ * Needs: root (agents run as user postgres), Debian packages patroni, python3-etcd, python3-kazoo, postgresql-15,
+ * etcd-server, zookeeper; and a built pgwarden (`npm run build`).
  */
+import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { startEtcd } from '../harness/etcd.js';
 import {
   runCommand,
   runPatronictl,
   startPatroniCluster,
   type CommandResult,
   type PatroniCluster,
+  type PatroniDcs,
 } from '../harness/patroni.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
+import { runOnPty } from '../harness/pty.js';
+import { startZooKeeper } from '../harness/zookeeper.js';
+import { createDcs } from '../../src/dcs/registry.js';
+import type { Cluster } from '../../src/model/cluster.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PGWARDEN = join(REPO, 'bin', 'run.js');
 const TEST_MS = 90_000;
+const AUTH = { username: 'admin', password: 'lab-secret' } as const;
 
 function show(label: string, r: CommandResult): string {
   return `----- ${label} (exit ${String(r.code)})\n--- stdout:\n${r.stdout}--- stderr:\n${r.stderr}`;
@@ -34,8 +41,8 @@ function afterTable(stdout: string): string[] {
   return lines.slice(last + 1);
 }
 
-describe('pgwarden write commands on Patroni 3.0.2 (etcd3)', () => {
-  let etcd: EtcdServer | undefined;
+describe.each<PatroniDcs>(['etcd3', 'zookeeper'])('pgwarden write commands on Patroni 3.0.2 (%s)', (kind) => {
+  let server: { readonly endpoint: string; stop(): Promise<void> } | undefined;
   let cluster: PatroniCluster | undefined;
   let home = '';
   let env: NodeJS.ProcessEnv = {};
@@ -45,20 +52,33 @@ describe('pgwarden write commands on Patroni 3.0.2 (etcd3)', () => {
     return cluster;
   };
   const cfg = (): string => lab().configFile(0);
-  const pgwarden = (args: readonly string[]): Promise<CommandResult> =>
-    runCommand(process.execPath, [PGWARDEN, '-c', cfg(), ...args], { env, timeoutMs: 90_000, cwd: home });
-  const patronictl = (args: readonly string[]): Promise<CommandResult> =>
-    runPatronictl(['-c', cfg(), ...args], { env, timeoutMs: 90_000 });
+  const pgwarden = (args: readonly string[], config = cfg()): Promise<CommandResult> =>
+    runCommand(process.execPath, [PGWARDEN, '-c', config, ...args], { env, timeoutMs: 90_000, cwd: home });
+  const patronictl = (args: readonly string[], config = cfg()): Promise<CommandResult> =>
+    runPatronictl(['-c', config, ...args], { env, timeoutMs: 90_000 });
+  const readDcs = async (): Promise<Cluster> => {
+    const endpoint = server?.endpoint ?? '';
+    const dcs = await createDcs(
+      kind === 'zookeeper' ? { kind, hosts: [endpoint] } : { kind, hosts: [endpoint], protocol: 'http' },
+      { namespace: '/service', scope: 'lab', ttl: 30, retryTimeout: 5, ctl: true },
+    );
+    try {
+      return await dcs.getCluster();
+    } finally {
+      await dcs.close();
+    }
+  };
   const showConfig = async (): Promise<string> => (await pgwarden(['show-config'])).stdout;
 
   beforeAll(async () => {
     home = tempDir('ctl-actions-home');
-    env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
+    env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', PGPASSWORD: 'zalando' };
     if (process.env.TZ !== undefined) env.TZ = process.env.TZ;
-    etcd = await startEtcd();
+    server = kind === 'etcd3' ? await startEtcd() : await startZooKeeper();
     cluster = await startPatroniCluster({
-      dcs: 'etcd3',
-      dcsEndpoint: etcd.endpoint,
+      dcs: kind,
+      dcsEndpoint: server.endpoint,
+      restapiAuth: AUTH,
       nodes: 3,
       scope: 'lab',
       ttl: 20,
@@ -75,7 +95,7 @@ describe('pgwarden write commands on Patroni 3.0.2 (etcd3)', () => {
       errors.push(e instanceof Error ? e.message : String(e));
     }
     try {
-      await etcd?.stop();
+      await server?.stop();
     } catch (e) {
       errors.push(e instanceof Error ? e.message : String(e));
     }
@@ -134,7 +154,7 @@ describe('pgwarden write commands on Patroni 3.0.2 (etcd3)', () => {
     expect(afterTable(ours.stdout), show('pgwarden', ours) + show('patronictl', theirs)).toEqual(
       afterTable(theirs.stdout),
     );
-    expect(afterTable(ours.stdout)).toEqual(
+    expect(afterTable(ours.stdout).sort()).toEqual(
       ['pg1', 'pg2', 'pg3'].map(
         (m) => `Reload request received for member ${m} and will be processed within 2 seconds`,
       ),
@@ -230,6 +250,112 @@ describe('pgwarden write commands on Patroni 3.0.2 (etcd3)', () => {
   });
 
   it(
+    'without REST credentials: the Failed lines as patronictl, exit 1 and a hint',
+    { timeout: TEST_MS },
+    async () => {
+      const bare = join(home, `bare-${kind}.yml`);
+      writeFileSync(
+        bare,
+        kind === 'etcd3'
+          ? `scope: lab\netcd3:\n  hosts: ${server?.endpoint ?? ''}\n`
+          : `scope: lab\nzookeeper:\n  hosts:\n  - ${server?.endpoint ?? ''}\n`,
+      );
+      const [ours, theirs] = await Promise.all([
+        pgwarden(['restart', 'lab', '--force'], bare),
+        patronictl(['restart', 'lab', '--force'], bare),
+      ]);
+      expect(ours.code, show('pgwarden', ours)).toBe(1);
+      expect(afterTable(ours.stdout), show('pgwarden', ours) + show('patronictl', theirs)).toEqual(
+        afterTable(theirs.stdout),
+      );
+      expect(afterTable(ours.stdout).sort()).toEqual(
+        ['pg1', 'pg2', 'pg3'].map(
+          (m) => `Failed: restart for member ${m}, status code=401, (no auth header received)`,
+        ),
+      );
+      expect(ours.stderr).toContain(
+        'requires authentication (401 no auth header received): set ctl.authentication',
+      );
+      const [p1, p2] = await Promise.all([pgwarden(['pause'], bare), patronictl(['pause'], bare)]);
+      expect(p1.stdout, show('pgwarden', p1) + show('patronictl', p2)).toBe(p2.stdout);
+      expect(p1.stdout).toBe('Failed: pause cluster management status code=401, (no auth header received)\n');
+    },
+  );
+
+  it('scheduled switchover and scheduled restart, then flush', { timeout: TEST_MS }, async () => {
+    const leader = await lab().leaderName();
+    const replica = lab()
+      .nodes.map((n) => n.name)
+      .find((n) => n !== leader)!;
+    const at = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, '+00:00');
+    const s = await pgwarden(['switchover', '--scheduled', at, '--force']);
+    expect(s.code, show('pgwarden', s)).toBe(0);
+    expect(s.stdout).toMatch(/\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{5} Switchover scheduled\n/);
+    expect(s.stdout).toContain(` Switchover scheduled at: ${at}\n`);
+    const [l1, l2] = await Promise.all([pgwarden(['list']), patronictl(['list'])]);
+    expect(l1.stdout, show('pgwarden', l1) + show('patronictl', l2)).toBe(l2.stdout);
+    const f = await pgwarden(['flush', 'lab', 'switchover']);
+    expect({ code: f.code, out: f.stdout }, show('pgwarden', f)).toEqual({
+      code: 0,
+      out: 'Success: scheduled switchover deleted\n',
+    });
+    expect((await readDcs()).failover?.scheduledAt).toBeUndefined();
+
+    const r = await pgwarden(['restart', 'lab', replica, '--scheduled', at, '--force']);
+    expect(afterTable(r.stdout), show('pgwarden', r)).toEqual([
+      `Success: restart scheduled on member ${replica}`,
+    ]);
+    await waitFor(
+      `scheduled_restart in the member key of ${replica}`,
+      async () =>
+        (await readDcs()).members.find((m) => m.name === replica)?.data.scheduledRestart !== undefined,
+      20_000,
+      300,
+    );
+    const fr = await pgwarden(['flush', 'lab', replica, 'restart', '--force']);
+    expect({ code: fr.code, lines: afterTable(fr.stdout) }, show('pgwarden', fr)).toEqual({
+      code: 0,
+      lines: [`Success: flush scheduled restart for member ${replica}`],
+    });
+    const [n1, n2] = await Promise.all([
+      pgwarden(['flush', 'lab', leader, 'restart', '--force']),
+      patronictl(['flush', 'lab', leader, 'restart', '--force']),
+    ]);
+    expect(afterTable(n1.stdout), show('pgwarden', n1) + show('patronictl', n2)).toEqual(
+      afterTable(n2.stdout),
+    );
+    expect(afterTable(n1.stdout)).toEqual([`No scheduled restart for member ${leader}`]);
+  });
+
+  it(
+    'reinit --force --wait rebuilds a replica; query runs SQL as patronictl does',
+    { timeout: TEST_MS },
+    async () => {
+      const leader = await lab().leaderName();
+      const replica = lab()
+        .nodes.map((n) => n.name)
+        .find((n) => n !== leader)!;
+      const r = await pgwarden(['reinit', 'lab', replica, '--force', '--wait']);
+      expect({ code: r.code, lines: afterTable(r.stdout) }, show('pgwarden', r) + lab().logTails()).toEqual({
+        code: 0,
+        lines: [
+          `Success: reinitialize for member ${replica}`,
+          `Waiting for reinitialize to complete on: ${replica}`,
+          `Reinitialize is completed on: ${replica}`,
+        ],
+      });
+      await lab().waitReady({ leader, timeoutMs: 60_000 });
+      const sql = ['query', 'lab', '-U', 'postgres', '-c', 'select pg_is_in_recovery() as r, 1 as one'];
+      const [q1, q2] = await Promise.all([pgwarden(sql), patronictl(sql)]);
+      expect({ code: q1.code, out: q1.stdout }, show('pgwarden', q1) + show('patronictl', q2)).toEqual({
+        code: q2.code,
+        out: q2.stdout,
+      });
+      expect(q1.stdout).toBe('r\tone\nFalse\t1\n');
+    },
+  );
+
+  it(
     'switchover --force --candidate makes the candidate leader; failover brings it back',
     { timeout: 150_000 },
     async () => {
@@ -254,4 +380,43 @@ describe('pgwarden write commands on Patroni 3.0.2 (etcd3)', () => {
       await lab().waitReady({ leader, timeoutMs: 60_000 });
     },
   );
+
+  const removeAndCheck = async (leader: string): Promise<void> => {
+    const t = runOnPty([process.execPath, PGWARDEN, '-c', cfg(), 'remove', 'lab'], { env, cwd: home });
+    await t.expect('Please confirm the cluster name to remove');
+    t.type('lab\r');
+    await t.expect('please type: "Yes I am aware"');
+    t.type('Yes I am aware\r');
+    await t.expect('This cluster currently is healthy. Please specify the leader name to continue');
+    t.type(`${leader}\r`);
+    const r = await t.done();
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toMatch(/^\+ Cluster: lab /);
+    const view = await readDcs();
+    expect({
+      members: view.members.length,
+      leader: view.leader,
+      init: view.initialize,
+      config: view.config,
+    }).toEqual({
+      members: 0,
+      leader: undefined,
+      init: undefined,
+      config: undefined,
+    });
+  };
+
+  it('remove (on a terminal) deletes every key of the cluster', { timeout: TEST_MS }, async () => {
+    const leader = await lab().leaderName();
+    // Stopped (SIGSTOP) agents cannot write their keys again while the test looks at the DCS.
+    const pids = lab().nodes.map((_n, i) => lab().pid(i));
+    if (pids.some((p) => p === undefined || p <= 0))
+      throw new Error(`a Patroni agent is not running: ${String(pids)}`);
+    for (const pid of pids) process.kill(pid!, 'SIGSTOP');
+    try {
+      await removeAndCheck(leader);
+    } finally {
+      for (const pid of pids) process.kill(pid!, 'SIGCONT');
+    }
+  });
 });
