@@ -1,12 +1,18 @@
 /**
- * The actions that restart, move the leader or rebuild a member, on three pgwarden agents with restapi.authentication,
- * on etcd v3 AND ZooKeeper (one cluster per DCS): pgwarden's restart, switchover, failover, reinit --wait and query on
- * both, and real patronictl 3.0.2's restart, switchover, failover and reinit --wait against the agents (each on one of
- * the two DCS, to keep the file short; the agents' REST API does not depend on the DCS).
+ * The actions that restart, move the leader or rebuild a member, on three pgwarden agents with
+ * restapi.authentication, on etcd v3 AND ZooKeeper (one cluster per DCS): pgwarden's restart, switchover, failover,
+ * reinit --wait, query and (last, on a terminal) remove on both; real patronictl 3.0.2's reload and restart on both,
+ * its switchover and reinit --wait on etcd3 and its failover on ZooKeeper (one DCS each keeps the file short; the
+ * agents' REST API does not depend on the DCS).
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../harness/process.js';
+import { runOnPty } from '../harness/pty.js';
 import { afterTable, agentsAvailable, agentSuite, show, type Kind } from '../helpers/agent-suite.js';
+
+const PGWARDEN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
 describe.skipIf(!agentsAvailable).each<Kind>(['etcd3', 'zookeeper'])(
   'pgwarden agents on %s: restart, switchover, failover, reinit, query',
@@ -99,8 +105,13 @@ describe.skipIf(!agentsAvailable).each<Kind>(['etcd3', 'zookeeper'])(
               `Reinitialize is completed on: ${member}`,
             ],
           });
-          expect(readFileSync(ctx.cluster().nodes[ctx.indexOf(member)]?.logFile ?? '', 'utf8')).toContain(
-            'reinitialize finished',
+          // The member reports its new state a moment before it logs the end of the job.
+          const log = ctx.cluster().nodes[ctx.indexOf(member)]?.logFile ?? '';
+          await waitFor(
+            `reinitialize finished in ${log}`,
+            () => readFileSync(log, 'utf8').includes('reinitialize finished'),
+            20_000,
+            200,
           );
         }
         const no = await ctx.pgwarden(['reinit', ctx.scope, leader, '--force']);
@@ -138,6 +149,46 @@ describe.skipIf(!agentsAvailable).each<Kind>(['etcd3', 'zookeeper'])(
         'select pg_is_in_recovery()',
       ]);
       expect(rq.stdout, show('pgwarden query -r replica', rq)).toBe('pg_is_in_recovery\nTrue\n');
+    });
+
+    it('remove (on a terminal, last) deletes every key of the cluster', { timeout: 60_000 }, async () => {
+      const leader = await ctx.leaderName();
+      // Stopped (SIGSTOP) agents cannot write their keys again while the test looks at the DCS.
+      const pids = ctx.cluster().nodes.map((_n, i) => ctx.cluster().pid(i));
+      if (pids.some((p) => p === undefined || p <= 0))
+        throw new Error(`an agent is not running: ${String(pids)}`);
+      for (const pid of pids) process.kill(pid!, 'SIGSTOP');
+      try {
+        const t = runOnPty(
+          [process.execPath, PGWARDEN, '-c', ctx.cluster().nodes[0]?.configFile ?? '', 'remove', ctx.scope],
+          {
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: ctx.cluster().dir, LANG: 'C.UTF-8' },
+            cwd: ctx.cluster().dir,
+          },
+        );
+        await t.expect('Please confirm the cluster name to remove');
+        t.type(`${ctx.scope}\r`);
+        await t.expect('please type: "Yes I am aware"');
+        t.type('Yes I am aware\r');
+        await t.expect('This cluster currently is healthy. Please specify the leader name to continue');
+        t.type(`${leader}\r`);
+        const r = await t.done();
+        expect(r.code, r.output).toBe(0);
+        const view = await ctx.readDcs();
+        expect({
+          members: view.members.length,
+          leader: view.leader,
+          init: view.initialize,
+          config: view.config,
+        }).toEqual({
+          members: 0,
+          leader: undefined,
+          init: undefined,
+          config: undefined,
+        });
+      } finally {
+        for (const pid of pids) process.kill(pid!, 'SIGCONT');
+      }
     });
   },
 );
