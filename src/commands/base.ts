@@ -3,7 +3,7 @@
  * before the command name) and one-line errors with exit status 1 instead of stack traces.
  */
 import { Command, Flags } from '@oclif/core';
-import { UserError } from '../config/errors.js';
+import { AbortedError, UserError } from '../config/errors.js';
 import type { LocalConfig } from '../config/local-config.js';
 import { DcsError } from '../dcs/dcs.js';
 
@@ -49,7 +49,7 @@ export abstract class CtlCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
     if (err instanceof UserError || err instanceof DcsError) {
-      process.stderr.write(`Error: ${err.message}\n`);
+      process.stderr.write(err instanceof AbortedError ? `${err.message}\n` : `Error: ${err.message}\n`);
       process.exitCode = err instanceof UserError ? err.exitCode : 1;
       return;
     }

@@ -500,6 +500,7 @@ const RESTAPI_KEYS = new Set([
   'listen',
   'connect_address',
   'authentication',
+  'auth',
   'certfile',
   'keyfile',
   'keyfile_password',
@@ -515,7 +516,15 @@ const RESTAPI_KEYS = new Set([
   'thread_pool_size',
 ]);
 
-const CTL_KEYS = new Set(['insecure', 'cacert', 'certfile', 'keyfile', 'keyfile_password', 'authentication']);
+const CTL_KEYS = new Set([
+  'insecure',
+  'cacert',
+  'certfile',
+  'keyfile',
+  'keyfile_password',
+  'authentication',
+  'auth',
+]);
 
 const ETCD_KEYS = new Set([
   'host',
@@ -682,6 +691,16 @@ function readBasicAuth(node: Node, key: string, path: string, w: Warnings): Basi
   return { username, password };
 }
 
+/** `restapi.auth: 'username:password'`, the form Patroni 3.0.2 derives from `authentication` and also reads. */
+function authString(node: Node, path: string): BasicAuth | undefined {
+  const text = optStr(node, 'auth', path);
+  if (!text) return undefined;
+  const colon = text.indexOf(':');
+  return colon < 0
+    ? { username: text, password: '' }
+    : { username: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
 function readRestApi(tree: Node, w: Warnings): RestApiConfig {
   const r = reqMapping(tree, 'restapi', '');
   const path = 'restapi';
@@ -695,7 +714,7 @@ function readRestApi(tree: Node, w: Warnings): RestApiConfig {
     listen,
     connectAddress: connect,
     protocol: certfile ? 'https' : 'http',
-    authentication: readBasicAuth(r, 'authentication', path, w),
+    authentication: readBasicAuth(r, 'authentication', path, w) ?? authString(r, path),
     certfile,
     keyfile: optStr(r, 'keyfile', path),
     keyfilePassword: optStr(r, 'keyfile_password', path),

@@ -8,3 +8,10 @@ export class UserError extends Error {
     super(message);
   }
 }
+
+/** Ctrl-C at a question: click prints a bare `Aborted!` (no `Error:` prefix) and exits 1. */
+export class AbortedError extends UserError {
+  constructor() {
+    super('Aborted!');
+  }
+}

@@ -272,13 +272,25 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
   };
 }
 
-/** Basic-auth credentials for the members' REST API: `ctl.authentication`, else `restapi.authentication`. */
+/**
+ * Basic-auth credentials for the members' REST API, as patronictl finds them: the `ctl` section first, then
+ * `restapi`; in each, `authentication: {username, password}` or the `auth: 'username:password'` string that
+ * Patroni 3.0.2 reads (Patroni derives `restapi.auth` from `restapi.authentication`, which therefore wins).
+ */
 export function restCredentials(config: LocalConfig): { username: string; password: string } | undefined {
   for (const section of ['ctl', 'restapi']) {
     const s = config.tree[section];
-    const auth = isMapping(s) ? s['authentication'] : undefined;
+    if (!isMapping(s)) continue;
+    const auth = s['authentication'];
     if (isMapping(auth) && auth['username'] !== undefined) {
       return { username: textOf(auth['username']), password: textOf(auth['password']) };
+    }
+    const text = typeof s['auth'] === 'string' ? s['auth'] : '';
+    if (text) {
+      const colon = text.indexOf(':');
+      return colon < 0
+        ? { username: text, password: '' }
+        : { username: text.slice(0, colon), password: text.slice(colon + 1) };
     }
   }
   return undefined;

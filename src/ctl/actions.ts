@@ -248,7 +248,27 @@ export async function callMember(
   const apiUrl = member.data.apiUrl;
   if (!apiUrl) throw new Error(`member ${member.name} has no api_url`);
   const rest = timeoutMs === undefined ? io.rest : { ...io.rest, timeoutMs };
-  return requestMember(apiUrl, endpoint, rest, method, body);
+  const r = await requestMember(apiUrl, endpoint, rest, method, body);
+  if (r.status === 401) authHint(member, r, io);
+  return r;
+}
+
+const hinted = new WeakSet<ActionIo>();
+
+/**
+ * A 401 from a member: once per command, say on stderr what to configure (stdout keeps patronictl's lines).
+ * Patroni answers `no auth header received` when we sent none, `not authenticated` when ours were wrong.
+ */
+export function authHint(member: Member, r: RestResponse, io: ActionIo): void {
+  if (hinted.has(io)) return;
+  hinted.add(io);
+  const where =
+    'ctl.authentication (username, password) or restapi.authentication in the configuration file, or PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD';
+  io.warn(
+    io.rest.auth
+      ? `Hint: the REST API of ${member.name} rejected the credentials for user ${io.rest.auth.username} (401 ${r.body}): check ${where}`
+      : `Hint: the REST API of ${member.name} requires authentication (401 ${r.body}): set ${where}`,
+  );
 }
 
 /** patronictl's `check_response`: `Failed: ...` for >= 400, `Success: ...` otherwise (unless silent). */

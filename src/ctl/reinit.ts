@@ -45,7 +45,8 @@ export async function reinit(dcs: Dcs, io: ActionIo, req: ReinitRequest): Promis
   let ok = true;
   const waitOn: Member[] = [];
   for (const member of members) {
-    const body: Record<string, boolean> = { force: req.force };
+    // patronictl always sends the flag: {"force": false} without --force (oclif leaves an absent flag undefined).
+    const body: Record<string, boolean> = { force: req.force === true };
     if (req.fromLeader) body['from_leader'] = true;
     let started = false;
     for (;;) {

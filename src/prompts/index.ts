@@ -3,7 +3,7 @@
  * (scripts, pipes, CI) it is refused with a message naming the flag that answers it, so a script never hangs.
  * Services receive a `Prompter`; tests pass a scripted one. @inquirer/prompts is loaded on the first question.
  */
-import { UserError } from '../config/errors.js';
+import { AbortedError, UserError } from '../config/errors.js';
 
 export interface PromptChoice {
   readonly name: string;
@@ -56,7 +56,7 @@ async function inquirer(): Promise<InquirerModule> {
 /** Ctrl-C / Ctrl-D in a prompt: click prints `Aborted!` and exits 1. */
 function aborted(e: unknown): never {
   if (e instanceof Error && (e.name === 'ExitPromptError' || e.name === 'AbortPromptError')) {
-    throw new UserError('Aborted!');
+    throw new AbortedError();
   }
   throw e;
 }

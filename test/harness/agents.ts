@@ -36,6 +36,8 @@ export interface AgentClusterOptions {
   readonly ttl?: number;
   readonly loopWait?: number;
   readonly retryTimeout?: number;
+  /** restapi.authentication: Basic auth on the unsafe endpoints (patronictl -c node's yml then sends it). */
+  readonly restapiAuth?: { readonly username: string; readonly password: string };
 }
 
 export interface AgentStatusDoc {
@@ -157,8 +159,14 @@ async function killPostmasters(node: AgentNode, signal: NodeJS.Signals = 'SIGQUI
   }
 }
 
-function agentYml(o: Required<AgentClusterOptions>, node: AgentNode, index: number): string {
+type ResolvedOptions = Required<Omit<AgentClusterOptions, 'restapiAuth'>> &
+  Pick<AgentClusterOptions, 'restapiAuth'>;
+
+function agentYml(o: ResolvedOptions, node: AgentNode, index: number): string {
   const d = node.dir;
+  const auth = o.restapiAuth
+    ? `\n  authentication:\n    username: ${o.restapiAuth.username}\n    password: ${o.restapiAuth.password}`
+    : '';
   const dcsSection =
     o.dcs === 'zookeeper'
       ? `zookeeper:\n  hosts:\n  - ${o.etcdEndpoint}`
@@ -170,7 +178,7 @@ name: ${node.name}
 
 restapi:
   listen: ${HOST}:${node.restPort}
-  connect_address: ${HOST}:${node.restPort}
+  connect_address: ${HOST}:${node.restPort}${auth}
 
 ${dcsSection}
 
@@ -242,7 +250,7 @@ async function restGet(port: number, path: string): Promise<RestAnswer> {
 
 /** Writes the config files and starts every agent. Does not wait for the cluster (see `waitReady`). */
 export async function startAgentCluster(options: AgentClusterOptions): Promise<AgentCluster> {
-  const o: Required<AgentClusterOptions> = {
+  const o: ResolvedOptions = {
     dcs: options.dcs ?? 'etcd3',
     etcdEndpoint: options.etcdEndpoint,
     nodes: options.nodes ?? 3,
@@ -251,6 +259,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     ttl: options.ttl ?? 20,
     loopWait: options.loopWait ?? 2,
     retryTimeout: options.retryTimeout ?? 5,
+    restapiAuth: options.restapiAuth,
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');

@@ -36,6 +36,8 @@ export interface PatroniClusterOptions {
   readonly syncMode?: boolean;
   /** How long to wait for 1 leader + N-1 streaming replicas (default 180 s). */
   readonly upTimeoutMs?: number;
+  /** restapi.authentication: Basic auth on the unsafe endpoints. */
+  readonly restapiAuth?: { readonly username: string; readonly password: string };
 }
 
 export interface PatroniNode {
@@ -215,11 +217,13 @@ async function killPostmasters(node: PatroniNode): Promise<void> {
   }
 }
 
-function patroniYml(
-  opts: Required<Omit<PatroniClusterOptions, 'upTimeoutMs'>>,
-  node: PatroniNode,
-  index: number,
-): string {
+type ResolvedOptions = Required<Omit<PatroniClusterOptions, 'upTimeoutMs' | 'restapiAuth'>> &
+  Pick<PatroniClusterOptions, 'restapiAuth'>;
+
+function patroniYml(opts: ResolvedOptions, node: PatroniNode, index: number): string {
+  const auth = opts.restapiAuth
+    ? `\n  authentication:\n    username: ${opts.restapiAuth.username}\n    password: ${opts.restapiAuth.password}`
+    : '';
   const dcsYaml =
     opts.dcs === 'etcd3'
       ? `etcd3:\n  hosts: ${opts.dcsEndpoint}`
@@ -236,7 +240,7 @@ log:
 
 restapi:
   listen: ${HOST}:${node.restPort}
-  connect_address: ${HOST}:${node.restPort}
+  connect_address: ${HOST}:${node.restPort}${auth}
 
 ${dcsYaml}
 
@@ -345,7 +349,7 @@ async function primaries(nodes: readonly PatroniNode[]): Promise<PatroniNode[]> 
 }
 
 export async function startPatroniCluster(options: PatroniClusterOptions): Promise<PatroniCluster> {
-  const opts: Required<Omit<PatroniClusterOptions, 'upTimeoutMs'>> = {
+  const opts: ResolvedOptions = {
     dcs: options.dcs,
     dcsEndpoint: options.dcsEndpoint,
     nodes: options.nodes ?? 3,
@@ -355,6 +359,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
     loopWait: options.loopWait ?? 10,
     retryTimeout: options.retryTimeout ?? 10,
     syncMode: options.syncMode ?? false,
+    restapiAuth: options.restapiAuth,
   };
   const upTimeoutMs = options.upTimeoutMs ?? 180_000;
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 9) {

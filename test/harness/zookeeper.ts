@@ -45,7 +45,21 @@ export async function fourLetterWord(
   });
 }
 
+/**
+ * Starts a ZooKeeper; a server that exits at start (its free port taken meanwhile by another test run on the
+ * machine: the JVM logs nothing useful then) is retried on a new port, twice.
+ */
 export async function startZooKeeper(): Promise<ZooKeeperServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startZooKeeperOnce();
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof Error) || !e.message.startsWith('zookeeper exited')) throw e;
+    }
+  }
+}
+
+async function startZooKeeperOnce(): Promise<ZooKeeperServer> {
   const dir = tempDir('zk');
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);

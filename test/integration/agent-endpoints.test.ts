@@ -1,275 +1,338 @@
 /**
- * The unsafe REST endpoints of pgwarden agents (src/agent/endpoints.ts) driven by real patronictl 3.0.2 and by
- * pgwarden's own CLI: switchover, pause/resume, reload, restart of a replica, PATCH /config with a stale version
- * (409 is not reachable from outside, so the merge/CAS result is checked instead), Patroni's 400/412 texts.
+ * The unsafe REST endpoints of pgwarden agents (src/agent/endpoints.ts) with restapi.authentication configured, on
+ * etcd v3 AND ZooKeeper (one cluster per DCS, shared by that DCS's tests): Patroni 3.0.2's 400/401/412/422 texts,
+ * Basic auth and what the CLIs print without credentials (and with ctl.auth 'user:pass'), scheduled switchover
+ * and restart and their flush, PATCH/PUT /config, pause/resume, edit-config. Driven by raw HTTP, by pgwarden and by
+ * real patronictl 3.0.2. The actions that move the leader or rebuild a member are in agent-actions.test.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { runCommand, type CommandResult } from '../harness/patroni.js';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/process.js';
-import { createDcs } from '../../src/dcs/registry.js';
+import {
+  afterTable,
+  agentsAvailable,
+  agentSuite,
+  AUTH,
+  show,
+  type Answer,
+  type Kind,
+} from '../helpers/agent-suite.js';
 
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+const answer = async (p: Promise<Answer>): Promise<Answer> => {
+  const { status, body } = await p;
+  return { status, body };
+};
 
-const PGWARDEN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
+describe.skipIf(!agentsAvailable).each<Kind>(['etcd3', 'zookeeper'])(
+  'pgwarden agents on %s: unsafe REST endpoints',
+  (kind) => {
+    const ctx = agentSuite(kind, `agents-${kind}`);
 
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-}
+    it('answers Patroni 3.0.2 validation texts', async () => {
+      const leader = await ctx.leaderName();
+      const p = ctx.port(leader);
+      const post = (path: string, body?: unknown): Promise<Answer> => answer(ctx.call(p, 'POST', path, body));
+      expect(await post('/switchover', { candidate: 'pg2' })).toEqual({
+        status: 400,
+        body: 'Switchover could be performed only from a specific leader',
+      });
+      expect(await post('/failover', { leader })).toEqual({
+        status: 400,
+        body: 'Failover could be performed only to a specific candidate',
+      });
+      expect(await post('/switchover', { leader: 'nobody' })).toEqual({
+        status: 412,
+        body: 'leader name does not match',
+      });
+      expect(await post('/switchover', { leader, candidate: 'pg9' })).toEqual({
+        status: 412,
+        body: 'candidate does not exists',
+      });
+      expect(await post('/switchover', { leader, scheduled_at: '2030-01-01T10:00:00' })).toEqual({
+        status: 400,
+        body: 'Timezone information is mandatory for the scheduled switchover',
+      });
+      expect(await post('/switchover', { leader, scheduled_at: '2001-01-01T10:00:00+00:00' })).toEqual({
+        status: 422,
+        body: 'Cannot schedule switchover in the past',
+      });
+      expect(await post('/restart', { role: 'leader' })).toEqual({
+        status: 400,
+        body: 'PostgreSQL role should be either primary or replica',
+      });
+      expect(await post('/restart', { postgres_version: '10' })).toEqual({
+        status: 400,
+        body: 'Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: 10',
+      });
+      expect(await post('/restart', { foo: 1 })).toEqual({
+        status: 400,
+        body: 'Unknown filter for the scheduled restart: foo',
+      });
+      expect(await post('/restart', { role: 'replica' })).toEqual({
+        status: 503,
+        body: 'restart conditions are not satisfied',
+      });
+      expect(await answer(ctx.call(p, 'DELETE', '/restart'))).toEqual({
+        status: 404,
+        body: 'no restarts are scheduled',
+      });
+      expect(await answer(ctx.call(p, 'DELETE', '/switchover'))).toEqual({
+        status: 404,
+        body: 'no switchover is scheduled',
+      });
+      expect(await post('/reinitialize')).toEqual({
+        status: 503,
+        body: 'I am the leader, can not reinitialize',
+      });
+    });
 
-async function call(port: number, method: string, path: string, body?: unknown): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    ...(body === undefined
-      ? {}
-      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  return { status: res.status, body: await res.text() };
-}
+    it('unsafe endpoints answer 401 without or with wrong Basic auth; GET stays open', async () => {
+      const p = ctx.port(ctx.cluster().nodes[1]?.name ?? '');
+      const none = await ctx.call(p, 'POST', '/reload', undefined, null);
+      expect({ status: none.status, body: none.body, h: none.wwwAuthenticate }).toEqual({
+        status: 401,
+        body: 'no auth header received',
+        h: 'Basic realm="Patroni"',
+      });
+      const wrong = `Basic ${Buffer.from('admin:nope').toString('base64')}`;
+      for (const [method, path] of [
+        ['POST', '/reload'],
+        ['PATCH', '/config'],
+        ['DELETE', '/switchover'],
+        ['POST', '/restart'],
+      ] as const) {
+        const r = await ctx.call(p, method, path, method === 'PATCH' ? { x: 1 } : undefined, wrong);
+        expect({ status: r.status, body: r.body }, `${method} ${path}`).toEqual({
+          status: 401,
+          body: 'not authenticated',
+        });
+      }
+      expect((await ctx.call(p, 'GET', '/patroni', undefined, null)).status).toBe(200);
+      expect((await ctx.call(p, 'POST', '/reload')).status).toBe(202);
+    });
 
-const show = (what: string, r: CommandResult): string =>
-  `${what} exited ${String(r.code)}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
-
-describe.skipIf(!available)('pgwarden agents: unsafe REST endpoints', () => {
-  let etcd: EtcdServer | undefined;
-  let cluster: AgentCluster | undefined;
-  const c = (): AgentCluster => {
-    if (!cluster) throw new Error('no cluster');
-    return cluster;
-  };
-  const port = (name: string): number => {
-    const n = c().nodes.find((x) => x.name === name);
-    if (!n) throw new Error(`no node ${name}`);
-    return n.restPort;
-  };
-  const pgwarden = (args: readonly string[]): Promise<CommandResult> =>
-    runCommand(process.execPath, [PGWARDEN, '-c', c().nodes[0]?.configFile ?? '', ...args], {
-      timeoutMs: 60_000,
-      cwd: c().dir,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: c().dir, LANG: 'C.UTF-8' },
-    });
-  const diag = (): string => c().logTails(30);
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    cluster = await startAgentCluster({ etcdEndpoint: etcd.endpoint, ttl: 20, loopWait: 2, retryTimeout: 5 });
-    await cluster.waitReady({ timeoutMs: 120_000 });
-  }, 180_000);
-
-  afterAll(async () => {
-    try {
-      await cluster?.stop();
-    } finally {
-      await etcd?.stop();
-    }
-  }, 120_000);
-
-  it('answers Patroni 3.0.2 validation texts', async () => {
-    const leader = (await c().primaries())[0] ?? '';
-    const p = port(leader);
-    expect(await call(p, 'POST', '/switchover', { candidate: 'pg2' })).toEqual({
-      status: 400,
-      body: 'Switchover could be performed only from a specific leader',
-    });
-    expect(await call(p, 'POST', '/failover', { leader })).toEqual({
-      status: 400,
-      body: 'Failover could be performed only to a specific candidate',
-    });
-    expect(await call(p, 'POST', '/switchover', { leader: 'nobody' })).toEqual({
-      status: 412,
-      body: 'leader name does not match',
-    });
-    expect(await call(p, 'POST', '/switchover', { leader, candidate: 'pg9' })).toEqual({
-      status: 412,
-      body: 'candidate does not exists',
-    });
-    expect(await call(p, 'POST', '/switchover', { leader, scheduled_at: '2030-01-01T10:00:00' })).toEqual({
-      status: 400,
-      body: 'Timezone information is mandatory for the scheduled switchover',
-    });
-    expect(
-      await call(p, 'POST', '/switchover', { leader, scheduled_at: '2001-01-01T10:00:00+00:00' }),
-    ).toEqual({ status: 422, body: 'Cannot schedule switchover in the past' });
-    expect(await call(p, 'POST', '/restart', { role: 'leader' })).toEqual({
-      status: 400,
-      body: 'PostgreSQL role should be either primary or replica',
-    });
-    expect(await call(p, 'POST', '/restart', { postgres_version: '10' })).toEqual({
-      status: 400,
-      body: 'Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: 10',
-    });
-    expect(await call(p, 'POST', '/restart', { foo: 1 })).toEqual({
-      status: 400,
-      body: 'Unknown filter for the scheduled restart: foo',
-    });
-    expect(await call(p, 'POST', '/restart', { role: 'replica' })).toEqual({
-      status: 503,
-      body: 'restart conditions are not satisfied',
-    });
-    expect(await call(p, 'DELETE', '/restart')).toEqual({ status: 404, body: 'no restarts are scheduled' });
-    expect(await call(p, 'DELETE', '/switchover')).toEqual({
-      status: 404,
-      body: 'no switchover is scheduled',
-    });
-    expect(await call(p, 'POST', '/reinitialize')).toEqual({
-      status: 503,
-      body: 'I am the leader, can not reinitialize',
-    });
-  });
-
-  it('schedules and deletes a switchover and a restart', async () => {
-    const leader = (await c().primaries())[0] ?? '';
-    const p = port(leader);
-    const at = new Date(Date.now() + 3600_000).toISOString().replace('Z', '+00:00');
-    expect(await call(p, 'POST', '/switchover', { leader, scheduled_at: at })).toEqual({
-      status: 202,
-      body: 'Switchover scheduled',
-    });
-    expect(await call(p, 'DELETE', '/switchover')).toEqual({
-      status: 200,
-      body: 'scheduled switchover deleted',
-    });
-    expect(await call(p, 'POST', '/restart', { schedule: at })).toEqual({
-      status: 202,
-      body: 'Restart scheduled',
-    });
-    expect(await call(p, 'POST', '/restart', { schedule: at })).toEqual({
-      status: 409,
-      body: 'Another restart is already scheduled',
-    });
-    expect(await call(p, 'DELETE', '/restart')).toEqual({ status: 200, body: 'scheduled restart deleted' });
-  });
-
-  it('PATCH /config merges (null deletes) and PUT /config replaces', async () => {
-    const p = port(c().nodes[1]?.name ?? '');
-    const patched = await call(p, 'PATCH', '/config', { endpoint_test: { a: 1, b: 'x' } });
-    expect(patched.status).toBe(200);
-    const doc = JSON.parse(patched.body) as Record<string, unknown>;
-    expect(doc['endpoint_test']).toEqual({ a: 1, b: 'x' });
-    expect(doc['loop_wait']).toBe(2);
-    const again = await call(p, 'PATCH', '/config', { endpoint_test: { a: null } });
-    expect((JSON.parse(again.body) as Record<string, unknown>)['endpoint_test']).toEqual({ b: 'x' });
-    const removed = await call(p, 'PATCH', '/config', { endpoint_test: null });
-    expect(JSON.parse(removed.body)).not.toHaveProperty('endpoint_test');
-    expect((await call(p, 'PATCH', '/config', {})).status).toBe(400);
-    const current = JSON.parse((await call(p, 'GET', '/config')).body) as Record<string, unknown>;
-    const put = await call(p, 'PUT', '/config', current);
-    expect(put.status).toBe(200);
-    expect(JSON.parse(put.body)).toEqual(current);
-  });
-
-  it('patronictl pause / resume', { timeout: 60_000 }, async () => {
-    const p = await c().patronictl(['pause', c().scope]);
-    expect(p.stdout, show('patronictl pause', p)).toContain('Success: cluster management is paused');
-    await waitFor(
-      'Maintenance mode in list',
-      async () => (await c().patronictl(['list', c().scope])).stdout.includes('Maintenance mode: on'),
-      20_000,
-      500,
-    );
-    await waitFor(
-      'member keys with "pause": true',
+    it(
+      'CLI without credentials: patronictl\'s Failed lines, exit 1 and a hint; ctl.auth "user:pass" works',
+      { timeout: 60_000 },
       async () => {
-        const dcs = await createDcs(
-          { kind: 'etcd3', hosts: [etcd?.endpoint ?? ''], protocol: 'http' },
-          { namespace: c().namespace, scope: c().scope, ttl: 30, retryTimeout: 5, ctl: true },
+        const bare = ctx.ctlConfig('ctl-noauth.yml', '');
+        const [ours, theirs] = await Promise.all([
+          ctx.pgwarden(['reload', ctx.scope, '--force'], bare),
+          ctx.patronictl(['reload', ctx.scope, '--force'], bare),
+        ]);
+        expect(ours.code, show('pgwarden reload', ours)).toBe(1);
+        expect(afterTable(ours.stdout), show('pgwarden', ours) + show('patronictl', theirs)).toEqual(
+          afterTable(theirs.stdout),
         );
-        try {
-          const members = (await dcs.getCluster()).members;
-          return members.length === 3 && members.every((m) => m.data.raw['pause'] === true);
-        } finally {
-          await dcs.close();
-        }
+        expect(afterTable(ours.stdout).sort()).toEqual(
+          ['pg1', 'pg2', 'pg3'].map(
+            (m) => `Failed: reload for member ${m}, status code=401, (no auth header received)`,
+          ),
+        );
+        expect(ours.stderr).toMatch(
+          /^Hint: the REST API of pg\d requires authentication \(401 no auth header received\): set ctl\.authentication \(username, password\) or restapi\.authentication/,
+        );
+        expect(ours.stderr.split('\n').filter((l) => l.startsWith('Hint:'))).toHaveLength(1);
+
+        const wrongCreds = ctx.ctlConfig(
+          'ctl-wrong.yml',
+          'ctl:\n  authentication:\n    username: admin\n    password: x\n',
+        );
+        const w = await ctx.pgwarden(['pause', ctx.scope], wrongCreds);
+        expect(w.code, show('pgwarden pause', w)).toBe(1);
+        expect(w.stdout).toBe('Failed: pause cluster management status code=401, (not authenticated)\n');
+        expect(w.stderr).toContain('rejected the credentials for user admin (401 not authenticated)');
+
+        // patronictl 3.0.2 reads ctl.auth as 'username:password'; so does pgwarden.
+        const str = ctx.ctlConfig('ctl-string.yml', `ctl:\n  auth: '${AUTH.username}:${AUTH.password}'\n`);
+        const [o2, t2] = await Promise.all([
+          ctx.pgwarden(['reload', ctx.scope, '--force'], str),
+          ctx.patronictl(['reload', ctx.scope, '--force'], str),
+        ]);
+        expect(o2.code, show('pgwarden', o2)).toBe(0);
+        expect(afterTable(o2.stdout), show('pgwarden', o2) + show('patronictl', t2)).toEqual(
+          afterTable(t2.stdout),
+        );
+        expect(afterTable(o2.stdout).sort()).toEqual(
+          ['pg1', 'pg2', 'pg3'].map(
+            (m) => `Reload request received for member ${m} and will be processed within 2 seconds`,
+          ),
+        );
       },
-      20_000,
-      500,
     );
-    const leader = (await c().primaries())[0] ?? '';
-    expect(await call(port(leader), 'POST', '/switchover', { leader })).toEqual({
-      status: 400,
-      body: 'Switchover is possible only to a specific candidate in a paused state',
+
+    it(
+      'schedules a switchover and a restart with the CLI and flushes them',
+      { timeout: 60_000 },
+      async () => {
+        const leader = await ctx.leaderName();
+        const replica = ctx.cluster().nodes.find((n) => n.name !== leader)?.name ?? '';
+        const at = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, '+00:00');
+        const s = await ctx.pgwarden(['switchover', ctx.scope, '--scheduled', at, '--force']);
+        expect(s.code, show('pgwarden switchover --scheduled', s)).toBe(0);
+        expect(s.stdout).toMatch(/\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{5} Switchover scheduled\n/);
+        expect(s.stdout).toContain(` Switchover scheduled at: ${at}\n`);
+        expect((await ctx.readDcs()).failover?.scheduledAt).toBe(at);
+        expect(
+          await answer(ctx.call(ctx.port(leader), 'POST', '/switchover', { leader, scheduled_at: at })),
+        ).toEqual({
+          status: 202,
+          body: 'Switchover scheduled',
+        });
+        const f = await ctx.pgwarden(['flush', ctx.scope, 'switchover']);
+        expect({ code: f.code, out: f.stdout }, show('pgwarden flush', f)).toEqual({
+          code: 0,
+          out: 'Success: scheduled switchover deleted\n',
+        });
+        const none = await ctx.pgwarden(['flush', ctx.scope, 'switchover']);
+        expect(none.stdout).toBe('No pending scheduled switchover\n');
+
+        const r = await ctx.pgwarden([
+          'restart',
+          ctx.scope,
+          replica,
+          '--scheduled',
+          at,
+          '--pg-version',
+          '99.1',
+          '--force',
+        ]);
+        expect(afterTable(r.stdout), show('pgwarden restart --scheduled', r)).toEqual([
+          `Success: restart scheduled on member ${replica}`,
+        ]);
+        expect(await answer(ctx.call(ctx.port(replica), 'POST', '/restart', { schedule: at }))).toEqual({
+          status: 409,
+          body: 'Another restart is already scheduled',
+        });
+        await waitFor(
+          `scheduled_restart in the member key of ${replica}`,
+          async () =>
+            (await ctx.readDcs()).members.find((m) => m.name === replica)?.data.scheduledRestart !==
+            undefined,
+          20_000,
+          300,
+        );
+        const fr = await ctx.pgwarden(['flush', ctx.scope, 'restart', '--force']);
+        expect(fr.code, show('pgwarden flush restart', fr)).toBe(0);
+        expect(afterTable(fr.stdout).sort()).toEqual(
+          ctx
+            .cluster()
+            .nodes.map((n) =>
+              n.name === replica
+                ? `Success: flush scheduled restart for member ${n.name}`
+                : `No scheduled restart for member ${n.name}`,
+            )
+            .sort(),
+        );
+        expect(await answer(ctx.call(ctx.port(replica), 'DELETE', '/restart'))).toEqual({
+          status: 404,
+          body: 'no restarts are scheduled',
+        });
+      },
+    );
+
+    it('PATCH /config merges (null deletes) and PUT /config replaces', async () => {
+      const p = ctx.port(ctx.cluster().nodes[1]?.name ?? '');
+      const patched = await ctx.call(p, 'PATCH', '/config', { endpoint_test: { a: 1, b: 'x' } });
+      expect(patched.status).toBe(200);
+      const doc = JSON.parse(patched.body) as Record<string, unknown>;
+      expect(doc['endpoint_test']).toEqual({ a: 1, b: 'x' });
+      expect(doc['loop_wait']).toBe(2);
+      const again = await ctx.call(p, 'PATCH', '/config', { endpoint_test: { a: null } });
+      expect((JSON.parse(again.body) as Record<string, unknown>)['endpoint_test']).toEqual({ b: 'x' });
+      const removed = await ctx.call(p, 'PATCH', '/config', { endpoint_test: null });
+      expect(JSON.parse(removed.body)).not.toHaveProperty('endpoint_test');
+      expect((await ctx.call(p, 'PATCH', '/config', {})).status).toBe(400);
+      const current = JSON.parse((await ctx.call(p, 'GET', '/config')).body) as Record<string, unknown>;
+      const put = await ctx.call(p, 'PUT', '/config', current);
+      expect(put.status).toBe(200);
+      expect(JSON.parse(put.body)).toEqual(current);
     });
-    const r = await c().patronictl(['resume', c().scope]);
-    expect(r.stdout, show('patronictl resume', r)).toContain('Success: cluster management is resumed');
-    await waitFor(
-      'no Maintenance mode in list',
-      async () => !(await c().patronictl(['list', c().scope])).stdout.includes('Maintenance mode'),
-      20_000,
-      500,
-    );
-  });
 
-  it('patronictl reload and restart of a replica', { timeout: 90_000 }, async () => {
-    const r = await c().patronictl(['reload', c().scope, '--force']);
-    expect(r.code, show('patronictl reload', r)).toBe(0);
-    expect(
-      r.stdout.match(/Reload request received for member pg\d and will be processed within \d+ seconds/g),
-    ).toHaveLength(3);
-    const leader = (await c().primaries())[0] ?? '';
-    const replica = c().nodes.find((n) => n.name !== leader)?.name ?? '';
-    const before = (
-      await c().psql(
-        c().nodes.findIndex((n) => n.name === replica),
-        'SELECT pg_postmaster_start_time()',
-      )
-    ).stdout;
-    const s = await c().patronictl(['restart', c().scope, replica, '--force']);
-    expect(s.stdout, show('patronictl restart', s)).toContain(`Success: restart on member ${replica}`);
-    const after = (
-      await c().psql(
-        c().nodes.findIndex((n) => n.name === replica),
-        'SELECT pg_postmaster_start_time()',
-      )
-    ).stdout;
-    expect(after).not.toBe(before);
-    await c().waitReady({ timeoutMs: 60_000 });
-  });
-
-  it('patronictl switchover --force --candidate moves the leader', { timeout: 90_000 }, async () => {
-    const leader = await c().waitReady({ timeoutMs: 60_000 });
-    const candidate = c().nodes.find((n) => n.name !== leader)?.name ?? '';
-    const r = await c().patronictl(['switchover', c().scope, '--force', '--candidate', candidate]);
-    expect(r.stdout, `${show('patronictl switchover', r)}\n${diag()}`).toContain(
-      `Successfully switched over to "${candidate}"`,
-    );
-    expect(await c().primaries()).toEqual([candidate]);
-    await c().waitReady({ timeoutMs: 60_000 });
-  });
-
-  it('pgwarden switchover --force --candidate moves the leader', { timeout: 90_000 }, async () => {
-    const leader = await c().waitReady({ timeoutMs: 60_000 });
-    const candidate = c().nodes.find((n) => n.name !== leader)?.name ?? '';
-    const r = await pgwarden(['switchover', c().scope, '--force', '--candidate', candidate]);
-    expect(r.code, `${show('pgwarden switchover', r)}\n${diag()}`).toBe(0);
-    expect(r.stdout).toContain(`Successfully switched over to "${candidate}"`);
-    expect(await c().primaries()).toEqual([candidate]);
-  });
-
-  it('reinitializes a replica', { timeout: 90_000 }, async () => {
-    const leader = await c().waitReady({ timeoutMs: 60_000 });
-    const replica = c().nodes.find((n) => n.name !== leader)?.name ?? '';
-    expect(await call(port(replica), 'POST', '/reinitialize', { force: true })).toEqual({
-      status: 200,
-      body: 'reinitialize started',
+    it('pause / resume with patronictl and pgwarden', { timeout: 60_000 }, async () => {
+      const p = await ctx.patronictl(['pause', ctx.scope]);
+      expect(p.stdout, show('patronictl pause', p)).toContain('Success: cluster management is paused');
+      await waitFor(
+        'member keys with "pause": true',
+        async () => {
+          const members = (await ctx.readDcs()).members;
+          return members.length === 3 && members.every((m) => m.data.raw['pause'] === true);
+        },
+        20_000,
+        300,
+      );
+      const [ours, theirs] = await Promise.all([
+        ctx.pgwarden(['pause', ctx.scope]),
+        ctx.patronictl(['pause', ctx.scope]),
+      ]);
+      expect({ code: ours.code, out: ours.stdout, err: ours.stderr }).toEqual({
+        code: theirs.code,
+        out: theirs.stdout,
+        err: theirs.stderr,
+      });
+      expect(ours.stderr).toBe('Error: Cluster is already paused\n');
+      const leader = (await ctx.cluster().primaries())[0] ?? '';
+      expect(await answer(ctx.call(ctx.port(leader), 'POST', '/switchover', { leader }))).toEqual({
+        status: 400,
+        body: 'Switchover is possible only to a specific candidate in a paused state',
+      });
+      const sched = await ctx.pgwarden([
+        'restart',
+        ctx.scope,
+        leader,
+        '--scheduled',
+        '2099-01-01T00:00+00:00',
+        '--force',
+      ]);
+      expect(sched.code, show('pgwarden restart', sched)).toBe(1);
+      expect(sched.stderr).toBe("Error: Can't schedule restart in the paused state\n");
+      const r = await ctx.pgwarden(['resume', ctx.scope, '--wait']);
+      expect({ code: r.code, out: r.stdout }, show('pgwarden resume', r)).toEqual({
+        code: 0,
+        out: "'resume' request sent, waiting until it is recognized by all nodes\nSuccess: cluster management is resumed\n",
+      });
+      expect((await ctx.pgwarden(['list', ctx.scope])).stdout).not.toContain('Maintenance mode');
     });
-    const node = c().nodes.find((n) => n.name === replica);
-    await waitFor(
-      'reinitialize to finish',
-      () => readFileSync(node?.logFile ?? '', 'utf8').includes('reinitialize finished'),
-      60_000,
-      500,
-    );
-    expect(existsSync(join(node?.dataDir ?? '', 'PG_VERSION'))).toBe(true);
-    expect(await c().waitReady({ timeoutMs: 60_000 })).toBe(leader);
-  });
-});
+
+    it('edit-config by patronictl and by pgwarden reaches the agents', { timeout: 60_000 }, async () => {
+      const t = await ctx.patronictl([
+        'edit-config',
+        ctx.scope,
+        '-s',
+        'maximum_lag_on_failover=2097152',
+        '--force',
+      ]);
+      expect(t.stdout, show('patronictl edit-config', t)).toContain(
+        '-maximum_lag_on_failover: 1048576\n+maximum_lag_on_failover: 2097152\n',
+      );
+      expect(t.stdout.endsWith('Configuration changed\n')).toBe(true);
+      const p = ctx.port(ctx.cluster().nodes[2]?.name ?? '');
+      await waitFor(
+        'GET /config with the new value',
+        async () =>
+          (JSON.parse((await ctx.call(p, 'GET', '/config')).body) as Record<string, unknown>)[
+            'maximum_lag_on_failover'
+          ] === 2097152,
+        10_000,
+        200,
+      );
+      const o = await ctx.pgwarden([
+        'edit-config',
+        ctx.scope,
+        '-s',
+        'maximum_lag_on_failover=1048576',
+        '--force',
+      ]);
+      expect(o.code, show('pgwarden edit-config', o)).toBe(0);
+      expect(o.stdout).toBe(
+        t.stdout.replace(
+          '-maximum_lag_on_failover: 1048576\n+maximum_lag_on_failover: 2097152\n',
+          '-maximum_lag_on_failover: 2097152\n+maximum_lag_on_failover: 1048576\n',
+        ),
+      );
+      expect(
+        (await ctx.pgwarden(['edit-config', ctx.scope, '-s', 'maximum_lag_on_failover=1048576', '--force']))
+          .stdout,
+      ).toBe('Not changed\n');
+    });
+  },
+);

@@ -76,12 +76,13 @@ beforeAll(async () => {
     res.end(body);
   });
   await new Promise<void>((r) => rest!.listen(restPort, '127.0.0.1', () => r()));
+  // Member leases outlive the whole file: its --help runs alone take a minute on a loaded 2-core machine.
   for (const [name, port] of [
     ['pg1', restPort],
     ['pg2', deadPort],
   ] as const) {
     const member = new Etcd3Dcs(
-      { namespace: '/service', scope: 'demo', name, ttl: 60, retryTimeout: 5, ctl: false },
+      { namespace: '/service', scope: 'demo', name, ttl: 600, retryTimeout: 5, ctl: false },
       { hosts: [etcd.endpoint], protocol: 'http' },
     );
     await member.touchMember(
@@ -97,7 +98,7 @@ beforeAll(async () => {
   }
   // A member without a REST API (api_url) is skipped by `version`, as patronictl skips it.
   const silent = new Etcd3Dcs(
-    { namespace: '/service', scope: 'demo', name: 'pg3', ttl: 60, retryTimeout: 5, ctl: false },
+    { namespace: '/service', scope: 'demo', name: 'pg3', ttl: 600, retryTimeout: 5, ctl: false },
     { hosts: [etcd.endpoint], protocol: 'http' },
   );
   await silent.touchMember(

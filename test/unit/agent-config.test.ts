@@ -117,6 +117,16 @@ function userError(fn: () => unknown): string {
   throw new Error('expected a UserError');
 }
 
+describe("restapi.auth: 'username:password' (the form Patroni 3.0.2 also reads)", () => {
+  it('is the Basic auth when restapi.authentication is absent, without an unknown-key warning', () => {
+    const { config, warnings } = load({ restapi: { auth: 'admin:s:ecret' }, ctl: { auth: 'x:y' } });
+    expect(warnings).toEqual([]);
+    expect(config.restapi.authentication).toEqual({ username: 'admin', password: 's:ecret' });
+    const both = load({ restapi: { auth: 'a:b', authentication: { username: 'c', password: 'd' } } });
+    expect(both.config.restapi.authentication).toEqual({ username: 'c', password: 'd' });
+  });
+});
+
 describe('loadAgentConfig: the reference patroni.yml', () => {
   it('loads with no warnings and the expected typed values', () => {
     const { config, warnings } = loadAgentConfig(file('reference.yml', REFERENCE_YML), {});

@@ -253,6 +253,23 @@ describe('restCredentials', () => {
     ).toEqual({ username: 'c', password: 'd' });
     expect(restCredentials(cfg({}))).toBeUndefined();
   });
+
+  it("reads patronictl 3.0.2's 'user:pass' string form (ctl.auth, restapi.auth)", () => {
+    expect(restCredentials(cfg({ ctl: { auth: 'admin:s:ecret' } }))).toEqual({
+      username: 'admin',
+      password: 's:ecret',
+    });
+    expect(restCredentials(cfg({ restapi: { auth: 'a:b' } }))).toEqual({ username: 'a', password: 'b' });
+    // ctl before restapi; in one section the mapping wins over the string (Patroni derives auth from it)
+    expect(
+      restCredentials(
+        cfg({ restapi: { authentication: { username: 'a', password: 'b' } }, ctl: { auth: 'c:d' } }),
+      ),
+    ).toEqual({ username: 'c', password: 'd' });
+    expect(
+      restCredentials(cfg({ restapi: { auth: 'x:y', authentication: { username: 'a', password: 'b' } } })),
+    ).toEqual({ username: 'a', password: 'b' });
+  });
 });
 
 describe('deepMerge', () => {

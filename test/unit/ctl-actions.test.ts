@@ -230,6 +230,27 @@ describe('reload', () => {
     expect(calls.every((x) => x.method === 'POST' && x.path === '/reload')).toBe(true);
   });
 
+  it("a 401 keeps patronictl's Failed lines and adds one hint on stderr naming what to configure", async () => {
+    handler = () => ({ status: 401, body: 'no auth header received' });
+    const c = capture();
+    expect(
+      await reloadMembers(dcs, c.io, { clusterName: 'demo', members: [], role: 'any', force: true }),
+    ).toBe(false);
+    expect(c.out.slice(-3)).toEqual(
+      NAMES.map((n) => `Failed: reload for member ${n}, status code=401, (no auth header received)`),
+    );
+    expect(c.err).toEqual([
+      'Hint: the REST API of pg1 requires authentication (401 no auth header received): set ctl.authentication (username, password) or restapi.authentication in the configuration file, or PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD',
+    ]);
+    handler = () => ({ status: 401, body: 'not authenticated' });
+    const w = capture();
+    const io: ActionIo = { ...w.io, rest: { ...w.io.rest, auth: { username: 'admin', password: 'x' } } };
+    await reloadMembers(dcs, io, { clusterName: 'demo', members: ['pg2'], role: 'any', force: true });
+    expect(w.err).toEqual([
+      'Hint: the REST API of pg2 rejected the credentials for user admin (401 not authenticated): check ctl.authentication (username, password) or restapi.authentication in the configuration file, or PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD',
+    ]);
+  });
+
   it('needs --force without a terminal; a declined confirmation aborts', async () => {
     await expect(
       reloadMembers(dcs, capture().io, { clusterName: 'demo', members: [], role: 'any', force: false }),
