@@ -138,6 +138,13 @@ describe('etcd3 specifics', () => {
     );
     // Same member, lease gone: updateLeader grants a new lease and re-creates the key.
     expect(await a.updateLeader(before)).toBe(true);
+    // b reads from its watch-fed cache (as Patroni's KVCache): another member's write shows up within moments.
+    await waitFor(
+      'b to see a’s new lock',
+      async () => (await b.getCluster()).leader?.name === 'a',
+      3_000,
+      20,
+    );
     const after = await b.getCluster();
     expect(after.leader?.name).toBe('a');
     expect(after.leader?.session).not.toBe(before.leader?.session);
@@ -189,6 +196,40 @@ describe('etcd3 specifics', () => {
     await replica.getCluster();
     expect(await leader.setConfigValue('{"ttl":30}')).toBe(true);
     expect(await replica.watch(5000)).toBe(true);
+  });
+
+  /** etcd's count of Range RPCs served so far (its Prometheus endpoint), to see which reads reach the server. */
+  const rangeRequests = async (): Promise<number> => {
+    const text = await (await fetch(`http://${etcd.endpoint}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('grpc_server_handled_total{') && l.includes('grpc_method="Range"'));
+    return Number(line?.split(' ').pop() ?? 'NaN');
+  };
+
+  it('lets an agent read its cluster from the watch-fed cache, and see its own writes at once', async () => {
+    const scope = freshScope();
+    const a = dcs(scope, 'a');
+    const b = dcs(scope, 'b');
+    expect(await a.attemptToAcquireLeader()).toBe(true);
+    await b.getCluster(); // the range read that seeds b's cache and opens its watch stream
+    await waitFor('b to see a’s lock', async () => (await b.getCluster()).leader?.name === 'a', 3_000, 20);
+    const before = await rangeRequests();
+    for (let i = 0; i < 5; i++) expect((await b.getCluster()).leader?.name).toBe('a');
+    expect(await rangeRequests()).toBe(before);
+    // Another member's change arrives through the stream.
+    await a.writeStatus('{"optime":7}');
+    await waitFor(
+      'b’s cache to get the status',
+      async () => (await b.getCluster()).status.optime === 7n,
+      3_000,
+      20,
+    );
+    expect(await rangeRequests()).toBe(before);
+    // b's own write is visible to b's very next read.
+    await b.touchMember('{"state":"running","role":"replica"}');
+    const mine = (await b.getCluster()).members.find((m) => m.name === 'b');
+    expect(mine?.data.state).toBe('running');
   });
 
   it('keeps member keys bound to the current lease after a ttl change', async () => {

@@ -13,7 +13,10 @@ import {
   isLeaseNotFound,
   prefixRangeEnd,
   type Compare,
+  type DeleteRangeResponse,
+  type KeyValue,
   type RequestOp,
+  type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
 import type { Etcd3Target } from '../../config/local-config.js';
@@ -40,15 +43,26 @@ const deleteOp = (key: string): RequestOp => ({ request_delete_range: { key: b64
 /** A CAS token etcd can hold: a decimal revision. Anything else cannot match, so the CAS simply fails. */
 const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
 
-/** A watch stream left open across HA cycles: the latest revision at which each key changed. */
+/**
+ * The agent's watch stream on the cluster prefix, left open across HA cycles, and the cache it keeps: seeded by a
+ * range read at `appliedRevision`, started right after it, so every later change reaches `nodes` (Patroni's
+ * KVCache). An agent then reads its cluster from memory; it reads etcd again after a write of its own that the
+ * stream has not delivered yet, and when the stream breaks.
+ */
 interface LiveWatch {
+  /** Cluster keys (relative to the prefix) as the last range read and every event since left them. */
+  readonly nodes: Map<string, DcsNode>;
+  /** The latest revision reflected in `nodes`. */
+  appliedRevision: bigint;
+  /** The revision at which each full key last changed (deletes included), for watch() wake-ups. */
   readonly changedAt: Map<string, bigint>;
   readonly waiters: Set<() => void>;
-  /** The stream is over (broken, cancelled, or the DCS closed): the next watch opens a new one. */
+  /** The cluster built from `nodes` at `revision`, reused while nothing changes. */
+  built?: { readonly revision: bigint; readonly cluster: Cluster; readonly nodes: readonly DcsNode[] };
+  /** The stream is over (broken, or the DCS closed): the next read re-seeds a new one. */
   ended: boolean;
-  /** etcd cancelled it or compacted past it: what the agent read may be stale. */
+  /** etcd cancelled it or compacted past it: the cache may have missed changes. */
   stale: boolean;
-  cancel(): void;
 }
 
 export class Etcd3Dcs implements Dcs {
@@ -68,8 +82,10 @@ export class Etcd3Dcs implements Dcs {
   private lastStatus?: string;
   private lastFailsafe?: string;
   private closed = false;
-  /** The agent's long-lived watch on the cluster prefix (never the CLI's). */
+  /** The agent's long-lived watch on the cluster prefix and its cache (never the CLI's). */
   private liveWatch?: LiveWatch;
+  /** Revision of our latest successful write: the cache serves reads only once it has caught up with it. */
+  private ownWriteRevision = 0n;
   /** Pending watch waits, ended early by close(). */
   private readonly wakeOnClose = new Set<() => void>();
 
@@ -160,28 +176,68 @@ export class Etcd3Dcs implements Dcs {
 
   async getCluster(): Promise<Cluster> {
     this.ensureOpen();
+    const live = this.liveWatch;
+    if (live && !live.ended && !live.stale && live.appliedRevision >= this.ownWriteRevision) {
+      return this.clusterRead(this.cachedCluster(live), live.appliedRevision);
+    }
     // The CLI reads linearizably (fails without quorum, like patronictl); the agent serializably.
     const res = await this.gateway.range(this.prefix, prefixRangeEnd(this.prefix), !this.options.ctl);
     const nodes: DcsNode[] = [];
     for (const kv of res.kvs ?? []) {
-      const key = fromB64(kv.key);
-      if (!key.startsWith(this.prefix)) continue;
-      const revision = kv.mod_revision ?? '0';
-      nodes.push({
-        key: key.slice(this.prefix.length),
-        value: fromB64(kv.value),
-        version: revision,
-        modifyVersion: revision,
-        ...(kv.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
-      });
+      const node = this.nodeOf(kv);
+      if (node) nodes.push(node);
     }
-    const revision = res.header?.revision;
-    if (revision !== undefined && isRevision(revision)) this.lastRevision = BigInt(revision);
-    const cluster = clusterFromNodes(this.options.scope, nodes);
+    const revision = this.revisionOf(res.header?.revision);
+    if (!this.options.ctl && (live === undefined || live.ended || live.stale)) {
+      this.liveWatch = this.openLiveWatch(nodes, revision);
+    }
+    return this.clusterRead({ cluster: clusterFromNodes(this.options.scope, nodes), nodes }, revision);
+  }
+
+  /** Our prefix's key/value as a DcsNode (key relative to the prefix); undefined for a key outside it. */
+  private nodeOf(kv: KeyValue | undefined): DcsNode | undefined {
+    const key = fromB64(kv?.key);
+    if (!key.startsWith(this.prefix)) return undefined;
+    const revision = kv?.mod_revision ?? '0';
+    return {
+      key: key.slice(this.prefix.length),
+      value: fromB64(kv?.value),
+      version: revision,
+      modifyVersion: revision,
+      ...(kv?.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
+    };
+  }
+
+  private cachedCluster(live: LiveWatch): { cluster: Cluster; nodes: readonly DcsNode[] } {
+    if (live.built?.revision !== live.appliedRevision) {
+      const nodes = [...live.nodes.values()];
+      live.built = {
+        revision: live.appliedRevision,
+        cluster: clusterFromNodes(this.options.scope, nodes),
+        nodes,
+      };
+    }
+    return live.built;
+  }
+
+  /** Bookkeeping of every cluster read, from etcd or from the cache. */
+  private clusterRead(read: { cluster: Cluster; nodes: readonly DcsNode[] }, revision: bigint): Cluster {
+    if (revision > 0n) this.lastRevision = revision;
     const name = this.options.name;
-    this.leaderIsMe = name !== undefined && cluster.leader?.name === name;
-    this.forgetMemberIfChanged(nodes);
-    return cluster;
+    this.leaderIsMe = name !== undefined && read.cluster.leader?.name === name;
+    this.forgetMemberIfChanged(read.nodes);
+    return read.cluster;
+  }
+
+  /** A delete that removed nothing leaves no event behind: only a real one is waited for. */
+  private deleted(res: DeleteRangeResponse): void {
+    if (res.deleted !== undefined && res.deleted !== '0') this.wrote(res.header?.revision);
+  }
+
+  /** A successful write of ours at `revision` (a response header's): reads wait for the cache to see it. */
+  private wrote(revision: string | undefined): void {
+    const r = this.revisionOf(revision);
+    if (r > this.ownWriteRevision) this.ownWriteRevision = r;
   }
 
   /** A read at or after our last member write that shows the key gone or different invalidates the skip cache. */
@@ -202,6 +258,7 @@ export class Etcd3Dcs implements Dcs {
         compare: [createAbsent(key)],
         success: [putOp(key, name, lease)],
       });
+      if (res.succeeded === true) this.wrote(res.header?.revision);
       return res.succeeded === true;
     });
     if (won) this.leaderIsMe = true;
@@ -220,7 +277,9 @@ export class Etcd3Dcs implements Dcs {
         success: [putOp(key, name, lease)],
         failure: [{ request_txn: { compare: [createAbsent(key)], success: [putOp(key, name, lease)] } }],
       });
-      return res.succeeded === true || res.responses?.[0]?.response_txn?.succeeded === true;
+      const ok = res.succeeded === true || res.responses?.[0]?.response_txn?.succeeded === true;
+      if (ok) this.wrote(res.header?.revision);
+      return ok;
     });
     this.leaderIsMe = held;
     return held;
@@ -228,7 +287,8 @@ export class Etcd3Dcs implements Dcs {
 
   async takeLeader(): Promise<boolean> {
     const name = this.identity('takeLeader');
-    await this.withLease(false, (lease) => this.gateway.put(this.key(KEYS.leader), name, lease));
+    const res = await this.withLease(false, (lease) => this.gateway.put(this.key(KEYS.leader), name, lease));
+    this.wrote(res.header?.revision);
     this.leaderIsMe = true;
     return true;
   }
@@ -238,7 +298,10 @@ export class Etcd3Dcs implements Dcs {
     const key = this.key(KEYS.leader);
     const res = await this.gateway.txn({ compare: [valueIs(key, name)], success: [deleteOp(key)] });
     const deleted = res.succeeded === true;
-    if (deleted) this.leaderIsMe = false;
+    if (deleted) {
+      this.leaderIsMe = false;
+      this.wrote(res.header?.revision);
+    }
     return deleted;
   }
 
@@ -249,6 +312,7 @@ export class Etcd3Dcs implements Dcs {
       const written = this.memberWritten;
       if (written && written.value === value && written.lease === lease) return true;
       const res = await this.gateway.put(key, value, lease);
+      this.wrote(res.header?.revision);
       this.memberWritten = { value, lease, revision: this.revisionOf(res.header?.revision) };
       return true;
     });
@@ -264,16 +328,17 @@ export class Etcd3Dcs implements Dcs {
     this.ensureOpen();
     const key = this.key(KEYS.initialize);
     if (!createNew) {
-      await this.gateway.put(key, sysid);
+      this.wrote((await this.gateway.put(key, sysid)).header?.revision);
       return true;
     }
     const res = await this.gateway.txn({ compare: [createAbsent(key)], success: [putOp(key, sysid)] });
+    if (res.succeeded === true) this.wrote(res.header?.revision);
     return res.succeeded === true;
   }
 
   async cancelInitialization(): Promise<boolean> {
     this.ensureOpen();
-    await this.gateway.deleteRange(this.key(KEYS.initialize));
+    this.deleted(await this.gateway.deleteRange(this.key(KEYS.initialize)));
     return true;
   }
 
@@ -283,11 +348,14 @@ export class Etcd3Dcs implements Dcs {
     const key = this.key(rel);
     if (version === undefined) {
       const res = await this.gateway.put(key, value);
+      this.wrote(res.header?.revision);
       return res.header?.revision ?? '0';
     }
     if (!isRevision(version)) return false;
     const res = await this.gateway.txn({ compare: [modIs(key, version)], success: [putOp(key, value)] });
-    return res.succeeded === true ? (res.header?.revision ?? '0') : false;
+    if (res.succeeded !== true) return false;
+    this.wrote(res.header?.revision);
+    return res.header?.revision ?? '0';
   }
 
   async setConfigValue(value: string, version?: string): Promise<boolean> {
@@ -306,11 +374,12 @@ export class Etcd3Dcs implements Dcs {
     this.ensureOpen();
     const key = this.key(KEYS.sync);
     if (version === undefined) {
-      await this.gateway.deleteRange(key);
+      this.deleted(await this.gateway.deleteRange(key));
       return true;
     }
     if (!isRevision(version)) return false;
     const res = await this.gateway.txn({ compare: [modIs(key, version)], success: [deleteOp(key)] });
+    if (res.succeeded === true) this.wrote(res.header?.revision);
     return res.succeeded === true;
   }
 
@@ -334,7 +403,7 @@ export class Etcd3Dcs implements Dcs {
 
   async deleteCluster(): Promise<boolean> {
     this.ensureOpen();
-    await this.gateway.deleteRange(this.prefix, prefixRangeEnd(this.prefix));
+    this.deleted(await this.gateway.deleteRange(this.prefix, prefixRangeEnd(this.prefix)));
     return true;
   }
 
@@ -383,27 +452,19 @@ export class Etcd3Dcs implements Dcs {
 
   /**
    * Waits on the agent's long-lived watch stream: true as soon as a relevant key has changed after the last read
-   * (also when that change arrived before this call), false at `until`.
+   * (also when that change arrived before this call), false at `until`. Without a live stream (none yet, or it
+   * broke; the next read opens one) it watches once.
    */
   private async watchLive(until: number, relevant: ReadonlySet<string>): Promise<boolean> {
+    const live = this.liveWatch;
+    if (live === undefined || live.ended) return this.watchOnce(until, relevant);
     const changedSinceRead = (): boolean => {
-      const stream = this.liveWatch;
-      if (stream?.stale === true) return true;
+      if (live.stale) return true;
       const since = this.lastRevision ?? -1n;
-      for (const key of relevant) if ((stream?.changedAt.get(key) ?? -1n) > since) return true;
+      for (const key of relevant) if ((live.changedAt.get(key) ?? -1n) > since) return true;
       return false;
     };
-    let stream = this.liveWatch;
-    if (stream === undefined || stream.ended) {
-      stream = this.openLiveWatch();
-      this.liveWatch = stream;
-    }
-    if (changedSinceRead()) {
-      // Consumed: the caller re-reads now; a compaction or cancel asks for a fresh stream too.
-      if (stream.stale) stream.cancel();
-      return true;
-    }
-    const live = stream;
+    if (changedSinceRead()) return true;
     const woken = await new Promise<boolean>((resolve) => {
       const done = (value: boolean): void => {
         clearTimeout(timer);
@@ -420,10 +481,7 @@ export class Etcd3Dcs implements Dcs {
       live.waiters.add(check);
       this.wakeOnClose.add(onClose);
     });
-    if (woken) {
-      if (live.stale) live.cancel();
-      return true;
-    }
+    if (woken) return true;
     if (live.ended && !this.closed && Date.now() < until) {
       // The stream broke (etcd restarted or unreachable): keep the caller's pace; its next read reports it.
       await this.sleepUntil(until);
@@ -431,49 +489,59 @@ export class Etcd3Dcs implements Dcs {
     return false;
   }
 
-  private openLiveWatch(): LiveWatch {
-    const changedAt = new Map<string, bigint>();
-    const waiters = new Set<() => void>();
-    let cancelled = false;
+  /** Opens the agent's watch stream right after a range read of `nodes` at `revision`, with them as its cache. */
+  private openLiveWatch(nodes: readonly DcsNode[], revision: bigint): LiveWatch {
     const stream: LiveWatch = {
-      changedAt,
-      waiters,
+      nodes: new Map(nodes.map((n) => [n.key, n])),
+      appliedRevision: revision,
+      changedAt: new Map(),
+      waiters: new Set(),
       ended: false,
       stale: false,
-      cancel: () => {
-        cancelled = true;
-        stream.ended = true;
-      },
     };
     const notify = (): void => {
-      for (const w of [...waiters]) w();
+      for (const w of [...stream.waiters]) w();
+    };
+    const apply = (ev: WatchEvent): void => {
+      const rev = this.revisionOf(ev.kv?.mod_revision);
+      const fullKey = fromB64(ev.kv?.key);
+      stream.changedAt.set(fullKey, rev);
+      if (rev > stream.appliedRevision) stream.appliedRevision = rev;
+      if (!fullKey.startsWith(this.prefix)) return;
+      const key = fullKey.slice(this.prefix.length);
+      const old = stream.nodes.get(key);
+      if (old !== undefined && BigInt(old.modifyVersion ?? '0') >= rev) return;
+      if (ev.type === 'DELETE') stream.nodes.delete(key);
+      else {
+        const node = this.nodeOf(ev.kv);
+        if (node) stream.nodes.set(key, node);
+      }
     };
     const onResult = (result: WatchResponse): boolean => {
-      if (cancelled) return true;
+      if (stream.ended) return true;
       if (result.canceled === true || (result.compact_revision ?? '0') !== '0') {
         stream.stale = true;
+        stream.ended = true;
         notify();
         return true;
       }
-      for (const ev of result.events ?? []) {
-        const rev = ev.kv?.mod_revision;
-        if (rev !== undefined && isRevision(rev)) changedAt.set(fromB64(ev.kv?.key), BigInt(rev));
-      }
-      if ((result.events ?? []).length > 0) notify();
+      const events = result.events ?? [];
+      for (const ev of events) apply(ev);
+      if (events.length > 0) notify();
       return false;
     };
-    // Far enough ahead to be "until cancelled", within what setTimeout accepts.
+    const ended = (): void => {
+      stream.ended = true;
+      notify();
+    };
+    // Far enough ahead to be "until it breaks", within what setTimeout accepts.
     const forever = Date.now() + 2 ** 31 - 1;
-    this.gateway.watch(this.watchCreateRequest(), forever, onResult).then(
-      () => {
-        stream.ended = true;
-        notify();
-      },
-      () => {
-        stream.ended = true;
-        notify();
-      },
-    );
+    const create = {
+      key: b64(this.prefix),
+      range_end: prefixRangeEnd(this.prefix),
+      start_revision: String(revision + 1n),
+    };
+    this.gateway.watch(create, forever, onResult).then(ended, ended);
     return stream;
   }
 

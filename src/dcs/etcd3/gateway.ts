@@ -75,6 +75,12 @@ export interface PutResponse {
   readonly header?: ResponseHeader;
 }
 
+export interface DeleteRangeResponse {
+  readonly header?: ResponseHeader;
+  /** How many keys were deleted; absent when none (the gateway omits default values). */
+  readonly deleted?: string;
+}
+
 export interface TxnResponse {
   readonly header?: ResponseHeader;
   /** Absent (not `false`) when the compare failed: the gateway omits default values. */
@@ -356,8 +362,8 @@ export class EtcdGateway {
     return this.call<TxnResponse>('/kv/txn', request);
   }
 
-  deleteRange(key: string, rangeEndB64?: string): Promise<PutResponse> {
-    return this.call<PutResponse>('/kv/deleterange', {
+  deleteRange(key: string, rangeEndB64?: string): Promise<DeleteRangeResponse> {
+    return this.call<DeleteRangeResponse>('/kv/deleterange', {
       key: b64(key),
       ...(rangeEndB64 === undefined ? {} : { range_end: rangeEndB64 }),
     });
