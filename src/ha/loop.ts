@@ -93,8 +93,10 @@ export interface LocalNode {
   ): Promise<boolean>;
   /** Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. */
   follow(target: ResolvedTarget | undefined): Promise<void>;
-  promote(task: TaskControl): Promise<boolean>;
-  stop(mode: 'fast' | 'immediate'): Promise<void>;
+  /** pre_promote, then `pg_ctl promote`; `'pre_promote_failed'` when the pre_promote script refused. */
+  promote(task: TaskControl): Promise<boolean | 'pre_promote_failed'>;
+  /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
+  stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
   checkpoint(): Promise<void>;
   /** pg_controldata's latest checkpoint location (after a stop). */
@@ -621,7 +623,10 @@ export class HaLoop {
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.promote(t);
-          if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
+          // decide() releases the lock on the next cycle and backs off the race for ttl.
+          if (ok === 'pre_promote_failed' && !t.cancelled())
+            this.memory = { ...this.memory, prePromoteFailed: true };
+          else if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
         });
         return;
       case 'Demote':
@@ -791,7 +796,7 @@ export class HaLoop {
         this.log.warning(`checkpoint before demote failed: ${errorText(e)}`);
       });
     }
-    await this.node.stop(stopMode);
+    await this.node.stop(stopMode, mode);
     if (mode === 'graceful' || mode === 'immediate') {
       const cluster = this.cluster;
       if (mode === 'graceful') {
