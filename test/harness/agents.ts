@@ -36,6 +36,8 @@ export interface AgentClusterOptions {
   readonly ttl?: number;
   readonly loopWait?: number;
   readonly retryTimeout?: number;
+  /** Extra YAML lines for a node's `postgresql` section (callbacks, pre_promote, replica methods), unindented. */
+  readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
 }
 
 export interface AgentStatusDoc {
@@ -223,7 +225,12 @@ postgresql:
     log_directory: '${d}/pglog'
     log_filename: 'postgresql.log'
     log_line_prefix: '%m [%p] '
-
+${o
+  .postgresqlExtra(node, index)
+  .split('\n')
+  .filter((l) => l.trim() !== '')
+  .map((l) => `  ${l}\n`)
+  .join('')}
 watchdog:
   mode: 'off'
 
@@ -251,6 +258,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     ttl: options.ttl ?? 20,
     loopWait: options.loopWait ?? 2,
     retryTimeout: options.retryTimeout ?? 5,
+    postgresqlExtra: options.postgresqlExtra ?? (() => ''),
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');
