@@ -90,7 +90,7 @@ describe.skipIf(!available)('pgwarden agents: callbacks, pre_promote, create_rep
       [
         `echo "$*" >> ${cloneLog}`,
         'node=$1; shift',
-        'for a in "$@"; do case "$a" in --datadir=*) datadir="\${a#--datadir=}";; --connstring=*) conn="\${a#--connstring=}";; esac; done',
+        'for a in "$@"; do case "$a" in --datadir=*) datadir="${a#--datadir=}";; --connstring=*) conn="${a#--connstring=}";; esac; done',
         `if [ -e ${hooks}/fail-custom-$node ]; then touch "$datadir/junk"; exit 3; fi`,
         `exec ${PG_BIN}/pg_basebackup -D "$datadir" -d "$conn" -X stream -c fast`,
       ].join('\n'),
