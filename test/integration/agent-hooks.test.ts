@@ -233,4 +233,42 @@ describe.skipIf(!available)('pgwarden agents: callbacks, pre_promote, create_rep
     expect(lines(cbLog)).not.toContain(`${failing} on_role_change master ${scope}`);
     expect((await c().status(indexOf(failing)))?.role).toBe('replica');
   });
+
+  it('a switchover: on_role_change master on the candidate; on_stop demoted, then on_role_change replica on the old leader', async () => {
+    const t0 = Date.now();
+    const [candidate, old] = [replicas[0] ?? '', replicas[1] ?? ''];
+    rmSync(join(hooks, `fail-pre-${candidate}`));
+    const scope = c().scope;
+    const seen = lines(cbLog).length;
+    const r = await c().patronictl([
+      'switchover',
+      scope,
+      '--leader',
+      old,
+      '--candidate',
+      candidate,
+      '--force',
+    ]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(await c().waitReady({ timeoutMs: 60_000, exclude: [leader] })).toBe(candidate);
+    const expected = [
+      `${candidate} on_role_change master ${scope}`,
+      `${old} on_stop demoted ${scope}`,
+      `${old} on_role_change replica ${scope}`,
+    ];
+    await waitFor(
+      'the switchover callbacks',
+      () => expected.every((l) => lines(cbLog).slice(seen).includes(l)),
+      10_000,
+      100,
+    );
+    const after = lines(cbLog).slice(seen);
+    expect(after.indexOf(`${old} on_stop demoted ${scope}`)).toBeLessThan(
+      after.indexOf(`${old} on_role_change replica ${scope}`),
+    );
+    // A role change replaces on_start / on_restart (Patroni's follow with change_role).
+    expect(after).not.toContain(`${old} on_start replica ${scope}`);
+    expect(after).not.toContain(`${old} on_restart replica ${scope}`);
+    console.log(`switchover with callbacks: ${Date.now() - t0} ms`);
+  });
 });
