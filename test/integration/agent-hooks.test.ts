@@ -271,4 +271,31 @@ describe.skipIf(!available)('pgwarden agents: callbacks, pre_promote, create_rep
     expect(after).not.toContain(`${old} on_restart replica ${scope}`);
     console.log(`switchover with callbacks: ${Date.now() - t0} ms`);
   });
+
+  it('patronictl restart of a replica fires on_restart only; reload fires on_reload', async () => {
+    const replica = replicas[1] ?? '';
+    const scope = c().scope;
+    const seen = lines(cbLog).length;
+    const r = await c().patronictl(['restart', scope, replica, '--force']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    await waitFor(
+      'on_restart',
+      () => lines(cbLog).slice(seen).includes(`${replica} on_restart replica ${scope}`),
+      30_000,
+      100,
+    );
+    const rl = await c().patronictl(['reload', scope, replica, '--force']);
+    expect(rl.code, rl.stderr + rl.stdout).toBe(0);
+    await waitFor(
+      'on_reload',
+      () => lines(cbLog).slice(seen).includes(`${replica} on_reload replica ${scope}`),
+      10_000,
+      100,
+    );
+    const mine = lines(cbLog)
+      .slice(seen)
+      .filter((l) => l.startsWith(`${replica} `));
+    expect(mine).not.toContain(`${replica} on_stop replica ${scope}`);
+    expect(mine).not.toContain(`${replica} on_start replica ${scope}`);
+  });
 });
