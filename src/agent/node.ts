@@ -4,10 +4,21 @@
  * post-promote checkpoint), and the member key and REST status built from it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AgentConfig, PgUser } from '../config/agent-config.js';
 import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from '../ha/snapshot.js';
+import { haConfigFromDynamic } from '../ha/snapshot.js';
 import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
 import type { Cluster, JsonObject, Member } from '../model/cluster.js';
 import { parseBool } from '../model/cluster.js';
@@ -15,7 +26,6 @@ import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { parseConnUrl } from '../ha/loop.js';
 import { resolveBinary, runPgTool, writePrivateFile, type PgBinariesConfig } from '../postgres/binaries.js';
-import { basebackup } from '../postgres/basebackup.js';
 import {
   checkpointEnd,
   configurationAllowsRewind,
@@ -65,6 +75,11 @@ import { memberValue } from './member.js';
 import { ConfigApplier } from './apply-config.js';
 import type { EffectivePgConfig } from '../postgres/reload-plan.js';
 import { withStandbyNames } from './sync-replication.js';
+import { CallbackExecutor, runPrePromote, type CallbackAction } from './callbacks.js';
+import { createReplica, worksWithoutLeader } from './replica-methods.js';
+import { shellSplit } from './shell.js';
+
+export { shellSplit };
 
 const CONTROL_STATES = new Set([
   'in production',
@@ -88,37 +103,6 @@ export function quoteIdent(name: string): string {
 /** SQL literal quoting (standard_conforming_strings on). */
 export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
-}
-
-/** Splits a command line like Python's `shlex.split` for the common cases (quotes, backslash escapes). */
-export function shellSplit(command: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: '"' | "'" | undefined;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i] ?? '';
-    if (quote) {
-      if (c === quote) quote = undefined;
-      else if (c === '\\' && quote === '"' && i + 1 < command.length) cur += command[++i] ?? '';
-      else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < command.length) {
-      cur += command[++i] ?? '';
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) out.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += c;
-      inWord = true;
-    }
-  }
-  if (inWord) out.push(cur);
-  return out;
 }
 
 /** Python's `datetime.isoformat()` of a file's mtime in local time: `2026-11-22T04:55:01.123456+00:00`. */
@@ -200,6 +184,14 @@ export class PostgresNode implements LocalNode {
   private lastWritten: { readonly standby: { readonly primary?: ResolvedTarget } | undefined } | undefined;
   /** synchronous_standby_names as synchronous mode manages it (Patroni's `_synchronous_standby_names`). */
   private managedStandbyNames: string | undefined;
+  /** postgresql.callbacks (src/agent/callbacks.ts). */
+  private readonly callbacks: CallbackExecutor;
+  /** Patroni's `cb_called`: a start/stop/restart/role change callback was due once in this process. */
+  private cbCalled = false;
+  /** Patroni's `__cb_pending`: the callback to fire when the start under way completes (undefined: on_start). */
+  private cbPending: CallbackAction | 'noop' | undefined;
+  /** A new cluster is being initialized: no callbacks until post_bootstrap is done (Patroni's `bootstrapping`). */
+  private bootstrapping = false;
 
   constructor(
     config: AgentConfig,
@@ -220,11 +212,25 @@ export class PostgresNode implements LocalNode {
         ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
       },
       hasBootstrapConfig: config.bootstrap !== undefined,
-      canCloneWithoutLeader: false,
+      canCloneWithoutLeader: config.postgresql.createReplicaMethods.some((m) =>
+        worksWithoutLeader(m, config.postgresql.replicaMethods[m]),
+      ),
       canRewind: false,
     };
     const dir = this.dataDir;
     this.role = this.dataDirEmpty(dir) ? 'uninitialized' : 'replica';
+    this.callbacks = new CallbackExecutor({
+      scope: config.scope,
+      commands: config.postgresql.callbacks,
+      log,
+    });
+  }
+
+  /** Patroni's `call_nowait`: fires the callback for `action` with the current role, never waiting for it. */
+  private callback(action: CallbackAction): void {
+    if (this.bootstrapping) return;
+    if (action !== 'on_reload') this.cbCalled = true;
+    this.callbacks.call(action, this.role);
   }
 
   /** This member for the HA core; `canRewind` follows use_pg_rewind and the data directory's pg_controldata. */
@@ -249,6 +255,7 @@ export class PostgresNode implements LocalNode {
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
   updateConfig(config: AgentConfig): void {
     this.config = config;
+    this.callbacks.setCommands(config.postgresql.callbacks);
     this.configApplier.localConfigReloaded();
   }
 
@@ -530,6 +537,13 @@ export class PostgresNode implements LocalNode {
       if (status) {
         if (!this.busy && this.state !== 'running') this.setState('running');
         this.role = status.inRecovery ? 'replica' : 'master';
+        // Patroni's run_cycle: PostgreSQL seen running (a start that outlived its wait, or found running at
+        // agent start) fires the pending callback, by default on_start.
+        if (!this.busy && !this.bootstrapping && (!this.cbCalled || this.cbPending !== undefined)) {
+          const pending = this.cbPending;
+          this.cbPending = undefined;
+          if (pending !== 'noop') this.callback(pending ?? 'on_start');
+        }
       } else if (!this.busy && this.state !== 'starting') {
         if (this.state === 'running') throw new Error('PostgreSQL is running but does not answer queries');
         this.setState('starting');
@@ -748,6 +762,7 @@ export class PostgresNode implements LocalNode {
       return false;
     }
     this.busy = true;
+    this.bootstrapping = true;
     this.setState('initializing new cluster');
     this.role = 'uninitialized';
     try {
@@ -767,6 +782,7 @@ export class PostgresNode implements LocalNode {
       return true;
     } catch (e) {
       this.log.error(`bootstrap (initdb) failed: ${errorText(e)}`);
+      this.bootstrapping = false;
       this.setState('initdb failed');
       return false;
     } finally {
@@ -838,9 +854,13 @@ END;$$`);
           await this.createOrUpdateRole(s, name, user.password, user.options);
         }
       });
+      this.bootstrapping = false;
+      this.cbPending = undefined;
+      this.callback('on_start');
       return true;
     } catch (e) {
       this.log.error(`post_bootstrap failed: ${errorText(e)}`);
+      this.bootstrapping = false;
       return false;
     }
   }
@@ -864,46 +884,73 @@ END;$$`);
 
   async clone(from: Member | undefined, task: TaskControl): Promise<boolean> {
     const pg = this.config.postgresql;
-    if (!pg.createReplicaMethods.includes('basebackup')) {
-      this.log.error(
-        `create_replica_methods ${pg.createReplicaMethods.join(', ')}: only basebackup is implemented yet`,
-      );
+    const address = parseConnUrl(from?.data.connUrl);
+    if (from && !address) {
+      this.log.error(`cannot clone from ${from.name}: its member key has no usable conn_url`);
       return false;
     }
-    const source = parseConnUrl(from?.data.connUrl);
-    if (!from || !source) {
-      this.log.error('cannot clone: no member with a usable conn_url to clone from');
-      return false;
+    let dbname = pg.database;
+    try {
+      const path = from?.data.connUrl ? new URL(from.data.connUrl).pathname.replace(/^\//, '') : '';
+      if (path !== '') dbname = decodeURIComponent(path);
+    } catch {
+      /* keep the local database name */
     }
     this.busy = true;
     this.setState('creating replica');
     this.role = 'uninitialized';
+    let method: string | undefined;
     try {
       mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-      const r = pg.authentication.replication;
-      await basebackup({
-        bins: this.bins,
+      method = await createReplica({
+        scope: this.config.scope,
         dataDir: this.dataDir,
-        source,
-        replication: { username: r.username, password: r.password },
+        methods: pg.createReplicaMethods,
+        sections: pg.replicaMethods,
+        basebackupOptions: pg.basebackup,
+        source: address ? { ...address, dbname } : undefined,
+        replication: pg.authentication.replication,
         pgpassPath: pg.pgpass,
-        options: pg.basebackup ?? null,
         database: pg.database,
-        onWarning: (m) => this.log.warning(m),
+        bins: this.bins,
+        log: this.log,
+        cancelled: task.cancelled,
+        dataDirEmpty: () => this.dataDirEmpty(this.dataDir),
+        wipe: () => this.wipeDataDir(),
       });
     } catch (e) {
-      this.log.error(`Error creating replica using method basebackup: ${errorText(e)}`);
+      this.log.error(`Error creating replica: ${errorText(e)}`);
+    }
+    this.sysidCache = undefined;
+    if (method === undefined) {
       this.wipeDataDir();
       this.setState('stopped');
       this.busy = false;
       return false;
     }
+    this.setState('stopped');
     this.busy = false;
     if (task.cancelled()) return false;
-    return this.start('replica', { name: from.name, ...source }, undefined, task);
+    return this.start(
+      'replica',
+      from && address ? { name: from.name, ...address } : undefined,
+      undefined,
+      task,
+    );
   }
 
+  /** Empties the data directory; a symlinked pg_wal (pg_basebackup --waldir) has its target emptied too. */
   private wipeDataDir(): void {
+    try {
+      const wal = join(this.dataDir, 'pg_wal');
+      if (lstatSync(wal).isSymbolicLink()) {
+        const target = realpathSync(wal);
+        for (const entry of readdirSync(target))
+          rmSync(join(target, entry), { recursive: true, force: true });
+      }
+    } catch {
+      /* no pg_wal, or its target is gone */
+    }
     try {
       for (const entry of readdirSync(this.dataDir)) {
         rmSync(join(this.dataDir, entry), { recursive: true, force: true });
@@ -921,22 +968,37 @@ END;$$`);
     _task: TaskControl,
   ): Promise<boolean> {
     this.busy = true;
+    // Patroni's follow(): a former primary (or demoted one) coming back as a replica fires on_role_change instead
+    // of on_start / on_restart.
+    const changeRole =
+      this.cbCalled && as === 'replica' && ['master', 'primary', 'demoted'].includes(this.role);
+    if (changeRole) this.cbPending = 'noop';
+    else if (this.cbPending === 'noop' || this.cbPending === undefined) this.cbPending = 'on_start';
+    let ok = false;
     try {
       this.configApplier.starting(
         this.writeConfigFiles(as === 'replica' ? (target ? { primary: target } : {}) : undefined),
       );
       this.setState('starting');
+      this.role = as === 'replica' ? 'replica' : 'master';
       await this.startServer(timeoutSeconds);
       this.setState('running');
-      this.role = as === 'replica' ? 'replica' : 'master';
-      return true;
+      ok = true;
     } catch (e) {
       this.log.error(`failed to start PostgreSQL: ${errorText(e)}`);
       this.setState(isRunning(this.dataDir) !== undefined ? 'starting' : 'start failed');
-      return false;
     } finally {
       this.busy = false;
     }
+    if (changeRole) {
+      this.cbPending = undefined;
+      this.callback('on_role_change');
+    } else if (ok) {
+      const pending = this.cbPending;
+      this.cbPending = undefined;
+      this.callback(pending === undefined || pending === 'noop' ? 'on_start' : pending);
+    }
+    return ok;
   }
 
   async follow(target: ResolvedTarget | undefined): Promise<void> {
@@ -947,20 +1009,37 @@ END;$$`);
     this.writeConfigFiles(wanted);
     if (this.majorVersion() >= 130000) {
       await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
+      this.callback('on_reload');
       this.log.info(`following ${target ? `${target.name} (${target.host}:${target.port})` : 'nobody'}`);
       return;
     }
     this.log.info('restarting PostgreSQL to change primary_conninfo (PostgreSQL < 13)');
-    await this.stop('fast');
-    await this.start('replica', target, undefined, { cancelled: () => false });
+    await this.restartPostgresql('replica', target, undefined, { cancelled: () => false });
   }
 
-  async promote(task: TaskControl): Promise<boolean> {
+  async promote(task: TaskControl): Promise<boolean | 'pre_promote_failed'> {
     if (task.cancelled()) return false;
+    const prePromote = this.config.postgresql.prePromote;
+    if (prePromote !== undefined && prePromote.trim() !== '') {
+      // Synchronous, but in the promote task: the loop keeps refreshing the lock meanwhile. Bounded by ttl.
+      const ttl = haConfigFromDynamic(this.dynamic ?? this.localDynamicConfig()).ttl;
+      const r = await runPrePromote(prePromote, {
+        timeoutMs: ttl * 1000,
+        cancelled: task.cancelled,
+        log: this.log,
+      });
+      if (r.cancelled || task.cancelled()) return false;
+      if (!r.ok) return 'pre_promote_failed';
+    }
+    if (task.cancelled()) {
+      this.log.info('PostgreSQL promote cancelled.');
+      return false;
+    }
     this.busy = true;
     try {
       await promotePostgres({ bins: this.bins, dataDir: this.dataDir });
       this.role = 'master';
+      this.callback('on_role_change');
       this.checkpointAfterPromote = true;
       this.writeConfigFiles(undefined);
     } catch (e) {
@@ -980,9 +1059,14 @@ END;$$`);
     return true;
   }
 
-  async stop(mode: 'fast' | 'immediate'): Promise<void> {
+  /**
+   * Stops PostgreSQL; on_stop fires when it was running. `demote` (the loop's demote modes): the role becomes
+   * `demoted`, and a graceful demote reports on_stop as `demoted` (Patroni releases the lock during the stop).
+   */
+  async stop(mode: 'fast' | 'immediate', demote?: string, blockCallbacks = false): Promise<void> {
     if (isRunning(this.dataDir) === undefined) {
       if (this.state !== 'stopped') this.setState('stopped');
+      if (demote !== undefined) this.role = 'demoted';
       return;
     }
     this.busy = true;
@@ -991,6 +1075,9 @@ END;$$`);
     try {
       await stopPostgres({ bins: this.bins, dataDir: this.dataDir, mode });
       this.setState('stopped');
+      if (demote === 'graceful') this.role = 'demoted';
+      if (!blockCallbacks) this.callback('on_stop');
+      if (demote !== undefined) this.role = 'demoted';
     } catch (e) {
       this.setState('running');
       throw e;
@@ -1134,6 +1221,7 @@ END;$$`);
   async reloadPostgresql(): Promise<void> {
     if (isRunning(this.dataDir) === undefined) return;
     await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
+    this.callback('on_reload');
   }
 
   /** POST /restart: stop (fast) and start again in the same role; `false` when the start failed or timed out. */
@@ -1144,7 +1232,8 @@ END;$$`);
     task: TaskControl,
   ): Promise<boolean> {
     this.setState('restarting');
-    await this.stop('fast');
+    this.cbPending = 'on_restart';
+    await this.stop('fast', undefined, true);
     return this.start(as, target, timeoutSeconds, task);
   }
 

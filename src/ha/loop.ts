@@ -93,8 +93,10 @@ export interface LocalNode {
   ): Promise<boolean>;
   /** Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. */
   follow(target: ResolvedTarget | undefined): Promise<void>;
-  promote(task: TaskControl): Promise<boolean>;
-  stop(mode: 'fast' | 'immediate'): Promise<void>;
+  /** pre_promote, then `pg_ctl promote`; `'pre_promote_failed'` when the pre_promote script refused. */
+  promote(task: TaskControl): Promise<boolean | 'pre_promote_failed'>;
+  /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
+  stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
   checkpoint(): Promise<void>;
   /** pg_controldata's latest checkpoint location (after a stop). */
@@ -636,7 +638,10 @@ export class HaLoop {
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.promote(t);
-          if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
+          // decide() releases the lock on the next cycle and backs off the race for ttl.
+          if (ok === 'pre_promote_failed' && !t.cancelled())
+            this.memory = { ...this.memory, prePromoteFailed: true };
+          else if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
         });
         return;
       case 'Demote':
@@ -814,7 +819,7 @@ export class HaLoop {
         this.log.warning(`checkpoint before demote failed: ${errorText(e)}`);
       });
     }
-    await this.node.stop(stopMode);
+    await this.node.stop(stopMode, mode);
     // As Patroni: synchronous_standby_names is cleared on demotion.
     if (this.config.synchronousMode !== 'off') await this.deps.sync?.setStandbyNames([]);
     if (mode === 'graceful' || mode === 'immediate') {

@@ -38,6 +38,8 @@ export interface AgentClusterOptions {
   readonly retryTimeout?: number;
   /** restapi.authentication: Basic auth on the unsafe endpoints (patronictl -c node's yml then sends it). */
   readonly restapiAuth?: { readonly username: string; readonly password: string };
+  /** Extra YAML lines for a node's `postgresql` section (callbacks, pre_promote, replica methods), unindented. */
+  readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
 }
 
 export interface AgentStatusDoc {
@@ -231,7 +233,12 @@ postgresql:
     log_directory: '${d}/pglog'
     log_filename: 'postgresql.log'
     log_line_prefix: '%m [%p] '
-
+${o
+  .postgresqlExtra(node, index)
+  .split('\n')
+  .filter((l) => l.trim() !== '')
+  .map((l) => `  ${l}\n`)
+  .join('')}
 watchdog:
   mode: 'off'
 
@@ -260,6 +267,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     loopWait: options.loopWait ?? 2,
     retryTimeout: options.retryTimeout ?? 5,
     restapiAuth: options.restapiAuth,
+    postgresqlExtra: options.postgresqlExtra ?? (() => ''),
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');

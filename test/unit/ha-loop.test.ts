@@ -64,7 +64,7 @@ class FakeNode implements LocalNode {
   readonly followed: (ResolvedTarget | undefined)[] = [];
   readonly started: { as: 'replica' | 'primary'; target: ResolvedTarget | undefined }[] = [];
   readonly memberContexts: { isLeader: boolean; pendingAsync?: AsyncKind }[] = [];
-  promoteResult: Promise<boolean> = Promise.resolve(true);
+  promoteResult: Promise<boolean | 'pre_promote_failed'> = Promise.resolve(true);
 
   async inspect(_cluster: Cluster | undefined): Promise<PostgresInfo> {
     this.calls.push('inspect');
@@ -122,7 +122,7 @@ class FakeNode implements LocalNode {
     this.calls.push('follow');
     this.followed.push(target);
   }
-  async promote(_task: TaskControl): Promise<boolean> {
+  async promote(_task: TaskControl): Promise<boolean | 'pre_promote_failed'> {
     this.calls.push('promote');
     return this.promoteResult;
   }
@@ -340,6 +340,27 @@ describe('HaLoop executor', () => {
     expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
     await loop.waitForTask();
     expect(node.calls).toContain('promote');
+  });
+
+  it('a failed pre_promote script: the next cycle releases the lock and the race backs off for ttl', async () => {
+    seedCluster(undefined, {
+      pg1: memberJson('pg1', 5441, { api_url: 'http://127.0.0.1:8008/patroni' }),
+      [ME]: memberJson(ME, 5442, { api_url: 'http://127.0.0.1:8009/patroni' }),
+    });
+    node.promoteResult = Promise.resolve('pre_promote_failed');
+    expect((await loop.runCycle()).message).toBe('promoted self to leader by acquiring session lock');
+    await loop.waitForTask();
+    expect(loop.haMemory.prePromoteFailed).toBe(true);
+    expect((await loop.runCycle()).message).toBe('Promotion cancelled because the pre-promote script failed');
+    expect(store.get(`${PREFIX}leader`)).toBeUndefined();
+    expect(loop.haMemory.prePromoteFailed).toBe(false);
+    expect(loop.haMemory.releasedLeaderKeyAt).toBeDefined();
+    const third = await loop.runCycle();
+    expect(third.message).not.toContain('acquiring session lock');
+    expect(store.get(`${PREFIX}leader`)).toBeUndefined();
+    expect(logs.some((l) => l.includes('backoff: skip leader race after pre_promote script failure'))).toBe(
+      true,
+    );
   });
 
   it('a DCS error mid-cycle aborts the remaining actions and decides again with dcsReachable false', async () => {

@@ -1,0 +1,251 @@
+/**
+ * `postgresql.create_replica_methods` (Patroni 3.0.2's `Bootstrap.create_replica`): the listed methods are tried in
+ * order until one succeeds. `basebackup` is the built-in pg_basebackup (with the `postgresql.basebackup` options,
+ * two attempts); any other name is a custom method run from its `postgresql.<name>` section:
+ *
+ *   <command...> --<key>=<value>... --scope=<scope> --role=replica --datadir=<data_dir> --connstring=<dsn>
+ *
+ * where the keys are the section's own (except `command`) in their order, values printed as Python prints them
+ * (`True`/`False`); `no_params: true` leaves out scope/role/datadir/connstring and the flag keys. The data
+ * directory is emptied before a custom method unless it says `keep_data: true`. Without a member to clone from
+ * only methods marked `no_leader` (or `no_master`) are tried, with an empty connstring.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { PgUser, ToolOptionsValue } from '../config/agent-config.js';
+import type { LoopLogger } from '../ha/loop.js';
+import { parseBool } from '../model/cluster.js';
+import { basebackup } from '../postgres/basebackup.js';
+import { writePrivateFile, type PgBinariesConfig } from '../postgres/binaries.js';
+import { formatConninfo, renderPgpass } from '../postgres/config-writer.js';
+import { shellSplit } from './shell.js';
+
+type Section = Readonly<Record<string, unknown>>;
+
+const FLAG_KEYS = ['no_params', 'no_master', 'no_leader', 'keep_data'] as const;
+
+function truthy(v: unknown): boolean {
+  return parseBool(v) === true;
+}
+
+/** A value as Python's `str()` prints it in Patroni's `--key=value` (True/False/None, numbers, strings). */
+export function pythonText(v: unknown): string {
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (v === null || v === undefined) return 'None';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v);
+}
+
+/** A method that needs no replication connection (a restore from backup): `no_leader` or `no_master`. */
+export function worksWithoutLeader(method: string, section: Section | undefined): boolean {
+  return method !== 'basebackup' && (truthy(section?.['no_master']) || truthy(section?.['no_leader']));
+}
+
+/** The methods to try, in order: all of them with a source; else only those that need no leader. */
+export function methodsToTry(
+  methods: readonly string[],
+  sections: Readonly<Record<string, Section>>,
+  haveSource: boolean,
+): readonly string[] {
+  const list = methods.length > 0 ? methods : ['basebackup'];
+  return haveSource ? list : list.filter((m) => worksWithoutLeader(m, sections[m]));
+}
+
+export interface CustomMethodContext {
+  readonly scope: string;
+  readonly dataDir: string;
+  /** libpq keyword/value string of the source; `''` without one. */
+  readonly connstring: string;
+}
+
+/** The argv of a custom method, as Patroni builds it. */
+export function customMethodArgv(
+  name: string,
+  section: Section | undefined,
+  ctx: CustomMethodContext,
+): string[] {
+  const params = new Map<string, unknown>(Object.entries(section ?? {}));
+  const command = params.get('command');
+  params.delete('command');
+  const cmd = typeof command === 'string' && command.trim() !== '' ? command : name;
+  if (!truthy(params.get('no_params'))) {
+    params.set('scope', ctx.scope);
+    params.set('role', 'replica');
+    params.set('datadir', ctx.dataDir);
+    params.set('connstring', ctx.connstring);
+  } else {
+    for (const k of FLAG_KEYS) params.delete(k);
+  }
+  return [...shellSplit(cmd), ...[...params].map(([k, v]) => `--${k}=${pythonText(v)}`)];
+}
+
+/** Patroni's connstring for replica methods: dbname, user, host, port and the replication user's libpq params. */
+export function replicaConnstring(
+  source: { readonly host: string; readonly port: number; readonly dbname: string },
+  replication: PgUser,
+): string {
+  return formatConninfo({
+    dbname: source.dbname,
+    user: replication.username,
+    host: source.host,
+    port: source.port,
+    ...replication.connectionParams,
+  });
+}
+
+export interface CreateReplicaOptions {
+  readonly scope: string;
+  readonly dataDir: string;
+  readonly methods: readonly string[];
+  readonly sections: Readonly<Record<string, Section>>;
+  readonly basebackupOptions?: ToolOptionsValue | undefined;
+  /** The member to clone from; undefined: only `no_leader` methods. */
+  readonly source?: { readonly host: string; readonly port: number; readonly dbname: string } | undefined;
+  readonly replication: PgUser;
+  readonly pgpassPath: string;
+  readonly database: string;
+  readonly bins: PgBinariesConfig;
+  readonly log: LoopLogger;
+  readonly cancelled: () => boolean;
+  readonly dataDirEmpty: () => boolean;
+  /** Empties the data directory (and the target of a symlinked pg_wal). */
+  readonly wipe: () => void;
+  /** Pause between the two pg_basebackup attempts (Patroni: 5 s). */
+  readonly basebackupRetryMs?: number;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function sleep(ms: number, cancelled: () => boolean): Promise<void> {
+  return new Promise((resolveSleep) => {
+    const end = Date.now() + ms;
+    const tick = (): void => {
+      if (cancelled() || Date.now() >= end) resolveSleep();
+      else setTimeout(tick, Math.min(200, end - Date.now()));
+    };
+    tick();
+  });
+}
+
+/** Runs a custom method to its end (no timeout, as in Patroni); a cancellation kills it with its children. */
+function runMethod(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  cancelled: () => boolean,
+): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) return Promise.resolve(1);
+  return new Promise<number>((resolveCode, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env });
+    } catch (e) {
+      reject(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    const poll = setInterval(() => {
+      if (!cancelled() || child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 200);
+    child.once('error', (e) => {
+      clearInterval(poll);
+      reject(e);
+    });
+    child.once('exit', (code) => {
+      clearInterval(poll);
+      resolveCode(code ?? 1);
+    });
+  });
+}
+
+/** Tries the methods in order; resolves to the name of the one that created the replica, or undefined. */
+export async function createReplica(o: CreateReplicaOptions): Promise<string | undefined> {
+  const methods = methodsToTry(o.methods, o.sections, o.source !== undefined);
+  if (methods.length === 0) {
+    o.log.error('no replica method can create a replica without a member to clone from');
+    return undefined;
+  }
+  const connstring = o.source ? replicaConnstring(o.source, o.replication) : '';
+  const env: Record<string, string | undefined> = { ...process.env };
+  const password = o.replication.password;
+  if (o.source && password !== undefined) {
+    writePrivateFile(
+      o.pgpassPath,
+      renderPgpass({ host: o.source.host, port: o.source.port, user: o.replication.username, password }) +
+        '\n',
+    );
+    env['PGPASSFILE'] = resolve(o.pgpassPath);
+  }
+  for (const method of methods) {
+    if (o.cancelled()) break;
+    if (method === 'basebackup') {
+      if (o.source && (await runBasebackup(o, o.source))) {
+        o.log.info('replica has been created using basebackup');
+        return method;
+      }
+      continue;
+    }
+    const section = o.sections[method];
+    if (!o.dataDirEmpty()) {
+      if (truthy(section?.['keep_data'])) o.log.info('Leaving data directory uncleaned');
+      else o.wipe();
+    }
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    const argv = customMethodArgv(method, section, { scope: o.scope, dataDir: o.dataDir, connstring });
+    try {
+      const code = await runMethod(argv, env, o.cancelled);
+      if (code === 0) {
+        o.log.info(`replica has been created using ${method}`);
+        return method;
+      }
+      o.log.error(
+        `Error creating replica using method ${method}: ${argv[0] ?? method} exited with code=${code}`,
+      );
+    } catch (e) {
+      o.log.error(`Error creating replica using method ${method}: ${errorText(e)}`);
+    }
+  }
+  return undefined;
+}
+
+/** The built-in method: pg_basebackup twice at most, the data directory emptied before each attempt. */
+async function runBasebackup(
+  o: CreateReplicaOptions,
+  source: { readonly host: string; readonly port: number; readonly dbname: string },
+): Promise<boolean> {
+  const attempts = 2;
+  for (let i = 0; i < attempts; i++) {
+    if (o.cancelled()) return false;
+    if (!o.dataDirEmpty()) o.wipe();
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    try {
+      await basebackup({
+        bins: o.bins,
+        dataDir: o.dataDir,
+        source,
+        replication: { username: o.replication.username, password: o.replication.password },
+        pgpassPath: o.pgpassPath,
+        options: o.basebackupOptions ?? null,
+        database: source.dbname,
+        onWarning: (m) => o.log.error(m),
+      });
+      return true;
+    } catch (e) {
+      o.log.error(`Error when fetching backup with pg_basebackup: ${errorText(e)}`);
+    }
+    if (i < attempts - 1) {
+      o.log.warning(`Trying again in ${Math.round((o.basebackupRetryMs ?? 5000) / 1000)} seconds`);
+      await sleep(o.basebackupRetryMs ?? 5000, o.cancelled);
+    }
+  }
+  return false;
+}
