@@ -140,6 +140,27 @@ describe('ZooKeeper specifics', () => {
     for (const c of raws.splice(0)) c.close();
   });
 
+  it('lets an agent reuse its cluster view until a watch fires, and re-read after any change', async () => {
+    fresh();
+    const a = dcs('a');
+    const b = dcs('b');
+    expect(await a.attemptToAcquireLeader()).toBe(true);
+    await a.touchMember('{"state":"running","xlog_location":1}');
+    const first = await b.getCluster();
+    await b.watch(300); // b's watches are in place after its read; nothing changes
+    expect(await b.getCluster()).toBe(first); // the same view object: nothing was read again
+    // A member key (not a wake-up key) changes: b's next read shows it.
+    await a.touchMember('{"state":"running","xlog_location":2}');
+    const next = await b.getCluster();
+    expect(next).not.toBe(first);
+    expect(next.members.find((m) => m.name === 'a')?.data.raw['xlog_location']).toBe(2);
+    // So do b's own writes, and the CLI never reuses a view.
+    await b.touchMember('{"state":"running"}');
+    expect((await b.getCluster()).members.map((m) => m.name).sort()).toEqual(['a', 'b']);
+    const cli = dcs();
+    expect(await cli.getCluster()).not.toBe(await cli.getCluster());
+  });
+
   it('keeps leader and member znodes ephemeral to the owner session, everything else persistent', async () => {
     fresh();
     const a = dcs('a');

@@ -95,6 +95,12 @@ export class ZooKeeperDcs implements Dcs {
   private armedFor?: Session;
   /** The leader's own `status` writes must not wake it every cycle, as in Patroni. */
   private leaderIsMe = false;
+  /**
+   * The agent's last cluster view and the session whose watches guard it (Patroni's `_fetch_cluster`): read again
+   * only after a watch fired, a write of our own, or connection trouble. The CLI always reads.
+   */
+  private cached?: { readonly session: Session; readonly cluster: Cluster; readonly leaderIsMe: boolean };
+  private refetch = true;
 
   constructor(
     readonly options: DcsOptions,
@@ -366,13 +372,14 @@ export class ZooKeeperDcs implements Dcs {
     s: Session,
     deadline: number,
     path: string,
-    watch = false,
+    watch: boolean | 'quiet' = false,
   ): Promise<{ value: string; stat: Stat } | undefined> {
     try {
       return await this.read<{ value: string; stat: Stat }>(s, deadline, `read ${path}`, (done) => {
         const cb = (error: ZkException | null, data: Buffer | null, stat: Stat): void =>
           done(error, { value: data ? data.toString('utf8') : '', stat });
-        if (watch) s.client.getData(path, this.onWatchEvent, cb);
+        if (watch === 'quiet') s.client.getData(path, this.onQuietDataEvent, cb);
+        else if (watch) s.client.getData(path, this.onWatchEvent, cb);
         else s.client.getData(path, cb);
       });
     } catch (e) {
@@ -414,6 +421,7 @@ export class ZooKeeperDcs implements Dcs {
     value: string,
     ephemeral: boolean,
   ): Promise<void> {
+    this.refetch = true;
     const mode = ephemeral ? this.mod.CreateMode.EPHEMERAL : this.mod.CreateMode.PERSISTENT;
     const once = (): Promise<string> =>
       this.request<string>(s, deadline, `create ${path}`, (done) =>
@@ -437,12 +445,14 @@ export class ZooKeeperDcs implements Dcs {
     value: string,
     version: number,
   ): Promise<Stat> {
+    this.refetch = true;
     return this.request<Stat>(s, deadline, `write ${path}`, (done) =>
       s.client.setData(path, Buffer.from(value, 'utf8'), version, done),
     );
   }
 
   private async remove(s: Session, deadline: number, path: string, version: number): Promise<void> {
+    this.refetch = true;
     await this.request<null>(s, deadline, `delete ${path}`, (done) =>
       s.client.remove(path, version, (error) => done(error, null)),
     );
@@ -482,6 +492,20 @@ export class ZooKeeperDcs implements Dcs {
     return this.op('getCluster', async (s, deadline) => {
       // Events from here on belong to the next cycle (Patroni clears its event before loading).
       this.changed = false;
+      const cached = this.cached;
+      if (!this.options.ctl && !this.refetch && cached?.session === s && this.armedFor === s && !s.dead) {
+        // One round trip instead of a dozen reads: ZooKeeper delivers a watch event before the answer to any later
+        // request of the session, so once this answers, every change the server had applied has marked us stale.
+        await this.read<Stat | null>(s, deadline, `check ${this.base}`, (done) =>
+          s.client.exists(this.base, done),
+        );
+        if (!this.refetch && this.cached === cached && !s.dead) {
+          this.leaderIsMe = cached.leaderIsMe;
+          return cached.cluster;
+        }
+      }
+      this.refetch = false;
+      this.cached = undefined;
       const root = await this.getChildren(s, deadline, this.base, true);
       if (root === undefined) {
         // No cluster yet: wake when it is created.
@@ -501,7 +525,9 @@ export class ZooKeeperDcs implements Dcs {
       const read = await Promise.all(
         keys.map(async (key): Promise<DcsNode | undefined> => {
           // Gone between list and read: simply absent.
-          const node = await this.getNode(s, deadline, this.path(key), WATCHED_KEYS.has(key));
+          // Keys that do not wake the loop (members, initialize) still invalidate the cached view when they change.
+          const watch = WATCHED_KEYS.has(key) ? true : 'quiet';
+          const node = await this.getNode(s, deadline, this.path(key), watch);
           if (!node) return undefined;
           const owner = longToDecimal(node.stat.ephemeralOwner);
           return {
@@ -517,7 +543,9 @@ export class ZooKeeperDcs implements Dcs {
       const leader = nodes.find((n) => n.key === KEYS.leader);
       this.leaderIsMe = !!this.options.name && leader?.value === this.options.name;
       this.armedFor = s;
-      return clusterFromNodes(this.options.scope, nodes);
+      const cluster = clusterFromNodes(this.options.scope, nodes);
+      if (!this.options.ctl) this.cached = { session: s, cluster, leaderIsMe: this.leaderIsMe };
+      return cluster;
     });
   }
 
@@ -766,12 +794,21 @@ export class ZooKeeperDcs implements Dcs {
   private readonly onWatchEvent = (event: ZkEvent): void => {
     const path = event.getPath();
     // The leader's own status writes: ignored, and not worth re-arming for (getCluster does if it stops leading).
-    if (this.leaderIsMe && (path === this.path(KEYS.status) || path === this.path(KEYS.leaderOptime))) return;
+    if (this.leaderIsMe && (path === this.path(KEYS.status) || path === this.path(KEYS.leaderOptime))) {
+      this.refetch = true;
+      return;
+    }
     this.armedFor = undefined;
     this.wake();
   };
 
+  /** A member key (WAL position, state, tags) or `initialize` changed: read again next time, without waking. */
+  private readonly onQuietDataEvent = (): void => {
+    this.refetch = true;
+  };
+
   private wake(): void {
+    this.refetch = true;
     this.changed = true;
     for (const waiter of [...this.waiters]) waiter(true);
   }
