@@ -106,7 +106,12 @@ ready() { # one leader running, two replicas running, and the leader sees both s
   curl -fsS "http://127.0.0.1:$((REST_PORT + ${leader_rest#pg} - 1))/patroni" 2>/dev/null |
     jq -e '[.replication[]? | select(.state == "streaming")] | length == 2' >/dev/null
 }
-for _ in $(seq 240); do ready && break; sleep 0.5; done
+# A deadline in seconds, not a count of tries: on a loaded machine one try (a `pgwarden list`) takes seconds itself.
+deadline=$((SECONDS + 120))
+until ready; do
+  [ "$SECONDS" -lt "$deadline" ] || break
+  sleep 0.5
+done
 ready || { tail -n 20 "$DIR"/pg*/agent.log >&2; die "the cluster did not come up within 120 s"; }
 pgwarden list
 cat <<TXT

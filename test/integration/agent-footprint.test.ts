@@ -9,10 +9,11 @@
  * is smaller than the Node runtime's own floor (a bare `node` holds ~40 MB RSS), so there the test asserts PSS, the
  * host's real cost per agent, and reports RSS.
  *
- * CPU: issue 3's target is "no more than Patroni"; it is not met yet (measured here: etcd3 0.13-0.14 % against
- * Patroni's 0.12 %, ZooKeeper 0.17-0.22 % against 0.10 %, both under load from other tests). Patroni's agents read
- * their cluster from a watch-fed cache on both DCSs; pgwarden does so on etcd3 and still reads ZooKeeper every cycle.
- * Until that lands the test guards against regressions only: mean CPU at most twice Patroni's.
+ * CPU: issue 3's target is "no more than Patroni". Both read their cluster from a watch-fed cache (etcd3: one range
+ * read, then the watch stream; ZooKeeper: re-read only after a watch fired). Measured in this test on a busy 2-core
+ * machine: etcd3 pgwarden 0.125-0.133 % against Patroni's 0.117-0.133 % (means 0.128 / 0.122: one 10 ms tick
+ * apart over 120 s); ZooKeeper 0.167-0.183 % against 0.108-0.125 %, not met yet. Asserted: etcd3 within 30 % of
+ * Patroni (the tick resolution and load noise), ZooKeeper at most twice Patroni's (a regression guard).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,7 +169,7 @@ describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3
     }
   }
 
-  it('etcd3: RSS no more than Patroni, CPU at most twice Patroni (target: no more, not met yet)', async () => {
+  it('etcd3: RSS no more than Patroni, CPU within 30 % of Patroni (measurement resolution)', async () => {
     const [p, o] = await clusters('etcd3', etcd?.endpoint ?? '');
     const samples = await measure([...pids('patroni', p), ...pids('pgwarden', o)]);
     await stopClusters();
@@ -176,7 +177,7 @@ describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3
     record('etcd3', samples);
     const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
     expect(max(mine.map((s) => s.rssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.rssKb)));
-    expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(2 * mean(theirs.map((s) => s.cpuPct)));
+    expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(1.3 * mean(theirs.map((s) => s.cpuPct)));
   }, 420_000);
 
   it('ZooKeeper: PSS no more than Patroni (RSS reported), CPU at most twice Patroni (target: no more, not met yet)', async () => {
