@@ -46,8 +46,9 @@ const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
 /**
  * The agent's watch stream on the cluster prefix, left open across HA cycles, and the cache it keeps: seeded by a
  * range read at `appliedRevision`, started right after it, so every later change reaches `nodes` (Patroni's
- * KVCache). An agent then reads its cluster from memory; it reads etcd again after a write of its own that the
- * stream has not delivered yet, and when the stream breaks.
+ * KVCache). An agent then reads its cluster from memory once a keys-only fingerprint of the range (count, newest
+ * revision) matches it; it reads every value again when the fingerprint differs (a change still in flight on the
+ * stream), after a write of its own that the stream has not delivered yet, and when the stream breaks.
  */
 interface LiveWatch {
   /** Cluster keys (relative to the prefix) as the last range read and every event since left them. */
@@ -58,7 +59,13 @@ interface LiveWatch {
   readonly changedAt: Map<string, bigint>;
   readonly waiters: Set<() => void>;
   /** The cluster built from `nodes` at `revision`, reused while nothing changes. */
-  built?: { readonly revision: bigint; readonly cluster: Cluster; readonly nodes: readonly DcsNode[] };
+  built?: {
+    readonly revision: bigint;
+    readonly cluster: Cluster;
+    readonly nodes: readonly DcsNode[];
+    /** The newest mod_revision among `nodes`, to compare with etcd's fingerprint of the range. */
+    readonly newest: bigint;
+  };
   /** The stream is over (broken, or the DCS closed): the next read re-seeds a new one. */
   ended: boolean;
   /** etcd cancelled it or compacted past it: the cache may have missed changes. */
@@ -178,7 +185,14 @@ export class Etcd3Dcs implements Dcs {
     this.ensureOpen();
     const live = this.liveWatch;
     if (live && !live.ended && !live.stale && live.appliedRevision >= this.ownWriteRevision) {
-      return this.clusterRead(this.cachedCluster(live), live.appliedRevision);
+      // A keys-only fingerprint (count and newest revision) instead of every value: when it matches the cache, the
+      // stream has delivered every change etcd has applied, so a write just made by another member is seen too.
+      const probe = await this.gateway.rangeFingerprint(this.prefix, prefixRangeEnd(this.prefix), true);
+      const cached = this.cachedCluster(live);
+      const newest = this.revisionOf(probe.kvs?.[0]?.mod_revision);
+      if (Number(probe.count ?? '0') === cached.nodes.length && newest === cached.newest) {
+        return this.clusterRead(cached, live.appliedRevision);
+      }
     }
     // The CLI reads linearizably (fails without quorum, like patronictl); the agent serializably.
     const res = await this.gateway.range(this.prefix, prefixRangeEnd(this.prefix), !this.options.ctl);
@@ -208,13 +222,19 @@ export class Etcd3Dcs implements Dcs {
     };
   }
 
-  private cachedCluster(live: LiveWatch): { cluster: Cluster; nodes: readonly DcsNode[] } {
+  private cachedCluster(live: LiveWatch): NonNullable<LiveWatch['built']> {
     if (live.built?.revision !== live.appliedRevision) {
       const nodes = [...live.nodes.values()];
+      let newest = 0n;
+      for (const n of nodes) {
+        const r = this.revisionOf(n.modifyVersion);
+        if (r > newest) newest = r;
+      }
       live.built = {
         revision: live.appliedRevision,
         cluster: clusterFromNodes(this.options.scope, nodes),
         nodes,
+        newest,
       };
     }
     return live.built;

@@ -69,6 +69,8 @@ export interface KeyValue {
 export interface RangeResponse {
   readonly header?: ResponseHeader;
   readonly kvs?: readonly KeyValue[];
+  /** Keys in the range (all of them, also when `limit` cut the answer); absent when zero. */
+  readonly count?: string;
 }
 
 export interface PutResponse {
@@ -340,6 +342,22 @@ export class EtcdGateway {
   }
 
   // ---- typed RPCs ------------------------------------------------------------------------------------------
+
+  /**
+   * How many keys a range holds and the newest of them (keys only): a cheap fingerprint of the range, which changes
+   * with every put or delete in it.
+   */
+  rangeFingerprint(key: string, rangeEndB64: string, serializable: boolean): Promise<RangeResponse> {
+    return this.call<RangeResponse>('/kv/range', {
+      key: b64(key),
+      range_end: rangeEndB64,
+      serializable,
+      keys_only: true,
+      limit: 1,
+      sort_order: 'DESCEND',
+      sort_target: 'MOD',
+    });
+  }
 
   /** `rangeEndB64`: already base64 (see `prefixRangeEnd`). */
   range(key: string, rangeEndB64: string | undefined, serializable: boolean): Promise<RangeResponse> {
