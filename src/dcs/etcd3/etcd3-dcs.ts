@@ -13,7 +13,6 @@ import {
   isLeaseNotFound,
   prefixRangeEnd,
   type Compare,
-  type DeleteRangeResponse,
   type KeyValue,
   type RequestOp,
   type WatchEvent,
@@ -110,6 +109,7 @@ export class Etcd3Dcs implements Dcs {
       key: conn.key,
       retryTimeout: options.retryTimeout,
     });
+    this.gateway.onWrite = (revision) => this.wrote(revision);
     this.endpoints = this.gateway.endpoints;
     this.prefix = clusterPrefix(options.namespace, options.scope);
     this.ttl = options.ttl;
@@ -249,11 +249,6 @@ export class Etcd3Dcs implements Dcs {
     return read.cluster;
   }
 
-  /** A delete that removed nothing leaves no event behind: only a real one is waited for. */
-  private deleted(res: DeleteRangeResponse): void {
-    if (res.deleted !== undefined && res.deleted !== '0') this.wrote(res.header?.revision);
-  }
-
   /** A successful write of ours at `revision` (a response header's): reads wait for the cache to see it. */
   private wrote(revision: string | undefined): void {
     const r = this.revisionOf(revision);
@@ -278,7 +273,6 @@ export class Etcd3Dcs implements Dcs {
         compare: [createAbsent(key)],
         success: [putOp(key, name, lease)],
       });
-      if (res.succeeded === true) this.wrote(res.header?.revision);
       return res.succeeded === true;
     });
     if (won) this.leaderIsMe = true;
@@ -297,9 +291,7 @@ export class Etcd3Dcs implements Dcs {
         success: [putOp(key, name, lease)],
         failure: [{ request_txn: { compare: [createAbsent(key)], success: [putOp(key, name, lease)] } }],
       });
-      const ok = res.succeeded === true || res.responses?.[0]?.response_txn?.succeeded === true;
-      if (ok) this.wrote(res.header?.revision);
-      return ok;
+      return res.succeeded === true || res.responses?.[0]?.response_txn?.succeeded === true;
     });
     this.leaderIsMe = held;
     return held;
@@ -307,8 +299,7 @@ export class Etcd3Dcs implements Dcs {
 
   async takeLeader(): Promise<boolean> {
     const name = this.identity('takeLeader');
-    const res = await this.withLease(false, (lease) => this.gateway.put(this.key(KEYS.leader), name, lease));
-    this.wrote(res.header?.revision);
+    await this.withLease(false, (lease) => this.gateway.put(this.key(KEYS.leader), name, lease));
     this.leaderIsMe = true;
     return true;
   }
@@ -318,10 +309,7 @@ export class Etcd3Dcs implements Dcs {
     const key = this.key(KEYS.leader);
     const res = await this.gateway.txn({ compare: [valueIs(key, name)], success: [deleteOp(key)] });
     const deleted = res.succeeded === true;
-    if (deleted) {
-      this.leaderIsMe = false;
-      this.wrote(res.header?.revision);
-    }
+    if (deleted) this.leaderIsMe = false;
     return deleted;
   }
 
@@ -332,7 +320,6 @@ export class Etcd3Dcs implements Dcs {
       const written = this.memberWritten;
       if (written && written.value === value && written.lease === lease) return true;
       const res = await this.gateway.put(key, value, lease);
-      this.wrote(res.header?.revision);
       this.memberWritten = { value, lease, revision: this.revisionOf(res.header?.revision) };
       return true;
     });
@@ -348,17 +335,16 @@ export class Etcd3Dcs implements Dcs {
     this.ensureOpen();
     const key = this.key(KEYS.initialize);
     if (!createNew) {
-      this.wrote((await this.gateway.put(key, sysid)).header?.revision);
+      await this.gateway.put(key, sysid);
       return true;
     }
     const res = await this.gateway.txn({ compare: [createAbsent(key)], success: [putOp(key, sysid)] });
-    if (res.succeeded === true) this.wrote(res.header?.revision);
     return res.succeeded === true;
   }
 
   async cancelInitialization(): Promise<boolean> {
     this.ensureOpen();
-    this.deleted(await this.gateway.deleteRange(this.key(KEYS.initialize)));
+    await this.gateway.deleteRange(this.key(KEYS.initialize));
     return true;
   }
 
@@ -368,14 +354,11 @@ export class Etcd3Dcs implements Dcs {
     const key = this.key(rel);
     if (version === undefined) {
       const res = await this.gateway.put(key, value);
-      this.wrote(res.header?.revision);
       return res.header?.revision ?? '0';
     }
     if (!isRevision(version)) return false;
     const res = await this.gateway.txn({ compare: [modIs(key, version)], success: [putOp(key, value)] });
-    if (res.succeeded !== true) return false;
-    this.wrote(res.header?.revision);
-    return res.header?.revision ?? '0';
+    return res.succeeded === true ? (res.header?.revision ?? '0') : false;
   }
 
   async setConfigValue(value: string, version?: string): Promise<boolean> {
@@ -394,12 +377,11 @@ export class Etcd3Dcs implements Dcs {
     this.ensureOpen();
     const key = this.key(KEYS.sync);
     if (version === undefined) {
-      this.deleted(await this.gateway.deleteRange(key));
+      await this.gateway.deleteRange(key);
       return true;
     }
     if (!isRevision(version)) return false;
     const res = await this.gateway.txn({ compare: [modIs(key, version)], success: [deleteOp(key)] });
-    if (res.succeeded === true) this.wrote(res.header?.revision);
     return res.succeeded === true;
   }
 
@@ -423,7 +405,7 @@ export class Etcd3Dcs implements Dcs {
 
   async deleteCluster(): Promise<boolean> {
     this.ensureOpen();
-    this.deleted(await this.gateway.deleteRange(this.prefix, prefixRangeEnd(this.prefix)));
+    await this.gateway.deleteRange(this.prefix, prefixRangeEnd(this.prefix));
     return true;
   }
 
@@ -461,12 +443,12 @@ export class Etcd3Dcs implements Dcs {
     }
   }
 
-  private watchCreateRequest(): Record<string, unknown> {
+  /** A watch of the whole cluster prefix from just after `revision` (default: the last read's), so nothing is missed. */
+  private watchCreateRequest(revision = this.lastRevision): Record<string, unknown> {
     return {
       key: b64(this.prefix),
       range_end: prefixRangeEnd(this.prefix),
-      // From just after the last read, so a change between that read and this watch still wakes us.
-      ...(this.lastRevision === undefined ? {} : { start_revision: String(this.lastRevision + 1n) }),
+      ...(revision === undefined ? {} : { start_revision: String(revision + 1n) }),
     };
   }
 
@@ -556,12 +538,7 @@ export class Etcd3Dcs implements Dcs {
     };
     // Far enough ahead to be "until it breaks", within what setTimeout accepts.
     const forever = Date.now() + 2 ** 31 - 1;
-    const create = {
-      key: b64(this.prefix),
-      range_end: prefixRangeEnd(this.prefix),
-      start_revision: String(revision + 1n),
-    };
-    this.gateway.watch(create, forever, onResult).then(ended, ended);
+    this.gateway.watch(this.watchCreateRequest(revision), forever, onResult).then(ended, ended);
     return stream;
   }
 

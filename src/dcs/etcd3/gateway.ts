@@ -298,6 +298,8 @@ export class EtcdGateway {
   private token?: string;
   private authDisabled = false;
   private closed = false;
+  /** Called with the header revision of every put, succeeded txn and non-empty delete. */
+  onWrite?: (revision: string | undefined) => void;
 
   constructor(private readonly options: GatewayOptions) {
     if (options.endpoints.length === 0) throw new DcsError('no etcd3 hosts configured');
@@ -368,23 +370,33 @@ export class EtcdGateway {
     });
   }
 
-  put(key: string, value: string, lease?: string): Promise<PutResponse> {
-    return this.call<PutResponse>('/kv/put', {
+  async put(key: string, value: string, lease?: string): Promise<PutResponse> {
+    const res = await this.call<PutResponse>('/kv/put', {
       key: b64(key),
       value: b64(value),
       ...(lease ? { lease } : {}),
     });
+    this.onWrite?.(res.header?.revision);
+    return res;
   }
 
-  txn(request: TxnRequest): Promise<TxnResponse> {
-    return this.call<TxnResponse>('/kv/txn', request);
+  async txn(request: TxnRequest): Promise<TxnResponse> {
+    const res = await this.call<TxnResponse>('/kv/txn', request);
+    // A put or delete ran when the compare held, or when a nested txn of the failure branch succeeded.
+    if (res.succeeded === true || res.responses?.some((r) => r.response_txn?.succeeded === true)) {
+      this.onWrite?.(res.header?.revision);
+    }
+    return res;
   }
 
-  deleteRange(key: string, rangeEndB64?: string): Promise<DeleteRangeResponse> {
-    return this.call<DeleteRangeResponse>('/kv/deleterange', {
+  async deleteRange(key: string, rangeEndB64?: string): Promise<DeleteRangeResponse> {
+    const res = await this.call<DeleteRangeResponse>('/kv/deleterange', {
       key: b64(key),
       ...(rangeEndB64 === undefined ? {} : { range_end: rangeEndB64 }),
     });
+    // A delete that removed nothing changed nothing (and leaves no watch event behind).
+    if (res.deleted !== undefined && res.deleted !== '0') this.onWrite?.(res.header?.revision);
+    return res;
   }
 
   leaseGrant(ttl: number): Promise<LeaseGrantResponse> {

@@ -99,7 +99,7 @@ export class ZooKeeperDcs implements Dcs {
    * The agent's last cluster view and the session whose watches guard it (Patroni's `_fetch_cluster`): read again
    * only after a watch fired, a write of our own, or connection trouble. The CLI always reads.
    */
-  private cached?: { readonly session: Session; readonly cluster: Cluster; readonly leaderIsMe: boolean };
+  private cached?: { readonly session: Session; readonly cluster: Cluster };
   private refetch = true;
 
   constructor(
@@ -500,7 +500,7 @@ export class ZooKeeperDcs implements Dcs {
           s.client.exists(this.base, done),
         );
         if (!this.refetch && this.cached === cached && !s.dead) {
-          this.leaderIsMe = cached.leaderIsMe;
+          this.leaderIsMe = !!this.options.name && cached.cluster.leader?.name === this.options.name;
           return cached.cluster;
         }
       }
@@ -544,7 +544,7 @@ export class ZooKeeperDcs implements Dcs {
       this.leaderIsMe = !!this.options.name && leader?.value === this.options.name;
       this.armedFor = s;
       const cluster = clusterFromNodes(this.options.scope, nodes);
-      if (!this.options.ctl) this.cached = { session: s, cluster, leaderIsMe: this.leaderIsMe };
+      if (!this.options.ctl) this.cached = { session: s, cluster };
       return cluster;
     });
   }
