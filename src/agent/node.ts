@@ -70,6 +70,7 @@ import {
   type ConnectOptions,
   type InstanceStatus,
   type PgSession,
+  type SlotRow,
 } from '../postgres/queries.js';
 import { memberValue } from './member.js';
 import { ConfigApplier } from './apply-config.js';
@@ -1017,7 +1018,7 @@ END;$$`);
     await this.restartPostgresql('replica', target, undefined, { cancelled: () => false });
   }
 
-  async promote(task: TaskControl): Promise<boolean | 'pre_promote_failed'> {
+  async promote(task: TaskControl, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'> {
     if (task.cancelled()) return false;
     const prePromote = this.config.postgresql.prePromote;
     if (prePromote !== undefined && prePromote.trim() !== '') {
@@ -1034,6 +1035,15 @@ END;$$`);
     if (task.cancelled()) {
       this.log.info('PostgreSQL promote cancelled.');
       return false;
+    }
+    // The replicas follow us as soon as they see our lock; a slot they ask for that does not exist yet costs them
+    // wal_retrieve_retry_interval (5 s) of streaming. A standby can create physical slots, so do it now.
+    if (cluster && this.useSlots()) {
+      try {
+        await this.withSession((s) => this.createMemberSlots(s, cluster));
+      } catch (e) {
+        this.log.warning(`creating replication slots before promote failed: ${errorText(e)}`);
+      }
     }
     this.busy = true;
     try {
@@ -1163,11 +1173,9 @@ END;$$`);
     return pyJson(kept, true);
   }
 
-  async syncSlots(cluster: Cluster, _config: HaConfig): Promise<void> {
-    if (!this.useSlots() || this.role !== 'master') return;
-    const st = this.lastStatus;
-    if (!st || st.inRecovery) return;
-    const wanted = new Set(
+  /** The physical slots the other members stream from when we are the primary (those replicating from us). */
+  private memberSlotNames(cluster: Cluster): ReadonlySet<string> {
+    return new Set(
       cluster.members
         .filter((m) => m.name !== this.config.name)
         .filter((m) => {
@@ -1176,12 +1184,25 @@ END;$$`);
         })
         .map((m) => slotNameForMember(m.name)),
     );
+  }
+
+  /** Creates the members' missing slots; returns the slots that existed before. */
+  private async createMemberSlots(s: PgSession, cluster: Cluster): Promise<readonly SlotRow[]> {
+    const existing = await replicationSlots(s);
+    for (const name of this.memberSlotNames(cluster)) {
+      if (existing.some((e) => e.slotName === name)) continue;
+      if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
+    }
+    return existing;
+  }
+
+  async syncSlots(cluster: Cluster, _config: HaConfig): Promise<void> {
+    if (!this.useSlots() || this.role !== 'master') return;
+    const st = this.lastStatus;
+    if (!st || st.inRecovery) return;
+    const wanted = this.memberSlotNames(cluster);
     await this.withSession(async (s) => {
-      const existing = await replicationSlots(s);
-      for (const name of wanted) {
-        if (existing.some((e) => e.slotName === name)) continue;
-        if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
-      }
+      const existing = await this.createMemberSlots(s, cluster);
       for (const slot of existing) {
         if (slot.slotType !== 'physical' || wanted.has(slot.slotName) || slot.active) continue;
         const r = await dropSlot(s, slot.slotName);

@@ -93,8 +93,11 @@ export interface LocalNode {
   ): Promise<boolean>;
   /** Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. */
   follow(target: ResolvedTarget | undefined): Promise<void>;
-  /** pre_promote, then `pg_ctl promote`; `'pre_promote_failed'` when the pre_promote script refused. */
-  promote(task: TaskControl): Promise<boolean | 'pre_promote_failed'>;
+  /**
+   * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
+   * pre_promote script refused.
+   */
+  promote(task: TaskControl, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'>;
   /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
   stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
@@ -637,7 +640,7 @@ export class HaLoop {
       }
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.promote(t);
+          const ok = await this.node.promote(t, cluster);
           // decide() releases the lock on the next cycle and backs off the race for ttl.
           if (ok === 'pre_promote_failed' && !t.cancelled())
             this.memory = { ...this.memory, prePromoteFailed: true };

@@ -82,6 +82,7 @@ interface Members {
   readonly pid: (i: number) => number | undefined;
   readonly afterKill: (i: number) => void;
   readonly waitReady: () => Promise<string>;
+  readonly logTails: () => string;
   /** A planned switchover with the system's own CLI, `--force`. */
   readonly switchover: (leader: string, candidate: string) => Promise<CommandResult>;
   readonly stop: () => Promise<void>;
@@ -94,6 +95,7 @@ function fromPatroni(c: PatroniCluster): Members {
     pid: (i) => c.pid(i),
     afterKill: (i) => c.markKilled(i),
     waitReady: () => c.waitReady({ timeoutMs: 120_000 }),
+    logTails: () => c.logTails(30),
     switchover: (leader, candidate) =>
       c.patronictl(['switchover', '--leader', leader, '--candidate', candidate, '--force'], {
         timeoutMs: 90_000,
@@ -109,6 +111,7 @@ function fromAgents(c: AgentCluster): Members {
     pid: (i) => c.pid(i),
     afterKill: () => undefined,
     waitReady: () => c.waitReady({ timeoutMs: 120_000 }),
+    logTails: () => c.logTails(30),
     switchover: (leader, candidate) =>
       runCommand(
         process.execPath,
@@ -223,16 +226,32 @@ describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, H
 
       // Done when a watched member took a write and 20 writes were acknowledged by it through HAProxy (after a
       // crash also: the old lock expired).
-      await waitFor(
-        `the ${event} to be seen by every probe`,
-        () =>
-          (event !== 'crash' || keyWatch.goneAt() !== undefined) &&
-          writable.first() !== undefined &&
-          restPrimaryAt !== undefined &&
-          w.ackedElsewhere(old.pgPort).count >= 20,
-        (timing.ttl + 60) * 1000,
-        100,
-      );
+      const missing = (): string[] => [
+        ...(event === 'crash' && keyWatch.goneAt() === undefined
+          ? ['the old leader key is still in etcd']
+          : []),
+        ...(writable.first() === undefined ? ['no survivor took a direct write'] : []),
+        ...(restPrimaryAt === undefined ? ['no survivor answers 200 on REST /primary'] : []),
+        ...(w.ackedElsewhere(old.pgPort).count < 20
+          ? [
+              `${w.ackedElsewhere(old.pgPort).count} of 20 writes acknowledged by a new primary through HAProxy`,
+            ]
+          : []),
+      ];
+      try {
+        await waitFor(
+          `the ${event} to be seen by every probe`,
+          () => missing().length === 0,
+          (timing.ttl + 60) * 1000,
+          100,
+        );
+      } catch (e) {
+        const states = await h.states().catch((err: unknown) => String(err));
+        throw new Error(
+          `${e instanceof Error ? e.message : String(e)}: ${missing().join('; ')}\n` +
+            `HAProxy: ${JSON.stringify(states)}\n${w.diagnostics()}\n${m.logTails()}`,
+        );
+      }
       await w.stop();
       const newPrimary = writable.first();
       const gone = keyWatch.goneAt();

@@ -122,7 +122,7 @@ class FakeNode implements LocalNode {
     this.calls.push('follow');
     this.followed.push(target);
   }
-  async promote(_task: TaskControl): Promise<boolean | 'pre_promote_failed'> {
+  async promote(_task: TaskControl, _cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'> {
     this.calls.push('promote');
     return this.promoteResult;
   }
