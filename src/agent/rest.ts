@@ -191,7 +191,7 @@ export async function startAgentApi(deps: AgentRestDeps): Promise<ApiServer> {
     getCluster: () => deps.loop.lastCluster,
     readCluster: async () => {
       try {
-        return await deps.dcs.getCluster();
+        return await deps.dcs.getCluster({ fresh: true });
       } catch {
         return undefined;
       }

@@ -47,7 +47,11 @@ export interface Dcs {
   /** Human-readable endpoints, for error messages. */
   readonly endpoints: readonly string[];
 
-  getCluster(): Promise<Cluster>;
+  /**
+   * The cluster as stored. An agent's adapter may answer from a watch-guarded view; `fresh` reads the DCS anyway
+   * (Patroni's `get_cluster(force=True)`, used for REST GET /cluster).
+   */
+  getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster>;
 
   /** Create `leader` = own name iff it does not exist, bound to our lease/session. */
   attemptToAcquireLeader(): Promise<boolean>;

@@ -10,10 +10,11 @@
  * host's real cost per agent, and reports RSS.
  *
  * CPU: issue 3's target is "no more than Patroni". Both read their cluster from a watch-fed cache (etcd3: one range
- * read, then the watch stream; ZooKeeper: re-read only after a watch fired). Measured in this test on a busy 2-core
- * machine: etcd3 pgwarden 0.125-0.133 % against Patroni's 0.117-0.133 % (means 0.128 / 0.122: one 10 ms tick
- * apart over 120 s); ZooKeeper 0.167-0.183 % against 0.108-0.125 %, not met yet. Asserted: etcd3 within 30 % of
- * Patroni (the tick resolution and load noise), ZooKeeper at most twice Patroni's (a regression guard).
+ * read, then the watch stream; ZooKeeper, as Patroni's: re-read only after a watched key or the membership changed,
+ * `status` alone when only it did, own writes patched in, no round trip on a replica's quiet cycle). Measured with
+ * /proc schedstat over 180 s, both clusters side by side (means of three agents): etcd3 0.125 % against Patroni's
+ * 0.122 %; ZooKeeper 0.082 % against 0.095 %. Asserted on both: within 30 % of Patroni, the resolution of 10 ms ticks
+ * over 120 s and the load noise between two clusters.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,7 +181,7 @@ describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3
     expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(1.3 * mean(theirs.map((s) => s.cpuPct)));
   }, 420_000);
 
-  it('ZooKeeper: PSS no more than Patroni (RSS reported), CPU at most twice Patroni (target: no more, not met yet)', async () => {
+  it('ZooKeeper: PSS no more than Patroni (RSS reported), CPU within 30 % of Patroni (measurement resolution)', async () => {
     const [p, o] = await clusters('zookeeper', zk?.endpoint ?? '');
     const samples = await measure([...pids('patroni', p), ...pids('pgwarden', o)]);
     await stopClusters();
@@ -188,6 +189,6 @@ describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3
     record('zookeeper', samples);
     const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
     expect(max(mine.map((s) => s.pssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.pssKb)));
-    expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(2 * mean(theirs.map((s) => s.cpuPct)));
+    expect(mean(mine.map((s) => s.cpuPct))).toBeLessThanOrEqual(1.3 * mean(theirs.map((s) => s.cpuPct)));
   }, 420_000);
 });

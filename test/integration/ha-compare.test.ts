@@ -246,11 +246,7 @@ describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, H
           100,
         );
       } catch (e) {
-        const states = await h.states().catch((err: unknown) => String(err));
-        throw new Error(
-          `${e instanceof Error ? e.message : String(e)}: ${missing().join('; ')}\n` +
-            `HAProxy: ${JSON.stringify(states)}\n${w.diagnostics()}\n${m.logTails()}`,
-        );
+        throw new Error(`${e instanceof Error ? e.message : String(e)}: ${missing().join('; ')}`);
       }
       await w.stop();
       const newPrimary = writable.first();
@@ -275,8 +271,12 @@ describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, H
       );
       return fig;
     } catch (e) {
+      // What each party saw, for a failure on a machine we cannot log in to.
+      const states = haproxy ? await haproxy.states().catch((err: unknown) => String(err)) : 'not started';
       throw new Error(
-        `${system}, ${event} at ttl ${timing.ttl}: ${e instanceof Error ? e.message : String(e)}`,
+        `${system}, ${event} at ttl ${timing.ttl}: ${e instanceof Error ? e.message : String(e)}\n` +
+          `HAProxy servers: ${JSON.stringify(states)}\nHAProxy log:\n${haproxy?.log().slice(-1500) ?? ''}\n` +
+          `${writer?.diagnostics() ?? 'writer not started'}\n${members?.logTails() ?? ''}`,
       );
     } finally {
       await writer?.stop();

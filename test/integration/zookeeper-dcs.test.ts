@@ -6,7 +6,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Stat } from 'node-zookeeper-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DcsError, type Dcs, type DcsOptions } from '../../src/dcs/dcs.js';
 import { ZooKeeperDcs } from '../../src/dcs/zookeeper/zookeeper-dcs.js';
 import { runDcsContract } from '../contract/dcs-contract.js';
@@ -140,25 +140,78 @@ describe('ZooKeeper specifics', () => {
     for (const c of raws.splice(0)) c.close();
   });
 
-  it('lets an agent reuse its cluster view until a watch fires, and re-read after any change', async () => {
+  it('lets an agent reuse its cluster view as Patroni does: re-read on watched keys and membership, status alone, own writes patched in', async () => {
     fresh();
     const a = dcs('a');
     const b = dcs('b');
     expect(await a.attemptToAcquireLeader()).toBe(true);
     await a.touchMember('{"state":"running","xlog_location":1}');
+    await a.writeStatus('{"optime":1}');
+    await b.touchMember('{"state":"running"}');
     const first = await b.getCluster();
     await b.watch(300); // b's watches are in place after its read; nothing changes
     expect(await b.getCluster()).toBe(first); // the same view object: nothing was read again
-    // A member key (not a wake-up key) changes: b's next read shows it.
+
+    // Another member's key (its WAL position) is not watched, as in Patroni: b keeps its view...
     await a.touchMember('{"state":"running","xlog_location":2}');
-    const next = await b.getCluster();
-    expect(next).not.toBe(first);
-    expect(next.members.find((m) => m.name === 'a')?.data.raw['xlog_location']).toBe(2);
-    // So do b's own writes, and the CLI never reuses a view.
-    await b.touchMember('{"state":"running"}');
-    expect((await b.getCluster()).members.map((m) => m.name).sort()).toEqual(['a', 'b']);
+    expect(await b.getCluster()).toBe(first);
+    // ...until it asks for a fresh read (GET /cluster does).
+    const fresher = await b.getCluster({ fresh: true });
+    expect(fresher.members.find((m) => m.name === 'a')?.data.raw['xlog_location']).toBe(2);
+
+    // Full reads list the cluster's children; from here on b must not need one.
+    const lists = vi.spyOn(b as unknown as { getChildren: () => Promise<unknown> }, 'getChildren');
+    // The leader's status: only that key is read again, the rest of the view stays.
+    await a.writeStatus('{"optime":7}');
+    expect(await b.watch(2000)).toBe(true);
+    const afterStatus = await b.getCluster();
+    expect(afterStatus.status?.optime).toBe(7n);
+    expect(afterStatus.members).toEqual(fresher.members);
+
+    // b's own member write is patched into its view, without a read (and without a write when unchanged).
+    await b.touchMember('{"state":"stopped"}');
+    const patched = await b.getCluster();
+    expect(patched.members.find((m) => m.name === 'b')?.data.state).toBe('stopped');
+    expect(patched.members.find((m) => m.name === 'a')).toEqual(
+      afterStatus.members.find((m) => m.name === 'a'),
+    );
+    expect(lists).not.toHaveBeenCalled();
+    const rawB = await raw();
+    const before = await new Promise<Stat>((resolve, reject) =>
+      rawB.getData(`${base}/members/b`, (e, _d, st) => (e ? reject(e) : resolve(st))),
+    );
+    expect(await b.touchMember('{"state":"stopped"}')).toBe(true);
+    const after = await new Promise<Stat>((resolve, reject) =>
+      rawB.getData(`${base}/members/b`, (e, _d, st) => (e ? reject(e) : resolve(st))),
+    );
+    expect(after.version).toBe(before.version);
+
+    // A member joining (or leaving) is watched: b reads everything again.
+    const c = dcs('c');
+    await c.touchMember('{"state":"running"}');
+    await b.watch(2000);
+    expect((await b.getCluster()).members.map((m) => m.name).sort()).toEqual(['a', 'b', 'c']);
+    // The CLI never reuses a view.
     const cli = dcs();
     expect(await cli.getCluster()).not.toBe(await cli.getCluster());
+  });
+
+  it('keeps the lock without reading it while the session holds it, and re-creates it when it was deleted', async () => {
+    fresh();
+    const a = dcs('a');
+    expect(await a.attemptToAcquireLeader()).toBe(true);
+    await a.getCluster();
+    expect(await a.updateLeader(await a.getCluster())).toBe(true);
+    // Someone deletes the lock: the watch marks a's view stale and the next refresh takes it back.
+    const r = await raw();
+    await new Promise<void>((resolve, reject) =>
+      r.remove(`${base}/leader`, -1, (e) => (e ? reject(e) : resolve())),
+    );
+    await a.watch(2000);
+    const view = await a.getCluster();
+    expect(view.leader).toBeUndefined();
+    expect(await a.updateLeader(view)).toBe(true);
+    expect((await a.getCluster()).leader?.name).toBe('a');
   });
 
   it('keeps leader and member znodes ephemeral to the owner session, everything else persistent', async () => {

@@ -96,11 +96,19 @@ export class ZooKeeperDcs implements Dcs {
   /** The leader's own `status` writes must not wake it every cycle, as in Patroni. */
   private leaderIsMe = false;
   /**
-   * The agent's last cluster view and the session whose watches guard it (Patroni's `_fetch_cluster`): read again
-   * only after a watch fired, a write of our own, or connection trouble. The CLI always reads.
+   * The agent's last cluster view, the nodes it was made of, and the session whose watches guard it (Patroni's
+   * `_fetch_cluster`). Read again after a watched key or the membership changed, after our writes other than our
+   * member key and `status` (those are patched in), or connection trouble. As in Patroni, other members' keys are
+   * not watched: their data (WAL positions) is as of the last read. The CLI always reads.
    */
-  private cached?: { readonly session: Session; readonly cluster: Cluster };
+  private view?: {
+    readonly session: Session;
+    readonly nodes: ReadonlyMap<string, DcsNode>;
+    readonly cluster: Cluster;
+  };
   private refetch = true;
+  /** Only `status` changed (the leader's WAL position): re-read that key alone (Patroni's `_fetch_status`). */
+  private statusStale = false;
 
   constructor(
     readonly options: DcsOptions,
@@ -444,8 +452,9 @@ export class ZooKeeperDcs implements Dcs {
     path: string,
     value: string,
     version: number,
+    invalidate = true,
   ): Promise<Stat> {
-    this.refetch = true;
+    if (invalidate) this.refetch = true;
     return this.request<Stat>(s, deadline, `write ${path}`, (done) =>
       s.client.setData(path, Buffer.from(value, 'utf8'), version, done),
     );
@@ -488,24 +497,40 @@ export class ZooKeeperDcs implements Dcs {
 
   // ---- the cluster view -------------------------------------------------------------------------------------
 
-  async getCluster(): Promise<Cluster> {
+  async getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster> {
     return this.op('getCluster', async (s, deadline) => {
       // Events from here on belong to the next cycle (Patroni clears its event before loading).
       this.changed = false;
-      const cached = this.cached;
-      if (!this.options.ctl && !this.refetch && cached?.session === s && this.armedFor === s && !s.dead) {
-        // One round trip instead of a dozen reads: ZooKeeper delivers a watch event before the answer to any later
-        // request of the session, so once this answers, every change the server had applied has marked us stale.
-        await this.read<Stat | null>(s, deadline, `check ${this.base}`, (done) =>
-          s.client.exists(this.base, done),
-        );
-        if (!this.refetch && this.cached === cached && !s.dead) {
-          this.leaderIsMe = !!this.options.name && cached.cluster.leader?.name === this.options.name;
-          return cached.cluster;
+      const v = this.view;
+      if (
+        !options?.fresh &&
+        !this.options.ctl &&
+        !this.refetch &&
+        v?.session === s &&
+        this.armedFor === s &&
+        !s.dead
+      ) {
+        // One round trip at most instead of a dozen reads: ZooKeeper delivers a watch event before the answer to
+        // any later request of the session, so once this answers, every change the server had applied has marked us
+        // stale. A replica, like Patroni's, trusts its connected session's watches without one; the leader makes it
+        // every cycle, so that a ZooKeeper it can no longer reach fails its cycle and it demotes.
+        if (this.statusStale) {
+          this.statusStale = false;
+          await this.rereadStatus(s, deadline, v);
+        } else if (this.leaderIsMe || !this.isConnected(s)) {
+          await this.read<Stat | null>(s, deadline, `check ${this.base}`, (done) =>
+            s.client.exists(this.base, done),
+          );
+        }
+        const now = this.view;
+        if (!this.refetch && now?.session === s && !s.dead) {
+          this.leaderIsMe = !!this.options.name && now.cluster.leader?.name === this.options.name;
+          return now.cluster;
         }
       }
       this.refetch = false;
-      this.cached = undefined;
+      this.statusStale = false;
+      this.view = undefined;
       const root = await this.getChildren(s, deadline, this.base, true);
       if (root === undefined) {
         // No cluster yet: wake when it is created.
@@ -524,19 +549,10 @@ export class ZooKeeperDcs implements Dcs {
       const keys = [...root.filter((k) => !dirs.includes(k)), ...listed.flat()];
       const read = await Promise.all(
         keys.map(async (key): Promise<DcsNode | undefined> => {
-          // Gone between list and read: simply absent.
-          // Keys that do not wake the loop (members, initialize) still invalidate the cached view when they change.
-          const watch = WATCHED_KEYS.has(key) ? true : 'quiet';
-          const node = await this.getNode(s, deadline, this.path(key), watch);
-          if (!node) return undefined;
-          const owner = longToDecimal(node.stat.ephemeralOwner);
-          return {
-            key,
-            value: node.value,
-            version: String(node.stat.version),
-            modifyVersion: longToDecimal(node.stat.mzxid),
-            session: owner === '0' ? undefined : owner,
-          };
+          // Gone between list and read: simply absent. `initialize` does not wake the loop but invalidates the
+          // view; member keys are not watched (Patroni's load_members), their comings and goings are.
+          const watch = WATCHED_KEYS.has(key) ? true : key === KEYS.initialize ? 'quiet' : false;
+          return this.readNode(s, deadline, key, watch);
         }),
       );
       const nodes = read.filter((n): n is DcsNode => n !== undefined);
@@ -544,9 +560,69 @@ export class ZooKeeperDcs implements Dcs {
       this.leaderIsMe = !!this.options.name && leader?.value === this.options.name;
       this.armedFor = s;
       const cluster = clusterFromNodes(this.options.scope, nodes);
-      if (!this.options.ctl) this.cached = { session: s, cluster };
+      if (!this.options.ctl)
+        this.view = { session: s, nodes: new Map(nodes.map((n) => [n.key, n])), cluster };
       return cluster;
     });
+  }
+
+  private async readNode(
+    s: Session,
+    deadline: number,
+    key: string,
+    watch: boolean | 'quiet',
+  ): Promise<DcsNode | undefined> {
+    const node = await this.getNode(s, deadline, this.path(key), watch);
+    return node && this.dcsNode(key, node.value, node.stat);
+  }
+
+  private dcsNode(key: string, value: string, stat: Stat): DcsNode {
+    const owner = longToDecimal(stat.ephemeralOwner);
+    return {
+      key,
+      value,
+      version: String(stat.version),
+      modifyVersion: longToDecimal(stat.mzxid),
+      session: owner === '0' ? undefined : owner,
+    };
+  }
+
+  /** Re-reads `status` (and `optime/leader` when present) with their watches and patches them into the view. */
+  private async rereadStatus(
+    s: Session,
+    deadline: number,
+    v: NonNullable<ZooKeeperDcs['view']>,
+  ): Promise<void> {
+    const keys = [KEYS.status, ...(v.nodes.has(KEYS.leaderOptime) ? [KEYS.leaderOptime] : [])];
+    const read = await Promise.all(keys.map((k) => this.readNode(s, deadline, k, true)));
+    if (this.view !== v) return;
+    const nodes = new Map(v.nodes);
+    keys.forEach((k, i) => {
+      const n = read[i];
+      if (n) nodes.set(k, n);
+      else nodes.delete(k);
+    });
+    this.view = { session: s, nodes, cluster: clusterFromNodes(this.options.scope, [...nodes.values()]) };
+  }
+
+  /** Our own write of `key` (our member key, `status`), patched into the view instead of reading it all again. */
+  private patchView(s: Session, key: string, value: string, stat: Stat): void {
+    const v = this.view;
+    if (!v || v.session !== s) {
+      this.refetch = true;
+      return;
+    }
+    const nodes = new Map(v.nodes);
+    nodes.set(key, this.dcsNode(key, value, stat));
+    this.view = { session: s, nodes, cluster: clusterFromNodes(this.options.scope, [...nodes.values()]) };
+  }
+
+  /** The view's node for `key`, when the view is current for session `s`. */
+  private viewed(s: Session, key: string): DcsNode | undefined {
+    const v = this.view;
+    return v && v.session === s && !this.refetch && !s.dead && this.isConnected(s)
+      ? v.nodes.get(key)
+      : undefined;
   }
 
   // ---- leader lock and member key ---------------------------------------------------------------------------
@@ -582,6 +658,10 @@ export class ZooKeeperDcs implements Dcs {
   async updateLeader(_cluster: Cluster): Promise<boolean> {
     const name = this.name;
     return this.op('updateLeader', async (s, deadline) => {
+      // Our ephemeral lock lives as long as this session, which getCluster's round trip just showed connected; a
+      // deletion would have fired the lock's watch (Patroni's _update_leader reads nothing either).
+      const viewed = this.viewed(s, KEYS.leader);
+      if (viewed?.value === name && viewed.session === s.id) return true;
       const path = this.path(KEYS.leader);
       const node = await this.getNode(s, deadline, path);
       // Lost with an old session: take it back unless someone else was faster.
@@ -628,7 +708,20 @@ export class ZooKeeperDcs implements Dcs {
   async touchMember(value: string): Promise<boolean> {
     const name = this.name;
     return this.op('touchMember', async (s, deadline) => {
-      const path = this.path(KEYS.members + name);
+      const key = KEYS.members + name;
+      const path = this.path(key);
+      // Bound to this session as the view shows it: compare with what we wrote last (Patroni's __last_member_data).
+      const viewed = this.viewed(s, key);
+      if (viewed && viewed.session === s.id) {
+        if (viewed.value === value) return true;
+        try {
+          this.patchView(s, key, value, await this.setData(s, deadline, path, value, -1, false));
+          return true;
+        } catch (e) {
+          if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
+          this.refetch = true;
+        }
+      }
       for (let attempt = 0; attempt < 2; attempt++) {
         const node = await this.getNode(s, deadline, path);
         if (node && longToDecimal(node.stat.ephemeralOwner) === s.id) {
@@ -748,7 +841,19 @@ export class ZooKeeperDcs implements Dcs {
 
   async writeStatus(value: string): Promise<boolean> {
     if (value === this.lastStatus) return true;
-    const ok = (await this.write('writeStatus', KEYS.status, value)) !== false;
+    const ok = await this.op('writeStatus', async (s, deadline) => {
+      const path = this.path(KEYS.status);
+      // The leader writes `status` each time its WAL position moves: patch the view rather than read it all again.
+      if (this.viewed(s, KEYS.status)) {
+        try {
+          this.patchView(s, KEYS.status, value, await this.setData(s, deadline, path, value, -1, false));
+          return true;
+        } catch (e) {
+          if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
+        }
+      }
+      return (await this.setOrCreate(s, deadline, path, value)) !== false;
+    });
     if (ok) this.lastStatus = value;
     return ok;
   }
@@ -793,22 +898,31 @@ export class ZooKeeperDcs implements Dcs {
   /** One function for every watch: the library keeps a watcher once per path, so re-arming never piles up. */
   private readonly onWatchEvent = (event: ZkEvent): void => {
     const path = event.getPath();
-    // The leader's own status writes: ignored, and not worth re-arming for (getCluster does if it stops leading).
-    if (this.leaderIsMe && (path === this.path(KEYS.status) || path === this.path(KEYS.leaderOptime))) {
-      this.refetch = true;
+    const isStatus = path === this.path(KEYS.status) || path === this.path(KEYS.leaderOptime);
+    if (isStatus && event.getType() === this.mod.Event.NODE_DATA_CHANGED) {
+      // The leader's own writes are patched into its view; it re-arms this watch when it stops leading (the lock's
+      // change makes it read everything).
+      if (this.leaderIsMe) return;
+      this.statusStale = true;
+      this.notify();
       return;
     }
     this.armedFor = undefined;
     this.wake();
   };
 
-  /** A member key (WAL position, state, tags) or `initialize` changed: read again next time, without waking. */
+  /** `initialize` changed: read again next time, without waking. */
   private readonly onQuietDataEvent = (): void => {
     this.refetch = true;
   };
 
+  /** Read everything again, and end the loop's wait. */
   private wake(): void {
     this.refetch = true;
+    this.notify();
+  }
+
+  private notify(): void {
     this.changed = true;
     for (const waiter of [...this.waiters]) waiter(true);
   }
