@@ -484,19 +484,15 @@ export class PostgresNode implements LocalNode {
   // ---- inspection -------------------------------------------------------------------------------------------
 
   private dataDirEmpty(dir: string): boolean {
-    try {
-      return readdirSync(dir).length === 0;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ENOENT';
-    }
+    return this.dataDirState(dir) === 'empty';
   }
 
-  private dataDirAccessible(dir: string): boolean {
+  /** One readdir: missing (as empty), empty, populated, or inaccessible (permissions, not a directory). */
+  private dataDirState(dir: string): 'empty' | 'populated' | 'inaccessible' {
     try {
-      readdirSync(dir);
-      return true;
+      return readdirSync(dir).length === 0 ? 'empty' : 'populated';
     } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ENOENT';
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'empty' : 'inaccessible';
     }
   }
 
@@ -529,8 +525,9 @@ export class PostgresNode implements LocalNode {
 
   async inspect(cluster: Cluster | undefined): Promise<PostgresInfo> {
     const dir = this.dataDir;
-    const accessible = this.dataDirAccessible(dir);
-    const empty = accessible && this.dataDirEmpty(dir);
+    const dirState = this.dataDirState(dir);
+    const accessible = dirState !== 'inaccessible';
+    const empty = dirState === 'empty';
     const running = !empty && isRunning(dir) !== undefined;
     let status: InstanceStatus | undefined;
     if (running) {

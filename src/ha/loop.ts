@@ -134,8 +134,8 @@ export interface SyncReplicationPort {
 export interface LoopDeps {
   readonly dcs: Dcs;
   readonly node: LocalNode;
-  /** Without it synchronous mode is not maintained (a warning each cycle). */
-  readonly sync?: SyncReplicationPort;
+  /** Synchronous mode: synchronous_standby_names and `/sync` (src/agent/sync-replication.ts). */
+  readonly sync: SyncReplicationPort;
   readonly probe: PeerProber;
   readonly clock?: LoopClock;
   readonly log: LoopLogger;
@@ -714,13 +714,7 @@ export class HaLoop {
         await this.processSyncReplication(cluster);
         return;
       case 'SetSynchronousStandbyNames':
-        if (this.deps.sync) {
-          await this.deps.sync.setStandbyNames(action.names);
-          return;
-        }
-        this.log.warning(
-          `synchronous replication is not implemented yet: synchronous_standby_names=${JSON.stringify(action.names.join(','))} was not applied`,
-        );
+        await this.deps.sync.setStandbyNames(action.names);
         return;
       case 'WriteInitialize':
         await this.dcs.initialize(action.createNew, action.sysid);
@@ -795,20 +789,8 @@ export class HaLoop {
     }
   }
 
-  /** Synchronous mode through the sync port; without one a leftover `/sync` key is still removed when off. */
   private async processSyncReplication(cluster: Cluster | undefined): Promise<void> {
-    if (!cluster) return;
-    if (this.deps.sync) {
-      await this.deps.sync.process(cluster, this.config);
-      return;
-    }
-    if (this.config.synchronousMode === 'off') {
-      if (cluster.sync.leader !== undefined) await this.dcs.deleteSyncState(cluster.sync.version);
-      return;
-    }
-    this.log.warning(
-      'synchronous_mode is on but synchronous replication is not implemented yet: running asynchronously',
-    );
+    if (cluster) await this.deps.sync.process(cluster, this.config);
   }
 
   /**

@@ -35,6 +35,18 @@ export interface HaproxyServerState {
   readonly status: string;
 }
 
+/**
+ * `server` alone takes new connections on `proxy`: it is UP and every other server is DOWN or in maintenance. A
+ * server still going down (`UP 1/3`) takes connections too, and `on-marked-down shutdown-sessions` cuts them later.
+ */
+export function routesOnlyTo(states: readonly HaproxyServerState[], proxy: string, server: string): boolean {
+  const mine = states.filter((s) => s.proxy === proxy);
+  return (
+    mine.some((s) => s.server === server && s.status === 'UP') &&
+    mine.every((s) => s.server === server || s.status.startsWith('DOWN') || s.status.startsWith('MAINT'))
+  );
+}
+
 export interface Haproxy {
   readonly rwPort: number;
   readonly roPort: number;

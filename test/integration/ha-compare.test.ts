@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { startHaproxy, type Haproxy } from '../harness/haproxy.js';
+import { routesOnlyTo, startHaproxy, type Haproxy } from '../harness/haproxy.js';
 import {
   checkWriter,
   crashHost,
@@ -180,10 +180,7 @@ describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, H
       const h = haproxy;
       await waitFor(
         `HAProxy rw port to route to ${leader} only`,
-        async () => {
-          const up = (await h.states()).filter((s) => s.proxy === 'primary' && s.status === 'UP');
-          return up.length === 1 && up[0]?.server === leader;
-        },
+        async () => routesOnlyTo(await h.states(), 'primary', leader),
         30_000,
         200,
       );

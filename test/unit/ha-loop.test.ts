@@ -261,6 +261,8 @@ beforeEach(() => {
     node,
     probe,
     clock,
+    // Synchronous mode has its own tests below and in sync-replication's.
+    sync: { process: () => Promise.resolve(), setStandbyNames: () => Promise.resolve() },
     log: {
       info: (t) => logs.push(`INFO: ${t}`),
       warning: (t) => logs.push(`WARNING: ${t}`),
