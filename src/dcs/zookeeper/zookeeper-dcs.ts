@@ -510,14 +510,13 @@ export class ZooKeeperDcs implements Dcs {
         this.armedFor === s &&
         !s.dead
       ) {
-        // One round trip at most instead of a dozen reads: ZooKeeper delivers a watch event before the answer to
-        // any later request of the session, so once this answers, every change the server had applied has marked us
-        // stale. A replica, like Patroni's, trusts its connected session's watches without one; the leader makes it
-        // every cycle, so that a ZooKeeper it can no longer reach fails its cycle and it demotes.
+        // One round trip instead of a dozen reads: ZooKeeper delivers a watch event before the answer to any later
+        // request of the session, so once this answers, every change the server had applied has marked us stale
+        // (a read after another member's write sees it, and a leader cut off from ZooKeeper fails its cycle).
         if (this.statusStale) {
           this.statusStale = false;
           await this.rereadStatus(s, deadline, v);
-        } else if (this.leaderIsMe || !this.isConnected(s)) {
+        } else {
           await this.read<Stat | null>(s, deadline, `check ${this.base}`, (done) =>
             s.client.exists(this.base, done),
           );
