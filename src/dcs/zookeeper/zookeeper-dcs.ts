@@ -594,26 +594,47 @@ export class ZooKeeperDcs implements Dcs {
   ): Promise<void> {
     const keys = [KEYS.status, ...(v.nodes.has(KEYS.leaderOptime) ? [KEYS.leaderOptime] : [])];
     const read = await Promise.all(keys.map((k) => this.readNode(s, deadline, k, true)));
-    if (this.view !== v) return;
-    const nodes = new Map(v.nodes);
-    keys.forEach((k, i) => {
-      const n = read[i];
-      if (n) nodes.set(k, n);
-      else nodes.delete(k);
-    });
-    this.view = { session: s, nodes, cluster: clusterFromNodes(this.options.scope, [...nodes.values()]) };
+    if (this.view === v)
+      this.replaceNodes(
+        v,
+        keys.map((k, i) => [k, read[i]]),
+      );
   }
 
-  /** Our own write of `key` (our member key, `status`), patched into the view instead of reading it all again. */
-  private patchView(s: Session, key: string, value: string, stat: Stat): void {
-    const v = this.view;
-    if (!v || v.session !== s) {
-      this.refetch = true;
-      return;
-    }
+  /** The view with `changes` applied (undefined: the key is gone), its cluster made again. */
+  private replaceNodes(
+    v: NonNullable<ZooKeeperDcs['view']>,
+    changes: readonly (readonly [string, DcsNode | undefined])[],
+  ): void {
     const nodes = new Map(v.nodes);
-    nodes.set(key, this.dcsNode(key, value, stat));
-    this.view = { session: s, nodes, cluster: clusterFromNodes(this.options.scope, [...nodes.values()]) };
+    for (const [k, n] of changes) {
+      if (n) nodes.set(k, n);
+      else nodes.delete(k);
+    }
+    this.view = {
+      session: v.session,
+      nodes,
+      cluster: clusterFromNodes(this.options.scope, [...nodes.values()]),
+    };
+  }
+
+  /**
+   * Our own write of `key` (our member key, `status`) when the view holds it: set unconditionally and patched into
+   * the view instead of reading it all again. False when the view does not hold it or the znode was gone.
+   */
+  private async setViewed(s: Session, deadline: number, key: string, value: string): Promise<boolean> {
+    if (!this.viewed(s, key)) return false;
+    let stat: Stat;
+    try {
+      stat = await this.setData(s, deadline, this.path(key), value, -1, false);
+    } catch (e) {
+      if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
+      return false;
+    }
+    const v = this.view;
+    if (v?.session === s) this.replaceNodes(v, [[key, this.dcsNode(key, value, stat)]]);
+    else this.refetch = true;
+    return true;
   }
 
   /** The view's node for `key`, when the view is current for session `s`. */
@@ -713,13 +734,8 @@ export class ZooKeeperDcs implements Dcs {
       const viewed = this.viewed(s, key);
       if (viewed && viewed.session === s.id) {
         if (viewed.value === value) return true;
-        try {
-          this.patchView(s, key, value, await this.setData(s, deadline, path, value, -1, false));
-          return true;
-        } catch (e) {
-          if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
-          this.refetch = true;
-        }
+        if (await this.setViewed(s, deadline, key, value)) return true;
+        this.refetch = true;
       }
       for (let attempt = 0; attempt < 2; attempt++) {
         const node = await this.getNode(s, deadline, path);
@@ -841,17 +857,9 @@ export class ZooKeeperDcs implements Dcs {
   async writeStatus(value: string): Promise<boolean> {
     if (value === this.lastStatus) return true;
     const ok = await this.op('writeStatus', async (s, deadline) => {
-      const path = this.path(KEYS.status);
       // The leader writes `status` each time its WAL position moves: patch the view rather than read it all again.
-      if (this.viewed(s, KEYS.status)) {
-        try {
-          this.patchView(s, KEYS.status, value, await this.setData(s, deadline, path, value, -1, false));
-          return true;
-        } catch (e) {
-          if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
-        }
-      }
-      return (await this.setOrCreate(s, deadline, path, value)) !== false;
+      if (await this.setViewed(s, deadline, KEYS.status, value)) return true;
+      return (await this.setOrCreate(s, deadline, this.path(KEYS.status), value)) !== false;
     });
     if (ok) this.lastStatus = value;
     return ok;
