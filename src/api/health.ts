@@ -7,6 +7,7 @@
  * the same checks answering status-only. The server routes `/patroni`, `/cluster`, ... before asking here.
  */
 import type { Cluster } from '../model/cluster.js';
+import { parseGucInt } from '../postgres/guc-values.js';
 import { versionAtLeast } from '../model/flavor.js';
 import { holdsLeaderLock, isPrimaryRoleName, spokenVersion, type AgentStatus } from './status.js';
 
@@ -198,103 +199,9 @@ function readiness(query: QueryParams, status: AgentStatus, cluster: Cluster | u
   return optime - position > limit ? 503 : 200;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Patroni's parse_int: strtol(3)-like prefix (hex, octal, decimal) or a float, then an optional unit converted to
-// the base unit with PostgreSQL's rounding. Invalid input gives undefined.
-
-type SizeUnit = 'B' | 'kB' | 'MB' | 'GB' | 'TB';
-type TimeUnit = 'us' | 'ms' | 's' | 'min' | 'h' | 'd';
-const SIZE: Readonly<Record<string, number>> = {
-  B: 1,
-  kB: 1024,
-  MB: 1024 ** 2,
-  GB: 1024 ** 3,
-  TB: 1024 ** 4,
-};
-const TIME_US: Readonly<Record<string, number>> = {
-  us: 1,
-  ms: 1000,
-  s: 1e6,
-  min: 60e6,
-  h: 3600e6,
-  d: 86400e6,
-};
-const ROUND_TO: Readonly<Record<string, string>> = {
-  TB: 'GB',
-  GB: 'MB',
-  MB: 'kB',
-  kB: 'B',
-  d: 'h',
-  h: 'min',
-  min: 's',
-  s: 'ms',
-  ms: 'us',
-};
-
-/** Python's `rint`: round half to even. */
-function rint(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-function strtol(text: string): { value?: bigint; rest: string } {
-  const hex = /^([-+]?)0x([0-9a-fA-F]+)/.exec(text);
-  if (hex) {
-    const n = BigInt(`0x${hex[2]}`);
-    return { value: hex[1] === '-' ? -n : n, rest: text.slice(hex[0].length) };
-  }
-  const oct = /^([-+]?)0([0-7]*)/.exec(text);
-  if (oct) {
-    const n = oct[2] ? BigInt(`0o${oct[2]}`) : 0n;
-    return { value: oct[1] === '-' ? -n : n, rest: text.slice(oct[0].length) };
-  }
-  const dec = /^[-+]?(?:0|[1-9][0-9]*)/.exec(text);
-  if (dec) return { value: BigInt(dec[0].replace('+', '')), rest: text.slice(dec[0].length) };
-  return { rest: text };
-}
-
-/** Python `str.strip()` whitespace. */
-function pyStrip(s: string): string {
-  const ws = (c: number): boolean =>
-    /\s/.test(String.fromCharCode(c)) || (c >= 0x1c && c <= 0x1f) || c === 0x85;
-  let a = 0;
-  let b = s.length;
-  while (a < b && ws(s.charCodeAt(a))) a++;
-  while (b > a && ws(s.charCodeAt(b - 1))) b--;
-  return s.slice(a, b);
-}
-
-/** `parse_int(value, base_unit)` for byte (`B`, `kB`, `MB`) or time (`us`...`min`) base units. */
-export function parseIntWithUnit(
-  value: string | undefined,
-  baseUnit: SizeUnit | TimeUnit,
-): bigint | undefined {
+/** Patroni's `parse_int(value, base_unit)` for the health checks' `?lag=` (`1MB`, `16kB`, `1048576`). */
+export function parseIntWithUnit(value: string | undefined, baseUnit: string): bigint | undefined {
   if (value === undefined) return undefined;
-  const text = pyStrip(value);
-  let num: number | bigint | undefined;
-  let unit: string;
-  ({ value: num, rest: unit } = strtol(text));
-  if ((num === undefined && unit.startsWith('.')) || (unit !== '' && '.eE'.includes(unit[0] ?? ''))) {
-    const dbl = /^[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?/.exec(text);
-    num = dbl ? Number(dbl[0]) : undefined;
-    unit = dbl ? text.slice(dbl[0].length) : text;
-  }
-  if (num === undefined) return undefined;
-  unit = pyStrip(unit);
-  const toBig = (x: number): bigint | undefined => (Number.isFinite(x) ? BigInt(rint(x)) : undefined);
-  if (unit === '') return typeof num === 'bigint' ? num : toBig(num);
-  const table = baseUnit in SIZE ? SIZE : TIME_US;
-  const factor = table[unit];
-  const base = table[baseUnit];
-  if (factor === undefined || base === undefined) return undefined;
-  let x = Number(num) * (factor / base);
-  const roundUnit = ROUND_TO[unit];
-  if (roundUnit !== undefined) {
-    const multiplier = (table[roundUnit] ?? 1) / base;
-    x = rint(x / multiplier) * multiplier;
-  }
-  return toBig(x);
+  const n = parseGucInt(value, baseUnit);
+  return n === undefined || !Number.isFinite(n) ? undefined : BigInt(n);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { parseGucInt } from '../../src/postgres/guc-values.js';
 import {
   gucValuesEqual,
-  parseGucInt,
   planReload,
   settingsToQuery,
   type EffectivePgConfig,
