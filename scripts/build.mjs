@@ -1,7 +1,23 @@
 // Bundles the CLI with esbuild: dist/cli.js (oclif + commands) plus chunks for what commands load lazily.
 // Start-up time is dominated by loading hundreds of small CommonJS files; one bundle avoids that.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+
+// pg asks `typeof Response` to tell a Cloudflare Worker from Node. On Node 20 that global is a lazy getter that
+// loads Node's whole bundled fetch (undici, http2, zlib, web streams): about 15 MiB of resident memory in an
+// agent that never fetches. Node has no Cloudflare runtime, so the build answers that question with `false`.
+const pgWithoutCloudflareProbe = {
+  name: 'pg-without-cloudflare-probe',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const probe = "typeof Response === 'function'";
+      if (!source.includes(probe))
+        throw new Error(`${args.path}: pg's Cloudflare probe changed; revisit build.mjs`);
+      return { contents: source.replace(probe, 'false'), loader: 'js' };
+    });
+  },
+};
 
 rmSync('dist', { recursive: true, force: true });
 await build({
@@ -29,5 +45,6 @@ await build({
   },
   // oclif's development-mode TypeScript support; an installed CLI runs compiled code only.
   external: ['typescript', 'ts-node', 'tsx'],
+  plugins: [pgWithoutCloudflareProbe],
   logLevel: 'warning',
 });
