@@ -3,7 +3,7 @@
  * - `crashHost`: kill -9 of an agent, its postmaster and the postmaster's children in one sweep (a host crash);
  * - `startWriter` / `checkWriter`: ../shared/reference/writer.py, the reference lab's probe (an INSERT every 50 ms
  *   through HAProxy; acknowledged ids missing on the final primary = loss; longest time without an ack = gap);
- * - `watchLeaderKey`: when the leader key disappears from etcd (the old lock's expiry or release);
+ * - `watchLeaderKey`: when the leader key of the moment is gone from etcd (the old lock's expiry or release);
  * - `watchWritable`: when a member first accepts a write (`txid_current()` needs a writable primary).
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -181,26 +181,39 @@ export async function checkWriter(
   return JSON.parse(r.stdout) as WriterCheck;
 }
 
-/** Polls a key through etcd's v3 JSON gateway; `goneAt` is the first poll that found it absent (epoch ms). */
+/**
+ * Polls a key through etcd's v3 JSON gateway; `goneAt` is the first poll that found the key of the first poll gone
+ * (epoch ms): absent, or there again with another create_revision. A new leader can take the lock within
+ * milliseconds of the old lease's expiry, so "absent" alone can fall between two polls; the poll interval bounds
+ * how late `goneAt` can be, which only makes the "nobody writable before the old lock is gone" check stricter.
+ */
 export interface KeyWatch {
   goneAt(): number | undefined;
   stop(): Promise<void>;
 }
 
-export function watchLeaderKey(etcdEndpoint: string, key: string, everyMs = 20): KeyWatch {
+/** The leader key's create_revision, or undefined when it is absent. */
+async function keyCreateRevision(etcdEndpoint: string, key: string): Promise<string | undefined> {
+  const res = await fetch(`http://${etcdEndpoint}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: Buffer.from(key).toString('base64') }),
+    signal: AbortSignal.timeout(1000),
+  });
+  if (!res.ok) throw new Error(`etcd range ${key}: HTTP ${res.status}`);
+  const doc = (await res.json()) as { kvs?: { create_revision?: string }[] };
+  return doc.kvs?.[0]?.create_revision;
+}
+
+/** Starts watching the key as it is now (it must exist). */
+export async function watchLeaderKey(etcdEndpoint: string, key: string, everyMs = 20): Promise<KeyWatch> {
+  const watched = await keyCreateRevision(etcdEndpoint, key);
+  if (watched === undefined) throw new Error(`${key} is not in etcd: no leader lock to watch`);
   let gone: number | undefined;
   let stopped = false;
-  const body = JSON.stringify({ key: Buffer.from(key).toString('base64'), count_only: true });
   const loop = (async () => {
     while (!stopped && gone === undefined) {
       try {
-        const res = await fetch(`http://${etcdEndpoint}/v3/kv/range`, {
-          method: 'POST',
-          body,
-          signal: AbortSignal.timeout(1000),
-        });
-        const doc = (await res.json()) as { count?: string };
-        if (res.ok && (doc.count ?? '0') === '0') gone = Date.now();
+        if ((await keyCreateRevision(etcdEndpoint, key)) !== watched) gone = Date.now();
       } catch {
         /* etcd busy: poll again */
       }

@@ -190,7 +190,7 @@ describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, H
 
       // A crash may promote either survivor; a switchover must promote the candidate.
       const watched = event === 'crash' ? m.nodes.filter((n) => n !== old) : [candidate];
-      const keyWatch = watchLeaderKey(endpoint, `/service/${scope}/leader`);
+      const keyWatch = await watchLeaderKey(endpoint, `/service/${scope}/leader`);
       stops.push(() => keyWatch.stop());
       const writable = watchWritable(watched.map((n) => n.pgPort));
       stops.push(() => writable.stop());
