@@ -73,11 +73,13 @@ export async function runCutoffCase(c: CutoffCase): Promise<CutoffFigures> {
   try {
     if (c.etcd) lease = watchLeaseExpiry(c.etcd.endpoint, c.etcd.leaderKey);
     const l = lease;
-    // The probe writes on the leader, and (etcd) the lease has been seen.
+    // The probe writes on the leader, the leader has logged a cycle holding the lock (the refresh the figures count
+    // from: a cut right after bootstrap would come before the first one), and (etcd) the lease has been seen.
     await waitFor(
-      `${c.label}: the probe's writes on ${leader} and the leader key's lease`,
+      `${c.label}: the probe's writes on ${leader}, a lock refresh in its log and the leader key's lease`,
       () =>
         probe.rounds().filter((r) => r.accepted.some((a) => a.name === leader)).length >= 10 &&
+        lastLockLogLine(old.logFile, Date.now() + 1) !== undefined &&
         (l === undefined || l.expiryLowerBound() !== undefined),
       30_000,
       100,
