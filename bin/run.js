@@ -10,8 +10,7 @@ if (argv[0] === 'agent') {
   // optimizing compilers (Sparkplug, TurboFan) would keep ~6 MiB of their own code and output resident for no
   // measurable gain in CPU (agent-footprint.test.ts). Set before any agent code is loaded; tiering reads them.
   const v8 = await import('node:v8');
-  v8.setFlagsFromString('--no-opt');
-  v8.setFlagsFromString('--no-sparkplug');
+  v8.setFlagsFromString('--no-opt --no-sparkplug');
   const { plainAgentConfigArg, runAgentProcess } = await import('../dist/agent.js');
   const configPath = plainAgentConfigArg(argv.slice(1));
   if (configPath !== undefined) await runAgentProcess(configPath);

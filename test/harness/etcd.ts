@@ -142,3 +142,22 @@ export async function startEtcd(options: EtcdStartOptions = {}): Promise<EtcdSer
     stop,
   };
 }
+
+/**
+ * One request to etcd's v3 JSON gateway, for the tests' own probes (independent of the adapter under test): the
+ * JSON answer, or an error for an HTTP error status. `path` is e.g. `/v3/kv/range`; keys go base64-encoded.
+ */
+export async function etcdPost(
+  endpoint: string,
+  path: string,
+  body: unknown,
+  timeoutMs = 1000,
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://${endpoint}${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status}`);
+  return (await res.json()) as Record<string, unknown>;
+}

@@ -9,6 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { etcdPost } from './etcd.js';
 import { runCommand } from './patroni.js';
 import { startProcess, waitFor, type Managed } from './process.js';
 
@@ -194,14 +195,8 @@ export interface KeyWatch {
 
 /** The leader key's create_revision, or undefined when it is absent. */
 async function keyCreateRevision(etcdEndpoint: string, key: string): Promise<string | undefined> {
-  const res = await fetch(`http://${etcdEndpoint}/v3/kv/range`, {
-    method: 'POST',
-    body: JSON.stringify({ key: Buffer.from(key).toString('base64') }),
-    signal: AbortSignal.timeout(1000),
-  });
-  if (!res.ok) throw new Error(`etcd range ${key}: HTTP ${res.status}`);
-  const doc = (await res.json()) as { kvs?: { create_revision?: string }[] };
-  return doc.kvs?.[0]?.create_revision;
+  const range = await etcdPost(etcdEndpoint, '/v3/kv/range', { key: Buffer.from(key).toString('base64') });
+  return ((range['kvs'] ?? []) as { create_revision?: string }[])[0]?.create_revision;
 }
 
 /** Starts watching the key as it is now (it must exist). */

@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { etcdPost } from './etcd.js';
 
 const HOST = '127.0.0.1';
 const SUPERUSER = { user: 'postgres', password: 'zalando' };
@@ -224,14 +225,8 @@ export function watchLeaseExpiry(etcdEndpoint: string, key: string, everyMs = 10
   let stopped = false;
   let bound: number | undefined;
   let lease: string | undefined;
-  const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
-    const res = await fetch(`http://${etcdEndpoint}${path}`, {
-      method: 'POST',
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(1000),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const post = (path: string, body: unknown): Promise<Record<string, unknown>> =>
+    etcdPost(etcdEndpoint, path, body);
   const loop = (async (): Promise<void> => {
     while (!stopped) {
       try {

@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { figuresLine, runCutoffCase, type CutoffMembers } from '../harness/dcs-cutoff.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { etcdPost, startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
 
 const available =
@@ -33,14 +33,8 @@ const SCOPE = 'cutoff';
 
 /** The granted TTL of the leader key's lease (what the leader asked etcd for), or undefined. */
 async function leaderLeaseTtl(endpoint: string, key: string): Promise<number | undefined> {
-  const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
-    const res = await fetch(`http://${endpoint}${path}`, {
-      method: 'POST',
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(2000),
-    });
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const post = (path: string, body: unknown): Promise<Record<string, unknown>> =>
+    etcdPost(endpoint, path, body, 2000);
   const range = await post('/v3/kv/range', { key: Buffer.from(key).toString('base64') });
   const id = ((range['kvs'] ?? []) as { lease?: string }[])[0]?.lease;
   if (!id || id === '0') return undefined;

@@ -177,14 +177,13 @@ describe('ZooKeeper specifics', () => {
     );
     expect(lists).not.toHaveBeenCalled();
     const rawB = await raw();
-    const before = await new Promise<Stat>((resolve, reject) =>
-      rawB.getData(`${base}/members/b`, (e, _d, st) => (e ? reject(e) : resolve(st))),
-    );
+    const statOfB = (): Promise<Stat> =>
+      new Promise<Stat>((resolve, reject) =>
+        rawB.getData(`${base}/members/b`, (e, _d, st) => (e ? reject(e) : resolve(st))),
+      );
+    const before = await statOfB();
     expect(await b.touchMember('{"state":"stopped"}')).toBe(true);
-    const after = await new Promise<Stat>((resolve, reject) =>
-      rawB.getData(`${base}/members/b`, (e, _d, st) => (e ? reject(e) : resolve(st))),
-    );
-    expect(after.version).toBe(before.version);
+    expect((await statOfB()).version).toBe(before.version);
 
     // A member joining (or leaving) is watched: b reads everything again.
     const c = dcs('c');
