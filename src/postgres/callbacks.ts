@@ -230,7 +230,7 @@ export class RoleCallbacks {
   private bootstrapping = false;
 
   constructor(
-    private readonly executor: CallbackExecutor,
+    private readonly executor: Pick<CallbackExecutor, 'call' | 'setCommands'>,
     private readonly role: () => string,
   ) {}
 
