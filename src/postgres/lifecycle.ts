@@ -4,7 +4,7 @@
  */
 import type { Lsn } from '../model/lsn.js';
 import type { Cluster } from '../model/cluster.js';
-import { runPgTool } from './binaries.js';
+import { runPgTool, type PgBinariesConfig } from './binaries.js';
 import { runPrePromote, type RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { cmdlineArgs } from './config-writer.js';
@@ -48,7 +48,7 @@ export class Lifecycle {
     return this.d.files.dataDir;
   }
 
-  private get bins(): LifecycleDeps['files']['bins'] {
+  private get bins(): PgBinariesConfig {
     return this.d.files.bins;
   }
 

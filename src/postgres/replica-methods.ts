@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PgUser, ToolOptionsValue } from '../config/agent-config.js';
-import type { PgLog } from './ports.js';
+import { errorText, type PgLog } from './ports.js';
 import { parseBool } from '../model/cluster.js';
 import { basebackup } from './basebackup.js';
 import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
@@ -115,10 +115,6 @@ export interface CreateReplicaOptions {
   readonly wipe: () => void;
   /** Pause between the two pg_basebackup attempts (Patroni: 5 s). */
   readonly basebackupRetryMs?: number;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function sleep(ms: number, cancelled: () => boolean): Promise<void> {
