@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigApplier } from '../../src/agent/apply-config.js';
+import { ConfigApplier } from '../../src/postgres/apply-config.js';
 import type { PgSession, Row } from '../../src/postgres/queries.js';
 import type { EffectivePgConfig, PgSettingRow } from '../../src/postgres/reload-plan.js';
 

@@ -21,7 +21,7 @@ import {
   methodsToTry,
   replicaConnstring,
   worksWithoutLeader,
-} from '../../src/agent/replica-methods.js';
+} from '../../src/postgres/replica-methods.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-rm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CallbackExecutor, callbackArgv, runPrePromote } from '../../src/agent/callbacks.js';
+import { CallbackExecutor, callbackArgv, runPrePromote } from '../../src/postgres/callbacks.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-cb-'));
 const executors: CallbackExecutor[] = [];

@@ -14,11 +14,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PgUser, ToolOptionsValue } from '../config/agent-config.js';
-import type { LoopLogger } from '../ha/loop.js';
+import { errorText, type PgLog } from './ports.js';
 import { parseBool } from '../model/cluster.js';
-import { basebackup } from '../postgres/basebackup.js';
-import { writePrivateFile, type PgBinariesConfig } from '../postgres/binaries.js';
-import { formatConninfo, renderPgpass } from '../postgres/config-writer.js';
+import { basebackup } from './basebackup.js';
+import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
+import { formatConninfo, renderPgpass } from './config-writer.js';
 import { shellSplit } from './shell.js';
 
 type Section = Readonly<Record<string, unknown>>;
@@ -108,17 +108,13 @@ export interface CreateReplicaOptions {
   readonly pgpassPath: string;
   readonly database: string;
   readonly bins: PgBinariesConfig;
-  readonly log: LoopLogger;
+  readonly log: PgLog;
   readonly cancelled: () => boolean;
   readonly dataDirEmpty: () => boolean;
   /** Empties the data directory (and the target of a symlinked pg_wal). */
   readonly wipe: () => void;
   /** Pause between the two pg_basebackup attempts (Patroni: 5 s). */
   readonly basebackupRetryMs?: number;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function sleep(ms: number, cancelled: () => boolean): Promise<void> {

@@ -3,15 +3,10 @@
  * Patroni 3.0.2's `reload_config`): read `pg_settings` for the parameters concerned, plan, write the files the plan
  * names, `pg_ctl reload`, and then let `pg_settings WHERE pending_restart` decide whether a restart is pending.
  */
-import type { LoopLogger } from '../ha/loop.js';
-import { RECOVERY_PARAMETERS } from '../postgres/config-writer.js';
-import { pgSettings, type PgSession } from '../postgres/queries.js';
-import {
-  planReload,
-  settingsToQuery,
-  type EffectivePgConfig,
-  type ReloadPlan,
-} from '../postgres/reload-plan.js';
+import type { PgLog } from './ports.js';
+import { RECOVERY_PARAMETERS } from './config-writer.js';
+import { pgSettings, type PgSession } from './queries.js';
+import { planReload, settingsToQuery, type EffectivePgConfig, type ReloadPlan } from './reload-plan.js';
 
 export interface ApplyConfigDeps {
   readonly previous: EffectivePgConfig | undefined;
@@ -23,7 +18,7 @@ export interface ApplyConfigDeps {
   /** Write postgresql.conf (with `plan.parameters`), pg_hba.conf, pg_ident.conf as the plan says. */
   readonly writeFiles: (plan: ReloadPlan) => void;
   readonly reload: () => Promise<void>;
-  readonly log: LoopLogger;
+  readonly log: PgLog;
   /** Patroni waits a second after `pg_ctl reload` before asking pg_settings (the reload is asynchronous). */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -91,7 +86,7 @@ export interface ConfigApplierPorts {
   /** Rewrite postgresql.conf / pg_hba.conf / pg_ident.conf from `effective()` (keeping the standby section). */
   readonly rewrite: () => void;
   readonly reload: () => Promise<void>;
-  readonly log: LoopLogger;
+  readonly log: PgLog;
   /** For tests: the wait between the reload and the pg_settings check (default: a real second). */
   readonly sleep?: (ms: number) => Promise<void>;
 }

@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { CallbackName } from '../config/agent-config.js';
-import type { LoopLogger } from '../ha/loop.js';
+import { errorText, type PgLog } from './ports.js';
 import { shellSplit } from './shell.js';
 
 export type CallbackAction = CallbackName;
@@ -22,10 +22,6 @@ export function callbackRole(role: string): string {
 /** The argv of a callback: the command split shell-like, then action, role and scope. */
 export function callbackArgv(command: string, action: CallbackAction, role: string, scope: string): string[] {
   return [...shellSplit(command), action, callbackRole(role), scope];
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function running(child: ChildProcess): boolean {
@@ -52,7 +48,7 @@ class Slot {
   private current: { readonly child: ChildProcess; readonly argv: readonly string[] } | undefined;
   private readonly exits = new Set<Promise<void>>();
 
-  constructor(private readonly log: LoopLogger) {}
+  constructor(private readonly log: PgLog) {}
 
   run(argv: readonly string[]): void {
     const cur = this.current;
@@ -108,7 +104,7 @@ class Slot {
 export interface CallbackExecutorOptions {
   readonly scope: string;
   readonly commands: Readonly<Partial<Record<CallbackAction, string>>>;
-  readonly log: LoopLogger;
+  readonly log: PgLog;
 }
 
 export class CallbackExecutor {
@@ -166,7 +162,7 @@ export interface PrePromoteResult {
  */
 export async function runPrePromote(
   command: string,
-  opts: { readonly timeoutMs: number; readonly cancelled: () => boolean; readonly log: LoopLogger },
+  opts: { readonly timeoutMs: number; readonly cancelled: () => boolean; readonly log: PgLog },
 ): Promise<PrePromoteResult> {
   const [cmd, ...args] = shellSplit(command);
   if (cmd === undefined) return { ok: true, cancelled: false };
@@ -214,4 +210,90 @@ export async function runPrePromote(
       finish({ ok: code === 0, cancelled: false });
     });
   });
+}
+
+/**
+ * Which callback the instance's life fires, as Patroni 3.0.2 decides it: a start fires on_start (on_restart for a
+ * restart), a former primary coming back as a replica fires on_role_change instead; PostgreSQL found running by the
+ * inspection fires what a start left pending; nothing fires while a new cluster is being bootstrapped.
+ */
+export class RoleCallbacks {
+  /** Patroni's `cb_called`: a start/stop/restart/role change callback was due once in this process. */
+  private called = false;
+  /** Patroni's `__cb_pending`: the callback to fire when the start under way completes (undefined: on_start). */
+  private pending: CallbackAction | 'noop' | undefined;
+  /** A new cluster is being initialized: no callbacks until post_bootstrap is done (Patroni's `bootstrapping`). */
+  private bootstrapping = false;
+
+  constructor(
+    private readonly executor: Pick<CallbackExecutor, 'call' | 'setCommands'>,
+    private readonly role: () => string,
+  ) {}
+
+  /** A reloaded configuration (SIGHUP) brings new commands. */
+  setCommands(commands: Readonly<Partial<Record<CallbackAction, string>>>): void {
+    this.executor.setCommands(commands);
+  }
+
+  /** Patroni's `call_nowait`: fires the callback for `action` with the current role, never waiting for it. */
+  fire(action: CallbackAction): void {
+    if (this.bootstrapping) return;
+    if (action !== 'on_reload') this.called = true;
+    this.executor.call(action, this.role());
+  }
+
+  /**
+   * A start as `as` begins while the role is `roleBefore`. True when it is Patroni's follow() of a former (or
+   * demoted) primary, which reports on_role_change instead of on_start / on_restart.
+   */
+  startBegins(as: 'replica' | 'primary', roleBefore: string): boolean {
+    const changeRole =
+      this.called && as === 'replica' && ['master', 'primary', 'demoted'].includes(roleBefore);
+    if (changeRole) this.pending = 'noop';
+    else if (this.pending === 'noop' || this.pending === undefined) this.pending = 'on_start';
+    return changeRole;
+  }
+
+  /** The start ended (`ok`: PostgreSQL is up); fires the callback it was due. */
+  startEnded(changeRole: boolean, ok: boolean): void {
+    if (changeRole) {
+      this.pending = undefined;
+      this.fire('on_role_change');
+    } else if (ok) {
+      const pending = this.pending;
+      this.pending = undefined;
+      this.fire(pending === undefined || pending === 'noop' ? 'on_start' : pending);
+    }
+  }
+
+  /** A restart: the start that follows the stop reports on_restart. */
+  restartBegins(): void {
+    this.pending = 'on_restart';
+  }
+
+  /**
+   * Patroni's run_cycle: PostgreSQL seen running with no action under way (a start that outlived its wait, or
+   * found running at agent start) fires the pending callback, by default on_start.
+   */
+  seenRunning(): void {
+    if (this.bootstrapping || (this.called && this.pending === undefined)) return;
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending !== 'noop') this.fire(pending ?? 'on_start');
+  }
+
+  bootstrapBegins(): void {
+    this.bootstrapping = true;
+  }
+
+  bootstrapFailed(): void {
+    this.bootstrapping = false;
+  }
+
+  /** post_bootstrap done: callbacks fire again, starting with on_start. */
+  bootstrapDone(): void {
+    this.bootstrapping = false;
+    this.pending = undefined;
+    this.fire('on_start');
+  }
 }

@@ -1,0 +1,187 @@
+/**
+ * A new cluster (Patroni's Bootstrap with the initdb method): initdb, the first start as a primary, then
+ * post_bootstrap: the superuser's password, the `bootstrap.post_bootstrap` script, the replication and rewind roles
+ * and `bootstrap.users`. A failed bootstrap moves the data directory aside.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import type { RoleCallbacks } from './callbacks.js';
+import type { ConfigFiles } from './config-files.js';
+import { moveDataDirAside, type ControlFile } from './data-dir.js';
+import { initdb } from './initdb.js';
+import type { InstanceState } from './instance-state.js';
+import type { Lifecycle } from './lifecycle.js';
+import type { LocalSession } from './local-session.js';
+import { errorText, type PgLog } from './ports.js';
+import type { PgSession } from './queries.js';
+import { shellSplit } from './shell.js';
+
+/** SQL identifier quoting. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** SQL literal quoting (standard_conforming_strings on). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** The functions pg_rewind calls on the source, granted to a rewind user that is not the superuser. */
+const REWIND_FUNCTIONS = [
+  'pg_ls_dir(text, boolean, boolean)',
+  'pg_stat_file(text, boolean)',
+  'pg_read_binary_file(text)',
+  'pg_read_binary_file(text, bigint, bigint, boolean)',
+];
+
+/** Creates or alters a login role without its password reaching the server log. */
+async function createOrUpdateRole(
+  s: PgSession,
+  name: string,
+  password: string | undefined,
+  options: readonly string[],
+): Promise<void> {
+  const opts = options.map((o) => o.toUpperCase());
+  if (!opts.includes('NOLOGIN') && !opts.includes('LOGIN')) opts.push('LOGIN');
+  if (password) opts.push('PASSWORD', quoteLiteral(password));
+  const sql = `DO $$
+BEGIN
+    SET local synchronous_commit = 'local';
+    PERFORM * FROM pg_catalog.pg_authid WHERE rolname = ${quoteLiteral(name)};
+    IF FOUND THEN
+        ALTER ROLE ${quoteIdent(name)} WITH ${opts.join(' ')};
+    ELSE
+        CREATE ROLE ${quoteIdent(name)} WITH ${opts.join(' ')};
+    END IF;
+END;$$`;
+  await s.query('SET log_statement TO none');
+  await s.query('SET log_min_duration_statement TO -1');
+  try {
+    await s.query(sql);
+  } finally {
+    await s.query('RESET log_min_duration_statement');
+    await s.query('RESET log_statement');
+  }
+}
+
+export interface BootstrapDeps {
+  readonly files: ConfigFiles;
+  readonly state: InstanceState;
+  readonly session: LocalSession;
+  readonly callbacks: RoleCallbacks;
+  readonly lifecycle: Lifecycle;
+  readonly control: ControlFile;
+  readonly log: PgLog;
+}
+
+export class Bootstrapper {
+  constructor(private readonly d: BootstrapDeps) {}
+
+  /** initdb and the first start as a primary; false (with the state saying why) when it failed. */
+  async bootstrap(): Promise<boolean> {
+    const { files, state, log } = this.d;
+    const boot = files.config.bootstrap;
+    if (boot === undefined) return false;
+    if (boot.method !== 'initdb') {
+      log.error(`custom bootstrap method ${boot.method} is not implemented yet; only initdb is`);
+      state.set('custom bootstrap failed');
+      return false;
+    }
+    state.busy = true;
+    this.d.callbacks.bootstrapBegins();
+    state.set('initializing new cluster');
+    state.role = 'uninitialized';
+    try {
+      mkdirSync(files.dataDir, { recursive: true, mode: 0o700 });
+      const su = files.config.postgresql.authentication.superuser;
+      await initdb({
+        bins: files.bins,
+        dataDir: files.dataDir,
+        options: boot.initdb ?? null,
+        superuser: { username: su.username, password: su.password },
+      });
+      files.writeForStart(undefined);
+      state.set('starting');
+      await this.d.lifecycle.startServer(undefined);
+      state.set('running');
+      state.role = 'master';
+      return true;
+    } catch (e) {
+      log.error(`bootstrap (initdb) failed: ${errorText(e)}`);
+      this.d.callbacks.bootstrapFailed();
+      state.set('initdb failed');
+      return false;
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  /** The roles and the post_bootstrap script; on success callbacks fire again, starting with on_start. */
+  async postBootstrap(): Promise<boolean> {
+    const auth = this.d.files.config.postgresql.authentication;
+    const boot = this.d.files.config.bootstrap;
+    const session = this.d.session;
+    try {
+      await session.withSession(async (s) => {
+        if (auth.superuser.password) {
+          await createOrUpdateRole(s, auth.superuser.username, auth.superuser.password, ['SUPERUSER']);
+        }
+      });
+      if (boot?.postBootstrap) await this.runPostBootstrap(boot.postBootstrap);
+      await session.withSession(async (s) => {
+        await createOrUpdateRole(s, auth.replication.username, auth.replication.password, ['REPLICATION']);
+        const rewind = auth.rewind;
+        if (rewind && rewind.username !== auth.superuser.username) {
+          await createOrUpdateRole(s, rewind.username, rewind.password, []);
+          for (const f of REWIND_FUNCTIONS) {
+            await s.query(`DO $$
+BEGIN
+    SET local synchronous_commit = 'local';
+    GRANT EXECUTE ON function pg_catalog.${f} TO ${quoteIdent(rewind.username)};
+END;$$`);
+          }
+        }
+        for (const [name, user] of Object.entries(boot?.users ?? {})) {
+          if ([auth.superuser.username, auth.replication.username, rewind?.username].includes(name)) continue;
+          await createOrUpdateRole(s, name, user.password, user.options);
+        }
+      });
+      this.d.callbacks.bootstrapDone();
+      return true;
+    } catch (e) {
+      this.d.log.error(`post_bootstrap failed: ${errorText(e)}`);
+      this.d.callbacks.bootstrapFailed();
+      return false;
+    }
+  }
+
+  /** `bootstrap.post_bootstrap`: the script gets the superuser connection string as its last argument. */
+  private async runPostBootstrap(command: string): Promise<void> {
+    const [cmd, ...args] = shellSplit(command);
+    if (!cmd) return;
+    const o = this.d.session.options();
+    const url = `postgres://${encodeURIComponent(o.user)}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/${o.database ?? 'postgres'}`;
+    const env: Record<string, string | undefined> = { ...process.env };
+    if (o.password !== undefined) env['PGPASSWORD'] = o.password;
+    this.d.log.info(`running post_bootstrap: ${command}`);
+    const code = await new Promise<number>((resolveCode, reject) => {
+      const child = spawn(cmd, [...args, url], { stdio: 'inherit', env });
+      child.once('error', reject);
+      child.once('exit', (c) => resolveCode(c ?? 1));
+    });
+    if (code !== 0) throw new Error(`post_bootstrap script ${command} exited with code ${code}`);
+  }
+
+  /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
+  async abandon(): Promise<void> {
+    await this.d.lifecycle.stop('immediate').catch(() => undefined);
+    const dir = this.d.files.dataDir;
+    try {
+      const aside = moveDataDirAside(dir);
+      this.d.log.info(`moved data directory aside to ${aside}`);
+    } catch (e) {
+      this.d.log.error(`could not move the data directory aside: ${errorText(e)}`);
+    }
+    this.d.control.forget();
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * The configuration files of the local instance as Patroni writes them: postgresql.conf (local parameters over
+ * the dynamic ones, synchronous_standby_names as synchronous mode manages it, the standby section), pg_hba.conf,
+ * pg_ident.conf, standby.signal and the pgpass file; and, through ConfigApplier, a changed configuration applied to
+ * the running server. Holds the local configuration (replaced on SIGHUP) and the dynamic one from the DCS.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AgentConfig } from '../config/agent-config.js';
+import type { JsonObject } from '../model/cluster.js';
+import { parseBool } from '../model/cluster.js';
+import { ConfigApplier } from './apply-config.js';
+import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
+import {
+  buildReplicaSettings,
+  buildServerParameters,
+  installHbaFile,
+  installPostgresqlConf,
+  removeRecoverySignals,
+  renderHbaLines,
+  renderPostgresqlConf,
+  writeStandbySignal,
+  type ReplicationCredentials,
+  type ServerParameters,
+} from './config-writer.js';
+import type { InstanceState } from './instance-state.js';
+import type { LocalSession } from './local-session.js';
+import { isRunning, readMajorVersion, reloadPostgres } from './pg-ctl.js';
+import type { PgLog, StandbyTarget } from './ports.js';
+import type { EffectivePgConfig } from './reload-plan.js';
+
+/** Synchronous mode's say over synchronous_standby_names in the parameters PostgreSQL starts with. */
+export type StandbyNamesRule = (
+  params: ServerParameters,
+  dynamic: JsonObject,
+  managed: string | undefined,
+) => ServerParameters;
+
+export interface ConfigFilesDeps {
+  readonly log: PgLog;
+  readonly state: InstanceState;
+  readonly session: LocalSession;
+  readonly standbyNames: StandbyNamesRule;
+}
+
+type RecoveryLines = readonly (readonly [string, string])[];
+
+export class ConfigFiles {
+  private current: AgentConfig;
+  readonly bins: PgBinariesConfig;
+  private dynamic: JsonObject | undefined;
+  /** synchronous_standby_names as synchronous mode manages it (Patroni's `_synchronous_standby_names`). */
+  private managedStandbyNames: string | undefined;
+  /** What the last write wrote (undefined: nothing yet in this process). */
+  private lastWritten: { readonly standby: StandbyTarget } | undefined;
+  /** The recovery settings last written, to reload only on a change. */
+  private writtenRecovery: string | undefined;
+  /** Dynamic/local configuration changes applied to the running server; `pending_restart`. */
+  readonly applier: ConfigApplier;
+
+  constructor(
+    config: AgentConfig,
+    private readonly deps: ConfigFilesDeps,
+  ) {
+    this.current = config;
+    this.bins = { binDir: config.postgresql.binDir, binName: config.postgresql.binName };
+    this.applier = new ConfigApplier({
+      effective: () => this.effectivePgConfig(),
+      idleAndRunning: () =>
+        !deps.state.busy && deps.state.state === 'running' && isRunning(this.dataDir) !== undefined,
+      majorVersion: () => this.majorVersion(),
+      withSession: (fn) => deps.session.withSession(fn),
+      rewrite: () => void this.write(this.lastWritten?.standby),
+      reload: () => reloadPostgres({ bins: this.bins, dataDir: this.dataDir }),
+      log: deps.log,
+    });
+  }
+
+  get config(): AgentConfig {
+    return this.current;
+  }
+
+  /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
+  updateConfig(config: AgentConfig): void {
+    this.current = config;
+    this.applier.localConfigReloaded();
+  }
+
+  get dataDir(): string {
+    return resolve(this.current.postgresql.dataDir);
+  }
+
+  get configDir(): string {
+    return resolve(this.current.postgresql.configDir);
+  }
+
+  get postgresqlConf(): string {
+    return join(this.configDir, 'postgresql.conf');
+  }
+
+  majorVersion(): number {
+    return readMajorVersion(this.dataDir);
+  }
+
+  // ---- dynamic configuration --------------------------------------------------------------------------------
+
+  localDynamicConfig(): JsonObject {
+    return this.current.bootstrap?.dcs ?? {};
+  }
+
+  /** The dynamic configuration from the DCS, or the local bootstrap.dcs until the DCS has one. */
+  get dynamicConfig(): JsonObject {
+    return this.dynamic ?? this.localDynamicConfig();
+  }
+
+  /** The dynamic configuration exactly as read from the DCS (undefined before the first read). */
+  get dcsDynamicConfig(): JsonObject | undefined {
+    return this.dynamic;
+  }
+
+  dynamicConfigChanged(data: JsonObject): void {
+    this.dynamic = data;
+  }
+
+  dynamicPostgresql(): JsonObject {
+    const pg = this.dynamicConfig['postgresql'];
+    return typeof pg === 'object' && pg !== null && !Array.isArray(pg) ? (pg as JsonObject) : {};
+  }
+
+  useSlots(): boolean {
+    return parseBool(this.dynamicPostgresql()['use_slots']) ?? true;
+  }
+
+  // ---- what is written --------------------------------------------------------------------------------------
+
+  serverParameters(): ServerParameters {
+    const pg = this.current.postgresql;
+    const dynParams = this.dynamicPostgresql()['parameters'];
+    const built = buildServerParameters({
+      scope: this.current.scope,
+      listen: `${pg.listen.listenAddresses}:${pg.listen.port}`,
+      majorVersion: this.majorVersion(),
+      dynamicParameters:
+        typeof dynParams === 'object' && dynParams !== null && !Array.isArray(dynParams)
+          ? (dynParams as JsonObject)
+          : {},
+      localParameters: pg.parameters,
+    });
+    return this.deps.standbyNames(built, this.dynamicConfig, this.managedStandbyNames);
+  }
+
+  /** postgresql.conf parameters and pg_hba/pg_ident lines as Patroni merges them (local over dynamic). */
+  effectivePgConfig(): EffectivePgConfig {
+    const pg = this.current.postgresql;
+    const dyn = this.dynamicPostgresql();
+    const lines = (v: unknown): readonly string[] | undefined =>
+      Array.isArray(v) && v.every((l) => typeof l === 'string') ? v : undefined;
+    return {
+      parameters: this.serverParameters().parameters,
+      pgHba: pg.pgHba ?? lines(dyn['pg_hba']) ?? this.current.bootstrap?.pgHba,
+      pgIdent: pg.pgIdent ?? lines(dyn['pg_ident']),
+    };
+  }
+
+  private replicationCredentials(): ReplicationCredentials {
+    const r = this.current.postgresql.authentication.replication;
+    return { username: r.username, password: r.password, ...r.connectionParams };
+  }
+
+  /** The standby settings for `standby` (undefined: run as a primary) and the pgpass text they need. */
+  private recoveryFor(standby: StandbyTarget): {
+    readonly recovery: RecoveryLines | undefined;
+    readonly pgpass: string;
+  } {
+    if (!standby) return { recovery: undefined, pgpass: '' };
+    if (!standby.primary) return { recovery: [['recovery_target_timeline', 'latest']], pgpass: '' };
+    const pg = this.current.postgresql;
+    const settings = buildReplicaSettings({
+      memberName: this.current.name,
+      primary: { host: standby.primary.host, port: standby.primary.port },
+      replication: this.replicationCredentials(),
+      majorVersion: this.majorVersion(),
+      useSlots: this.useSlots(),
+      pgpassPath: pg.pgpass,
+      recoveryConf: pg.recoveryConf ?? null,
+    });
+    return { recovery: settings.recovery, pgpass: settings.pgpass };
+  }
+
+  /** The standby settings for `standby` differ from those last written. */
+  recoveryChanged(standby: StandbyTarget): boolean {
+    return JSON.stringify(this.recoveryFor(standby).recovery ?? null) !== this.writtenRecovery;
+  }
+
+  /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
+  write(standby: StandbyTarget): EffectivePgConfig {
+    const pg = this.current.postgresql;
+    const effective = this.applier.effective();
+    const { recovery, pgpass } = this.recoveryFor(standby);
+    this.lastWritten = { standby };
+    if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
+    if (standby) writeStandbySignal(this.dataDir);
+    else removeRecoverySignals(this.dataDir);
+    this.writtenRecovery = JSON.stringify(recovery ?? null);
+    const hbaLines = effective.pgHba;
+    const text = renderPostgresqlConf({
+      parameters: effective.parameters,
+      include: pg.customConf ?? 'postgresql.base.conf',
+      hbaFile: join(this.configDir, 'pg_hba.conf'),
+      identFile: join(this.configDir, 'pg_ident.conf'),
+      ...(recovery ? { recovery } : {}),
+    });
+    mkdirSync(this.configDir, { recursive: true });
+    installPostgresqlConf(this.configDir, text, { customConf: pg.customConf !== undefined });
+    if (hbaLines) installHbaFile(this.configDir, 'pg_hba.conf', renderHbaLines(hbaLines));
+    if (effective.pgIdent) installHbaFile(this.configDir, 'pg_ident.conf', renderHbaLines(effective.pgIdent));
+    return effective;
+  }
+
+  /** Writes the files for a start as `standby`: what the running server then has is what changes compare with. */
+  writeForStart(standby: StandbyTarget): void {
+    this.applier.starting(this.write(standby));
+  }
+
+  /**
+   * Synchronous mode: sets synchronous_standby_names (undefined: Patroni's default for the mode), rewriting
+   * postgresql.conf and reloading when PostgreSQL runs. True when a running PostgreSQL was reloaded with a new value.
+   */
+  async setSynchronousStandbyNames(value: string | undefined): Promise<boolean> {
+    if (value === this.managedStandbyNames) return false;
+    this.managedStandbyNames = value;
+    const written = this.lastWritten;
+    // Before this process wrote the files only a primary's can be rewritten safely (a replica keeps its own).
+    const standby = written
+      ? written.standby
+      : this.deps.session.lastStatus?.inRecovery === false
+        ? undefined
+        : null;
+    if (isRunning(this.dataDir) === undefined || standby === null) return false;
+    this.write(standby);
+    await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
+    return true;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The physical replication slots a primary keeps for the other members (Patroni's SlotsHandler, physical slots
+ * only): one per member that streams from us, created before a promotion and on every leader cycle; unknown
+ * inactive physical slots are dropped.
+ */
+import type { Cluster } from '../model/cluster.js';
+import { slotNameForMember } from './config-writer.js';
+import type { PgLog } from './ports.js';
+import { createPhysicalSlot, dropSlot, replicationSlots, type PgSession, type SlotRow } from './queries.js';
+
+/** The slots the other members stream from when `self` is the primary (those replicating from it). */
+export function memberSlotNames(cluster: Cluster, self: string): ReadonlySet<string> {
+  return new Set(
+    cluster.members
+      .filter((m) => m.name !== self)
+      .filter((m) => {
+        const rf = m.data.tags['replicatefrom'];
+        return typeof rf !== 'string' || rf === self;
+      })
+      .map((m) => slotNameForMember(m.name)),
+  );
+}
+
+export class MemberSlots {
+  constructor(
+    private readonly self: () => string,
+    private readonly log: PgLog,
+  ) {}
+
+  /** Creates the members' missing slots; returns the slots that existed before. */
+  async create(s: PgSession, cluster: Cluster): Promise<readonly SlotRow[]> {
+    const existing = await replicationSlots(s);
+    for (const name of memberSlotNames(cluster, this.self())) {
+      if (existing.some((e) => e.slotName === name)) continue;
+      if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
+    }
+    return existing;
+  }
+
+  /** Leader housekeeping: the members' slots exist, unknown inactive physical slots are gone. */
+  async sync(s: PgSession, cluster: Cluster): Promise<void> {
+    const wanted = memberSlotNames(cluster, this.self());
+    const existing = await this.create(s, cluster);
+    for (const slot of existing) {
+      if (slot.slotType !== 'physical' || wanted.has(slot.slotName) || slot.active) continue;
+      const r = await dropSlot(s, slot.slotName);
+      if (r.dropped) this.log.info(`dropped unknown replication slot '${slot.slotName}'`);
+    }
+  }
+}
