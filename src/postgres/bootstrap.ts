@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import type { RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { moveDataDirAside, type ControlFile } from './data-dir.js';
+import { formatConninfo } from './config-writer.js';
 import { initdb } from './initdb.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -24,6 +25,26 @@ export function quoteIdent(name: string): string {
 /** SQL literal quoting (standard_conforming_strings on). */
 export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * The connection string post_bootstrap gets as its last argument, as Patroni passes it: libpq `key=value` pairs
+ * (a socket directory is a plain `host=/dir`, which a URL cannot carry), the superuser's SSL keywords, no password
+ * (it comes in the environment).
+ */
+export function postBootstrapConninfo(
+  o: { readonly host: string; readonly port: number; readonly user: string; readonly database?: string },
+  userParams: Readonly<Record<string, string>>,
+): string {
+  const params: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(userParams)) if (k !== 'password' && k !== 'passfile') params[k] = v;
+  return formatConninfo({
+    ...params,
+    dbname: o.database ?? 'postgres',
+    user: o.user,
+    host: o.host,
+    port: o.port,
+  });
 }
 
 /** The functions pg_rewind calls on the source, granted to a rewind user that is not the superuser. */
@@ -160,12 +181,19 @@ END;$$`);
     const [cmd, ...args] = shellSplit(command);
     if (!cmd) return;
     const o = this.d.session.options();
-    const url = `postgres://${encodeURIComponent(o.user)}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/${o.database ?? 'postgres'}`;
-    const env: Record<string, string | undefined> = { ...process.env };
+    const superuser = this.d.files.config.postgresql.authentication.superuser;
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      // As Patroni: the script's own writes do not wait for a synchronous standby that cannot exist yet.
+      PGOPTIONS: '-c synchronous_commit=local -c statement_timeout=0',
+    };
     if (o.password !== undefined) env['PGPASSWORD'] = o.password;
     this.d.log.info(`running post_bootstrap: ${command}`);
     const code = await new Promise<number>((resolveCode, reject) => {
-      const child = spawn(cmd, [...args, url], { stdio: 'inherit', env });
+      const child = spawn(cmd, [...args, postBootstrapConninfo(o, superuser.connectionParams)], {
+        stdio: 'inherit',
+        env,
+      });
       child.once('error', reject);
       child.once('exit', (c) => resolveCode(c ?? 1));
     });
