@@ -16,11 +16,14 @@ export default class EditConfig extends ActionCommand {
     set: Flags.string({
       char: 's',
       multiple: true,
+      // patronictl takes one value per -s/-p; a greedy flag would swallow the CLUSTER argument after it.
+      multipleNonGreedy: true,
       summary: 'Set specific configuration value. Can be specified multiple times.',
     }),
     pg: Flags.string({
       char: 'p',
       multiple: true,
+      multipleNonGreedy: true,
       summary:
         'Set specific PostgreSQL parameter value. Shorthand for -s postgresql.parameters. Can be specified multiple times.',
     }),
