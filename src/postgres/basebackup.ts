@@ -28,7 +28,12 @@ export interface BasebackupOptions {
   /** Target; must be absent or empty (and writable by the user running pg_basebackup). */
   readonly dataDir: string;
   readonly source: { readonly host: string; readonly port: number };
-  readonly replication: { readonly username: string; readonly password?: string | undefined };
+  readonly replication: {
+    readonly username: string;
+    readonly password?: string | undefined;
+    /** The replication user's libpq keywords (sslmode, sslcert, sslkey, sslrootcert, ...), as Patroni passes them. */
+    readonly connectionParams?: Readonly<Record<string, string>>;
+  };
   /** `postgresql.pgpass`: written with the replication credentials when there is a password. */
   readonly pgpassPath: string;
   /** `postgresql.basebackup`. */
@@ -48,6 +53,7 @@ export function basebackupArgs(opts: Omit<BasebackupOptions, 'bins' | 'pgpassPat
 } {
   const formatted = formatToolOptions('basebackup', opts.options ?? [], BASEBACKUP_NOT_ALLOWED);
   const dsn = formatConninfo({
+    ...opts.replication.connectionParams,
     dbname: opts.database ?? 'postgres',
     user: opts.replication.username,
     host: opts.source.host,

@@ -228,7 +228,7 @@ async function runBasebackup(
         bins: o.bins,
         dataDir: o.dataDir,
         source,
-        replication: { username: o.replication.username, password: o.replication.password },
+        replication: o.replication,
         pgpassPath: o.pgpassPath,
         options: o.basebackupOptions ?? null,
         database: source.dbname,

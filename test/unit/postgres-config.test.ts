@@ -54,6 +54,25 @@ describe('formatToolOptions', () => {
     expect(() => initdbArgs('/d', ['nosync'])).toThrow(/nosync option for initdb is not allowed/);
   });
 
+  it("basebackupArgs: the replication user's SSL keywords go into the dsn (TLS-only pg_hba)", () => {
+    const r = basebackupArgs({
+      dataDir: '/d',
+      source: { host: '127.0.0.1', port: 5361 },
+      replication: {
+        username: 'replicator',
+        connectionParams: {
+          sslmode: 'verify-ca',
+          sslcert: '/c.crt',
+          sslkey: '/c.key',
+          sslrootcert: '/ca.crt',
+        },
+      },
+    });
+    expect(r.args).toContain(
+      '--dbname=dbname=postgres user=replicator host=127.0.0.1 port=5361 sslmode=verify-ca sslcert=/c.crt sslkey=/c.key sslrootcert=/ca.crt',
+    );
+  });
+
   it('basebackupArgs: -X stream -c fast, dsn, user options; a checkpoint option replaces -c fast', () => {
     const r = basebackupArgs({
       dataDir: '/d2',
