@@ -21,20 +21,14 @@
  * plus one clock tick over the window: an idle agent uses a few 10 ms ticks in 120 s, and a difference below one
  * tick cannot be measured this way.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { startPatroniCluster, type PatroniCluster } from '../harness/patroni.js';
 import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/share/zookeeper/bin/zkServer.sh') &&
-  existsSync('/usr/bin/patroni') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+import { describeNeeding } from '../harness/requirements.js';
+import { benchFigures } from './figures.js';
 
 const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
 /** After bootstrap: long enough for both agents' first cycles, JIT warm-up and replicas' first slots. */
@@ -124,15 +118,12 @@ function expectCpuNearPatroni(theirs: readonly Sample[], mine: readonly Sample[]
   );
 }
 
-function record(dcs: string, samples: readonly Sample[]): void {
-  mkdirSync('.bench', { recursive: true });
-  appendFileSync(
-    '.bench/footprint.jsonl',
-    `${JSON.stringify({ at: new Date().toISOString(), dcs, samples })}\n`,
-  );
-}
+const figures = benchFigures('agent-footprint');
+const record = (dcs: string, samples: readonly Sample[]): void => figures.record(dcs, samples);
 
-describe.skipIf(!available)('agent footprint at rest, pgwarden next to Patroni 3.0.2', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'zookeeper', 'patroni', 'bundle', 'root');
+
+describeWithNeeds('agent footprint at rest, pgwarden next to Patroni 3.0.2', () => {
   let etcd: EtcdServer | undefined;
   let zk: ZooKeeperServer | undefined;
   let patroni: PatroniCluster | undefined;

@@ -7,23 +7,21 @@
  * Patroni's figures are printed next to pgwarden's (same harness, same measurement). Patroni is the reference,
  * so its safety findings (writes past ttl, two writable members) are printed, not asserted; what is asserted is
  * that the measurement happened: the primary was seen refusing writes during the outage, and the cluster came
- * back to one leader with streaming replicas.
+ * back to one leader with streaming replicas. Figures go to the console and to .bench/patroni-dcs-cutoff.json.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { figuresLine, runCutoffCase } from '../harness/dcs-cutoff.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { startPatroniCluster, type PatroniCluster } from '../harness/patroni.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patroni') &&
-  process.getuid?.() === 0;
+import { describeNeeding } from '../harness/requirements.js';
+import { benchFigures } from './figures.js';
 
 const SCOPE = 'cutoff-patroni';
+const figures = benchFigures('patroni-dcs-cutoff');
 
-describe.skipIf(!available)('Patroni 3.0.2: the leader cut off from etcd (reference figures)', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'patroni', 'root');
+
+describeWithNeeds('Patroni 3.0.2: the leader cut off from etcd (reference figures)', () => {
   let etcd: EtcdServer | undefined;
   let cluster: PatroniCluster | undefined;
   const e = (): EtcdServer => {
@@ -82,6 +80,8 @@ describe.skipIf(!available)('Patroni 3.0.2: the leader cut off from etcd (refere
         etcd: { endpoint: e().endpoint, leaderKey: `/service/${SCOPE}/leader` },
       });
       console.log(figuresLine('patroni', f));
+      const { trace: _trace, ...measured } = f;
+      figures.record(f.label, measured);
       if (f.violations.length > 0) {
         console.log(`Patroni 3.0.2 (the reference) broke the safety properties:\n${f.trace}`);
       }

@@ -7,16 +7,15 @@
  * 3-member cluster on etcd3; then kill -9 of the leader's agent, postmaster and its children at once. Recorded,
  * from the kill: the old lock's expiry (leader key gone from etcd), the first write a survivor takes (a direct
  * `txid_current()`), its REST /primary answering 200, and the first write acknowledged through HAProxy by the new
- * primary. Figures go to the console and to .bench/ha-compare.jsonl.
+ * primary. Figures go to the console and to .bench/ha-compare.json.
  *
  * Asserted for pgwarden: no promotion before the old lock expired (the safety bound), under 1 s from the expiry
  * to the new primary taking writes, no acknowledged write lost, and end to end (expiry -> first write through
  * HAProxy) no slower than Patroni within one HAProxy check interval: HAProxy's check phase adds 3-6 s at random
  * to both sides, the measurement cannot resolve finer than that in one run.
  */
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { routesOnlyTo, startHaproxy, type Haproxy } from '../harness/haproxy.js';
@@ -27,7 +26,6 @@ import {
   waitForAcks,
   watchLeaderKey,
   watchWritable,
-  WRITER_PY,
   type Writer,
   type WriterCheck,
 } from '../harness/ha-probe.js';
@@ -38,17 +36,10 @@ import {
   type PatroniCluster,
 } from '../harness/patroni.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
+import { benchFigures } from './figures.js';
 
 const PGWARDEN = resolve('bin/run.js');
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patroni') &&
-  existsSync('/usr/sbin/haproxy') &&
-  existsSync(WRITER_PY) &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
 
 interface Timing {
   readonly ttl: number;
@@ -57,6 +48,8 @@ interface Timing {
 }
 
 type System = 'patroni' | 'pgwarden';
+
+const figures = benchFigures('ha-compare');
 
 type Event = 'crash' | 'switchover';
 
@@ -144,12 +137,21 @@ async function restCode(port: number, path: string): Promise<number> {
 
 const seconds = (ms: number): number => Math.round(ms) / 1000;
 
-describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, HAProxy, writer)', () => {
+const describeWithNeeds = describeNeeding(
+  'postgres',
+  'etcd',
+  'patroni',
+  'haproxy',
+  'writer.py',
+  'bundle',
+  'root',
+);
+
+describeWithNeeds('HA events, pgwarden next to Patroni 3.0.2 (etcd3, HAProxy, writer)', () => {
   let etcd: EtcdServer | undefined;
 
   beforeAll(async () => {
     etcd = await startEtcd();
-    mkdirSync('.bench', { recursive: true });
   });
 
   afterAll(async () => {
@@ -262,10 +264,7 @@ describe.skipIf(!available)('HA events, pgwarden next to Patroni 3.0.2 (etcd3, H
         firstWriteViaHaproxyS: check.first_ok_new_primary_s ?? Number.NaN,
         writer: check,
       };
-      appendFileSync(
-        '.bench/ha-compare.jsonl',
-        `${JSON.stringify({ at: new Date().toISOString(), ...fig })}\n`,
-      );
+      figures.record(`${event}, ${system}, ttl ${timing.ttl}/${timing.loopWait}/${timing.retryTimeout}`, fig);
       return fig;
     } catch (e) {
       // What each party saw, for a failure on a machine we cannot log in to.
