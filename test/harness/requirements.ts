@@ -3,15 +3,15 @@
  * place. A suite names its needs: `describeNeeding('postgres', 'etcd')('title', () => ...)`.
  *
  * With everything present that is a plain `describe`. With something missing the suite does not run, and:
- * - under CI (`CI` set, as CI services and .ci/run do) the file gets one failing test naming what is missing, so a
- *   CI machine without e.g. etcd cannot pass by skipping;
+ * - under CI (`CI` set, as CI services and .ci/run do) the file fails, naming what is missing, so a CI machine
+ *   without e.g. etcd cannot pass by skipping (.ci/run counts such a file as one failed test);
  * - elsewhere the suite is skipped and a warning on stderr names what is missing.
  *
  * Paths come from the harness modules that start the servers, so the check and the use cannot disagree.
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { describe, it } from 'vitest';
+import { describe } from 'vitest';
 import { ETCD } from './etcd.js';
 import { WRITER_PY } from './ha-probe.js';
 import { HAPROXY } from './haproxy.js';
@@ -54,6 +54,10 @@ const NEEDS = {
     "the reference lab's probe, from the shared/ checkout beside the repository",
     false,
   ),
+  script: fileCheck(
+    '/usr/bin/script',
+    'util-linux `script`, for a pseudo-terminal: apt-get install util-linux',
+  ),
   time: fileCheck('/usr/bin/time', 'GNU time, for peak RSS: apt-get install time'),
   bundle: fileCheck(resolve(REPO, 'dist', 'cli.js'), 'run `npm run build`', false),
   root: {
@@ -77,27 +81,16 @@ export function missingNeeds(needs: readonly Need[]): { readonly need: Need; rea
 /** CI services set CI=true; `CI=false` or `CI=0` means a developer's machine. */
 export const underCi = (): boolean => !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
 
-/** Failing tests already registered in this file, one per distinct missing set. */
-const reported = new Set<string>();
-
 /**
- * `describe` when every need is met; otherwise a skipped describe, plus a failing test naming what is missing
- * under CI, or a warning naming it elsewhere.
+ * `describe` when every need is met; otherwise a skipped describe with a warning naming what is missing, or under CI
+ * an error naming it, thrown while vitest collects the file: the file fails before any of its hooks start a server.
  */
 export function describeNeeding(...needs: Need[]): ReturnType<typeof describe.skipIf> {
   const missing = missingNeeds(needs);
   if (missing.length > 0) {
     const list = missing.map(({ need, why }) => `${need} (${why})`).join('; ');
-    if (underCi()) {
-      if (!reported.has(list)) {
-        reported.add(list);
-        it(`prerequisites: ${missing.map((m) => m.need).join(', ')}`, () => {
-          throw new Error(`missing on this CI machine: ${list}`);
-        });
-      }
-    } else {
-      console.warn(`SKIPPED (not under CI): missing ${list}`);
-    }
+    if (underCi()) throw new Error(`missing on this CI machine: ${list}`);
+    console.warn(`SKIPPED (not under CI): missing ${list}`);
   }
   return describe.skipIf(missing.length > 0);
 }

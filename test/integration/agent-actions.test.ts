@@ -15,7 +15,7 @@ import { afterTable, AGENT_SUITE_NEEDS, agentSuite, show, type Kind } from '../h
 
 const PGWARDEN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
-describeNeeding(...AGENT_SUITE_NEEDS).each<Kind>(['etcd3', 'zookeeper'])(
+describeNeeding(...AGENT_SUITE_NEEDS, 'script').each<Kind>(['etcd3', 'zookeeper'])(
   'pgwarden agents on %s: restart, switchover, failover, reinit, query',
   (kind) => {
     const ctx = agentSuite(kind, `actions-${kind}`);

@@ -13,7 +13,7 @@ import { afterTable, PATRONI_SUITE_NEEDS, patroniSuite, PGWARDEN, show } from '.
 
 const TEST_MS = 90_000;
 
-describeNeeding(...PATRONI_SUITE_NEEDS).each<PatroniDcs>(['etcd3', 'zookeeper'])(
+describeNeeding(...PATRONI_SUITE_NEEDS, 'script').each<PatroniDcs>(['etcd3', 'zookeeper'])(
   'pgwarden leader actions on Patroni 3.0.2 (%s)',
   (kind) => {
     const ctx = patroniSuite(kind);
