@@ -127,7 +127,7 @@ describeWithNeeds('CLI start-up next to patronictl 3.0.2', () => {
         ...rows.map(summary),
       ].join('\n'),
     );
-    benchFigures('cli-startup').record('runs', { runs: RUNS, rows });
+    benchFigures('cli-startup').record('list and --help', { runs: RUNS, rows });
     for (const r of rows) {
       expect(r.samples, r.what).toHaveLength(RUNS);
       for (const s of r.samples) expect(Number.isFinite(s.rssMiB) && s.ms > 0, r.what).toBe(true);
