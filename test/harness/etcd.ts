@@ -27,7 +27,7 @@ export interface EtcdStartOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
-const ETCD = '/usr/bin/etcd';
+export const ETCD = '/usr/bin/etcd';
 
 async function healthy(clientUrl: string, ca?: Buffer): Promise<boolean> {
   try {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runCommand } from './patroni.js';
 import { freePort, removeDir, startProcess, tempDir, waitFor } from './process.js';
 
-const HAPROXY = '/usr/sbin/haproxy';
+export const HAPROXY = '/usr/sbin/haproxy';
 const HOST = '127.0.0.1';
 
 export interface HaproxyBackend {

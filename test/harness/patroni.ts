@@ -11,9 +11,9 @@ import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSy
 import { join } from 'node:path';
 import { freePort, removeDir, startProcess, tempDir, waitFor, type Managed } from './process.js';
 
-const PATRONI = '/usr/bin/patroni';
-const PATRONICTL = '/usr/bin/patronictl';
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+export const PATRONI = '/usr/bin/patroni';
+export const PATRONICTL = '/usr/bin/patronictl';
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
 const HOST = '127.0.0.1';
 
 export type PatroniDcs = 'etcd3' | 'zookeeper';

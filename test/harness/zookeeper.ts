@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, removeDir, startProcess, tempDir, waitFor } from './process.js';
 
-const ZK_SERVER = '/usr/share/zookeeper/bin/zkServer.sh';
+export const ZK_SERVER = '/usr/share/zookeeper/bin/zkServer.sh';
 
 export interface ZooKeeperServer {
   /** `127.0.0.1:<port>` */

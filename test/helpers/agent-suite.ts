@@ -3,11 +3,12 @@
  * ZooKeeper: registers beforeAll/afterAll and hands the tests the CLI runners (pgwarden and real patronictl with the
  * node's configuration), raw REST calls with or without Basic auth, and a fresh DCS view.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd } from '../harness/etcd.js';
+import type { Need } from '../harness/requirements.js';
 import { runCommand, type CommandResult } from '../harness/patroni.js';
 import { startZooKeeper } from '../harness/zookeeper.js';
 import { createDcs } from '../../src/dcs/registry.js';
@@ -15,13 +16,15 @@ import type { Cluster } from '../../src/model/cluster.js';
 
 export type Kind = 'etcd3' | 'zookeeper';
 
-export const agentsAvailable =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/share/zookeeper/bin/zkServer.sh') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+/** What the agent clusters of this suite need from the machine (test/harness/requirements.ts). */
+export const AGENT_SUITE_NEEDS: readonly Need[] = [
+  'postgres',
+  'etcd',
+  'zookeeper',
+  'patronictl',
+  'bundle',
+  'root',
+];
 
 const PGWARDEN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
 export const AUTH = { username: 'admin', password: 'api-secret' } as const;

@@ -1,7 +1,7 @@
 /**
- * Loaders for the Patroni 3.0.2 captures in `../shared/fixtures/patroni-3.0.2` (the `shared/` checkout sits beside
- * the repository, in CI as on the lab machine). Paths are resolved from the repository root, never from an absolute
- * `/work` path.
+ * Loaders for the Patroni 3.0.2 captures in `test/fixtures/patroni-3.0.2` (a copy of the lab's
+ * `shared/fixtures/patroni-3.0.2`, kept in the repository so that a clone alone runs the unit tests). Paths are
+ * resolved from the repository root, never from an absolute `/work` path.
  *
  * DCS snapshots (`dcs/*.txt`) come in two shapes:
  *
@@ -29,8 +29,8 @@ import type { DcsNode } from '../../src/dcs/dcs.js';
 /** The repository root (this file is `test/helpers/fixtures.ts`). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** `../shared/fixtures/patroni-3.0.2` relative to the repository root. */
-export const FIXTURES_ROOT = resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'patroni-3.0.2');
+/** `test/fixtures/patroni-3.0.2` under the repository root. */
+export const FIXTURES_ROOT = resolve(REPO_ROOT, 'test', 'fixtures', 'patroni-3.0.2');
 
 export function fixturePath(...parts: string[]): string {
   return resolve(FIXTURES_ROOT, ...parts);

@@ -16,11 +16,22 @@ import {
   type PatroniDcs,
 } from '../harness/patroni.js';
 import { removeDir, tempDir } from '../harness/process.js';
+import type { Need } from '../harness/requirements.js';
 import { startZooKeeper } from '../harness/zookeeper.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { Cluster } from '../../src/model/cluster.js';
 
 export const PGWARDEN = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'bin', 'run.js');
+/** What the Patroni clusters of this suite (and the pgwarden CLI run against them) need from the machine. */
+export const PATRONI_SUITE_NEEDS: readonly Need[] = [
+  'postgres',
+  'etcd',
+  'zookeeper',
+  'patroni',
+  'patronictl',
+  'bundle',
+  'root',
+];
 export const LAB_AUTH = { username: 'admin', password: 'lab-secret' } as const;
 
 export function show(label: string, r: CommandResult): string {

@@ -7,14 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { waitFor } from '../harness/process.js';
 import { runOnPty } from '../harness/pty.js';
-import { afterTable, agentsAvailable, agentSuite, show, type Kind } from '../helpers/agent-suite.js';
+import { describeNeeding } from '../harness/requirements.js';
+import { afterTable, AGENT_SUITE_NEEDS, agentSuite, show, type Kind } from '../helpers/agent-suite.js';
 
 const PGWARDEN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
-describe.skipIf(!agentsAvailable).each<Kind>(['etcd3', 'zookeeper'])(
+describeNeeding(...AGENT_SUITE_NEEDS, 'script').each<Kind>(['etcd3', 'zookeeper'])(
   'pgwarden agents on %s: restart, switchover, failover, reinit, query',
   (kind) => {
     const ctx = agentSuite(kind, `actions-${kind}`);

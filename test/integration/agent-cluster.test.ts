@@ -3,24 +3,19 @@
  * REST and real patronictl), kill -9 of the leader agent and its postmaster (a replica takes over within ttl),
  * SIGTERM of the new leader (the lock is released and another member is primary within seconds).
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { Cluster } from '../../src/model/cluster.js';
 
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
-
 const TTL = 20;
 
-describe.skipIf(!available)('pgwarden agents: bootstrap, failover, switch on SIGTERM', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'patronictl', 'bundle', 'root');
+
+describeWithNeeds('pgwarden agents: bootstrap, failover, switch on SIGTERM', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   let firstLeader = '';

@@ -8,19 +8,15 @@
  * from us), no probe round ever sees two members accept writes, nobody accepts any while ZooKeeper is frozen, and
  * after the SIGCONT one leader with streaming replicas again (polled with a deadline).
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { figuresLine, runCutoffCase } from '../harness/dcs-cutoff.js';
 import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
+import { describeNeeding } from '../harness/requirements.js';
 
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/share/zookeeper/bin/zkServer.sh') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+const describeWithNeeds = describeNeeding('postgres', 'zookeeper', 'bundle', 'root');
 
-describe.skipIf(!available)('pgwarden: the leader cut off from ZooKeeper', () => {
+describeWithNeeds('pgwarden: the leader cut off from ZooKeeper', () => {
   let zk: ZooKeeperServer | undefined;
   let cluster: AgentCluster | undefined;
 

@@ -15,19 +15,12 @@
  * retry_timeout, so the primary stops (fast) and restarts read-only about loop_wait + retry_timeout after its
  * last refresh; ttl is the hard limit asserted.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { figuresLine, runCutoffCase, type CutoffMembers } from '../harness/dcs-cutoff.js';
 import { etcdPost, startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+import { describeNeeding } from '../harness/requirements.js';
 
 const SCOPE = 'cutoff';
 
@@ -41,7 +34,9 @@ async function leaderLeaseTtl(endpoint: string, key: string): Promise<number | u
   return Number((await post('/v3/lease/timetolive', { ID: id }))['grantedTTL']);
 }
 
-describe.skipIf(!available)('pgwarden: the leader cut off from etcd', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'patronictl', 'bundle', 'root');
+
+describeWithNeeds('pgwarden: the leader cut off from etcd', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   const e = (): EtcdServer => {

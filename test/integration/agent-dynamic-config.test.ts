@@ -5,9 +5,9 @@
  * (pgwarden's output and exit code next to real patronictl 3.0.2's on the same cluster); a loop_wait change is
  * picked up; a SIGHUP with a changed local postgresql.parameters value is applied.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import {
@@ -17,15 +17,9 @@ import {
   type PatroniCluster,
 } from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { JsonObject } from '../../src/model/cluster.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
 
 const PGWARDEN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
@@ -67,7 +61,9 @@ const median = (xs: readonly number[]): number => {
   return s[Math.floor(s.length / 2)] ?? Number.NaN;
 };
 
-describe.skipIf(!available)('pgwarden agents: dynamic configuration changes', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'patronictl', 'bundle', 'root');
+
+describeWithNeeds('pgwarden agents: dynamic configuration changes', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   const c = (): AgentCluster => {
@@ -339,7 +335,7 @@ describe.skipIf(!available)('pgwarden agents: dynamic configuration changes', ()
   }, 60_000);
 });
 
-describe.skipIf(!available)('Patroni 3.0.2 reference: the same pending restart', () => {
+describeWithNeeds('Patroni 3.0.2 reference: the same pending restart', () => {
   let etcd: EtcdServer | undefined;
   let lab: PatroniCluster | undefined;
   const l = (): PatroniCluster => {

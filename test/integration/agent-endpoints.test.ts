@@ -5,11 +5,12 @@
  * and restart and their flush, PATCH/PUT /config, pause/resume, edit-config. Driven by raw HTTP, by pgwarden and by
  * real patronictl 3.0.2. The actions that move the leader or rebuild a member are in agent-actions.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import {
   afterTable,
-  agentsAvailable,
+  AGENT_SUITE_NEEDS,
   agentSuite,
   AUTH,
   show,
@@ -22,7 +23,7 @@ const answer = async (p: Promise<Answer>): Promise<Answer> => {
   return { status, body };
 };
 
-describe.skipIf(!agentsAvailable).each<Kind>(['etcd3', 'zookeeper'])(
+describeNeeding(...AGENT_SUITE_NEEDS).each<Kind>(['etcd3', 'zookeeper'])(
   'pgwarden agents on %s: unsafe REST endpoints',
   (kind) => {
     const ctx = agentSuite(kind, `agents-${kind}`);

@@ -4,20 +4,13 @@
  * through the ro port reach a replica, and after kill -9 of the leader agent and its postmaster writes through the
  * rw port resume on the new leader.
  */
-import { existsSync } from 'node:fs';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { startHaproxy, type Haproxy } from '../harness/haproxy.js';
 import { waitFor } from '../harness/process.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/sbin/haproxy') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+import { describeNeeding } from '../harness/requirements.js';
 
 const TTL = 20;
 
@@ -59,7 +52,9 @@ async function through(port: number, sql: string): Promise<Answer> {
   }
 }
 
-describe.skipIf(!available)('HAProxy in front of pgwarden agents (Patroni docs setup)', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'haproxy', 'bundle', 'root');
+
+describeWithNeeds('HAProxy in front of pgwarden agents (Patroni docs setup)', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   let haproxy: Haproxy | undefined;

@@ -10,7 +10,6 @@
 import {
   chmodSync,
   chownSync,
-  existsSync,
   lstatSync,
   mkdtempSync,
   readFileSync,
@@ -20,19 +19,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { createDcs } from '../../src/dcs/registry.js';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
-const available =
-  existsSync(`${PG_BIN}/initdb`) &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
 
 const TTL = 12;
 
@@ -50,7 +44,9 @@ function lines(path: string): string[] {
     .filter((l) => l !== '');
 }
 
-describe.skipIf(!available)('pgwarden agents: callbacks, pre_promote, create_replica_methods', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'patronictl', 'bundle', 'root');
+
+describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_methods', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   const hooks = mkdtempSync(join(tmpdir(), 'pgwarden-hooks-'));

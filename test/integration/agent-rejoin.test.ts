@@ -4,21 +4,18 @@
  * directory. With use_pg_rewind (bootstrap.dcs) and data checksums it runs crash recovery, finds its timeline
  * diverged from the new leader's, runs pg_rewind and rejoins as a streaming replica that has the new write.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/pg_rewind') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
+import { describeNeeding } from '../harness/requirements.js';
 
 const TTL = 20;
 
-describe.skipIf(!available)('pgwarden agents: a killed primary rejoins with pg_rewind', () => {
+const describeWithNeeds = describeNeeding('pg_rewind', 'etcd', 'bundle', 'root');
+
+describeWithNeeds('pgwarden agents: a killed primary rejoins with pg_rewind', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   const c = (): AgentCluster => {

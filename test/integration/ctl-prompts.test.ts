@@ -9,11 +9,12 @@ import { execFile } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Etcd3Dcs } from '../../src/dcs/etcd3/etcd3-dcs.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, removeDir, tempDir } from '../harness/process.js';
 import { runOnPty } from '../harness/pty.js';
+import { describeNeeding } from '../harness/requirements.js';
 
 const RUN = resolve(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
@@ -146,7 +147,9 @@ afterAll(async () => {
 
 const show = (r: Run): string => `exit ${String(r.code)}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
-describe('without a terminal: a missing flag fails at once, naming it (exit 1)', () => {
+const describeWithNeeds = describeNeeding('etcd', 'bundle', 'script');
+
+describeWithNeeds('without a terminal: a missing flag fails at once, naming it (exit 1)', () => {
   const cases: readonly (readonly [readonly string[], string])[] = [
     [
       ['reload', 'demo'],
@@ -217,7 +220,7 @@ describe('without a terminal: a missing flag fails at once, naming it (exit 1)',
   });
 });
 
-describe('on a terminal', () => {
+describeWithNeeds('on a terminal', () => {
   it('--force never asks: reload and switchover run without any input', async () => {
     seen.length = 0;
     const reload = await onPty(['reload', 'demo', '--force']).done();
@@ -349,7 +352,7 @@ describe('on a terminal', () => {
   });
 });
 
-describe('exit status of actions', () => {
+describeWithNeeds('exit status of actions', () => {
   it("a member answering with an error status: patronictl's Failed line, exit 1", async () => {
     restartAnswer.set('pg2', [503, 'restart failed']);
     try {

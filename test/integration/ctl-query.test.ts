@@ -3,25 +3,20 @@
  * reaching a replica, `--format json`, an SQL error printed as a row; real patronictl 3.0.2 run with the same
  * arguments prints the same (except the timestamp of the error row).
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { runCommand, type CommandResult } from '../harness/patroni.js';
+import { describeNeeding } from '../harness/requirements.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') &&
-  existsSync('/usr/bin/etcd') &&
-  existsSync('/usr/bin/patronictl') &&
-  existsSync(join(ROOT, 'dist', 'cli.js')) &&
-  process.getuid?.() === 0;
-
 const TS = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\t/;
 
-describe.skipIf(!available)('pgwarden query on pgwarden agents', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'patronictl', 'bundle', 'root');
+
+describeWithNeeds('pgwarden query on pgwarden agents', () => {
   let etcd: EtcdServer | undefined;
   let cluster: AgentCluster | undefined;
   let leader = '';

@@ -6,13 +6,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { DcsError, type DcsOptions } from '../../src/dcs/dcs.js';
 import { Etcd3Dcs, type Etcd3Connection } from '../../src/dcs/etcd3/etcd3-dcs.js';
 import { b64, EtcdGateway, fromB64, prefixRangeEnd, type KeyValue } from '../../src/dcs/etcd3/gateway.js';
 import { runDcsContract } from '../contract/dcs-contract.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, removeDir, tempDir, waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 
 let etcd: EtcdServer;
 let deadPort = 0;
@@ -26,18 +27,23 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-runDcsContract('etcd3', () => ({
-  create: (options) => new Etcd3Dcs(options, { hosts: [etcd.endpoint], protocol: 'http' }),
-  createUnreachable: (options) =>
-    new Etcd3Dcs(options, { hosts: [`127.0.0.1:${deadPort}`], protocol: 'http' }),
-}));
+const describeWithNeeds = describeNeeding('etcd');
+
+// In a describe of its own so that the file's hooks (which start the server) are skipped with every suite.
+describeWithNeeds('on a real etcd server', () => {
+  runDcsContract('etcd3', () => ({
+    create: (options) => new Etcd3Dcs(options, { hosts: [etcd.endpoint], protocol: 'http' }),
+    createUnreachable: (options) =>
+      new Etcd3Dcs(options, { hosts: [`127.0.0.1:${deadPort}`], protocol: 'http' }),
+  }));
+});
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let scopes = 0;
 const freshScope = (): string => `etcd${process.pid}x${++scopes}`;
 
-describe('etcd3 specifics', () => {
+describeWithNeeds('etcd3 specifics', () => {
   const open: (Etcd3Dcs | EtcdGateway)[] = [];
   afterAll(async () => {
     for (const c of open.splice(0)) await c.close();
@@ -302,7 +308,7 @@ console.log('done ' + Date.now());
   });
 });
 
-describe('etcd3 under faults', () => {
+describeWithNeeds('etcd3 under faults', () => {
   let own: EtcdServer | undefined;
   afterEach(async () => {
     await own?.stop();

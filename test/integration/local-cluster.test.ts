@@ -5,12 +5,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { runCommand } from '../harness/patroni.js';
 import { freePort, removeDir, tempDir } from '../harness/process.js';
-
-const available =
-  existsSync('/usr/lib/postgresql/15/bin/initdb') && existsSync('/usr/bin/etcd') && process.getuid?.() === 0;
+import { describeNeeding } from '../harness/requirements.js';
 
 function alive(pid: number): boolean {
   try {
@@ -35,7 +33,9 @@ async function freeRun(n: number): Promise<number> {
   }
 }
 
-describe.skipIf(!available)('npm run cluster:up / cluster:down', () => {
+const describeWithNeeds = describeNeeding('postgres', 'etcd', 'root');
+
+describeWithNeeds('npm run cluster:up / cluster:down', () => {
   const parent = tempDir('local');
   const dir = join(parent, 'cluster');
   let env: NodeJS.ProcessEnv = {};

@@ -24,6 +24,7 @@ import {
   type PatroniDcs,
 } from '../harness/patroni.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { startZooKeeper } from '../harness/zookeeper.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -65,7 +66,9 @@ const asJson: View = (r) => ({ code: r.code, json: parseJson(r.stdout) });
 const afterFirstLine: View = (r) => ({ code: r.code, rest: r.stdout.split('\n').slice(1) });
 
 function compatSuite(kind: PatroniDcs): void {
-  describe(`pgwarden vs patronictl on Patroni 3.0.2 with ${kind}`, () => {
+  const dcsNeed = kind === 'etcd3' ? 'etcd' : 'zookeeper';
+  const describeWithNeeds = describeNeeding('postgres', dcsNeed, 'patroni', 'patronictl', 'bundle', 'root');
+  describeWithNeeds(`pgwarden vs patronictl on Patroni 3.0.2 with ${kind}`, () => {
     let dcs: DcsServer | undefined;
     let cluster: PatroniCluster | undefined;
     let home = '';

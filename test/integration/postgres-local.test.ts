@@ -6,8 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort, removeDir, tempDir, waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { writePrivateFile, type PgBinariesConfig, type RunAs } from '../../src/postgres/binaries.js';
 import { basebackup } from '../../src/postgres/basebackup.js';
 import {
@@ -44,7 +45,6 @@ import {
 } from '../../src/postgres/queries.js';
 
 const BIN_DIR = '/usr/lib/postgresql/15/bin';
-const available = existsSync(join(BIN_DIR, 'initdb'));
 
 function postgresUser(): RunAs | undefined {
   if (process.getuid?.() !== 0) return undefined;
@@ -71,7 +71,9 @@ async function killPostmaster(pid: number): Promise<void> {
   }
 }
 
-describe.skipIf(!available)('local PostgreSQL control (src/postgres)', () => {
+const describeWithNeeds = describeNeeding('postgres');
+
+describeWithNeeds('local PostgreSQL control (src/postgres)', () => {
   const owner = postgresUser();
   const bins: PgBinariesConfig = { binDir: BIN_DIR, runAs: owner };
   const replPassword = `re:pl\\pa'ss w0rd`;

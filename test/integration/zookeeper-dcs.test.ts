@@ -6,11 +6,12 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Stat } from 'node-zookeeper-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { DcsError, type Dcs, type DcsOptions } from '../../src/dcs/dcs.js';
 import { ZooKeeperDcs } from '../../src/dcs/zookeeper/zookeeper-dcs.js';
 import { runDcsContract } from '../contract/dcs-contract.js';
 import { freePort, waitFor } from '../harness/process.js';
+import { describeNeeding } from '../harness/requirements.js';
 import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
 
 let server: ZooKeeperServer;
@@ -25,10 +26,15 @@ afterAll(async () => {
   await server?.stop();
 });
 
-runDcsContract('zookeeper', () => ({
-  create: (options) => new ZooKeeperDcs(options, [server.endpoint]),
-  createUnreachable: (options) => new ZooKeeperDcs(options, [`127.0.0.1:${deadPort}`]),
-}));
+const describeWithNeeds = describeNeeding('zookeeper');
+
+// In a describe of its own so that the file's hooks (which start the server) are skipped with every suite.
+describeWithNeeds('on a real ZooKeeper server', () => {
+  runDcsContract('zookeeper', () => ({
+    create: (options) => new ZooKeeperDcs(options, [server.endpoint]),
+    createUnreachable: (options) => new ZooKeeperDcs(options, [`127.0.0.1:${deadPort}`]),
+  }));
+});
 
 /** A plain client to look at znodes behind the adapter's back. */
 async function rawClient(endpoint: string): Promise<Client> {
@@ -108,7 +114,7 @@ const owner = (stat: Stat | null): string =>
   stat ? stat.ephemeralOwner.readBigInt64BE(0).toString() : 'missing';
 const sessionOf = (client: Client): string => client.getSessionId().readBigInt64BE(0).toString();
 
-describe('ZooKeeper specifics', () => {
+describeWithNeeds('ZooKeeper specifics', () => {
   const open: Dcs[] = [];
   const raws: Client[] = [];
   let n = 0;

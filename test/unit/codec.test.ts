@@ -1,11 +1,12 @@
 /**
- * The shared DCS parser (src/dcs/codec.ts) against the real Patroni 3.0.2 captures in ../shared/fixtures and the
+ * The shared DCS parser (src/dcs/codec.ts) against the real Patroni 3.0.2 captures in test/fixtures and the
  * 4.x formats quoted in ../shared/patroni-protocol.md (1.2, 1.9, 4.5-4.6, 7); plus pyJson and the LSN helpers.
  *
  * Facts in CAPTURES are read by hand from the snapshot files, not derived from the loader, so a loader or parser
  * regression shows up as a mismatch.
  */
 import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   clusterFromNodes,
@@ -31,7 +32,13 @@ import {
 } from '../../src/model/cluster.js';
 import { formatLsn, lsnFromJson, parseLsnText } from '../../src/model/lsn.js';
 import { pyJson } from '../../src/model/pyjson.js';
-import { fixturePath, listDcsSnapshots, loadDcsSnapshot, readFixture } from '../helpers/fixtures.js';
+import {
+  fixturePath,
+  listDcsSnapshots,
+  loadDcsSnapshot,
+  readFixture,
+  REPO_ROOT,
+} from '../helpers/fixtures.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -240,8 +247,8 @@ describe('fixture loader', () => {
     ).toEqual(CAPTURE_NAMES);
   });
 
-  it('resolves fixtures through ../shared beside the repository', () => {
-    expect(fixturePath('dcs', 'etcd.txt')).toMatch(/\/shared\/fixtures\/patroni-3\.0\.2\/dcs\/etcd\.txt$/);
+  it('resolves fixtures inside the repository', () => {
+    expect(fixturePath('dcs', 'etcd.txt')).toBe(join(REPO_ROOT, 'test/fixtures/patroni-3.0.2/dcs/etcd.txt'));
     expect(readFixture('dcs', 'etcd.txt')).toMatch(/^# etcd snapshot/);
   });
 

@@ -1,0 +1,136 @@
+/**
+ * CLI start-up, side by side with patronictl on the same 3-node Patroni 3.0.2 clusters (one on etcd3, one on
+ * ZooKeeper), in one run: whole-process wall time and peak RSS of `list`, and of `--help`. Runs are interleaved
+ * (pgwarden, patronictl, pgwarden, ...) so both see the same machine load. BENCH_RUNS sets the runs per command
+ * (default 15). Figures go to the console (a Markdown table, as in README) and to .bench/cli-startup.json.
+ *
+ * Reported, not compared: on ZooKeeper patronictl's `list` is within a few hundredths of a second of pgwarden's,
+ * below what one run on a shared machine resolves. Asserted: every run exited 0 and was measured.
+ */
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { PATRONICTL, startPatroniCluster, type PatroniCluster } from '../harness/patroni.js';
+import { describeNeeding } from '../harness/requirements.js';
+import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
+import { benchFigures } from './figures.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const TIME = '/usr/bin/time';
+
+interface Sample {
+  readonly ms: number;
+  readonly rssMiB: number;
+}
+
+interface Row {
+  readonly what: string;
+  readonly samples: Sample[];
+}
+
+/** One run under /usr/bin/time for the peak RSS; wall time measured here around the whole process. */
+function runOnce(cmd: readonly string[]): Sample {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(TIME, ['-f', 'RSS_KB=%M', ...cmd], { encoding: 'utf8', cwd: ROOT, timeout: 30_000 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${String(r.status)}): ${r.stderr}`);
+  const kb = Number(/RSS_KB=(\d+)/.exec(r.stderr)?.[1] ?? NaN);
+  return { ms, rssMiB: kb / 1024 };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function summary(r: Row): string {
+  const ms = r.samples.map((s) => s.ms);
+  const rss = r.samples.map((s) => s.rssMiB);
+  const sec = (x: number): string => (x / 1000).toFixed(3);
+  return `| ${r.what} | ${sec(median(ms))} s (${sec(Math.min(...ms))}-${sec(Math.max(...ms))}) | ${median(rss).toFixed(0)} MiB |`;
+}
+
+/** `runs` interleaved runs of each command, after one warm-up run each (page cache). */
+function interleaved(commands: readonly (readonly [string, readonly string[]])[], runs: number): Row[] {
+  for (const [, cmd] of commands) runOnce(cmd);
+  const rows = commands.map(([what]) => ({ what, samples: [] as Sample[] }));
+  for (let i = 0; i < runs; i++) commands.forEach(([, cmd], j) => rows[j]?.samples.push(runOnce(cmd)));
+  return rows;
+}
+
+const describeWithNeeds = describeNeeding(
+  'postgres',
+  'etcd',
+  'zookeeper',
+  'patroni',
+  'patronictl',
+  'time',
+  'bundle',
+  'root',
+);
+
+describeWithNeeds('CLI start-up next to patronictl 3.0.2', () => {
+  let etcd: EtcdServer | undefined;
+  let zk: ZooKeeperServer | undefined;
+  const clusters: PatroniCluster[] = [];
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    zk = await startZooKeeper();
+    clusters.push(await startPatroniCluster({ dcs: 'etcd3', dcsEndpoint: etcd.endpoint, scope: 'benche' }));
+    clusters.push(await startPatroniCluster({ dcs: 'zookeeper', dcsEndpoint: zk.endpoint, scope: 'benchz' }));
+  }, 300_000);
+
+  afterAll(async () => {
+    try {
+      for (const c of clusters) await c.stop();
+    } finally {
+      try {
+        await zk?.stop();
+      } finally {
+        await etcd?.stop();
+      }
+    }
+  });
+
+  it(`list and --help, ${RUNS} interleaved runs each`, () => {
+    const rows: Row[] = [];
+    for (const c of clusters) {
+      const cfg = c.configFile(0);
+      rows.push(
+        ...interleaved(
+          [
+            [`pgwarden list (${c.dcs})`, ['node', 'bin/run.js', '-c', cfg, 'list']],
+            [`patronictl list (${c.dcs})`, [PATRONICTL, '-c', cfg, 'list']],
+          ],
+          RUNS,
+        ),
+      );
+    }
+    rows.push(
+      ...interleaved(
+        [
+          ['pgwarden --help', ['node', 'bin/run.js', '--help']],
+          ['patronictl --help', [PATRONICTL, '--help']],
+        ],
+        RUNS,
+      ),
+    );
+    console.log(
+      [
+        `CLI start-up, ${RUNS} interleaved runs each, whole-process wall time: median (min-max); peak RSS median`,
+        '| command | wall time | peak RSS |',
+        '|---|---|---|',
+        ...rows.map(summary),
+      ].join('\n'),
+    );
+    benchFigures('cli-startup').record('list and --help', { runs: RUNS, rows });
+    for (const r of rows) {
+      expect(r.samples, r.what).toHaveLength(RUNS);
+      for (const s of r.samples) expect(Number.isFinite(s.rssMiB) && s.ms > 0, r.what).toBe(true);
+    }
+  }, 600_000);
+});
