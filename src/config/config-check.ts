@@ -129,6 +129,18 @@ export function assertDynamicConfig(data: Tree, prefix = ''): string[] {
   return found.warnings;
 }
 
+/**
+ * edit-config and PATCH /config: the refusals a change brings in, as one UserError. A refused value already in the
+ * DCS (written by a Patroni node of a mixed cluster) does not block an unrelated change; the agents log it.
+ */
+export function assertDynamicConfigChange(before: Tree, after: Tree): string[] {
+  const old = new Set(validateDynamicConfig(before).errors);
+  const found = validateDynamicConfig(after);
+  const added = found.errors.filter((e) => !old.has(e));
+  if (added.length > 0) throw new UserError(added.join('\n'));
+  return found.warnings;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Run time
 

@@ -1,5 +1,6 @@
 /** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (spec 3.3). */
 import { parse as parseYaml } from 'yaml';
+import { parseBool } from '../model/cluster.js';
 import { UserError } from './errors.js';
 import { deepMerge, type ConfigTree } from './local-config.js';
 
@@ -184,7 +185,9 @@ export function applyPatroniEnv(
   for (const k of LOG) {
     const old = OLD_LOG_NAMES.find(([name]) => name === k)?.[1];
     const v = get(`PATRONI_LOG_${k}`) ?? (old === undefined ? undefined : get(old));
-    if (v !== undefined) setPath(out, ['log', k.toLowerCase()], v);
+    if (v === undefined) continue;
+    const dict = k === 'STATIC_FIELDS' || k === 'LOGGERS';
+    setPath(out, ['log', k.toLowerCase()], dict ? asDict(`PATRONI_LOG_${k}`, v) : v);
   }
   for (const k of RAFT) {
     const v = get(`PATRONI_RAFT_${k}`);
@@ -195,7 +198,7 @@ export function applyPatroniEnv(
     const name = `PATRONI_RESTAPI_${k}`;
     const v = get(name);
     if (v === undefined) continue;
-    const value = k === 'ALLOWLIST' ? asList(name, v) : k.endsWith('HEADERS') ? yamlValue(name, v) : v;
+    const value = k === 'ALLOWLIST' ? asList(name, v) : k.endsWith('HEADERS') ? asDict(name, v) : v;
     setPath(out, ['restapi', k.toLowerCase()], value);
   }
   for (const k of CTL) {
@@ -237,9 +240,11 @@ export function applyPatroniEnv(
     if (section === 'citus' && !CITUS.has(suffix)) continue;
     let value: unknown = v;
     if (LIST_SUFFIXES.has(suffix)) value = asList(name, v);
-    else if (DICT_SUFFIXES.has(suffix)) value = yamlValue(name, v);
-    else if (BOOL_SUFFIXES.has(suffix)) value = /^(true|yes|on|1)$/i.test(v.trim());
+    else if (DICT_SUFFIXES.has(suffix)) value = asDict(name, v);
+    else if (BOOL_SUFFIXES.has(suffix)) value = parseBool(v);
     else if (suffix === 'PORT' || (section === 'citus' && suffix === 'GROUP')) value = Number.parseInt(v, 10);
+    // Patroni drops a boolean it cannot read.
+    if (value === undefined) continue;
     setPath(out, [section, suffix.toLowerCase()], value);
     if (section !== 'citus') dcsSections.add(section);
   }
@@ -252,6 +257,11 @@ export function applyPatroniEnv(
     if (pass !== undefined) setPath(out, [section, 'password'], pass);
   }
   return deepMerge(tree, out);
+}
+
+/** A YAML flow mapping, or a bare `a: 1, b: 2` wrapped in braces as Patroni does. */
+function asDict(name: string, v: string): unknown {
+  return yamlValue(name, v.trim().startsWith('{') ? v : `{${v}}`);
 }
 
 /** A YAML list, or a bare `a,b` wrapped in brackets as Patroni does. */
