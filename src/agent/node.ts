@@ -18,6 +18,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { AgentConfig, PgUser } from '../config/agent-config.js';
 import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from '../ha/snapshot.js';
+import { slotsMayBeDropped } from '../config/config-check.js';
 import { haConfigFromDynamic } from '../ha/snapshot.js';
 import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
 import type { Cluster, JsonObject, Member } from '../model/cluster.js';
@@ -1202,6 +1203,7 @@ END;$$`);
       const existing = await this.createMemberSlots(s, cluster);
       for (const slot of existing) {
         if (slot.slotType !== 'physical' || wanted.has(slot.slotName) || slot.active) continue;
+        if (!slotsMayBeDropped(this.dynamic)) continue;
         const r = await dropSlot(s, slot.slotName);
         if (r.dropped) this.log.info(`dropped unknown replication slot '${slot.slotName}'`);
       }
