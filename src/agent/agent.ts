@@ -6,7 +6,7 @@
  * published once more with state `stopped`.
  */
 import { loadAgentConfig, refuseRoot, type AgentConfig } from '../config/agent-config.js';
-import { validateDynamicConfig } from '../config/config-check.js';
+import { assertDynamicConfigAtStart } from '../config/config-check.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { createDcs } from '../dcs/registry.js';
@@ -129,13 +129,14 @@ async function refuseDynamicConfigAtStart(dcs: Dcs, log: ReturnType<typeof creat
   const cluster = await dcs.getCluster().catch(() => undefined);
   const data = cluster?.config?.valid ? cluster.config.data : undefined;
   if (data === undefined) return;
-  const found = validateDynamicConfig(data);
-  for (const w of found.warnings) log.warning(`dynamic configuration (DCS config key): ${w}`);
-  if (found.errors.length === 0) return;
-  await dcs.close();
-  throw new UserError(
-    `the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:\n${found.errors.join('\n')}\nchange it with pgwarden edit-config`,
-  );
+  let warnings: string[];
+  try {
+    warnings = assertDynamicConfigAtStart(data);
+  } catch (e) {
+    await dcs.close();
+    throw e;
+  }
+  for (const w of warnings) log.warning(w);
 }
 
 interface ShutdownDeps {

@@ -130,6 +130,20 @@ export function assertDynamicConfig(data: Tree, prefix = ''): string[] {
 }
 
 /**
+ * The DCS `config` key as the agent finds it when it starts: a setting it does not implement stops it there (at
+ * run time it reads such settings the safe way instead: `DynamicConfigGuard`). Returns the warnings.
+ */
+export function assertDynamicConfigAtStart(data: Tree): string[] {
+  const found = validateDynamicConfig(data);
+  if (found.errors.length > 0) {
+    throw new UserError(
+      `the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:\n${found.errors.join('\n')}\nchange it with pgwarden edit-config`,
+    );
+  }
+  return found.warnings.map((w) => `dynamic configuration (DCS config key): ${w}`);
+}
+
+/**
  * edit-config and PATCH /config: the refusals a change brings in, as one UserError. A refused value already in the
  * DCS (written by a Patroni node of a mixed cluster) does not block an unrelated change; the agents log it.
  */

@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { agentConfigFromTree, loadAgentConfig } from '../../src/config/agent-config.js';
 import {
   DynamicConfigGuard,
+  assertDynamicConfigAtStart,
   assertDynamicConfigChange,
   checkLocalKeys,
   runtimeDynamicConfig,
@@ -372,6 +373,27 @@ describe('edit-config refuses before writing (memory DCS)', () => {
     expect(
       assertDynamicConfigChange({ slots: { a: {} } }, { slots: { a: {} }, ttl: 20, whatever: 1 }),
     ).toEqual(['whatever: unknown key, ignored']);
+  });
+});
+
+describe('agent start: the DCS config key', () => {
+  it('stops the agent on a refused setting, naming every one and what to do', () => {
+    expect(
+      refusal(() => assertDynamicConfigAtStart({ ttl: 30, failsafe_mode: true, slots: { s: {} } })),
+    ).toBe(
+      [
+        "the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:",
+        'failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+        'slots: pgwarden does not manage permanent slots yet; remove slots (or leave it empty)',
+        'change it with pgwarden edit-config',
+      ].join('\n'),
+    );
+  });
+
+  it('starts with warnings for keys Patroni ignores', () => {
+    expect(assertDynamicConfigAtStart({ ttl: 30, retry_timout: 10 })).toEqual([
+      'dynamic configuration (DCS config key): retry_timout: unknown key, ignored',
+    ]);
   });
 });
 
