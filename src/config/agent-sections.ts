@@ -205,7 +205,8 @@ export function readBootstrap(tree: Node): BootstrapConfig | undefined {
     initdb: optToolOptions(b, 'initdb', path),
     pgHba: optStrList(b, 'pg_hba', path),
     users,
-    postBootstrap: optStr(b, 'post_bootstrap', path),
+    // Patroni runs post_bootstrap, else the older name post_init.
+    postBootstrap: optStr(b, 'post_bootstrap', path) || optStr(b, 'post_init', path) || undefined,
     postInit: optStr(b, 'post_init', path),
   };
 }

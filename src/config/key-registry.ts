@@ -170,7 +170,10 @@ export const LOCAL_RULES: RuleTable = {
   'ctl.cacert': S,
   'ctl.certfile': S,
   'ctl.keyfile': S,
-  'ctl.keyfile_password': S,
+  'ctl.keyfile_password': refused(
+    "is not supported by pgwarden's CLI yet (encrypted client keys cannot be used)",
+    'decrypt the key file and remove ctl.keyfile_password',
+  ),
   'ctl.authentication': S,
   'ctl.authentication.username': S,
   'ctl.authentication.password': S,
@@ -337,12 +340,6 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.before_stop': refused(
     'is not supported by pgwarden yet (the command would never run)',
     'remove postgresql.before_stop',
-  ),
-  'postgresql.rewind': refused(
-    'pg_rewind options are not supported by pgwarden yet',
-    'remove postgresql.rewind',
-    isEmpty,
-    true,
   ),
   'postgresql.krbsrvname': refused(
     'is not supported by pgwarden yet (it is not passed to replication connections)',

@@ -147,7 +147,6 @@ export function readPostgresql(tree: Node): PostgresqlConfig {
     prePromote: optStr(pg, 'pre_promote', path),
     beforeStop: optStr(pg, 'before_stop', path),
   };
-  optToolOptions(pg, 'rewind', path);
   optStr(pg, 'krbsrvname', path);
   return config;
 }

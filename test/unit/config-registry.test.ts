@@ -228,6 +228,14 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
     );
   });
 
+  it('bootstrap.post_init runs as post_bootstrap when that is not set, as in Patroni', () => {
+    const { config } = agentConfigFromTree(
+      deepMerge(base(), { bootstrap: { post_init: '/bin/init' } }),
+      'n.yml',
+    );
+    expect(config.bootstrap?.postBootstrap).toBe('/bin/init');
+  });
+
   it('reports every refusal at once, one line each', () => {
     const found = checkLocalKeys(
       deepMerge(base(), { watchdog: { mode: 'required' }, tags: { nostream: true } }),
