@@ -80,17 +80,17 @@ const REST_BRANCH_MERGED = false;
 
 const PENDING_REST: RuleTable = {
   'restapi.allowlist': refused(
-    'is not enforced by pgwarden yet (every client may call the REST API)',
+    'not enforced by pgwarden yet (every client may call the REST API)',
     'remove restapi.allowlist and restrict access with a firewall',
     isEmpty,
   ),
   'restapi.allowlist_include_members': refused(
-    'is not enforced by pgwarden yet',
+    'not enforced by pgwarden yet',
     'remove restapi.allowlist_include_members or set it to false',
     isFalse,
   ),
   'restapi.server_tokens': refused(
-    'is not supported by pgwarden yet (the Server header is always sent in full)',
+    'not supported by pgwarden yet (the Server header is always sent in full)',
     "remove restapi.server_tokens or set it to 'original'",
     isText('original'),
   ),
@@ -142,15 +142,15 @@ export const LOCAL_RULES: RuleTable = {
     `remove log.format or set it to '${DEFAULT_LOG_FORMAT}'`,
     (v) => v === DEFAULT_LOG_FORMAT,
   ),
-  'log.dateformat': refused(`is not supported: ${LOG_STDERR}`, 'remove log.dateformat'),
+  'log.dateformat': refused(`not supported: ${LOG_STDERR}`, 'remove log.dateformat'),
   'log.static_fields': refused(
-    `is not supported: ${LOG_STDERR} (static fields are for JSON logs)`,
+    `not supported: ${LOG_STDERR} (static fields are for JSON logs)`,
     'remove log.static_fields',
     isEmpty,
     true,
   ),
   'log.dir': refused(
-    `is not supported: ${LOG_STDERR}`,
+    `not supported: ${LOG_STDERR}`,
     'remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
   ),
   'log.file_num': warned('ignored: only used with log.dir, which pgwarden does not support'),
@@ -160,7 +160,7 @@ export const LOCAL_RULES: RuleTable = {
   'log.traceback_level': warned('ignored: pgwarden logs no Python tracebacks'),
   'log.loggers': warned('ignored: pgwarden has no Python module loggers', true),
   'log.deduplicate_heartbeat_logs': refused(
-    'is not supported by pgwarden yet (every heartbeat is logged)',
+    'not supported by pgwarden yet (every heartbeat is logged)',
     'remove log.deduplicate_heartbeat_logs or set it to false',
     isFalse,
   ),
@@ -171,7 +171,7 @@ export const LOCAL_RULES: RuleTable = {
   'ctl.certfile': S,
   'ctl.keyfile': S,
   'ctl.keyfile_password': refused(
-    "is not supported by pgwarden's CLI yet (encrypted client keys cannot be used)",
+    "not supported by pgwarden's CLI yet (encrypted client keys cannot be used)",
     'decrypt the key file and remove ctl.keyfile_password',
   ),
   'ctl.authentication': S,
@@ -227,12 +227,12 @@ export const LOCAL_RULES: RuleTable = {
     'list the etcd endpoints in etcd3.hosts',
   ),
   'etcd3.use_proxies': refused(
-    'is not supported by pgwarden (it always discovers the cluster members)',
+    'not supported by pgwarden (it always discovers the cluster members)',
     'remove etcd3.use_proxies or set it to false',
     isFalse,
   ),
   'etcd3.key_password': refused(
-    'is not supported by pgwarden (encrypted client keys cannot be used)',
+    'not supported by pgwarden (encrypted client keys cannot be used)',
     'decrypt the key file and remove etcd3.key_password',
   ),
   etcd: refused(
@@ -244,23 +244,23 @@ export const LOCAL_RULES: RuleTable = {
   zookeeper: S,
   'zookeeper.hosts': S,
   'zookeeper.use_ssl': refused(
-    `is not supported: ${ZK_TLS}`,
+    `not supported: ${ZK_TLS}`,
     'remove zookeeper.use_ssl or set it to false',
     isFalse,
   ),
-  'zookeeper.cacert': refused(`is not supported: ${ZK_TLS}`, 'remove zookeeper.cacert'),
-  'zookeeper.cert': refused(`is not supported: ${ZK_TLS}`, 'remove zookeeper.cert'),
-  'zookeeper.key': refused(`is not supported: ${ZK_TLS}`, 'remove zookeeper.key'),
-  'zookeeper.key_password': refused(`is not supported: ${ZK_TLS}`, 'remove zookeeper.key_password'),
+  'zookeeper.cacert': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.cacert'),
+  'zookeeper.cert': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.cert'),
+  'zookeeper.key': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.key'),
+  'zookeeper.key_password': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.key_password'),
   'zookeeper.verify': warned('ignored: only used with use_ssl, which pgwarden does not support'),
   'zookeeper.set_acls': refused(
-    'is not supported by pgwarden yet (its znodes get the default open ACL)',
+    'not supported by pgwarden yet (its znodes get the default open ACL)',
     'remove zookeeper.set_acls',
     isEmpty,
     true,
   ),
   'zookeeper.auth_data': refused(
-    'is not supported by pgwarden yet (it does not authenticate to ZooKeeper)',
+    'not supported by pgwarden yet (it does not authenticate to ZooKeeper)',
     'remove zookeeper.auth_data',
     isEmpty,
     true,
@@ -328,7 +328,7 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.custom_conf': S,
   'postgresql.use_unix_socket': S,
   'postgresql.use_unix_socket_repl': refused(
-    'is not supported by pgwarden yet (replicas connect over TCP)',
+    'not supported by pgwarden yet (replicas connect over TCP)',
     'remove postgresql.use_unix_socket_repl or set it to false',
     isFalse,
   ),
@@ -338,11 +338,11 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.remove_data_directory_on_diverged_timelines': S,
   'postgresql.pre_promote': S,
   'postgresql.before_stop': refused(
-    'is not supported by pgwarden yet (the command would never run)',
+    'not supported by pgwarden yet (the command would never run)',
     'remove postgresql.before_stop',
   ),
   'postgresql.krbsrvname': refused(
-    'is not supported by pgwarden yet (it is not passed to replication connections)',
+    'not supported by pgwarden yet (it is not passed to replication connections)',
     'remove postgresql.krbsrvname',
   ),
   'postgresql.use_slots': warned(
@@ -377,7 +377,7 @@ export const LOCAL_RULES: RuleTable = {
     isNumber(1),
   ),
   'tags.nostream': refused(
-    'is not supported by pgwarden yet (every replica streams)',
+    'not supported by pgwarden yet (every replica streams)',
     'remove tags.nostream or set it to false',
     (v) => v === false,
   ),
@@ -414,12 +414,12 @@ export const DYNAMIC_RULES: RuleTable = {
   synchronous_mode_strict: S,
   synchronous_node_count: S,
   primary_stop_timeout: refused(
-    'is not supported by pgwarden yet (a primary stop is never cut short)',
+    'not supported by pgwarden yet (a primary stop is never cut short)',
     'remove primary_stop_timeout or set it to 0',
     isNumber(0),
   ),
   master_stop_timeout: refused(
-    'is not supported by pgwarden yet (a primary stop is never cut short)',
+    'not supported by pgwarden yet (a primary stop is never cut short)',
     'remove master_stop_timeout or set it to 0',
     isNumber(0),
   ),
@@ -443,7 +443,7 @@ export const DYNAMIC_RULES: RuleTable = {
     true,
   ),
   ignore_slots: refused(
-    'is not supported by pgwarden yet (it would drop those slots on a primary)',
+    'not supported by pgwarden yet (it would drop those slots on a primary)',
     'remove ignore_slots (or leave it empty)',
     isEmpty,
     true,
@@ -478,7 +478,7 @@ export const DYNAMIC_RULES: RuleTable = {
   ),
   // Patroni merges any other dynamic postgresql key into the local section; pgwarden reads them locally only.
   'postgresql.*': refused(
-    'is read by pgwarden from the local configuration only',
+    'read by pgwarden from the local configuration only',
     "set it in the postgresql section of each node's patroni.yml",
     undefined,
     true,

@@ -89,15 +89,15 @@ describe('the registry: refused values, with the dotted path and what to do', ()
     ],
     [
       { log: { dir: '/var/log/patroni' } },
-      'log.dir: is not supported: pgwarden writes plain log lines to stderr only; remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
+      'log.dir: not supported: pgwarden writes plain log lines to stderr only; remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
     ],
     [
       { zookeeper: { hosts: ['z:2181'], set_acls: { admin: ['ALL'] } }, etcd3: null },
-      'zookeeper.set_acls: is not supported by pgwarden yet (its znodes get the default open ACL); remove zookeeper.set_acls',
+      'zookeeper.set_acls: not supported by pgwarden yet (its znodes get the default open ACL); remove zookeeper.set_acls',
     ],
     [
       { zookeeper: { hosts: ['z:2181'], use_ssl: true }, etcd3: null },
-      'zookeeper.use_ssl: is not supported: pgwarden connects to ZooKeeper without TLS; remove zookeeper.use_ssl or set it to false',
+      'zookeeper.use_ssl: not supported: pgwarden connects to ZooKeeper without TLS; remove zookeeper.use_ssl or set it to false',
     ],
     [
       { etcd3: { srv: 'example.com' } },
@@ -105,19 +105,19 @@ describe('the registry: refused values, with the dotted path and what to do', ()
     ],
     [
       { etcd3: { use_proxies: true } },
-      'etcd3.use_proxies: is not supported by pgwarden (it always discovers the cluster members); remove etcd3.use_proxies or set it to false',
+      'etcd3.use_proxies: not supported by pgwarden (it always discovers the cluster members); remove etcd3.use_proxies or set it to false',
     ],
     [
       { postgresql: { before_stop: '/bin/true' } },
-      'postgresql.before_stop: is not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
+      'postgresql.before_stop: not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
     ],
     [
       { postgresql: { use_unix_socket_repl: true } },
-      'postgresql.use_unix_socket_repl: is not supported by pgwarden yet (replicas connect over TCP); remove postgresql.use_unix_socket_repl or set it to false',
+      'postgresql.use_unix_socket_repl: not supported by pgwarden yet (replicas connect over TCP); remove postgresql.use_unix_socket_repl or set it to false',
     ],
     [
       { tags: { nostream: true } },
-      'tags.nostream: is not supported by pgwarden yet (every replica streams); remove tags.nostream or set it to false',
+      'tags.nostream: not supported by pgwarden yet (every replica streams); remove tags.nostream or set it to false',
     ],
     [
       { bootstrap: { method: 'restore', restore: { command: '/bin/restore' } } },
@@ -133,7 +133,7 @@ describe('the registry: refused values, with the dotted path and what to do', ()
     ],
     [
       { restapi: { allowlist: ['10.0.0.0/8'] } },
-      'restapi.allowlist: is not enforced by pgwarden yet (every client may call the REST API); remove restapi.allowlist and restrict access with a firewall',
+      'restapi.allowlist: not enforced by pgwarden yet (every client may call the REST API); remove restapi.allowlist and restrict access with a firewall',
     ],
     [
       { bootstrap: { dcs: { failsafe_mode: true } } },
@@ -155,7 +155,7 @@ describe('the registry: refused values, with the dotted path and what to do', ()
     ],
     [
       { bootstrap: { dcs: { ignore_slots: [{ name: 'x' }] } } },
-      'bootstrap.dcs.ignore_slots: is not supported by pgwarden yet (it would drop those slots on a primary); remove ignore_slots (or leave it empty)',
+      'bootstrap.dcs.ignore_slots: not supported by pgwarden yet (it would drop those slots on a primary); remove ignore_slots (or leave it empty)',
     ],
     [
       { bootstrap: { dcs: { member_slots_ttl: '30min' } } },
@@ -163,7 +163,7 @@ describe('the registry: refused values, with the dotted path and what to do', ()
     ],
     [
       { bootstrap: { dcs: { postgresql: { pg_ctl_timeout: 30 } } } },
-      "bootstrap.dcs.postgresql.pg_ctl_timeout: is read by pgwarden from the local configuration only; set it in the postgresql section of each node's patroni.yml",
+      "bootstrap.dcs.postgresql.pg_ctl_timeout: read by pgwarden from the local configuration only; set it in the postgresql section of each node's patroni.yml",
     ],
   ] as const)('%j', (override, message) => {
     expect(refusal(() => agentConfigFromTree(deepMerge(base(), override as ConfigTree), 'node.yml'))).toBe(
