@@ -6,6 +6,7 @@
  * published once more with state `stopped`.
  */
 import { loadAgentConfig, refuseRoot, type AgentConfig } from '../config/agent-config.js';
+import { assertDynamicConfigAtStart } from '../config/config-check.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { createDcs } from '../dcs/registry.js';
@@ -45,6 +46,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     retryTimeout: boot.retryTimeout,
     ctl: false,
   });
+  await refuseDynamicConfigAtStart(dcs, log);
   const node = new PostgresNode(config, log);
   let exitCode = 0;
   let shuttingDown = false;
@@ -116,6 +118,25 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     process.off('SIGINT', onStop);
   }
   return exitCode;
+}
+
+/**
+ * The cluster's dynamic configuration is checked like bootstrap.dcs before the agent acts on it: a setting pgwarden
+ * does not implement stops it here (later changes are read the safe way, src/config/config-check.ts). An
+ * unreachable DCS is the HA loop's business.
+ */
+async function refuseDynamicConfigAtStart(dcs: Dcs, log: ReturnType<typeof createLogger>): Promise<void> {
+  const cluster = await dcs.getCluster().catch(() => undefined);
+  const data = cluster?.config?.valid ? cluster.config.data : undefined;
+  if (data === undefined) return;
+  let warnings: string[];
+  try {
+    warnings = assertDynamicConfigAtStart(data);
+  } catch (e) {
+    await dcs.close();
+    throw e;
+  }
+  for (const w of warnings) log.warning(w);
 }
 
 interface ShutdownDeps {

@@ -1,5 +1,6 @@
 /** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (spec 3.3). */
 import { parse as parseYaml } from 'yaml';
+import { parseBool } from '../model/cluster.js';
 import { UserError } from './errors.js';
 import { deepMerge, type ConfigTree } from './local-config.js';
 
@@ -119,9 +120,17 @@ const NOT_DCS = new Set([
   'REPLICATION',
   'SUPERUSER',
   'REWIND',
-  'CITUS',
   'RAFT',
 ]);
+/** Patroni reads only these two from PATRONI_CITUS_* (then refused: src/config/key-registry.ts). */
+const CITUS = new Set(['GROUP', 'DATABASE']);
+const RAFT = ['DATA_DIR', 'SELF_ADDR', 'PARTNER_ADDRS', 'PASSWORD', 'BIND_ADDR'];
+/** Names older Patroni versions read, still mapped by Patroni 4.1.4 when the new name is not set. */
+const OLD_LOG_NAMES = [
+  ['LEVEL', 'PATRONI_LOGLEVEL'],
+  ['FORMAT', 'PATRONI_LOGFORMAT'],
+  ['DATEFORMAT', 'PATRONI_LOG_DATEFMT'],
+] as const;
 const LIST_SUFFIXES = new Set(['HOSTS', 'PORTS', 'CHECKS', 'SERVICE_TAGS', 'RETRIABLE_HTTP_CODES']);
 const DICT_SUFFIXES = new Set(['LABELS', 'SET_ACLS', 'AUTH_DATA', 'BOOTSTRAP_LABELS']);
 const BOOL_SUFFIXES = new Set([
@@ -169,19 +178,27 @@ export function applyPatroniEnv(
     return parsed as ConfigTree;
   }
   const out: ConfigTree = {};
-  for (const k of ['NAME', 'NAMESPACE', 'SCOPE']) {
+  for (const k of ['NAME', 'NAMESPACE', 'SCOPE', 'THREAD_POOL_SIZE', 'THREAD_STACK_SIZE']) {
     const v = get(`PATRONI_${k}`);
     if (v !== undefined) out[k.toLowerCase()] = v;
   }
   for (const k of LOG) {
-    const v = get(`PATRONI_LOG_${k}`);
-    if (v !== undefined) setPath(out, ['log', k.toLowerCase()], v);
+    const old = OLD_LOG_NAMES.find(([name]) => name === k)?.[1];
+    const v = get(`PATRONI_LOG_${k}`) ?? (old === undefined ? undefined : get(old));
+    if (v === undefined) continue;
+    const dict = k === 'STATIC_FIELDS' || k === 'LOGGERS';
+    setPath(out, ['log', k.toLowerCase()], dict ? asDict(`PATRONI_LOG_${k}`, v) : v);
+  }
+  for (const k of RAFT) {
+    const v = get(`PATRONI_RAFT_${k}`);
+    if (v !== undefined)
+      setPath(out, ['raft', k.toLowerCase()], k === 'PARTNER_ADDRS' ? asList(name(k), v) : v);
   }
   for (const k of RESTAPI) {
     const name = `PATRONI_RESTAPI_${k}`;
     const v = get(name);
     if (v === undefined) continue;
-    const value = k === 'ALLOWLIST' ? asList(name, v) : k.endsWith('HEADERS') ? yamlValue(name, v) : v;
+    const value = k === 'ALLOWLIST' ? asList(name, v) : k.endsWith('HEADERS') ? asDict(name, v) : v;
     setPath(out, ['restapi', k.toLowerCase()], value);
   }
   for (const k of CTL) {
@@ -220,13 +237,16 @@ export function applyPatroniEnv(
     if (!m || NOT_DCS.has(m[1]!)) continue;
     const section = m[1]!.toLowerCase();
     const suffix = m[2]!;
+    if (section === 'citus' && !CITUS.has(suffix)) continue;
     let value: unknown = v;
     if (LIST_SUFFIXES.has(suffix)) value = asList(name, v);
-    else if (DICT_SUFFIXES.has(suffix)) value = yamlValue(name, v);
-    else if (BOOL_SUFFIXES.has(suffix)) value = /^(true|yes|on|1)$/i.test(v.trim());
-    else if (suffix === 'PORT') value = Number.parseInt(v, 10);
+    else if (DICT_SUFFIXES.has(suffix)) value = asDict(name, v);
+    else if (BOOL_SUFFIXES.has(suffix)) value = parseBool(v);
+    else if (suffix === 'PORT' || (section === 'citus' && suffix === 'GROUP')) value = Number.parseInt(v, 10);
+    // Patroni drops a boolean it cannot read.
+    if (value === undefined) continue;
     setPath(out, [section, suffix.toLowerCase()], value);
-    dcsSections.add(section);
+    if (section !== 'citus') dcsSections.add(section);
   }
   // Credentials alone do not create a DCS section (Patroni applies them only to a section the env created).
   for (const section of ['etcd', 'etcd3']) {
@@ -239,9 +259,34 @@ export function applyPatroniEnv(
   return deepMerge(tree, out);
 }
 
+/** A YAML flow mapping, or a bare `a: 1, b: 2` wrapped in braces as Patroni does. */
+function asDict(name: string, v: string): unknown {
+  return yamlValue(name, v.trim().startsWith('{') ? v : `{${v}}`);
+}
+
 /** A YAML list, or a bare `a,b` wrapped in brackets as Patroni does. */
 function asList(name: string, v: string): unknown {
   const text = v.trim().startsWith('[') ? v : `[${v}]`;
   const parsed = yamlValue(name, text);
   return Array.isArray(parsed) ? parsed.map((x) => String(x)) : parsed;
+}
+
+const name = (k: string): string => `PATRONI_RAFT_${k}`;
+
+/**
+ * `PATRONI_<USER>_PASSWORD` and `PATRONI_<USER>_OPTIONS`: Patroni 3.x created bootstrap user <user> from them;
+ * Patroni 4 reads neither, and neither does pgwarden (which takes the users from bootstrap.users).
+ */
+export function patroniEnvWarnings(env: Readonly<Record<string, string | undefined>>): string[] {
+  const taken = new Set(['RESTAPI', 'CTL', 'REPLICATION', 'SUPERUSER', 'REWIND', 'ETCD', 'ETCD3', 'RAFT']);
+  const out: string[] = [];
+  for (const [key, v] of Object.entries(env)) {
+    const m = /^PATRONI_(.+)_(PASSWORD|OPTIONS)$/.exec(key);
+    if (v === undefined || !m || taken.has(m[1]!)) continue;
+    const user = m[1]!.toLowerCase();
+    out.push(
+      `environment variable ${key}: ignored (Patroni 3.x created bootstrap user ${user} from it, Patroni 4 and pgwarden do not); set bootstrap.users.${user} in the configuration file`,
+    );
+  }
+  return out;
 }

@@ -10,6 +10,7 @@ import { delimiter, join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
+import { assertDynamicConfigChange } from '../config/config-check.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { pyJson } from '../model/pyjson.js';
@@ -202,6 +203,8 @@ export async function editConfig(dcs: Dcs, io: ActionIo, req: EditConfigRequest)
     if (!req.quiet) io.out('Not changed');
     return true;
   }
+  // Before the diff and the question: a setting pgwarden agents would not honour is never written.
+  if (isTree(changed)) assertDynamicConfigChange(original, changed);
   if (!req.quiet) for (const line of unifiedDiff(diffLines(before), diffLines(after))) io.out(line);
 
   if ((req.apply === '-' || req.replace === '-') && !req.force) {

@@ -8,6 +8,7 @@
  * clone, promote, start, demote, crash recovery) run as tracked background tasks off the heartbeat path; every
  * promise is awaited or has its rejection handled, and a finished task wakes the loop.
  */
+import { DynamicConfigGuard } from '../config/config-check.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
 import type { Cluster, Member } from '../model/cluster.js';
@@ -189,6 +190,8 @@ export class HaLoop {
   private memory: HaMemory = INITIAL_MEMORY;
   private config: HaConfig = DEFAULT_HA_CONFIG;
   private configApplied = false;
+  /** Refused settings in the DCS config key: logged, and read the safe way (src/config/config-check.ts). */
+  private readonly configGuard = new DynamicConfigGuard();
   private heldByMe = false;
   private lastRefreshOk: number | undefined;
   private cluster: Cluster | undefined;
@@ -408,7 +411,8 @@ export class HaLoop {
     this.heldByMe = cluster.leader?.name === name;
     if (cluster.leader?.name) this.lastLockedCluster = cluster;
     const data = cluster.config?.valid ? cluster.config.data : undefined;
-    const dynamic = data && Object.keys(data).length > 0 ? data : undefined;
+    const dynamic =
+      data && Object.keys(data).length > 0 ? this.configGuard.absorb(data, this.log) : undefined;
     if (dynamic) this.node.dynamicConfigChanged(dynamic);
     this.applyConfig(dynamic ?? (this.configApplied ? undefined : this.node.localDynamicConfig()));
   }

@@ -15,6 +15,7 @@ import { InstanceState } from './instance-state.js';
 import { Lifecycle } from './lifecycle.js';
 import { LocalSession, localConnectOptions } from './local-session.js';
 import { MemberSlots } from './member-slots.js';
+import { slotsMayBeDropped } from '../config/config-check.js';
 import type { PgLog } from './ports.js';
 import type { ConnectOptions } from './queries.js';
 import { Rewinder } from './rewinder.js';
@@ -56,7 +57,11 @@ export class LocalPostgres {
       new CallbackExecutor({ scope: config.scope, commands: config.postgresql.callbacks, log }),
       () => state.role,
     );
-    const slots = new MemberSlots(() => files.config.name, log);
+    const slots = new MemberSlots(
+      () => files.config.name,
+      log,
+      () => slotsMayBeDropped(files.dynamicConfig),
+    );
     const lifecycle = new Lifecycle({
       files,
       state,

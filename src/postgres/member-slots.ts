@@ -25,6 +25,8 @@ export class MemberSlots {
   constructor(
     private readonly self: () => string,
     private readonly log: PgLog,
+    /** False while the dynamic configuration names slots pgwarden does not manage yet (config-check.ts). */
+    private readonly mayDropUnknown: () => boolean = () => true,
   ) {}
 
   /** Creates the members' missing slots; returns the slots that existed before. */
@@ -43,6 +45,7 @@ export class MemberSlots {
     const existing = await this.create(s, cluster);
     for (const slot of existing) {
       if (slot.slotType !== 'physical' || wanted.has(slot.slotName) || slot.active) continue;
+      if (!this.mayDropUnknown()) continue;
       const r = await dropSlot(s, slot.slotName);
       if (r.dropped) this.log.info(`dropped unknown replication slot '${slot.slotName}'`);
     }

@@ -331,7 +331,7 @@ describe('invalid values: one line naming the key, what was found and what is al
     [
       'etcd v2',
       { etcd3: null, etcd: { hosts: '127.0.0.1:2379' } },
-      'patroni.yml configures etcd through the v2 API (section "etcd"); pgwarden speaks etcd v3 only: rename the section to "etcd3" (Patroni reads the same keys there only if the cluster was created on v3)',
+      'etcd: the etcd v2 API is not supported by pgwarden, which speaks etcd v3 only; rename the section to etcd3 (Patroni reads the same keys there only if the cluster was created on v3)',
     ],
     ['bootstrap.dcs a list', { bootstrap: { dcs: [1] } }, 'bootstrap.dcs: a list is not a mapping'],
     [
@@ -650,13 +650,13 @@ describe('accepted variants', () => {
   it('reads Patroni lenient forms', () => {
     const { config, warnings } = load({
       scope: 1234,
-      log: { level: 'DEBUG' },
+      log: { level: 'INFO', type: 'plain' },
       restapi: {
         listen: ':8008',
         connect_address: '[fe80::1]:8008',
         request_queue_size: '10',
-        server_tokens: 'Minimal',
-        allowlist_include_members: 'yes',
+        server_tokens: 'Original',
+        allowlist_include_members: 'no',
       },
       postgresql: {
         listen: '*:5432',
@@ -670,13 +670,15 @@ describe('accepted variants', () => {
       },
       watchdog: { mode: false },
     });
-    expect(warnings).toEqual([]);
+    expect(warnings).toEqual([
+      "restapi.request_queue_size: ignored: pgwarden listens with Node's default backlog",
+    ]);
     expect(config.scope).toBe('1234');
-    expect(config.logLevel).toBe('DEBUG');
+    expect(config.logLevel).toBe('INFO');
     expect(config.restapi.listen).toEqual({ host: '', port: 8008 });
     expect(config.restapi.requestQueueSize).toBe(10);
-    expect(config.restapi.serverTokens).toBe('minimal');
-    expect(config.restapi.allowlistIncludeMembers).toBe(true);
+    expect(config.restapi.serverTokens).toBe('original');
+    expect(config.restapi.allowlistIncludeMembers).toBe(false);
     expect(config.apiUrl).toBe('http://[fe80::1]:8008/patroni');
     expect(config.postgresql.listen).toEqual({ hosts: ['*'], port: 5432, listenAddresses: '*' });
     expect(config.postgresql.pgCtlTimeout).toBe(30);
@@ -694,18 +696,16 @@ describe('accepted variants', () => {
   });
 
   it.each([
-    ['auto', 'automatic'],
-    ['Required', 'required'],
-    ['require', 'required'],
     ['disabled', 'off'],
     ['off', 'off'],
+    ['OFF', 'off'],
   ] as const)('watchdog.mode %s is %s', (mode, expected) => {
     expect(load({ watchdog: { mode } }).config.watchdog.mode).toBe(expected);
   });
 
-  it('defaults watchdog to automatic and pgpass to ~/pgpass', () => {
+  it('defaults watchdog to off (pgwarden arms none) and pgpass to ~/pgpass', () => {
     const { config } = load({ watchdog: null, postgresql: { pgpass: null } });
-    expect(config.watchdog).toEqual({ mode: 'automatic', device: '/dev/watchdog', safetyMargin: 5 });
+    expect(config.watchdog).toEqual({ mode: 'off', device: '/dev/watchdog', safetyMargin: 5 });
     expect(config.postgresql.pgpass).toBe(join(homedir(), 'pgpass'));
   });
 
@@ -722,11 +722,10 @@ describe('accepted variants', () => {
     });
   });
 
-  it('reads a custom bootstrap method, users, scripts and replica methods', () => {
+  it('reads bootstrap users, scripts and replica methods', () => {
     const { config, warnings } = load({
       bootstrap: {
-        method: 'restore',
-        restore: { command: '/usr/local/bin/restore', keep_existing_recovery_conf: true },
+        method: 'initdb',
         users: { admin: { password: 'pw', options: ['createrole', 'createdb'] } },
         post_bootstrap: '/usr/local/bin/post',
         post_init: '/usr/local/bin/init',
@@ -740,11 +739,8 @@ describe('accepted variants', () => {
       },
     });
     expect(warnings).toEqual([]);
-    expect(config.bootstrap?.method).toBe('restore');
-    expect(config.bootstrap?.methodConfig).toEqual({
-      command: '/usr/local/bin/restore',
-      keep_existing_recovery_conf: true,
-    });
+    expect(config.bootstrap?.method).toBe('initdb');
+    expect(config.bootstrap?.methodConfig).toBeUndefined();
     expect(config.bootstrap?.users).toEqual({
       admin: { password: 'pw', options: ['createrole', 'createdb'] },
     });
@@ -803,37 +799,39 @@ describe('unknown keys are warnings naming the dotted path', () => {
       ctl: { insecur: true },
       tags: { mytag: 'hello' },
     });
-    expect(warnings).toEqual([
-      'colour: unknown key, ignored',
-      'ttl: dynamic setting, ignored in the local configuration; set it in bootstrap.dcs or with edit-config',
-      'log.lvl: unknown key, ignored',
-      'restapi.lisen: unknown key, ignored',
-      'restapi.authentication.realm: unknown key, ignored',
-      'etcd3.hots: unknown key, ignored',
-      'bootstrap.dsc: unknown key, ignored',
-      'postgresql.lisen: unknown key, ignored',
-      'postgresql.use_slots: only read from the dynamic configuration, ignored here; set it in bootstrap.dcs.postgresql or with edit-config',
-      'postgresql.authentication.replicaton: unknown key, ignored',
-      'postgresql.authentication.superuser.sslmod: unknown key, ignored',
-      'postgresql.callbacks.on_promote: unknown key, ignored',
-      'postgresql.bin_name.psql: unknown key, ignored',
-      'watchdog.devise: unknown key, ignored',
-      'ctl.insecur: unknown key, ignored',
-    ]);
+    // In the tree's order; compared as a set here.
+    expect([...warnings].sort()).toEqual(
+      [
+        'colour: unknown key, ignored',
+        'ttl: dynamic setting, ignored in the local configuration; set it in bootstrap.dcs or with edit-config',
+        'log.lvl: unknown key, ignored',
+        'restapi.lisen: unknown key, ignored',
+        'restapi.authentication.realm: unknown key, ignored',
+        'etcd3.hots: unknown key, ignored',
+        'bootstrap.dsc: unknown key, ignored',
+        'postgresql.lisen: unknown key, ignored',
+        'postgresql.use_slots: only read from the dynamic configuration, ignored here; set it in bootstrap.dcs.postgresql or with edit-config',
+        'postgresql.authentication.replicaton: unknown key, ignored',
+        'postgresql.authentication.superuser.sslmod: unknown key, ignored',
+        'postgresql.callbacks.on_promote: unknown key, ignored',
+        'postgresql.bin_name.psql: unknown key, ignored',
+        'watchdog.devise: unknown key, ignored',
+        'ctl.insecur: unknown key, ignored',
+      ].sort(),
+    );
   });
 
-  it('does not warn about custom tags, custom method sections or unknown dynamic keys', () => {
+  it('does not warn about custom tags or replica method sections', () => {
     const { warnings } = load({
       tags: { rack: 'r1', zone: 3 },
-      bootstrap: { dcs: { whatever: 1 } },
       postgresql: { create_replica_methods: ['wal_g'], wal_g: { command: 'wal-g fetch' } },
     });
     expect(warnings).toEqual([]);
   });
 
-  it('warns that Citus is not supported', () => {
-    expect(load({ citus: { group: 0, database: 'citus' } }).warnings).toEqual([
-      'citus: Citus clusters are not supported by pgwarden, ignored',
+  it('warns about unknown dynamic keys in bootstrap.dcs, as Patroni ignores them', () => {
+    expect(load({ bootstrap: { dcs: { whatever: 1 } } }).warnings).toEqual([
+      'bootstrap.dcs.whatever: unknown key, ignored',
     ]);
   });
 });
@@ -844,7 +842,7 @@ describe('environment', () => {
     const { config, warnings } = loadAgentConfig(path, {
       PATRONI_NAME: 'pg9',
       PATRONI_SCOPE: 'other',
-      PATRONI_LOG_LEVEL: 'WARNING',
+      PATRONI_LOG_LEVEL: 'INFO',
       PATRONI_RESTAPI_LISTEN: '0.0.0.0:18099',
       PATRONI_RESTAPI_CONNECT_ADDRESS: '10.1.1.1:18099',
       PATRONI_RESTAPI_USERNAME: 'admin',
@@ -861,7 +859,7 @@ describe('environment', () => {
     expect(warnings).toEqual([]);
     expect(config.name).toBe('pg9');
     expect(config.scope).toBe('other');
-    expect(config.logLevel).toBe('WARNING');
+    expect(config.logLevel).toBe('INFO');
     expect(config.restapi.listen).toEqual({ host: '0.0.0.0', port: 18099 });
     expect(config.restapi.authentication).toEqual({ username: 'admin', password: 'secret' });
     expect(config.restapi.protocol).toBe('https');

@@ -1,0 +1,560 @@
+/**
+ * Every configuration key pgwarden knows, and what it does with it (issue 12, item 1: every setting takes effect
+ * or is refused). A key is `supported` (works as in Patroni 4.1.4, or as in 3.0.2 where pgwarden speaks 3.0.2),
+ * `refused` (pgwarden does not do what it asks: the agent and edit-config stop with the dotted path and what to
+ * do, except for the values listed as safe, which are what pgwarden does anyway), or `warned` (Patroni ignores it
+ * too, or it tunes something pgwarden does not have: accepted with a warning). A key in neither table is unknown:
+ * Patroni's validator does not look at unknown keys, so pgwarden accepts it with a warning.
+ *
+ * Patterns are dotted paths; `*` matches any one key, `<method>` the custom `bootstrap.method` and
+ * `<replica_method>` a `postgresql.create_replica_methods` entry. A rule with `subtree` covers everything below it
+ * (its values are checked by the section parsers).
+ */
+import { pyShown } from './config-values.js';
+
+export type KeyRule =
+  | { readonly status: 'supported'; readonly subtree?: boolean }
+  | {
+      readonly status: 'refused';
+      readonly subtree?: boolean;
+      /** What is wrong; `%v` is replaced by the value found. */
+      readonly problem: string;
+      /** What to do. */
+      readonly fix: string;
+      /** Values that ask for what pgwarden does anyway (the default); a `null` value is always accepted. */
+      readonly accepts?: (value: unknown) => boolean;
+    }
+  | { readonly status: 'warned'; readonly subtree?: boolean; readonly reason: string };
+
+export type RuleTable = Readonly<Record<string, KeyRule>>;
+
+const S: KeyRule = { status: 'supported' };
+const TREE: KeyRule = { status: 'supported', subtree: true };
+
+function refused(
+  problem: string,
+  fix: string,
+  accepts?: (value: unknown) => boolean,
+  subtree = false,
+): KeyRule {
+  return { status: 'refused', problem, fix, subtree, ...(accepts ? { accepts } : {}) };
+}
+
+const warned = (reason: string, subtree = false): KeyRule => ({ status: 'warned', reason, subtree });
+
+// Safe-value predicates: the value asks for what pgwarden does anyway.
+const isFalse = (v: unknown): boolean =>
+  v === false || (typeof v === 'string' && /^(false|off|no|0)$/i.test(v));
+const isEmpty = (v: unknown): boolean =>
+  v === '' ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+const isText =
+  (...allowed: string[]) =>
+  (v: unknown): boolean =>
+    typeof v === 'string' && allowed.includes(v.toLowerCase());
+const isNumber =
+  (n: number) =>
+  (v: unknown): boolean =>
+    v === n || (typeof v === 'string' && v.trim() === String(n));
+
+/** Patroni's default `log.format`, which is the format pgwarden writes. */
+export const DEFAULT_LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s';
+
+const NO_DCS = (name: string): KeyRule =>
+  refused(
+    `the ${name} DCS is not supported by pgwarden`,
+    'use an etcd3 or zookeeper section instead',
+    undefined,
+    true,
+  );
+
+const ZK_TLS = 'pgwarden connects to ZooKeeper without TLS';
+const LOG_STDERR = 'pgwarden writes plain log lines to stderr only';
+
+/**
+ * The REST settings another branch implements (restapi allowlist and server tokens). Until it is merged they are
+ * refused unless they ask for the default; at the merge set this to true and they become `supported`.
+ */
+const REST_BRANCH_MERGED = false;
+
+const PENDING_REST: RuleTable = {
+  'restapi.allowlist': refused(
+    'not enforced by pgwarden yet (every client may call the REST API)',
+    'remove restapi.allowlist and restrict access with a firewall',
+    isEmpty,
+  ),
+  'restapi.allowlist_include_members': refused(
+    'not enforced by pgwarden yet',
+    'remove restapi.allowlist_include_members or set it to false',
+    isFalse,
+  ),
+  'restapi.server_tokens': refused(
+    'not supported by pgwarden yet (the Server header is always sent in full)',
+    "remove restapi.server_tokens or set it to 'original'",
+    isText('original'),
+  ),
+};
+
+const PENDING_REST_RULES: RuleTable = Object.fromEntries(
+  Object.keys(PENDING_REST).map((k) => [k, REST_BRANCH_MERGED ? S : PENDING_REST[k]!]),
+);
+
+/** A PostgreSQL user: its name, password and the libpq keywords Patroni passes on. */
+function userRules(path: string): RuleTable {
+  const keys = [
+    'username',
+    'password',
+    'sslmode',
+    'sslcert',
+    'sslkey',
+    'sslpassword',
+    'sslrootcert',
+    'sslcrl',
+  ];
+  keys.push('sslcrldir', 'gssencmode', 'channel_binding', 'sslnegotiation');
+  const out: Record<string, KeyRule> = { [path]: S };
+  for (const k of keys) out[`${path}.${k}`] = S;
+  return out;
+}
+
+/** The local configuration: patroni.yml and the `PATRONI_*` environment variables. */
+export const LOCAL_RULES: RuleTable = {
+  name: S,
+  scope: S,
+  namespace: S,
+  thread_pool_size: warned('ignored: pgwarden has no thread pool (one event loop serves the REST API)'),
+  thread_stack_size: warned('ignored: pgwarden has no threads'),
+
+  log: S,
+  'log.level': refused(
+    '%v is not supported by pgwarden yet (it logs at INFO)',
+    "remove log.level or set it to 'INFO'",
+    (v) => v === 'INFO',
+  ),
+  'log.type': refused(
+    `%v is not supported: ${LOG_STDERR}`,
+    "remove log.type or set it to 'plain'",
+    (v) => v === 'plain',
+  ),
+  'log.format': refused(
+    `%v is not supported: ${LOG_STDERR} in Patroni's default format`,
+    `remove log.format or set it to '${DEFAULT_LOG_FORMAT}'`,
+    (v) => v === DEFAULT_LOG_FORMAT,
+  ),
+  'log.dateformat': refused(`not supported: ${LOG_STDERR}`, 'remove log.dateformat'),
+  'log.static_fields': refused(
+    `not supported: ${LOG_STDERR} (static fields are for JSON logs)`,
+    'remove log.static_fields',
+    isEmpty,
+    true,
+  ),
+  'log.dir': refused(
+    `not supported: ${LOG_STDERR}`,
+    'remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
+  ),
+  'log.file_num': warned('ignored: only used with log.dir, which pgwarden does not support'),
+  'log.file_size': warned('ignored: only used with log.dir, which pgwarden does not support'),
+  'log.mode': warned('ignored: only used with log.dir, which pgwarden does not support'),
+  'log.max_queue_size': warned('ignored: pgwarden writes log lines at once (no queue)'),
+  'log.traceback_level': warned('ignored: pgwarden logs no Python tracebacks'),
+  'log.loggers': warned('ignored: pgwarden has no Python module loggers', true),
+  'log.deduplicate_heartbeat_logs': refused(
+    'not supported by pgwarden yet (every heartbeat is logged)',
+    'remove log.deduplicate_heartbeat_logs or set it to false',
+    isFalse,
+  ),
+
+  ctl: S,
+  'ctl.insecure': S,
+  'ctl.cacert': S,
+  'ctl.certfile': S,
+  'ctl.keyfile': S,
+  'ctl.keyfile_password': refused(
+    "not supported by pgwarden's CLI yet (encrypted client keys cannot be used)",
+    'decrypt the key file and remove ctl.keyfile_password',
+  ),
+  'ctl.authentication': S,
+  'ctl.authentication.username': S,
+  'ctl.authentication.password': S,
+  'ctl.auth': S,
+
+  restapi: S,
+  'restapi.listen': S,
+  'restapi.connect_address': S,
+  'restapi.authentication': S,
+  'restapi.authentication.username': S,
+  'restapi.authentication.password': S,
+  'restapi.auth': S,
+  'restapi.certfile': S,
+  'restapi.keyfile': S,
+  'restapi.keyfile_password': S,
+  'restapi.cafile': S,
+  'restapi.ciphers': S,
+  'restapi.verify_client': S,
+  'restapi.http_extra_headers': TREE,
+  'restapi.https_extra_headers': TREE,
+  'restapi.request_queue_size': warned("ignored: pgwarden listens with Node's default backlog"),
+  'restapi.thread_pool_size': warned('ignored: pgwarden has no thread pool'),
+  ...PENDING_REST_RULES,
+
+  etcd3: S,
+  'etcd3.host': S,
+  'etcd3.hosts': S,
+  'etcd3.port': S,
+  'etcd3.url': S,
+  'etcd3.proxy': S,
+  'etcd3.protocol': S,
+  'etcd3.username': S,
+  'etcd3.password': S,
+  'etcd3.cacert': S,
+  'etcd3.cert': S,
+  'etcd3.key': S,
+  'etcd3.srv': refused(
+    'DNS SRV discovery is not supported by pgwarden',
+    'list the etcd endpoints in etcd3.hosts',
+  ),
+  'etcd3.srv_suffix': refused(
+    'DNS SRV discovery is not supported by pgwarden',
+    'list the etcd endpoints in etcd3.hosts',
+  ),
+  'etcd3.discovery_srv': refused(
+    'DNS SRV discovery is not supported by pgwarden',
+    'list the etcd endpoints in etcd3.hosts',
+  ),
+  'etcd3.srv_domain': refused(
+    'DNS SRV discovery is not supported by pgwarden',
+    'list the etcd endpoints in etcd3.hosts',
+  ),
+  'etcd3.use_proxies': refused(
+    'not supported by pgwarden (it always discovers the cluster members)',
+    'remove etcd3.use_proxies or set it to false',
+    isFalse,
+  ),
+  'etcd3.key_password': refused(
+    'not supported by pgwarden (encrypted client keys cannot be used)',
+    'decrypt the key file and remove etcd3.key_password',
+  ),
+  etcd: refused(
+    'the etcd v2 API is not supported by pgwarden, which speaks etcd v3 only',
+    'rename the section to etcd3 (Patroni reads the same keys there only if the cluster was created on v3)',
+    undefined,
+    true,
+  ),
+  zookeeper: S,
+  'zookeeper.hosts': S,
+  'zookeeper.use_ssl': refused(
+    `not supported: ${ZK_TLS}`,
+    'remove zookeeper.use_ssl or set it to false',
+    isFalse,
+  ),
+  'zookeeper.cacert': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.cacert'),
+  'zookeeper.cert': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.cert'),
+  'zookeeper.key': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.key'),
+  'zookeeper.key_password': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.key_password'),
+  'zookeeper.verify': warned('ignored: only used with use_ssl, which pgwarden does not support'),
+  'zookeeper.set_acls': refused(
+    'not supported by pgwarden yet (its znodes get the default open ACL)',
+    'remove zookeeper.set_acls',
+    isEmpty,
+    true,
+  ),
+  'zookeeper.auth_data': refused(
+    'not supported by pgwarden yet (it does not authenticate to ZooKeeper)',
+    'remove zookeeper.auth_data',
+    isEmpty,
+    true,
+  ),
+  consul: NO_DCS('Consul'),
+  exhibitor: NO_DCS('Exhibitor'),
+  kubernetes: NO_DCS('Kubernetes'),
+  raft: NO_DCS('Raft'),
+  citus: refused('Citus clusters are not supported by pgwarden', 'remove the citus section', undefined, true),
+
+  bootstrap: S,
+  // bootstrap.dcs is the dynamic configuration: checked against DYNAMIC_RULES.
+  'bootstrap.dcs': TREE,
+  'bootstrap.method': refused(
+    'the custom bootstrap method %v is not supported by pgwarden yet (only initdb)',
+    "remove bootstrap.method or set it to 'initdb'",
+    (v) => v === 'initdb',
+  ),
+  'bootstrap.<method>': refused(
+    'custom bootstrap methods are not supported by pgwarden yet',
+    'remove this section and bootstrap.method',
+    undefined,
+    true,
+  ),
+  'bootstrap.initdb': TREE,
+  'bootstrap.pg_hba': TREE,
+  'bootstrap.users': TREE,
+  'bootstrap.post_bootstrap': S,
+  'bootstrap.post_init': S,
+
+  postgresql: S,
+  'postgresql.listen': S,
+  'postgresql.connect_address': S,
+  'postgresql.proxy_address': S,
+  'postgresql.data_dir': S,
+  'postgresql.config_dir': S,
+  'postgresql.bin_dir': S,
+  'postgresql.bin_name': S,
+  'postgresql.bin_name.pg_ctl': S,
+  'postgresql.bin_name.initdb': S,
+  'postgresql.bin_name.pg_controldata': S,
+  'postgresql.bin_name.pg_basebackup': S,
+  'postgresql.bin_name.postgres': S,
+  'postgresql.bin_name.pg_isready': S,
+  'postgresql.bin_name.pg_rewind': S,
+  'postgresql.pgpass': S,
+  'postgresql.database': S,
+  'postgresql.authentication': S,
+  ...userRules('postgresql.authentication.superuser'),
+  ...userRules('postgresql.authentication.replication'),
+  ...userRules('postgresql.authentication.rewind'),
+  'postgresql.parameters': TREE,
+  'postgresql.pg_hba': TREE,
+  'postgresql.pg_ident': TREE,
+  'postgresql.callbacks': S,
+  'postgresql.callbacks.on_start': S,
+  'postgresql.callbacks.on_stop': S,
+  'postgresql.callbacks.on_restart': S,
+  'postgresql.callbacks.on_reload': S,
+  'postgresql.callbacks.on_role_change': S,
+  'postgresql.create_replica_methods': S,
+  'postgresql.<replica_method>': TREE,
+  'postgresql.basebackup': TREE,
+  'postgresql.recovery_conf': TREE,
+  'postgresql.custom_conf': S,
+  'postgresql.use_unix_socket': S,
+  'postgresql.use_unix_socket_repl': refused(
+    'not supported by pgwarden yet (replicas connect over TCP)',
+    'remove postgresql.use_unix_socket_repl or set it to false',
+    isFalse,
+  ),
+  'postgresql.pg_ctl_timeout': S,
+  'postgresql.use_pg_rewind': S,
+  'postgresql.remove_data_directory_on_rewind_failure': S,
+  'postgresql.remove_data_directory_on_diverged_timelines': S,
+  'postgresql.pre_promote': S,
+  'postgresql.before_stop': refused(
+    'not supported by pgwarden yet (the command would never run)',
+    'remove postgresql.before_stop',
+  ),
+  'postgresql.krbsrvname': refused(
+    'not supported by pgwarden yet (it is not passed to replication connections)',
+    'remove postgresql.krbsrvname',
+  ),
+  'postgresql.use_slots': warned(
+    'only read from the dynamic configuration, ignored here; set it in bootstrap.dcs.postgresql or with edit-config',
+  ),
+  // The layout before `authentication`, still read by Patroni.
+  ...userRules('postgresql.superuser'),
+  ...userRules('postgresql.replication'),
+  ...userRules('postgresql.pg_rewind'),
+  'postgresql.name': S,
+
+  watchdog: S,
+  'watchdog.mode': refused(
+    '%v is not supported by pgwarden yet (no watchdog is armed)',
+    "set watchdog.mode to 'off' or remove the watchdog section",
+    (v) => v === false || isText('off', 'disable', 'disabled')(v),
+  ),
+  // Used only with an armed watchdog, as in Patroni with mode off.
+  'watchdog.device': S,
+  'watchdog.safety_margin': S,
+
+  tags: S,
+  'tags.nofailover': S,
+  'tags.failover_priority': S,
+  'tags.clonefrom': S,
+  'tags.noloadbalance': S,
+  'tags.replicatefrom': S,
+  'tags.nosync': S,
+  'tags.sync_priority': refused(
+    '%v is not supported by pgwarden yet (synchronous standbys are picked without priorities)',
+    'remove tags.sync_priority (or use nosync: true for 0)',
+    isNumber(1),
+  ),
+  'tags.nostream': refused(
+    'not supported by pgwarden yet (every replica streams)',
+    'remove tags.nostream or set it to false',
+    (v) => v === false,
+  ),
+  // Custom tags are published in the member key as written.
+  'tags.*': TREE,
+};
+
+const TOP_DYNAMIC =
+  'dynamic setting, ignored in the local configuration; set it in bootstrap.dcs or with edit-config';
+
+const SLOTS_FIX = 'pgwarden does not manage permanent slots yet';
+
+/** The dynamic configuration: the DCS `config` key, `bootstrap.dcs`, edit-config and PATCH /config. */
+export const DYNAMIC_RULES: RuleTable = {
+  ttl: S,
+  loop_wait: S,
+  retry_timeout: S,
+  maximum_lag_on_failover: S,
+  maximum_lag_on_syncnode: S,
+  max_timelines_history: S,
+  primary_start_timeout: S,
+  master_start_timeout: S,
+  check_timeline: S,
+  pause: S,
+  synchronous_mode: refused(
+    '%v (quorum commit, Patroni 4.0+) is not supported by pgwarden, which speaks Patroni 3.0.2',
+    'set synchronous_mode to true or false',
+    (v) =>
+      typeof v === 'boolean' ||
+      isText('true', 'false', 'on', 'off', 'yes', 'no', '1', '0')(v) ||
+      v === 0 ||
+      v === 1,
+  ),
+  synchronous_mode_strict: S,
+  synchronous_node_count: S,
+  primary_stop_timeout: refused(
+    'not supported by pgwarden yet (a primary stop is never cut short)',
+    'remove primary_stop_timeout or set it to 0',
+    isNumber(0),
+  ),
+  master_stop_timeout: refused(
+    'not supported by pgwarden yet (a primary stop is never cut short)',
+    'remove master_stop_timeout or set it to 0',
+    isNumber(0),
+  ),
+  failsafe_mode: refused(
+    'true is not supported by pgwarden yet (a primary that loses the DCS always demotes)',
+    'set failsafe_mode to false or remove it',
+    isFalse,
+  ),
+  standby_cluster: refused(
+    'standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster)',
+    'remove standby_cluster',
+    isEmpty,
+    true,
+  ),
+  slots: refused(`${SLOTS_FIX}`, 'remove slots (or leave it empty)', isEmpty, true),
+  permanent_slots: refused(`${SLOTS_FIX}`, 'remove permanent_slots (or leave it empty)', isEmpty, true),
+  permanent_replication_slots: refused(
+    `${SLOTS_FIX}`,
+    'remove permanent_replication_slots (or leave it empty)',
+    isEmpty,
+    true,
+  ),
+  ignore_slots: refused(
+    'not supported by pgwarden yet (it would drop those slots on a primary)',
+    'remove ignore_slots (or leave it empty)',
+    isEmpty,
+    true,
+  ),
+  member_slots_ttl: refused(
+    '%v is not supported by pgwarden yet (the slots of removed members are dropped at once)',
+    'set member_slots_ttl to 0 or remove it',
+    isNumber(0),
+  ),
+  postgresql: S,
+  'postgresql.parameters': TREE,
+  'postgresql.use_pg_rewind': S,
+  'postgresql.use_slots': S,
+  'postgresql.pg_hba': TREE,
+  'postgresql.pg_ident': TREE,
+  // Local settings: Patroni drops these from the dynamic configuration.
+  'postgresql.connect_address': warned(
+    'ignored: a local setting, Patroni drops it from the dynamic configuration',
+  ),
+  'postgresql.proxy_address': warned(
+    'ignored: a local setting, Patroni drops it from the dynamic configuration',
+  ),
+  'postgresql.listen': warned('ignored: a local setting, Patroni drops it from the dynamic configuration'),
+  'postgresql.config_dir': warned(
+    'ignored: a local setting, Patroni drops it from the dynamic configuration',
+  ),
+  'postgresql.data_dir': warned('ignored: a local setting, Patroni drops it from the dynamic configuration'),
+  'postgresql.pgpass': warned('ignored: a local setting, Patroni drops it from the dynamic configuration'),
+  'postgresql.authentication': warned(
+    'ignored: a local setting, Patroni drops it from the dynamic configuration',
+    true,
+  ),
+  // Patroni merges any other dynamic postgresql key into the local section; pgwarden reads them locally only.
+  'postgresql.*': refused(
+    'read by pgwarden from the local configuration only',
+    "set it in the postgresql section of each node's patroni.yml",
+    undefined,
+    true,
+  ),
+};
+
+/** Dynamic settings found at the top of patroni.yml: Patroni ignores them there, the DCS value wins. */
+export const LOCAL_TOP_DYNAMIC: KeyRule = warned(TOP_DYNAMIC, true);
+
+/** The registry's view of one refused value: `<path>: <what is wrong>; <what to do>`. */
+export function refusalMessage(
+  path: string,
+  rule: Extract<KeyRule, { status: 'refused' }>,
+  value: unknown,
+): string {
+  const problem = rule.problem.includes('%v') ? rule.problem.replace('%v', pyShown(value)) : rule.problem;
+  return `${path}: ${problem}; ${rule.fix}`;
+}
+
+export function warningMessage(path: string, rule: Extract<KeyRule, { status: 'warned' }>): string {
+  return `${path}: ${rule.reason}`;
+}
+
+/** Names a pattern segment may stand for in a given tree. */
+export interface PatternContext {
+  readonly bootstrapMethod?: string;
+  readonly replicaMethods?: readonly string[];
+}
+
+function segmentMatches(pattern: string, key: string, ctx: PatternContext): boolean {
+  if (pattern === key) return true;
+  if (pattern === '*') return true;
+  if (pattern === '<method>') return ctx.bootstrapMethod !== undefined && key === ctx.bootstrapMethod;
+  if (pattern === '<replica_method>') return (ctx.replicaMethods ?? []).includes(key);
+  return false;
+}
+
+/** How specific a pattern is: literal segments beat placeholders, placeholders beat `*`. */
+function specificity(pattern: readonly string[]): number {
+  return pattern.reduce((n, s) => n * 3 + (s === '*' ? 0 : s.startsWith('<') ? 1 : 2), 0);
+}
+
+const SPLIT = new Map<RuleTable, readonly (readonly [readonly string[], KeyRule])[]>();
+
+function entries(table: RuleTable): readonly (readonly [readonly string[], KeyRule])[] {
+  let e = SPLIT.get(table);
+  if (e === undefined) {
+    e = Object.entries(table).map(([k, r]) => [k.split('.'), r] as const);
+    SPLIT.set(table, e);
+  }
+  return e;
+}
+
+/**
+ * The rule for a path (its keys in order), or undefined when the key is unknown. A `subtree` rule on a prefix of
+ * the path covers the path.
+ */
+export function classify(
+  table: RuleTable,
+  path: readonly string[],
+  ctx: PatternContext = {},
+): KeyRule | undefined {
+  let best: { rule: KeyRule; score: number; length: number } | undefined;
+  for (const [pattern, rule] of entries(table)) {
+    if (pattern.length > path.length) continue;
+    if (pattern.length < path.length && rule.subtree !== true) continue;
+    if (!pattern.every((seg, i) => segmentMatches(seg, path[i]!, ctx))) continue;
+    const score = specificity(pattern);
+    // The longest match wins (a rule for the key itself over a subtree rule above it), then the most literal one.
+    if (
+      best === undefined ||
+      pattern.length > best.length ||
+      (pattern.length === best.length && score > best.score)
+    ) {
+      best = { rule, score, length: pattern.length };
+    }
+  }
+  return best?.rule;
+}

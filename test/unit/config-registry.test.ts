@@ -1,0 +1,525 @@
+/**
+ * The key registry (issue 12, item 1): every setting takes effect or is refused. Table tests of the rules and their
+ * messages, the agent refusing to start, edit-config refusing before it writes, the run-time reading of refused
+ * dynamic settings, and the walk over Patroni 4.1.4's own schema and environment variables (from the fixture that
+ * scripts/patroni-config-keys.py extracts; test/integration/patroni-config-keys.test.ts keeps it current).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { agentConfigFromTree, loadAgentConfig } from '../../src/config/agent-config.js';
+import {
+  DynamicConfigGuard,
+  assertDynamicConfigAtStart,
+  assertDynamicConfigChange,
+  checkLocalKeys,
+  runtimeDynamicConfig,
+  slotsMayBeDropped,
+  validateDynamicConfig,
+} from '../../src/config/config-check.js';
+import { applyPatroniEnv, patroniEnvWarnings } from '../../src/config/env.js';
+import { UserError } from '../../src/config/errors.js';
+import { DYNAMIC_RULES, LOCAL_RULES, classify } from '../../src/config/key-registry.js';
+import { deepMerge, type ConfigTree } from '../../src/config/local-config.js';
+import type { ActionIo } from '../../src/ctl/actions.js';
+import { editConfig } from '../../src/ctl/edit-config.js';
+import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
+import { haConfigFromDynamic } from '../../src/ha/snapshot.js';
+import { terminalPrompter } from '../../src/prompts/index.js';
+import { REPO_ROOT } from '../helpers/fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pgwarden-registry-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const NODE_YML = `
+scope: lab
+name: pg1
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+etcd3:
+  hosts: 127.0.0.1:2379
+bootstrap:
+  dcs:
+    ttl: 30
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+        max_connections: 50
+postgresql:
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  data_dir: /tmp/pg1
+  authentication:
+    superuser: {username: postgres, password: pw}
+    replication: {username: rep, password: pw}
+`;
+
+const base = (): ConfigTree => parseYaml(NODE_YML, { version: '1.1' }) as ConfigTree;
+
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UserError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a UserError');
+}
+
+describe('the registry: refused values, with the dotted path and what to do', () => {
+  it.each([
+    [
+      { watchdog: { mode: 'required' } },
+      "watchdog.mode: 'required' is not supported by pgwarden yet (no watchdog is armed); set watchdog.mode to 'off' or remove the watchdog section",
+    ],
+    [
+      { watchdog: { mode: 'automatic' } },
+      "watchdog.mode: 'automatic' is not supported by pgwarden yet (no watchdog is armed); set watchdog.mode to 'off' or remove the watchdog section",
+    ],
+    [
+      { log: { level: 'DEBUG' } },
+      "log.level: 'DEBUG' is not supported by pgwarden yet (it logs at INFO); remove log.level or set it to 'INFO'",
+    ],
+    [
+      { log: { type: 'json' } },
+      "log.type: 'json' is not supported: pgwarden writes plain log lines to stderr only; remove log.type or set it to 'plain'",
+    ],
+    [
+      { log: { dir: '/var/log/patroni' } },
+      'log.dir: not supported: pgwarden writes plain log lines to stderr only; remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
+    ],
+    [
+      { zookeeper: { hosts: ['z:2181'], set_acls: { admin: ['ALL'] } }, etcd3: null },
+      'zookeeper.set_acls: not supported by pgwarden yet (its znodes get the default open ACL); remove zookeeper.set_acls',
+    ],
+    [
+      { zookeeper: { hosts: ['z:2181'], use_ssl: true }, etcd3: null },
+      'zookeeper.use_ssl: not supported: pgwarden connects to ZooKeeper without TLS; remove zookeeper.use_ssl or set it to false',
+    ],
+    [
+      { etcd3: { srv: 'example.com' } },
+      'etcd3.srv: DNS SRV discovery is not supported by pgwarden; list the etcd endpoints in etcd3.hosts',
+    ],
+    [
+      { etcd3: { use_proxies: true } },
+      'etcd3.use_proxies: not supported by pgwarden (it always discovers the cluster members); remove etcd3.use_proxies or set it to false',
+    ],
+    [
+      { postgresql: { before_stop: '/bin/true' } },
+      'postgresql.before_stop: not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
+    ],
+    [
+      { postgresql: { use_unix_socket_repl: true } },
+      'postgresql.use_unix_socket_repl: not supported by pgwarden yet (replicas connect over TCP); remove postgresql.use_unix_socket_repl or set it to false',
+    ],
+    [
+      { tags: { nostream: true } },
+      'tags.nostream: not supported by pgwarden yet (every replica streams); remove tags.nostream or set it to false',
+    ],
+    [
+      { bootstrap: { method: 'restore', restore: { command: '/bin/restore' } } },
+      "bootstrap.method: the custom bootstrap method 'restore' is not supported by pgwarden yet (only initdb); remove bootstrap.method or set it to 'initdb'\nbootstrap.restore: custom bootstrap methods are not supported by pgwarden yet; remove this section and bootstrap.method",
+    ],
+    [
+      { kubernetes: { labels: {} }, etcd3: null },
+      'kubernetes: the Kubernetes DCS is not supported by pgwarden; use an etcd3 or zookeeper section instead',
+    ],
+    [
+      { citus: { group: 0, database: 'c' } },
+      'citus: Citus clusters are not supported by pgwarden; remove the citus section',
+    ],
+    [
+      { restapi: { allowlist: ['10.0.0.0/8'] } },
+      'restapi.allowlist: not enforced by pgwarden yet (every client may call the REST API); remove restapi.allowlist and restrict access with a firewall',
+    ],
+    [
+      { bootstrap: { dcs: { failsafe_mode: true } } },
+      'bootstrap.dcs.failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+    ],
+    [
+      { bootstrap: { dcs: { synchronous_mode: 'quorum' } } },
+      "bootstrap.dcs.synchronous_mode: 'quorum' (quorum commit, Patroni 4.0+) is not supported by pgwarden, which speaks Patroni 3.0.2; set synchronous_mode to true or false",
+    ],
+    [
+      { bootstrap: { dcs: { standby_cluster: { host: '10.0.0.9', port: 5432 } } } },
+      'bootstrap.dcs.standby_cluster: standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster); remove standby_cluster',
+    ],
+    [
+      {
+        bootstrap: { dcs: { slots: { logical1: { type: 'logical', database: 'app', plugin: 'pgoutput' } } } },
+      },
+      'bootstrap.dcs.slots: pgwarden does not manage permanent slots yet; remove slots (or leave it empty)',
+    ],
+    [
+      { bootstrap: { dcs: { ignore_slots: [{ name: 'x' }] } } },
+      'bootstrap.dcs.ignore_slots: not supported by pgwarden yet (it would drop those slots on a primary); remove ignore_slots (or leave it empty)',
+    ],
+    [
+      { bootstrap: { dcs: { member_slots_ttl: '30min' } } },
+      "bootstrap.dcs.member_slots_ttl: '30min' is not supported by pgwarden yet (the slots of removed members are dropped at once); set member_slots_ttl to 0 or remove it",
+    ],
+    [
+      { bootstrap: { dcs: { postgresql: { pg_ctl_timeout: 30 } } } },
+      "bootstrap.dcs.postgresql.pg_ctl_timeout: read by pgwarden from the local configuration only; set it in the postgresql section of each node's patroni.yml",
+    ],
+  ] as const)('%j', (override, message) => {
+    expect(refusal(() => agentConfigFromTree(deepMerge(base(), override as ConfigTree), 'node.yml'))).toBe(
+      message,
+    );
+  });
+});
+
+describe('the registry: safe values accepted, ignored keys warned', () => {
+  it.each([
+    [{ watchdog: { mode: 'off', device: '/dev/watchdog', safety_margin: 5 } }, []],
+    [{ watchdog: { mode: false } }, []],
+    [{ log: { level: 'INFO', type: 'plain', format: '%(asctime)s %(levelname)s: %(message)s' } }, []],
+    [{ etcd3: { use_proxies: false } }, []],
+    [{ zookeeper: { hosts: ['z:2181'], use_ssl: false, set_acls: {} }, etcd3: null }, []],
+    [{ restapi: { allowlist: [], allowlist_include_members: false, server_tokens: 'original' } }, []],
+    [{ tags: { nostream: false, sync_priority: 1 } }, []],
+    [
+      {
+        bootstrap: {
+          dcs: {
+            failsafe_mode: false,
+            synchronous_mode: true,
+            standby_cluster: null,
+            slots: {},
+            ignore_slots: [],
+            member_slots_ttl: 0,
+            primary_stop_timeout: 0,
+          },
+        },
+      },
+      [],
+    ],
+    [
+      { log: { file_num: 4 } },
+      ['log.file_num: ignored: only used with log.dir, which pgwarden does not support'],
+    ],
+    [
+      { thread_pool_size: 5 },
+      ['thread_pool_size: ignored: pgwarden has no thread pool (one event loop serves the REST API)'],
+    ],
+    [
+      { zookeeper: { hosts: ['z:2181'], verify: false }, etcd3: null },
+      ['zookeeper.verify: ignored: only used with use_ssl, which pgwarden does not support'],
+    ],
+    [
+      { failsafe_mode: true },
+      [
+        'failsafe_mode: dynamic setting, ignored in the local configuration; set it in bootstrap.dcs or with edit-config',
+      ],
+    ],
+    [
+      { bootstrap: { dcs: { postgresql: { data_dir: '/x' } } } },
+      [
+        'bootstrap.dcs.postgresql.data_dir: ignored: a local setting, Patroni drops it from the dynamic configuration',
+      ],
+    ],
+    [{ colour: 'blue' }, ['colour: unknown key, ignored']],
+  ] as const)('%j', (override, warnings) => {
+    expect(agentConfigFromTree(deepMerge(base(), override as ConfigTree), 'node.yml').warnings).toEqual(
+      warnings,
+    );
+  });
+
+  it('bootstrap.post_init runs as post_bootstrap when that is not set, as in Patroni', () => {
+    const { config } = agentConfigFromTree(
+      deepMerge(base(), { bootstrap: { post_init: '/bin/init' } }),
+      'n.yml',
+    );
+    expect(config.bootstrap?.postBootstrap).toBe('/bin/init');
+  });
+
+  it('reports every refusal at once, one line each', () => {
+    const found = checkLocalKeys(
+      deepMerge(base(), { watchdog: { mode: 'required' }, tags: { nostream: true } }),
+    );
+    expect(found.errors.map((e) => e.split(':')[0])).toEqual(['watchdog.mode', 'tags.nostream']);
+  });
+
+  it('lets the most specific pattern win', () => {
+    expect(classify(DYNAMIC_RULES, ['postgresql', 'parameters', 'max_connections'])).toEqual({
+      status: 'supported',
+      subtree: true,
+    });
+    expect(classify(DYNAMIC_RULES, ['postgresql', 'pg_ctl_timeout'])?.status).toBe('refused');
+    expect(classify(LOCAL_RULES, ['tags', 'nostream'])?.status).toBe('refused');
+    expect(classify(LOCAL_RULES, ['tags', 'rack'])?.status).toBe('supported');
+    expect(classify(LOCAL_RULES, ['postgresql', 'wal_g'])).toBeUndefined();
+    expect(classify(LOCAL_RULES, ['postgresql', 'wal_g'], { replicaMethods: ['wal_g'] })?.status).toBe(
+      'supported',
+    );
+  });
+});
+
+describe('the agent refuses to start (loadAgentConfig)', () => {
+  const write = (name: string, extra: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, NODE_YML + extra);
+    return p;
+  };
+
+  it.each([
+    ['watchdog required', 'watchdog:\n  mode: required\n', 'watchdog.mode:'],
+    ['failsafe_mode', '', 'bootstrap.dcs.failsafe_mode:', { dcs: 'failsafe_mode: true' }],
+    ['standby_cluster', '', 'bootstrap.dcs.standby_cluster:', { dcs: 'standby_cluster: {host: 10.0.0.9}' }],
+    ['quorum', '', 'bootstrap.dcs.synchronous_mode:', { dcs: 'synchronous_mode: quorum' }],
+    ['slots', '', 'bootstrap.dcs.slots:', { dcs: 'slots: {s1: {type: physical}}' }],
+  ] as const)('%s', (name, extra, path, dcs?: { dcs: string }) => {
+    const text = dcs ? NODE_YML.replace('    ttl: 30', `    ttl: 30\n    ${dcs.dcs}`) : NODE_YML + extra;
+    const p = join(dir, `${name.replace(/\W/g, '_')}.yml`);
+    writeFileSync(p, text);
+    expect(refusal(() => loadAgentConfig(p, {}))).toMatch(new RegExp(`^${path.replace(/\./g, '\\.')} `));
+  });
+
+  it('zookeeper set_acls', () => {
+    const p = write('zk.yml', '');
+    writeFileSync(
+      p,
+      NODE_YML.replace(
+        'etcd3:\n  hosts: 127.0.0.1:2379',
+        'zookeeper:\n  hosts: [z:2181]\n  set_acls: {admin: [ALL]}',
+      ),
+    );
+    expect(refusal(() => loadAgentConfig(p, {}))).toMatch(/^zookeeper\.set_acls: /);
+  });
+
+  it('through the environment too', () => {
+    const p = write('env.yml', '');
+    expect(refusal(() => loadAgentConfig(p, { PATRONI_LOG_DIR: '/var/log' }))).toMatch(/^log\.dir: /);
+    expect(refusal(() => loadAgentConfig(p, { PATRONI_ZOOKEEPER_USE_SSL: 'true' }))).toMatch(
+      /etcd3 and zookeeper are both configured|zookeeper\.use_ssl/,
+    );
+    expect(refusal(() => loadAgentConfig(p, { PATRONI_CITUS_GROUP: '1' }))).toMatch(/^citus: /);
+  });
+
+  it('warns about PATRONI_<user>_PASSWORD, which Patroni 4 ignores', () => {
+    const p = write('users.yml', '');
+    const { warnings } = loadAgentConfig(p, {
+      PATRONI_ADMIN_PASSWORD: 'x',
+      PATRONI_SUPERUSER_PASSWORD: 'pw',
+    });
+    expect(warnings).toEqual([
+      'environment variable PATRONI_ADMIN_PASSWORD: ignored (Patroni 3.x created bootstrap user admin from it, Patroni 4 and pgwarden do not); set bootstrap.users.admin in the configuration file',
+    ]);
+    expect(patroniEnvWarnings({ PATRONI_ETCD3_PASSWORD: 'x', PATRONI_REWIND_PASSWORD: 'y' })).toEqual([]);
+  });
+});
+
+describe('edit-config refuses before writing (memory DCS)', () => {
+  const PREFIX = '/service/demo/';
+  let store: MemoryStore;
+  let dcs: MemoryDcs;
+  const out: string[] = [];
+  const io: ActionIo = {
+    out: (t) => out.push(t),
+    warn: (t) => out.push(t),
+    prompts: terminalPrompter({ isTty: false }),
+    rest: { timeoutMs: 1000 },
+    sleep: async () => undefined,
+  };
+  const req = { clusterName: 'demo', set: [] as string[], pg: [] as string[], quiet: true, force: true };
+
+  beforeEach(() => {
+    out.length = 0;
+    store = new MemoryStore();
+    dcs = new MemoryDcs(store, {
+      namespace: '/service',
+      scope: 'demo',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    store.put(`${PREFIX}config`, JSON.stringify({ ttl: 30, loop_wait: 10 }));
+  });
+
+  it('-s failsafe_mode=true: refused with the path, nothing written', async () => {
+    const before = store.get(`${PREFIX}config`)?.value;
+    await expect(editConfig(dcs, io, { ...req, set: ['failsafe_mode=true'] })).rejects.toThrow(
+      new UserError(
+        'failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+      ),
+    );
+    expect(store.get(`${PREFIX}config`)?.value).toBe(before);
+  });
+
+  it('-s synchronous_mode=quorum and -s slots.x.type=physical: refused', async () => {
+    await expect(editConfig(dcs, io, { ...req, set: ['synchronous_mode=quorum'] })).rejects.toThrow(
+      /^synchronous_mode: 'quorum'/,
+    );
+    await expect(editConfig(dcs, io, { ...req, set: ['slots.x.type=physical'] })).rejects.toThrow(/^slots: /);
+  });
+
+  it('the safe values are written', async () => {
+    await editConfig(dcs, io, { ...req, set: ['failsafe_mode=false', 'synchronous_mode=true'] });
+    expect(JSON.parse(store.get(`${PREFIX}config`)!.value)).toMatchObject({
+      failsafe_mode: false,
+      synchronous_mode: true,
+    });
+  });
+
+  it('a refused value already in the DCS (a Patroni node wrote it) does not block an unrelated change', async () => {
+    store.put(`${PREFIX}config`, JSON.stringify({ ttl: 30, failsafe_mode: true }));
+    await editConfig(dcs, io, { ...req, set: ['loop_wait=5'] });
+    expect(JSON.parse(store.get(`${PREFIX}config`)!.value)).toEqual({
+      ttl: 30,
+      failsafe_mode: true,
+      loop_wait: 5,
+    });
+  });
+
+  it('assertDynamicConfigChange, the call PATCH /config makes, names only what the change brings in', () => {
+    expect(() => assertDynamicConfigChange({}, { standby_cluster: { host: 'x' } })).toThrow(
+      /^standby_cluster: /,
+    );
+    expect(
+      assertDynamicConfigChange({ slots: { a: {} } }, { slots: { a: {} }, ttl: 20, whatever: 1 }),
+    ).toEqual(['whatever: unknown key, ignored']);
+  });
+});
+
+describe('agent start: the DCS config key', () => {
+  it('stops the agent on a refused setting, naming every one and what to do', () => {
+    expect(
+      refusal(() => assertDynamicConfigAtStart({ ttl: 30, failsafe_mode: true, slots: { s: {} } })),
+    ).toBe(
+      [
+        "the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:",
+        'failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+        'slots: pgwarden does not manage permanent slots yet; remove slots (or leave it empty)',
+        'change it with pgwarden edit-config',
+      ].join('\n'),
+    );
+  });
+
+  it('starts with warnings for keys Patroni ignores', () => {
+    expect(assertDynamicConfigAtStart({ ttl: 30, retry_timout: 10 })).toEqual([
+      'dynamic configuration (DCS config key): retry_timout: unknown key, ignored',
+    ]);
+  });
+});
+
+describe('run time: refused settings in the DCS config key', () => {
+  it('synchronous_mode quorum acts as true (never less durable than asked)', () => {
+    const { effective, errors } = runtimeDynamicConfig({ synchronous_mode: 'quorum', ttl: 30 });
+    expect(errors).toEqual([
+      "synchronous_mode: 'quorum' (quorum commit, Patroni 4.0+) is not supported by pgwarden, which speaks Patroni 3.0.2; set synchronous_mode to true or false",
+    ]);
+    expect(effective).toEqual({ synchronous_mode: true, ttl: 30 });
+    expect(haConfigFromDynamic(effective as Record<string, never>).synchronousMode).toBe('on');
+  });
+
+  it('standby_cluster acts as pause (hands off: no promotion, no demotion)', () => {
+    const { effective } = runtimeDynamicConfig({ standby_cluster: { host: '10.0.0.9', port: 5432 } });
+    expect(haConfigFromDynamic(effective as Record<string, never>).paused).toBe(true);
+  });
+
+  it('failsafe_mode true is kept for the leader race, and logged', () => {
+    const { effective, errors } = runtimeDynamicConfig({ failsafe_mode: true });
+    expect(effective).toEqual({ failsafe_mode: true });
+    expect(errors).toHaveLength(1);
+  });
+
+  it('permanent slots, ignore_slots and member_slots_ttl stop the primary from dropping any slot', () => {
+    expect(slotsMayBeDropped(undefined)).toBe(true);
+    expect(slotsMayBeDropped({ slots: {}, ignore_slots: [], member_slots_ttl: 0 })).toBe(true);
+    expect(slotsMayBeDropped({ slots: { s: { type: 'physical' } } })).toBe(false);
+    expect(slotsMayBeDropped({ ignore_slots: [{ name: 's' }] })).toBe(false);
+    expect(slotsMayBeDropped({ member_slots_ttl: '30min' })).toBe(false);
+  });
+
+  it('a supported configuration passes through untouched', () => {
+    const data = { ttl: 30, synchronous_mode: true, postgresql: { parameters: { max_connections: 50 } } };
+    const r = runtimeDynamicConfig(data);
+    expect(r.errors).toEqual([]);
+    expect(r.effective).toBe(data);
+  });
+
+  it('the guard logs each set of refusals once, and again when it changes', () => {
+    const logged: string[] = [];
+    const log = { error: (t: string): number => logged.push(t) };
+    const guard = new DynamicConfigGuard();
+    guard.absorb({ failsafe_mode: true }, log);
+    guard.absorb({ failsafe_mode: true }, log);
+    expect(logged).toEqual([
+      'dynamic configuration (DCS config key): failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it; this node goes on with the safe reading',
+    ]);
+    guard.absorb({ failsafe_mode: false }, log);
+    guard.absorb({ failsafe_mode: true }, log);
+    expect(logged).toHaveLength(2);
+  });
+});
+
+interface KeysFixture {
+  readonly source: string;
+  readonly schema: readonly string[];
+  readonly env: Readonly<Record<string, readonly string[]>>;
+  readonly envDcsSuffixes: readonly string[];
+  readonly envDcs: Readonly<Record<string, readonly string[]>>;
+}
+
+const FIXTURE = JSON.parse(
+  readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'patroni-4.1.4-config-keys.json'), 'utf8'),
+) as KeysFixture;
+
+function leafPaths(tree: unknown, prefix: string[] = []): string[] {
+  if (typeof tree === 'object' && tree !== null && !Array.isArray(tree) && Object.keys(tree).length > 0) {
+    return Object.entries(tree).flatMap(([k, v]) => leafPaths(v, [...prefix, k]));
+  }
+  return prefix.length === 0 ? [] : [prefix.join('.')];
+}
+
+describe("Patroni 4.1.4's own schema: no key falls through", () => {
+  it('the fixture is the 4.1.4 schema', () => {
+    expect(FIXTURE.source).toBe('patroni 4.1.4');
+    expect(FIXTURE.schema.length).toBeGreaterThan(150);
+    expect(FIXTURE.schema).toContain('watchdog.mode');
+    expect(FIXTURE.schema).toContain('bootstrap.dcs.standby_cluster.host');
+  });
+
+  it.each(FIXTURE.schema.map((p) => [p]))('%s is classified', (dotted) => {
+    const path = dotted.split('.');
+    const dynamic = path[0] === 'bootstrap' && path[1] === 'dcs' && path.length > 2;
+    const rule = dynamic ? classify(DYNAMIC_RULES, path.slice(2)) : classify(LOCAL_RULES, path);
+    expect(rule, `${dotted} has no rule in src/config/key-registry.ts`).toBeDefined();
+  });
+});
+
+describe("Patroni 4.1.4's PATRONI_* variables: mapped as Patroni maps them", () => {
+  it.each(Object.entries(FIXTURE.env))('%s', (name, patroniPaths) => {
+    const tree = applyPatroniEnv({}, { [name]: '1' });
+    expect(leafPaths(tree).sort()).toEqual([...patroniPaths].sort());
+    // Every one lands on a key the registry knows: supported, refused or warned, never "unknown".
+    const found = checkLocalKeys(tree);
+    expect(found.warnings.filter((w) => w.includes('unknown key'))).toEqual([]);
+    for (const p of patroniPaths) expect(classify(LOCAL_RULES, p.split('.')), p).toBeDefined();
+  });
+
+  it.each(Object.entries(FIXTURE.envDcs))('%s', (name, patroniPaths) => {
+    expect(leafPaths(applyPatroniEnv({}, { [name]: '1' })).sort()).toEqual([...patroniPaths].sort());
+  });
+
+  it('every DCS suffix Patroni accepts is mapped', () => {
+    expect(FIXTURE.envDcsSuffixes.length).toBeGreaterThan(30);
+    for (const suffix of FIXTURE.envDcsSuffixes) {
+      expect(Object.keys(FIXTURE.envDcs)).toContain(`PATRONI_ETCD3_${suffix}`);
+    }
+  });
+});
+
+describe('validateDynamicConfig', () => {
+  it('prefixes its messages with where the configuration sits', () => {
+    expect(validateDynamicConfig({ failsafe_mode: 'on', x: 1 }, 'bootstrap.dcs')).toEqual({
+      errors: [
+        'bootstrap.dcs.failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+      ],
+      warnings: ['bootstrap.dcs.x: unknown key, ignored'],
+    });
+  });
+});
