@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { CallbackName } from '../config/agent-config.js';
 import type { LoopLogger } from '../ha/loop.js';
+import { errorText } from '../model/text.js';
 import { shellSplit } from './shell.js';
 
 export type CallbackAction = CallbackName;
@@ -22,10 +23,6 @@ export function callbackRole(role: string): string {
 /** The argv of a callback: the command split shell-like, then action, role and scope. */
 export function callbackArgv(command: string, action: CallbackAction, role: string, scope: string): string[] {
   return [...shellSplit(command), action, callbackRole(role), scope];
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function running(child: ChildProcess): boolean {

@@ -21,7 +21,8 @@ import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from 
 import { haConfigFromDynamic } from '../ha/snapshot.js';
 import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
 import type { Cluster, JsonObject, Member } from '../model/cluster.js';
-import { parseBool } from '../model/cluster.js';
+import { parseBool, pyBool } from '../model/python.js';
+import { errorText } from '../model/text.js';
 import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { parseConnUrl } from '../ha/loop.js';
@@ -91,10 +92,6 @@ const CONTROL_STATES = new Set([
   'in archive recovery',
   'starting up',
 ]);
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** SQL identifier quoting. */
 export function quoteIdent(name: string): string {
@@ -241,8 +238,7 @@ export class PostgresNode implements LocalNode {
 
   /** `use_pg_rewind` on (local setting over dynamic), pg_rewind present, wal_log_hints or data checksums. */
   private canRewind(): boolean {
-    const use =
-      this.config.postgresql.usePgRewind ?? parseBool(this.dynamicPostgresql()['use_pg_rewind']) ?? false;
+    const use = this.config.postgresql.usePgRewind ?? pyBool(this.dynamicPostgresql()['use_pg_rewind']);
     if (!use || !this.rewindAllowedByControl) return false;
     const bin = resolveBinary(this.bins, 'pg_rewind');
     return !bin.includes('/') || existsSync(bin);
@@ -325,7 +321,9 @@ export class PostgresNode implements LocalNode {
   }
 
   private useSlots(): boolean {
-    return parseBool(this.dynamicPostgresql()['use_slots']) ?? true;
+    // global_config.use_slots: parse_bool(get('use_slots', True)); a value it cannot read (or null) turns slots off.
+    const value = this.dynamicPostgresql()['use_slots'];
+    return parseBool(value === undefined ? true : value) === true;
   }
 
   private majorVersion(): number {

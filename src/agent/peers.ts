@@ -7,7 +7,7 @@ import { statusFromJson } from '../api/status.js';
 import type { PeerStatus } from '../ha/snapshot.js';
 import type { PeerProber } from '../ha/loop.js';
 import type { JsonObject } from '../model/cluster.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { tagFailoverPriority, tagNoFailover } from '../model/tags.js';
 
 export const UNREACHABLE: PeerStatus = Object.freeze({
   reachable: false,
@@ -42,15 +42,13 @@ export function peerStatusFromDocument(doc: JsonObject): PeerStatus {
         ? pg.xlog.receivedLocation
         : pg.xlog.replayedLocation;
   }
-  const nofailover = parseBool(st.tags['nofailover']) === true;
-  const priority = parseIntLenient(st.tags['failover_priority']);
   return {
     reachable: true,
     isPrimary,
     walPosition: wal,
     timeline: pg.timeline ?? 0,
-    nofailover,
-    failoverPriority: nofailover ? 0 : (priority ?? 1),
+    nofailover: tagNoFailover(st.tags),
+    failoverPriority: tagFailoverPriority(st.tags),
     watchdogFailed: st.watchdogFailed,
   };
 }

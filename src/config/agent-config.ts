@@ -10,7 +10,8 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { textOf } from '../model/text.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { parseIntLenient } from '../model/cluster.js';
+import { parseBool, pyBool } from '../model/python.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
 import {
@@ -987,12 +988,6 @@ function readTags(tree: Node): AgentTags {
   };
 }
 
-function truthy(v: unknown): boolean {
-  if (Array.isArray(v)) return v.length > 0;
-  if (isMapping(v)) return Object.keys(v).length > 0;
-  return Boolean(v);
-}
-
 /**
  * The `tags` of the member key (spec 1.2.3): the boolean tags are left out while falsy, except `nofailover` next to
  * a `failover_priority` and `nosync` next to a `sync_priority`; everything else as written, in the file's order.
@@ -1002,7 +997,7 @@ export function publishedTags(tags: Node): Node {
   for (const [k, v] of Object.entries(tags)) {
     const kept =
       !FILTERED_TAGS.has(k) ||
-      truthy(v) ||
+      pyBool(v) ||
       (k === 'nofailover' && 'failover_priority' in tags) ||
       (k === 'nosync' && 'sync_priority' in tags);
     if (kept) out[k] = v;

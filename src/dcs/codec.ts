@@ -133,12 +133,6 @@ export function parseSyncState(value: string | undefined, version?: string): Syn
   };
 }
 
-/** Whether `name` is listed in the sync state (case-insensitive, trimmed, as Patroni matches). */
-export function syncStateMatches(sync: SyncState, name: string): boolean {
-  const n = name.trim().toLowerCase();
-  return sync.members.some((m) => m.toLowerCase() === n);
-}
-
 function lsnMap(value: unknown): Record<string, Lsn> {
   const v = typeof value === 'string' ? parseJson(value) : value;
   if (!isObject(v)) return {};

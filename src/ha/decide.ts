@@ -5,9 +5,9 @@
  * compare-and-set won) is expressed as actions the loop executes (see actions.ts for the contract).
  */
 import type { Cluster, Member } from '../model/cluster.js';
-import { clusterTimeline, isFailoverEmpty, isValidSysid } from '../model/cluster.js';
+import { clusterTimeline, isFailoverEmpty, isValidSysid, syncStateMatches } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
-import { syncStateMatches } from '../dcs/codec.js';
+import { tagCloneFrom, tagNoFailover } from '../model/tags.js';
 import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
 import type { HaSnapshot, PeerStatus } from './snapshot.js';
 
@@ -66,14 +66,6 @@ function iAmNoFailover(s: HaSnapshot): boolean {
   return s.me.tags.nofailover || s.me.tags.failoverPriority <= 0;
 }
 
-function tagTrue(v: unknown): boolean {
-  return v === true || (typeof v === 'string' && ['true', 'yes', 'on', '1'].includes(v.toLowerCase()));
-}
-
-function memberNoFailover(m: Member): boolean {
-  return tagTrue(m.data.tags['nofailover']);
-}
-
 function isSyncMode(s: HaSnapshot): boolean {
   return s.config.synchronousMode !== 'off';
 }
@@ -118,7 +110,7 @@ function probePeers(s: HaSnapshot, c: Cluster): Decision {
 
 /** Members other than us that may promote and have a REST API (the probe set of Patroni's health checks). */
 function promotable(ctx: Ctx, members: readonly Member[]): Member[] {
-  return members.filter((m) => m.name !== ctx.s.me.name && !memberNoFailover(m) && m.data.apiUrl);
+  return members.filter((m) => m.name !== ctx.s.me.name && !tagNoFailover(m.data.tags) && m.data.apiUrl);
 }
 
 /** Python's `{:.0f}`: round half to even. */
@@ -456,7 +448,7 @@ function bootstrap(ctx: Ctx): Decision {
   if (leaderName) {
     const clone = c.members.find(
       (m) =>
-        tagTrue(m.data.tags['clonefrom']) &&
+        tagCloneFrom(m.data.tags) &&
         m.data.connUrl &&
         m.data.state === 'running' &&
         m.name !== s.me.name &&

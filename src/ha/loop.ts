@@ -12,6 +12,7 @@ import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
 import type { Cluster, Member } from '../model/cluster.js';
 import { pyJson } from '../model/pyjson.js';
+import { errorText } from '../model/text.js';
 import type { Lsn } from '../model/lsn.js';
 import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
 import { isGuard } from './actions.js';
@@ -163,10 +164,6 @@ export function parseConnUrl(connUrl: string | undefined): { host: string; port:
   } catch {
     return undefined;
   }
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 interface RunningTask {

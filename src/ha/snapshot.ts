@@ -4,7 +4,8 @@
  * (`memory`). Nothing here does I/O; time is `now`, taken from the loop's injected clock.
  */
 import type { Cluster, JsonObject } from '../model/cluster.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { parseIntLenient } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 import type { Lsn } from '../model/lsn.js';
 import { lsnFromJson } from '../model/lsn.js';
 

@@ -9,7 +9,7 @@
 import { chownSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunAs } from './binaries.js';
-import { parseBool } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers shared by the formats

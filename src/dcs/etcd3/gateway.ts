@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { DcsError } from '../dcs.js';
+import { errorText } from '../../model/text.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -190,7 +191,7 @@ const NODE_ERRORS: Readonly<Record<string, string>> = {
 function describeSocketError(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && NODE_ERRORS[code]) return NODE_ERRORS[code];
-  return e instanceof Error ? e.message : String(e);
+  return errorText(e);
 }
 
 function isObject(v: unknown): v is JsonObject {
