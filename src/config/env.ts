@@ -1,7 +1,7 @@
 /** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (spec 3.3). */
 import { parse as parseYaml } from 'yaml';
 import { UserError } from './errors.js';
-import { deepMerge, type ConfigTree } from './local-config.js';
+import { deepMerge, type ConfigTree } from './tree.js';
 
 const RESTAPI = [
   'LISTEN',

@@ -6,20 +6,8 @@ import type { Cluster } from '../model/cluster.js';
 import { clusterView, type ClusterView, type MemberView } from '../model/cluster-view.js';
 import { formatLsn, type Lsn } from '../model/lsn.js';
 import type { Cell, Row } from '../render/formats.js';
+import type { ListFormat, MembersTable } from '../render/members.js';
 import { textOf } from '../model/text.js';
-
-export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology';
-
-export interface MembersTable {
-  readonly columns: readonly string[];
-  readonly rows: readonly Row[];
-  readonly title: string;
-  /** Lines printed under a pretty table: maintenance mode, scheduled switchover. */
-  readonly serviceInfo: readonly string[];
-  readonly rightAligned: readonly string[];
-  /** 4.1's pretty header shows both lag columns as `Lag`. */
-  readonly prettyHeaders: Readonly<Record<string, string>>;
-}
 
 /** Python's round(): halves go to the even neighbour. */
 export function roundHalfEven(x: number): number {

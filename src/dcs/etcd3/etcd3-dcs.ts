@@ -18,7 +18,7 @@ import {
   type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
-import type { Etcd3Target } from '../../config/local-config.js';
+import type { Etcd3Target } from '../target.js';
 
 /** Where and how to reach etcd: the `etcd3` section of the configuration. */
 export type Etcd3Connection = Omit<Etcd3Target, 'kind'>;

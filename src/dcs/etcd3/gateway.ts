@@ -5,7 +5,7 @@
  * Every call is bounded by `retryTimeout` seconds overall; connection failures, timeouts and gRPC code 14
  * (Unavailable) move on to the next endpoint, everything else etcd answers is an `EtcdError`.
  */
-import type { Etcd3Target } from '../../config/local-config.js';
+import type { Etcd3Target } from '../target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
