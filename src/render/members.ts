@@ -1,5 +1,13 @@
 /** Prints the member table of `list`/`topology` in each of patronictl's formats. */
-import { pyYaml, pyYamlFlow, renderJsonRows, renderYamlRows, renderTsvRows, type Cell, type Row } from './formats.js';
+import {
+  pyYaml,
+  pyYamlFlow,
+  renderJsonRows,
+  renderYamlRows,
+  renderTsvRows,
+  type Cell,
+  type Row,
+} from './formats.js';
 import { renderPrettyTable } from './table.js';
 
 export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology';
