@@ -64,6 +64,12 @@ export default tseslint.config(
       // Interface methods are async so that a failure always rejects instead of throwing synchronously.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // A new Action (or any union member) must be handled wherever the union is switched on; a `default` does
+      // not count as handling it.
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: false },
+      ],
     },
   },
   {
