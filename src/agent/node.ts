@@ -141,7 +141,7 @@ export interface NodeStatusSnapshot {
   readonly role: string;
 }
 
-/** Patroni's REWIND_STATUS: where the divergence check and pg_rewind stand (spec 6.9). */
+/** Patroni's REWIND_STATUS (rewind.py): where the divergence check and pg_rewind stand. */
 type RewindState = 'initial' | 'check' | 'need' | 'not-need' | 'success' | 'failed';
 
 export class PostgresNode implements LocalNode {
@@ -587,7 +587,7 @@ export class PostgresNode implements LocalNode {
     };
   }
 
-  // ---- divergence and pg_rewind (spec 6.9) --------------------------------------------------------------------
+  // ---- divergence and pg_rewind (rewind.py) ------------------------------------------------------------------
 
   private rewindCredentials(): PgUser {
     const auth = this.config.postgresql.authentication;

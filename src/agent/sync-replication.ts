@@ -1,7 +1,7 @@
 /**
- * Synchronous replication on the leader (spec 6.11), the I/O side of src/ha/sync.ts: reads what PostgreSQL
- * reports (synchronous_standby_names, pg_stat_replication), sets synchronous_standby_names through the node and
- * writes `/sync` with compare-and-set, in the order src/ha/sync.ts plans. The HA loop calls it through its
+ * Synchronous replication on the leader (ha.py `process_sync_replication`), the I/O side of src/ha/sync.ts: reads what
+ * PostgreSQL reports (synchronous_standby_names, pg_stat_replication), sets synchronous_standby_names through the node
+ * and writes `/sync` with compare-and-set, in the order src/ha/sync.ts plans. The HA loop calls it through its
  * `SyncReplicationPort`.
  */
 import type { Dcs } from '../dcs/dcs.js';

@@ -1,5 +1,5 @@
 /**
- * The health-check decision (spec 4.4, 4.8): which status code a GET/HEAD/OPTIONS on a path answers, given what
+ * The health-check decision (api.py `do_GET*`): which status code a GET/HEAD/OPTIONS on a path answers, given what
  * the agent knows and its cached DCS view. Pure; the server turns the result into bytes.
  *
  * Routing mirrors Patroni: `/liveness` and `/readiness` (first path segment, GET only) have their own rules and

@@ -1,5 +1,5 @@
 /**
- * The agent's local configuration (spec 3.1-3.3): patroni.yml (a file or a directory of files) with `PATRONI_*`
+ * The agent's local configuration (Patroni's config.py): patroni.yml (a file or a directory of files) with `PATRONI_*`
  * environment variables merged over it, checked key by key the way `patroni --validate-config` and the Patroni
  * runtime read it, and turned into a typed, camelCase view. The merged tree is kept as `raw` because the
  * effective configuration is rebuilt from it and the dynamic (DCS) configuration on every change.
@@ -117,7 +117,7 @@ export interface PostgresqlConfig {
     readonly replication: PgUser;
     readonly rewind?: PgUser;
   };
-  /** Local GUCs, as written (the command-line GUCs among them are ignored later, spec 2.4). */
+  /** Local GUCs, as written (the command-line GUCs among them are ignored later: `CMDLINE_OPTIONS`). */
   readonly parameters: Node;
   readonly pgHba?: readonly string[];
   readonly pgIdent?: readonly string[];
@@ -176,7 +176,7 @@ export interface AgentConfig {
   readonly bootstrap?: BootstrapConfig;
   readonly postgresql: PostgresqlConfig;
   readonly tags: AgentTags;
-  /** The `tags` object as published in the member key (spec 1.2.3); empty when nothing survives the filter. */
+  /** The `tags` object as published in the member key (tags.py `Tags.tags`); empty when nothing survives the filter. */
   readonly memberTags: Node;
   /** `postgres://<postgresql.connect_address>/<database>`. */
   readonly connUrl: string;
@@ -454,7 +454,7 @@ const TOP_LEVEL = new Set([
   'thread_stack_size',
 ]);
 
-/** Dynamic settings (spec 2.2): at the top of patroni.yml Patroni ignores them, the DCS value wins. */
+/** Dynamic settings (the `config` key): at the top of patroni.yml Patroni ignores them, the DCS value wins. */
 const DYNAMIC_KEYS = new Set([
   'ttl',
   'loop_wait',
@@ -629,7 +629,7 @@ const CALLBACKS: readonly CallbackName[] = [
 
 const WATCHDOG_KEYS = new Set(['mode', 'device', 'safety_margin']);
 
-/** Tags Patroni drops from the member key when falsy (spec 1.2.3). */
+/** Tags Patroni drops from the member key when falsy (tags.py `Tags.tags`). */
 const FILTERED_TAGS = new Set(['nofailover', 'noloadbalance', 'clonefrom', 'nosync', 'nostream']);
 const KNOWN_TAGS = new Set([...FILTERED_TAGS, 'replicatefrom', 'failover_priority', 'sync_priority']);
 
@@ -989,8 +989,9 @@ function readTags(tree: Node): AgentTags {
 }
 
 /**
- * The `tags` of the member key (spec 1.2.3): the boolean tags are left out while falsy, except `nofailover` next to
- * a `failover_priority` and `nosync` next to a `sync_priority`; everything else as written, in the file's order.
+ * The `tags` of the member key (tags.py `Tags.tags`): the boolean tags are left out while falsy, except `nofailover`
+ * next to a `failover_priority` and `nosync` next to a `sync_priority`; everything else as written, in the file's
+ * order.
  */
 export function publishedTags(tags: Node): Node {
   const out: Record<string, unknown> = {};
@@ -1071,7 +1072,7 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
 }
 
 /**
- * Loads the agent's configuration as Patroni does (spec 3.1): the file or directory at `path` with `PATRONI_*`
+ * Loads the agent's configuration as Patroni does (config.py): the file or directory at `path` with `PATRONI_*`
  * merged over it; without a path, the YAML in `PATRONI_CONFIGURATION`, else the `PATRONI_*` variables alone.
  */
 export function loadAgentConfig(path: string | undefined, env: Env): LoadedAgentConfig {

@@ -1,4 +1,4 @@
-/** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (spec 3.3). */
+/** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (config.py). */
 import { parse as parseYaml } from 'yaml';
 import { UserError } from './errors.js';
 import { deepMerge, type ConfigTree } from './tree.js';

@@ -1,6 +1,6 @@
 /**
- * Local configuration in patroni.yml format (spec 3): a file or a directory of files, `PATRONI_*` environment
- * overrides, and for the CLI `-d/--dcs-url`. Every problem is reported as one line naming the file.
+ * Local configuration in patroni.yml format (Patroni's config.py): a file or a directory of files, `PATRONI_*`
+ * environment overrides, and for the CLI `-d/--dcs-url`. Every problem is reported as one line naming the file.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';

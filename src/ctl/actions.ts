@@ -1,6 +1,6 @@
 /**
  * What the write-side commands share (patronictl's helpers): the I/O they are given, the member table printed
- * before acting, member selection by role and name (spec 5.3), scheduled timestamps, and result timestamps.
+ * before acting, member selection by role and name (`get_members`), scheduled timestamps, and result timestamps.
  */
 import { UserError } from '../config/errors.js';
 import type { LocalConfig } from '../config/local-config.js';

@@ -1,6 +1,6 @@
 /**
  * `list` and `topology`: the member table patronictl prints, as data. Columns, roles, hosts and lag follow
- * patronictl's rules for the Patroni version the cluster runs (spec 5.4, 5.5).
+ * patronictl's rules for the Patroni version the cluster runs (patronictl's `output_members`, `print_output`).
  */
 import type { Cluster } from '../model/cluster.js';
 import { clusterView, type ClusterView, type MemberView } from '../model/cluster-view.js';

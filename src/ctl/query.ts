@@ -1,8 +1,9 @@
 /**
  * `query`: run SQL on one member of the cluster over a direct PostgreSQL connection, as patronictl's `query` does
- * (spec 5.6). The member is chosen by role (the leader by default) or by name; roles other than `leader`/`any` are
- * double-checked with `pg_is_in_recovery()`. Failures are printed as a row (`<timestamp>\tERROR, SQLSTATE: ...`),
- * not raised. Values are shown as patronictl shows psycopg2's Python values: `True`/`False`, `None`, `1.0`.
+ * (patronictl's `query`). The member is chosen by role (the leader by default) or by name; roles other than
+ * `leader`/`any` are double-checked with `pg_is_in_recovery()`. Failures are printed as a row (`<timestamp>\tERROR,
+ * SQLSTATE: ...`), not raised. Values are shown as patronictl shows psycopg2's Python values: `True`/`False`, `None`,
+ * `1.0`.
  *
  * The connection goes through a `QueryConnector`; the real one uses node-postgres, loaded when first used.
  */

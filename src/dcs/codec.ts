@@ -1,6 +1,6 @@
 /**
  * Wire values <-> model. One parser (`clusterFromNodes`) builds the cluster view for every backend, as forgiving
- * as Patroni's readers (spec 1.2, 1.9): legacy formats are understood and garbage reads as "empty", never throws.
+ * as Patroni's readers (dcs/__init__.py): legacy formats are understood and garbage reads as "empty", never throws.
  */
 import {
   EMPTY_STATUS,

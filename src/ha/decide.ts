@@ -143,14 +143,15 @@ function demote(mode: DemoteMode, async: boolean, description = `demote (${mode}
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// DCS unreachable (spec 6.12 without failsafe)
+// DCS unreachable without failsafe_mode (Patroni's ha.py `_run_cycle` on a DCSError)
 
 function handleDcsError(s: HaSnapshot): Decision {
   const pg = s.postgres;
   if (!s.config.paused && pg.isRunning && pg.isPrimary) {
     // Patroni's DCS client retries for retry_timeout before reporting the error; our loop may report sooner, so a
-    // primary that refreshed its lock within retry_timeout keeps running and the loop retries. Demoting by then
-    // still leaves loop_wait + retry_timeout of margin before the lock (ttl) can expire (spec 2.3 ordering).
+    // primary that refreshed its lock within retry_timeout keeps running and the loop retries. Demoting by then still
+    // leaves loop_wait + retry_timeout of margin before the lock (ttl) can expire (config.py
+    // `_validate_and_adjust_timeouts`).
     const last = s.lock.lastRefreshOk;
     if (last !== undefined && s.now - last < s.config.retryTimeout * 1000) {
       return done('DCS is not accessible');
@@ -274,7 +275,7 @@ function runCycle(ctx: Ctx): Decision {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// long actions, starting instances, crash recovery (spec 6.8)
+// long actions, starting instances, crash recovery (Patroni's ha.py `recover`)
 
 function handleLongActionInProgress(ctx: Ctx): Decision {
   const { s } = ctx;
@@ -396,7 +397,7 @@ function recover(ctx: Ctx): Decision {
 }
 
 /**
- * Patroni's `_handle_rewind_or_reinitialize` (spec 6.9): the node found our timeline diverged from the leader's.
+ * Patroni's ha.py `_handle_rewind_or_reinitialize`: the node found our timeline diverged from the leader's.
  * pg_rewind needs a cleanly shut down data directory, so an instance left `in archive recovery` gets single-user
  * crash recovery first.
  */
@@ -440,7 +441,7 @@ function startPostgres(as: 'replica' | 'primary', target: FollowTarget, timeout:
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// bootstrap and joining (spec 6.15)
+// bootstrap and joining (Patroni's ha.py `bootstrap`)
 
 function bootstrap(ctx: Ctx): Decision {
   const { s, c } = ctx;
@@ -562,7 +563,7 @@ function enforcePrimaryRole(ctx: Ctx, message: string, promoteMessage: string): 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// locked cluster (spec 6.5) and the leader's side of a switchover (spec 6.6)
+// locked cluster (ha.py `process_healthy_cluster`) and the leader's side of a switchover (the `failover` key)
 
 function processHealthyCluster(ctx: Ctx): Decision {
   const { s, c } = ctx;
@@ -723,7 +724,7 @@ function isFailoverPossible(ctx: Ctx, members: readonly Member[], checkSynchrono
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// unlocked cluster: the leader race (spec 6.4) and the others' side of a switchover (spec 6.6)
+// unlocked cluster: the leader race (ha.py `process_unhealthy_cluster`) and the others' side of a switchover
 
 function processUnhealthyCluster(ctx: Ctx): Decision {
   const { s, c } = ctx;

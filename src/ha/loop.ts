@@ -112,7 +112,7 @@ export interface LocalNode {
   syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;
-  /** pg_rewind from the leader `leader` (spec 6.9); PostgreSQL is left stopped. False when it did not happen. */
+  /** pg_rewind from the leader `leader` (rewind.py); PostgreSQL is left stopped. False when it did not happen. */
   rewind(leader: Member, task: TaskControl): Promise<boolean>;
   /** Stop immediately, empty the data directory and clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean>;
@@ -124,7 +124,10 @@ export type PeerProber = (
   members: readonly { readonly name: string; readonly apiUrl: string }[],
 ) => Promise<ReadonlyMap<string, PeerStatus>>;
 
-/** Synchronous replication bookkeeping on the leader (spec 6.11); src/agent/sync-replication.ts implements it. */
+/**
+ * Synchronous replication bookkeeping on the leader (ha.py `process_sync_replication`); src/agent/sync-replication.ts
+ * implements it.
+ */
 export interface SyncReplicationPort {
   /** Maintain synchronous_standby_names and `/sync` for this cycle (or remove them when the mode is off). */
   process(cluster: Cluster, config: HaConfig): Promise<void>;

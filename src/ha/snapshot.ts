@@ -32,7 +32,9 @@ export interface SelfInfo {
 
 export type SynchronousMode = 'off' | 'on' | 'quorum';
 
-/** The dynamic configuration as the HA core uses it (spec 2.2), already parsed leniently. Seconds unless noted. */
+/**
+ * The dynamic configuration as the HA core uses it (global_config.py), already parsed leniently. Seconds unless noted.
+ */
 export interface HaConfig {
   readonly ttl: number;
   readonly loopWait: number;
@@ -90,7 +92,7 @@ function parseSyncMode(value: unknown): SynchronousMode {
   return parseBool(value) === true ? 'on' : 'off';
 }
 
-/** Builds the HA view of a dynamic configuration object (the `config` key's data), defaults per spec 2.2. */
+/** Builds the HA view of a dynamic configuration object (the `config` key's data), with Patroni's defaults. */
 export function haConfigFromDynamic(data: JsonObject): HaConfig {
   const int = (key: string, fallback: number): number => parseIntLenient(data[key]) ?? fallback;
   const timings = effectiveTimings({
@@ -112,7 +114,7 @@ export function haConfigFromDynamic(data: JsonObject): HaConfig {
   };
 }
 
-/** PostgreSQL states as Patroni names them (spec 1.2.3.1). */
+/** PostgreSQL states as Patroni names them (postgresql/misc.py `PostgresqlState`). */
 export type PostgresState =
   | 'running'
   | 'stopped'
@@ -161,8 +163,8 @@ export interface PostgresInfo {
   /** The member it currently streams from (primary_conninfo target); undefined when none. */
   readonly followingName?: string;
   /**
-   * The local timeline diverged from the leader's (spec 6.9, checked by the node against `leader`) and what can be
-   * done about it: `rewind` (use_pg_rewind and pg_rewind usable) or `reinitialize`
+   * The local timeline diverged from the leader's (ha.py `_handle_rewind_or_reinitialize`, checked by the node against
+   * `leader`) and what can be done about it: `rewind` (use_pg_rewind and pg_rewind usable) or `reinitialize`
    * (remove_data_directory_on_diverged_timelines). Undefined: no divergence known.
    */
   readonly diverged?: { readonly leader: string; readonly remedy: 'rewind' | 'reinitialize' };

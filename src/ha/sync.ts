@@ -1,5 +1,5 @@
 /**
- * Synchronous replication bookkeeping (spec 6.11), the pure part: which replicas to make synchronous, the
+ * Synchronous replication bookkeeping (postgresql/sync.py), the pure part: which replicas to make synchronous, the
  * `synchronous_standby_names` (SSN) text, and the order of the steps that keep Patroni's invariant
  * "a node is listed in `/sync` only while PostgreSQL really replicates to it synchronously":
  *

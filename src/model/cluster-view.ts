@@ -1,5 +1,5 @@
 /**
- * The `/cluster` document (spec 4.6): one entry per member with its role as the cluster sees it, its state and
+ * The `/cluster` document (`cluster_as_json`): one entry per member with its role as the cluster sees it, its state and
  * its lag behind the leader. `patronictl list` and the agent's REST API both build from this.
  */
 import { isPaused, syncStateMatches, type Cluster, type JsonObject } from './cluster.js';

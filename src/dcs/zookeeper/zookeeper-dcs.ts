@@ -1,6 +1,6 @@
 /**
- * ZooKeeper adapter (spec 1.8) on node-zookeeper-client. TTL mechanics are the ZooKeeper session: its timeout is
- * `ttl`, `leader` and `members/<name>` are ephemeral znodes of it, CAS uses znode versions. The client library
+ * ZooKeeper adapter (dcs/zookeeper.py) on node-zookeeper-client. TTL mechanics are the ZooKeeper session: its timeout
+ * is `ttl`, `leader` and `members/<name>` are ephemeral znodes of it, CAS uses znode versions. The client library
  * retries connections forever and queues requests while disconnected, so every call here carries its own deadline
  * (`retryTimeout`) and a failure to reach the server surfaces as DcsError.
  */
@@ -845,7 +845,7 @@ export class ZooKeeperDcs implements Dcs {
     return v === false ? false : String(v);
   }
 
-  /** ZooKeeper does not delete `sync`: it writes `{}` (spec 1.2.5). */
+  /** ZooKeeper does not delete `sync`: it writes `{}` (zookeeper.py `delete_sync_state`). */
   async deleteSyncState(version?: string): Promise<boolean> {
     return (await this.write('deleteSyncState', KEYS.sync, '{}', version)) !== false;
   }
