@@ -12,6 +12,7 @@ import {
   type EffectivePgConfig,
   type ReloadPlan,
 } from '../postgres/reload-plan.js';
+import { errorText } from '../model/text.js';
 
 export interface ApplyConfigDeps {
   readonly previous: EffectivePgConfig | undefined;
@@ -65,7 +66,7 @@ export async function applyEffectiveConfig(d: ApplyConfigDeps): Promise<ApplyCon
         );
         pendingRestart = Number(rows[0]?.['n'] ?? 0) > 0;
       } catch (e) {
-        d.log.warning(`Exception when running query: ${e instanceof Error ? e.message : String(e)}`);
+        d.log.warning(`Exception when running query: ${errorText(e)}`);
       }
     }
   }

@@ -8,6 +8,7 @@ import type { PeerStatus } from '../ha/snapshot.js';
 import type { PeerProber } from '../ha/loop.js';
 import type { JsonObject } from '../model/cluster.js';
 import { tagFailoverPriority, tagNoFailover } from '../model/tags.js';
+import { errorText } from '../model/text.js';
 
 export const UNREACHABLE: PeerStatus = Object.freeze({
   reachable: false,
@@ -67,9 +68,7 @@ export function createProber(
           if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return [m.name, UNREACHABLE];
           return [m.name, peerStatusFromDocument(doc as JsonObject)];
         } catch (e) {
-          log.warning(
-            `Request failed to ${m.name}: GET ${m.apiUrl} (${e instanceof Error ? e.message : String(e)})`,
-          );
+          log.warning(`Request failed to ${m.name}: GET ${m.apiUrl} (${errorText(e)})`);
           return [m.name, UNREACHABLE];
         }
       }),

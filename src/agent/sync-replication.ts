@@ -27,6 +27,7 @@ import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import type { buildServerParameters } from '../postgres/config-writer.js';
 import { statReplication, type PgSession } from '../postgres/queries.js';
+import { errorText } from '../model/text.js';
 
 type ServerParameters = ReturnType<typeof buildServerParameters>;
 
@@ -132,7 +133,7 @@ export class SyncReplication implements SyncReplicationPort {
     try {
       this.parsed = parseSynchronousStandbyNames(view.standbyNames);
     } catch (e) {
-      this.log.warning(e instanceof Error ? e.message : String(e));
+      this.log.warning(errorText(e));
       this.parsed = EMPTY_STANDBY_NAMES;
     }
     this.ready = pruneReadyReplicas(this.ready, this.parsed);
@@ -199,9 +200,7 @@ export class SyncReplication implements SyncReplicationPort {
       }
       await this.noticeStandbyNamesChange(view);
     } catch (e) {
-      this.log.warning(
-        `could not read synchronous_standby_names back: ${e instanceof Error ? e.message : String(e)}`,
-      );
+      this.log.warning(`could not read synchronous_standby_names back: ${errorText(e)}`);
     }
   }
 

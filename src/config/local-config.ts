@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { scalarText, textOf } from '../model/text.js';
+import { errorText, scalarText, textOf } from '../model/text.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
 import { deepMerge, isMapping, type ConfigTree } from './tree.js';
@@ -38,7 +38,7 @@ function readYamlFile(path: string): ConfigTree {
     parsed = parseYaml(text, { version: '1.1', prettyErrors: true });
   } catch (e) {
     // The parser's first line says what and where; drop the trailing ':' that introduces its context lines.
-    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]?.replace(/:\s*$/, '');
+    const first = errorText(e).split('\n')[0]?.replace(/:\s*$/, '');
     throw new UserError(`config file ${path} is not valid YAML: ${first}`);
   }
   if (parsed === null || parsed === undefined) return {};

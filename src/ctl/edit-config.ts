@@ -17,6 +17,7 @@ import { patchConfig } from '../model/python.js';
 import { pyYaml } from '../render/formats.js';
 import { diffLines, unifiedDiff } from '../render/unified-diff.js';
 import type { ActionIo } from './actions.js';
+import { errorText } from '../model/text.js';
 
 type Tree = Record<string, unknown>;
 
@@ -74,7 +75,7 @@ function applyYamlFile(data: Tree, file: string, readStdin: () => string): Tree 
   try {
     text = file === '-' ? readStdin() : readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UserError(`cannot read ${file}: ${errorText(e)}`);
   }
   const loaded = safeLoad(text);
   const changed = clone(data);

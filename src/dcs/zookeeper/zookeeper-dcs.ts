@@ -14,6 +14,7 @@ import type {
 import type { Cluster } from '../../model/cluster.js';
 import { clusterFromNodes } from '../codec.js';
 import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
+import { errorText } from '../../model/text.js';
 
 let loading: Promise<ZkModule> | undefined;
 
@@ -474,7 +475,7 @@ export class ZooKeeperDcs implements Dcs {
 
   private describe(what: string, e: unknown): DcsError {
     if (e instanceof DcsError) return e;
-    let cause = e instanceof Error ? e.message : String(e);
+    let cause = errorText(e);
     if (isZkException(e)) {
       const code = e.getCode();
       if (code === this.zk?.Exception.CONNECTION_LOSS) cause = `connection lost; ${this.hint()}`;
