@@ -14,6 +14,7 @@ import { SyncReplication } from './sync-replication.js';
 import { HaLoop } from '../ha/loop.js';
 import { haConfigFromDynamic } from '../ha/snapshot.js';
 import { pyJson } from '../model/pyjson.js';
+import { errorText } from '../model/text.js';
 import { createLogger } from './log.js';
 import { PostgresNode } from './node.js';
 import { createProber } from './peers.js';
@@ -23,10 +24,6 @@ export interface AgentOptions {
   readonly configPath: string | undefined;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly uid: number;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** Runs the agent until a signal or a fatal decision; resolves to the exit code. */

@@ -10,15 +10,10 @@ import type { ApiReply, ApiRequest, UnsafeHandlers } from '../api/server.js';
 import type { Dcs } from '../dcs/dcs.js';
 import type { PeerProber, TaskControl } from '../ha/loop.js';
 import type { AsyncKind, PeerStatus } from '../ha/snapshot.js';
-import {
-  isFailoverEmpty,
-  isPaused,
-  parseBool,
-  type Cluster,
-  type JsonObject,
-  type Member,
-} from '../model/cluster.js';
+import { isFailoverEmpty, isPaused, type Cluster, type JsonObject, type Member } from '../model/cluster.js';
 import { pyJson } from '../model/pyjson.js';
+import { deepCompare, parseBool, patchConfig, pyBool, pyStr } from '../model/python.js';
+import { errorText } from '../model/text.js';
 
 /** The HA loop as the endpoints see it. */
 export interface EndpointLoop {
@@ -72,30 +67,8 @@ type Reply = Promise<ApiReply>;
 
 const text = (code: number, body: string): ApiReply => ({ code, body });
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Parsing helpers
-
-/** Python's truthiness for a JSON value (`request.get(x)` in an `if`). */
-function truthy(v: unknown): boolean {
-  if (v === null || v === undefined || v === false || v === 0 || v === '') return false;
-  if (Array.isArray(v)) return v.length > 0;
-  if (typeof v === 'object') return Object.keys(v).length > 0;
-  return true;
-}
-
-/** `str(value)` for JSON scalars as Python prints them (used by patch_config / deep_compare comparisons). */
-export function pyStr(v: unknown): string {
-  if (v === null || v === undefined) return 'None';
-  if (v === true) return 'True';
-  if (v === false) return 'False';
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number') return String(v);
-  return pyJson(v);
-}
 
 export type ScheduleResult =
   | { readonly ok: true; readonly at: Date; readonly iso: string }
@@ -168,55 +141,6 @@ export function parseSeconds(value: unknown): number | undefined {
   if (!m) return undefined;
   const factor: Readonly<Record<string, number>> = { ms: 0.001, s: 1, min: 60, h: 3600, d: 86400 };
   return Math.round(Number(m[1]) * (factor[m[2] ?? 's'] ?? 1));
-}
-
-/** utils.py `patch_config`: merge `patch` into `config` in place; `null` deletes; returns whether it changed. */
-export function patchConfig(config: Record<string, unknown>, patch: JsonObject): boolean {
-  let changed = false;
-  for (const [name, value] of Object.entries(patch)) {
-    const has = Object.prototype.hasOwnProperty.call(config, name);
-    if (value === null) {
-      if (has && config[name] !== null && config[name] !== undefined) changed = true;
-      if (has) delete config[name];
-    } else if (has) {
-      const cur = config[name];
-      if (isObject(value)) {
-        if (isObject(cur)) {
-          const copy = { ...cur };
-          if (patchConfig(copy, value)) changed = true;
-          config[name] = copy;
-        } else {
-          config[name] = value;
-          changed = true;
-        }
-      } else if (pyStr(cur) !== pyStr(value)) {
-        config[name] = value;
-        changed = true;
-      }
-    } else {
-      config[name] = value;
-      changed = true;
-    }
-  }
-  return changed;
-}
-
-/** utils.py `deep_compare`. */
-export function deepCompare(a: JsonObject, b: JsonObject): boolean {
-  const ka = Object.keys(a);
-  const kb = new Set(Object.keys(b));
-  if (ka.length !== kb.size || ka.some((k) => !kb.has(k))) return false;
-  for (const [k, v] of Object.entries(a)) {
-    const w = b[k];
-    if (isObject(v)) {
-      if (!(isObject(w) && deepCompare(v, w))) return false;
-    } else if (pyStr(v) !== pyStr(w)) return false;
-  }
-  return true;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function deepCopy(o: JsonObject): Record<string, unknown> {
@@ -315,13 +239,13 @@ export function agentEndpoints(deps: EndpointDeps): UnsafeHandlers {
     async (req: ApiRequest): Reply => {
       const title = action === 'switchover' ? 'Switchover' : 'Failover';
       const body = req.body;
-      const leader = truthy(body['leader']) ? pyStr(body['leader']) : undefined;
-      const rawCandidate = truthy(body['candidate']) ? body['candidate'] : body['member'];
-      const candidate = truthy(rawCandidate) ? pyStr(rawCandidate) : undefined;
+      const leader = pyBool(body['leader']) ? pyStr(body['leader']) : undefined;
+      const rawCandidate = pyBool(body['candidate']) ? body['candidate'] : body['member'];
+      const candidate = pyBool(rawCandidate) ? pyStr(rawCandidate) : undefined;
       const scheduledRaw = body['scheduled_at'];
       const c = await freshCluster();
       log.info(
-        `received ${action} request with leader=${leader ?? 'None'} candidate=${candidate ?? 'None'} scheduled_at=${truthy(scheduledRaw) ? pyStr(scheduledRaw) : 'None'}`,
+        `received ${action} request with leader=${leader ?? 'None'} candidate=${candidate ?? 'None'} scheduled_at=${pyBool(scheduledRaw) ? pyStr(scheduledRaw) : 'None'}`,
       );
       if (!c) return { error: 503 };
       const paused = isPaused(c);
@@ -332,7 +256,7 @@ export function agentEndpoints(deps: EndpointDeps): UnsafeHandlers {
         data = 'Failover could be performed only to a specific candidate';
       else if (action === 'switchover' && !leader)
         data = 'Switchover could be performed only from a specific leader';
-      if (!data && truthy(scheduledRaw)) {
+      if (!data && pyBool(scheduledRaw)) {
         if (!leader) data = `Scheduled ${action} is possible only from a specific leader`;
         if (!data && paused) data = `Can't schedule ${action} in the paused state`;
         if (!data) {
@@ -441,10 +365,10 @@ export function agentEndpoints(deps: EndpointDeps): UnsafeHandlers {
     let reason = '';
     const role = request['role'];
     const mine = node.role();
-    if (truthy(role) && (role === 'primary' ? 'master' : role) !== (mine === 'primary' ? 'master' : mine))
+    if (pyBool(role) && (role === 'primary' ? 'master' : role) !== (mine === 'primary' ? 'master' : mine))
       reason = 'host role mismatch';
     const want = request['postgres_version'];
-    if (truthy(want)) {
+    if (pyBool(want)) {
       const n = postgresVersionToInt(want);
       if (typeof n === 'number' && n <= (await node.serverVersion())) reason = 'postgres version mismatch';
     }

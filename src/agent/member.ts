@@ -1,5 +1,5 @@
 /**
- * The member key value exactly as Patroni 3.0.2's `touch_member` writes it (spec 1.2.3, 6.2): field order
+ * The member key value exactly as Patroni 3.0.2's `touch_member` writes it (ha.py `touch_member`): field order
  * conn_url, api_url, state, role, version, [proxy_url], [checkpoint_after_promote], [tags], [pending_restart],
  * [xlog_location, timeline]. Pure.
  */

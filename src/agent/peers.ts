@@ -7,7 +7,8 @@ import { statusFromJson } from '../api/status.js';
 import type { PeerStatus } from '../ha/snapshot.js';
 import type { PeerProber } from '../ha/loop.js';
 import type { JsonObject } from '../model/cluster.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { tagFailoverPriority, tagNoFailover } from '../model/tags.js';
+import { errorText } from '../model/text.js';
 
 export const UNREACHABLE: PeerStatus = Object.freeze({
   reachable: false,
@@ -42,15 +43,13 @@ export function peerStatusFromDocument(doc: JsonObject): PeerStatus {
         ? pg.xlog.receivedLocation
         : pg.xlog.replayedLocation;
   }
-  const nofailover = parseBool(st.tags['nofailover']) === true;
-  const priority = parseIntLenient(st.tags['failover_priority']);
   return {
     reachable: true,
     isPrimary,
     walPosition: wal,
     timeline: pg.timeline ?? 0,
-    nofailover,
-    failoverPriority: nofailover ? 0 : (priority ?? 1),
+    nofailover: tagNoFailover(st.tags),
+    failoverPriority: tagFailoverPriority(st.tags),
     watchdogFailed: st.watchdogFailed,
   };
 }
@@ -69,9 +68,7 @@ export function createProber(
           if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return [m.name, UNREACHABLE];
           return [m.name, peerStatusFromDocument(doc as JsonObject)];
         } catch (e) {
-          log.warning(
-            `Request failed to ${m.name}: GET ${m.apiUrl} (${e instanceof Error ? e.message : String(e)})`,
-          );
+          log.warning(`Request failed to ${m.name}: GET ${m.apiUrl} (${errorText(e)})`);
           return [m.name, UNREACHABLE];
         }
       }),

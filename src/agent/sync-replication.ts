@@ -1,7 +1,7 @@
 /**
- * Synchronous replication on the leader (spec 6.11), the I/O side of src/ha/sync.ts: reads what PostgreSQL
- * reports (synchronous_standby_names, pg_stat_replication), sets synchronous_standby_names through the node and
- * writes `/sync` with compare-and-set, in the order src/ha/sync.ts plans. The HA loop calls it through its
+ * Synchronous replication on the leader (ha.py `process_sync_replication`), the I/O side of src/ha/sync.ts: reads what
+ * PostgreSQL reports (synchronous_standby_names, pg_stat_replication), sets synchronous_standby_names through the node
+ * and writes `/sync` with compare-and-set, in the order src/ha/sync.ts plans. The HA loop calls it through its
  * `SyncReplicationPort`.
  */
 import type { Dcs } from '../dcs/dcs.js';
@@ -27,6 +27,7 @@ import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import type { buildServerParameters } from '../postgres/config-writer.js';
 import { statReplication, type PgSession } from '../postgres/queries.js';
+import { errorText } from '../model/text.js';
 
 type ServerParameters = ReturnType<typeof buildServerParameters>;
 
@@ -132,7 +133,7 @@ export class SyncReplication implements SyncReplicationPort {
     try {
       this.parsed = parseSynchronousStandbyNames(view.standbyNames);
     } catch (e) {
-      this.log.warning(e instanceof Error ? e.message : String(e));
+      this.log.warning(errorText(e));
       this.parsed = EMPTY_STANDBY_NAMES;
     }
     this.ready = pruneReadyReplicas(this.ready, this.parsed);
@@ -199,9 +200,7 @@ export class SyncReplication implements SyncReplicationPort {
       }
       await this.noticeStandbyNamesChange(view);
     } catch (e) {
-      this.log.warning(
-        `could not read synchronous_standby_names back: ${e instanceof Error ? e.message : String(e)}`,
-      );
+      this.log.warning(`could not read synchronous_standby_names back: ${errorText(e)}`);
     }
   }
 

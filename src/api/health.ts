@@ -1,5 +1,5 @@
 /**
- * The health-check decision (spec 4.4, 4.8): which status code a GET/HEAD/OPTIONS on a path answers, given what
+ * The health-check decision (api.py `do_GET*`): which status code a GET/HEAD/OPTIONS on a path answers, given what
  * the agent knows and its cached DCS view. Pure; the server turns the result into bytes.
  *
  * Routing mirrors Patroni: `/liveness` and `/readiness` (first path segment, GET only) have their own rules and
@@ -7,8 +7,10 @@
  * the same checks answering status-only. The server routes `/patroni`, `/cluster`, ... before asking here.
  */
 import type { Cluster } from '../model/cluster.js';
-import { parseGucInt } from '../postgres/guc-values.js';
+import { parseGucInt } from '../model/guc-values.js';
 import { versionAtLeast } from '../model/flavor.js';
+import { pyStr } from '../model/python.js';
+import { tagNoLoadBalance } from '../model/tags.js';
 import { holdsLeaderLock, isPrimaryRoleName, spokenVersion, type AgentStatus } from './status.js';
 
 /** `parse_qs` output: every non-blank value of each key, in order. */
@@ -68,20 +70,9 @@ function replayed(status: AgentStatus): bigint {
   return x?.kind === 'replica' ? x.replayedLocation : 0n;
 }
 
-/** Python truthiness of a JSON value. */
-function truthy(v: unknown): boolean {
-  if (v === undefined || v === null || v === false || v === 0 || v === '') return false;
-  if (Array.isArray(v)) return v.length > 0;
-  if (typeof v === 'object') return Object.keys(v).length > 0;
-  return true;
-}
-
-/** `str(value).lower()` for the JSON scalars a tag can hold. */
-function pyStrLower(v: unknown): string {
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v).toLowerCase();
-  if (typeof v === 'string') return v;
-  return JSON.stringify(v).toLowerCase();
+/** api.py's `?tag_x=` comparison: a string tag as it is, any other value as `str(value).lower()`. */
+function tagQueryText(v: unknown): string {
+  return typeof v === 'string' ? v : pyStr(v).toLowerCase();
 }
 
 function genericCheck(
@@ -105,9 +96,7 @@ function genericCheck(
     first(query, 'replication_state') === undefined ||
     status.postgres?.replicationState === first(query, 'replication_state');
   let replicaCode: HealthCode =
-    !truthy(status.tags['noloadbalance']) && !isLagging && role === 'replica' && running && stateOk
-      ? 200
-      : 503;
+    !tagNoLoadBalance(status.tags) && !isLagging && role === 'replica' && running && stateOk ? 200 : 503;
 
   let leaderCode: HealthCode;
   let primaryCode: HealthCode;
@@ -166,7 +155,7 @@ function genericCheck(
     for (const [key, values] of Object.entries(query)) {
       if (!key.startsWith('tag_')) continue;
       const own = status.tags[key.slice(4)];
-      if (own === undefined || own === null || pyStrLower(own) !== values[0]) {
+      if (own === undefined || own === null || tagQueryText(own) !== values[0]) {
         code = 503;
         break;
       }

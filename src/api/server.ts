@@ -1,5 +1,5 @@
 /**
- * The agent's REST API server (spec 4.1-4.4), byte-compatible with Patroni's `http.server`-based one.
+ * The agent's REST API server (Patroni's api.py), byte-compatible with Patroni's `http.server`-based one.
  *
  * Node's `http` module frames responses its own way (HTTP/1.1, keep-alive, Content-Length or chunked), while
  * Patroni answers HTTP/1.0 with no Content-Length and closes the connection, answers HEAD/OPTIONS with a bare
@@ -547,7 +547,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const lookup = (name: string): Route | undefined =>
       Object.prototype.hasOwnProperty.call(routeTable, name) ? routeTable[name] : undefined;
 
-    /** Access checks of spec 4.2; true when the request may proceed (else the answer is written). */
+    /** api.py `check_access`: true when the request may proceed (else the answer is written). */
     const checkAccess = (head: RequestHead): boolean => {
       if (options.isAllowed && !options.isAllowed(socket.remoteAddress ?? '')) {
         writeResponse(403, 'Access is denied');

@@ -1,7 +1,7 @@
 /**
- * What the agent knows about itself at one moment, and the status document (spec 4.5) built from it: the body of
- * `GET /patroni` and of every health-check GET. Peers decide leader races from this document, so its field set
- * and order follow the Patroni version the agent speaks.
+ * What the agent knows about itself at one moment, and the status document (api.py `get_postgresql_status`) built from
+ * it: the body of `GET /patroni` and of every health-check GET. Peers decide leader races from this document, so its
+ * field set and order follow the Patroni version the agent speaks.
  *
  * Pure: no I/O, no clock. The snapshot carries the moment it describes (`at`).
  */

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { CtlCommand, formatFlag, outputFormat } from './base.js';
-import type { ListFormat } from '../ctl/list.js';
+import type { ListFormat } from '../render/members.js';
 
 /** What `list` and `topology` share: cluster names, optional columns, timestamps, refresh. */
 export const memberTableArgs = {

@@ -36,6 +36,7 @@ import {
   type Node,
 } from './config-values.js';
 import { dcsTarget, type DcsTarget, type LocalConfig } from './local-config.js';
+import { pyBool } from '../model/python.js';
 
 /** Tags Patroni drops from the member key when falsy (spec 1.2.3). */
 const FILTERED_TAGS = new Set(['nofailover', 'noloadbalance', 'clonefrom', 'nosync', 'nostream']);
@@ -258,22 +259,17 @@ export function readTags(tree: Node): AgentTags {
   };
 }
 
-function truthy(v: unknown): boolean {
-  if (Array.isArray(v)) return v.length > 0;
-  if (isMapping(v)) return Object.keys(v).length > 0;
-  return Boolean(v);
-}
-
 /**
- * The `tags` of the member key (spec 1.2.3): the boolean tags are left out while falsy, except `nofailover` next to
- * a `failover_priority` and `nosync` next to a `sync_priority`; everything else as written, in the file's order.
+ * The `tags` of the member key (tags.py `Tags.tags`): the boolean tags are left out while falsy, except `nofailover`
+ * next to a `failover_priority` and `nosync` next to a `sync_priority`; everything else as written, in the file's
+ * order.
  */
 export function publishedTags(tags: Node): Node {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(tags)) {
     const kept =
       !FILTERED_TAGS.has(k) ||
-      truthy(v) ||
+      pyBool(v) ||
       (k === 'nofailover' && 'failover_priority' in tags) ||
       (k === 'nosync' && 'sync_priority' in tags);
     if (kept) out[k] = v;

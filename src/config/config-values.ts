@@ -3,7 +3,8 @@
  * says what was found and what is allowed; `null` counts as "not set".
  */
 import { textOf } from '../model/text.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { parseIntLenient } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 import { UserError } from './errors.js';
 import type { HostPort, PgListen, ToolOptionsValue } from './agent-config-types.js';
 

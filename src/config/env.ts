@@ -1,8 +1,8 @@
-/** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (spec 3.3). */
+/** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (config.py). */
 import { parse as parseYaml } from 'yaml';
-import { parseBool } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 import { UserError } from './errors.js';
-import { deepMerge, type ConfigTree } from './local-config.js';
+import { deepMerge, type ConfigTree } from './tree.js';
 
 const RESTAPI = [
   'LISTEN',

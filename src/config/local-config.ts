@@ -1,34 +1,19 @@
 /**
- * Local configuration in patroni.yml format (spec 3): a file or a directory of files, `PATRONI_*` environment
- * overrides, and for the CLI `-d/--dcs-url`. Every problem is reported as one line naming the file.
+ * Local configuration in patroni.yml format (Patroni's config.py): a file or a directory of files, `PATRONI_*`
+ * environment overrides, and for the CLI `-d/--dcs-url`. Every problem is reported as one line naming the file.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { scalarText, textOf } from '../model/text.js';
+import { errorText, scalarText, textOf } from '../model/text.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
+import { deepMerge, isMapping, type ConfigTree } from './tree.js';
+import type { DcsTarget, Etcd3Target } from '../dcs/target.js';
 
-export type ConfigTree = Record<string, unknown>;
-
-export interface Etcd3Target {
-  readonly kind: 'etcd3';
-  readonly hosts: readonly string[];
-  readonly protocol: 'http' | 'https';
-  readonly username?: string;
-  readonly password?: string;
-  readonly cacert?: string;
-  readonly cert?: string;
-  readonly key?: string;
-}
-
-export interface ZooKeeperTarget {
-  readonly kind: 'zookeeper';
-  readonly hosts: readonly string[];
-}
-
-export type DcsTarget = Etcd3Target | ZooKeeperTarget;
+export type { ConfigTree } from './tree.js';
+export type { DcsTarget } from '../dcs/target.js';
 
 export interface LocalConfig {
   /** Where the configuration came from, for messages: a path or `environment`. */
@@ -40,21 +25,6 @@ export interface LocalConfig {
 }
 
 export const DEFAULT_CTL_CONFIG = join(homedir(), '.config', 'patroni', 'patronictl.yaml');
-
-function isMapping(v: unknown): v is ConfigTree {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Deep merge where `override` wins and `null` deletes, as Patroni merges config files and env. */
-export function deepMerge(base: ConfigTree, override: ConfigTree): ConfigTree {
-  const out: ConfigTree = { ...base };
-  for (const [k, v] of Object.entries(override)) {
-    if (v === null) delete out[k];
-    else if (isMapping(v) && isMapping(out[k])) out[k] = deepMerge(out[k], v);
-    else out[k] = v;
-  }
-  return out;
-}
 
 function readYamlFile(path: string): ConfigTree {
   let text: string;
@@ -68,7 +38,7 @@ function readYamlFile(path: string): ConfigTree {
     parsed = parseYaml(text, { version: '1.1', prettyErrors: true });
   } catch (e) {
     // The parser's first line says what and where; drop the trailing ':' that introduces its context lines.
-    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]?.replace(/:\s*$/, '');
+    const first = errorText(e).split('\n')[0]?.replace(/:\s*$/, '');
     throw new UserError(`config file ${path} is not valid YAML: ${first}`);
   }
   if (parsed === null || parsed === undefined) return {};

@@ -1,12 +1,13 @@
 /**
  * What the write-side commands share (patronictl's helpers): the I/O they are given, the member table printed
- * before acting, member selection by role and name (spec 5.3), scheduled timestamps, and result timestamps.
+ * before acting, member selection by role and name (`get_members`), scheduled timestamps, and result timestamps.
  */
 import { UserError } from '../config/errors.js';
 import type { LocalConfig } from '../config/local-config.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { requestMember, type RestClientOptions, type RestResponse } from '../api/client.js';
 import type { Cluster, Member } from '../model/cluster.js';
+import { tagNoFailover } from '../model/tags.js';
 import type { Prompter } from '../prompts/index.js';
 import { renderMembersTable } from '../render/members.js';
 import { buildMembersTable } from './list.js';
@@ -62,16 +63,9 @@ export async function withDcs<T>(
   }
 }
 
-/** Python's truthiness of a JSON value. */
-export function truthy(v: unknown): boolean {
-  if (v === undefined || v === null || v === false || v === 0 || v === '') return false;
-  if (Array.isArray(v)) return v.length > 0;
-  if (typeof v === 'object') return Object.keys(v).length > 0;
-  return true;
-}
-
+/** patronictl's `Member.nofailover` (tags.py `Tags.nofailover`). */
 export function isNoFailover(m: Member): boolean {
-  return truthy(m.data.tags['nofailover']);
+  return tagNoFailover(m.data.tags);
 }
 
 /**

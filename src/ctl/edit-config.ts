@@ -14,9 +14,11 @@ import { assertDynamicConfigChange } from '../config/config-check.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { pyJson } from '../model/pyjson.js';
+import { patchConfig } from '../model/python.js';
 import { pyYaml } from '../render/formats.js';
 import { diffLines, unifiedDiff } from '../render/unified-diff.js';
 import type { ActionIo } from './actions.js';
+import { errorText } from '../model/text.js';
 
 type Tree = Record<string, unknown>;
 
@@ -40,47 +42,6 @@ const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null &&
 /** YAML as PyYAML's safe_load reads it (YAML 1.1: `on` is true). */
 function safeLoad(text: string): unknown {
   return parse(text, { version: '1.1' }) as unknown;
-}
-
-/** Python's str() for the scalar comparison in patch_config. */
-function pyStr(v: unknown): string {
-  if (v === true) return 'True';
-  if (v === false) return 'False';
-  if (v === null || v === undefined) return 'None';
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint') return v.toString();
-  return JSON.stringify(v);
-}
-
-/** Patroni's `patch_config`: deep merge, `null` deletes, scalars replaced only when their str() differs. */
-export function patchConfig(config: Tree, data: Tree): boolean {
-  let changed = false;
-  for (const [name, value] of Object.entries(data)) {
-    if (value === null || value === undefined) {
-      if (name in config) {
-        const old = config[name];
-        delete config[name];
-        if (old !== null && old !== undefined) changed = true;
-      }
-    } else if (name in config) {
-      const old = config[name];
-      if (isTree(value)) {
-        if (isTree(old)) {
-          if (patchConfig(old, value)) changed = true;
-        } else {
-          config[name] = value;
-          changed = true;
-        }
-      } else if (pyStr(old) !== pyStr(value)) {
-        config[name] = value;
-        changed = true;
-      }
-    } else {
-      config[name] = value;
-      changed = true;
-    }
-  }
-  return changed;
 }
 
 const clone = (t: Tree): Tree => structuredClone(t);
@@ -115,7 +76,7 @@ function applyYamlFile(data: Tree, file: string, readStdin: () => string): Tree 
   try {
     text = file === '-' ? readStdin() : readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UserError(`cannot read ${file}: ${errorText(e)}`);
   }
   const loaded = safeLoad(text);
   const changed = clone(data);

@@ -2,9 +2,9 @@
 import { UserError } from '../config/errors.js';
 import type { LocalConfig } from '../config/local-config.js';
 import type { Dcs } from '../dcs/dcs.js';
-import { renderMembersTable } from '../render/members.js';
+import { renderMembersTable, type ListFormat } from '../render/members.js';
 import { openDcs } from './context.js';
-import { buildMembersTable, type ListFormat } from './list.js';
+import { buildMembersTable } from './list.js';
 import { interrupted, localTimestamp, watchInterval, watching } from './watch.js';
 
 export interface ListRequest {

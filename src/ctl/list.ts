@@ -1,25 +1,13 @@
 /**
  * `list` and `topology`: the member table patronictl prints, as data. Columns, roles, hosts and lag follow
- * patronictl's rules for the Patroni version the cluster runs (spec 5.4, 5.5).
+ * patronictl's rules for the Patroni version the cluster runs (patronictl's `output_members`, `print_output`).
  */
 import type { Cluster } from '../model/cluster.js';
 import { clusterView, type ClusterView, type MemberView } from '../model/cluster-view.js';
 import { formatLsn, type Lsn } from '../model/lsn.js';
 import type { Cell, Row } from '../render/formats.js';
+import type { ListFormat, MembersTable } from '../render/members.js';
 import { textOf } from '../model/text.js';
-
-export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology';
-
-export interface MembersTable {
-  readonly columns: readonly string[];
-  readonly rows: readonly Row[];
-  readonly title: string;
-  /** Lines printed under a pretty table: maintenance mode, scheduled switchover. */
-  readonly serviceInfo: readonly string[];
-  readonly rightAligned: readonly string[];
-  /** 4.1's pretty header shows both lag columns as `Lag`. */
-  readonly prettyHeaders: Readonly<Record<string, string>>;
-}
 
 /** Python's round(): halves go to the even neighbour. */
 export function roundHalfEven(x: number): number {

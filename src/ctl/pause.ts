@@ -1,6 +1,6 @@
 /**
- * `pause` / `resume`: PATCH /config {"pause": true} or {"pause": null} on the first reachable member, leader first.
- * The CLI never writes the DCS here (spec 5.2, fact 19); with --wait it polls the DCS until every member that had
+ * `pause` / `resume`: PATCH /config {"pause": true} or {"pause": null} on the first reachable member, leader first. The
+ * CLI never writes the DCS here (patronictl's `toggle_pause`); with --wait it polls the DCS until every member that had
  * an API reports the new state, for at most loop_wait + 1 seconds.
  */
 import { UserError } from '../config/errors.js';

@@ -1,8 +1,9 @@
 /**
  * `query`: run SQL on one member of the cluster over a direct PostgreSQL connection, as patronictl's `query` does
- * (spec 5.6). The member is chosen by role (the leader by default) or by name; roles other than `leader`/`any` are
- * double-checked with `pg_is_in_recovery()`. Failures are printed as a row (`<timestamp>\tERROR, SQLSTATE: ...`),
- * not raised. Values are shown as patronictl shows psycopg2's Python values: `True`/`False`, `None`, `1.0`.
+ * (patronictl's `query`). The member is chosen by role (the leader by default) or by name; roles other than
+ * `leader`/`any` are double-checked with `pg_is_in_recovery()`. Failures are printed as a row (`<timestamp>\tERROR,
+ * SQLSTATE: ...`), not raised. Values are shown as patronictl shows psycopg2's Python values: `True`/`False`, `None`,
+ * `1.0`.
  *
  * The connection goes through a `QueryConnector`; the real one uses node-postgres, loaded when first used.
  */
@@ -13,6 +14,8 @@ import type { Dcs } from '../dcs/dcs.js';
 import type { Cluster } from '../model/cluster.js';
 import type { Prompter } from '../prompts/index.js';
 import { pyJson } from '../model/pyjson.js';
+import { pyStr } from '../model/python.js';
+import { errorText } from '../model/text.js';
 import { pyYaml, renderTsvRows } from '../render/formats.js';
 import { renderPrettyTable } from '../render/table.js';
 import { clusterNameOrScope, openDcs } from './context.js';
@@ -157,11 +160,10 @@ async function roleConfirmed(session: QuerySession, role: MemberRole): Promise<b
 }
 
 /** The SQLSTATE of a server error, else the message (one line), as patronictl prints `de.diag.sqlstate or str(de)`. */
-export function errorText(e: unknown, sqlstate: boolean): string {
+export function queryErrorText(e: unknown, sqlstate: boolean): string {
   const code = (e as { code?: unknown } | undefined)?.code;
   if (sqlstate && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  const message = e instanceof Error ? e.message : String(e);
-  return message.replace(/\n/g, ' ');
+  return errorText(e).replace(/\n/g, ' ');
 }
 
 function errorRow(now: Date, message: string): QueryOutput {
@@ -193,14 +195,14 @@ export async function queryMember(
   try {
     session = await connector(params);
   } catch (e) {
-    return errorRow(now(), `ERROR, SQLSTATE: ${errorText(e, false)}`);
+    return errorRow(now(), `ERROR, SQLSTATE: ${queryErrorText(e, false)}`);
   }
   try {
     if (!(await roleConfirmed(session, target.role))) return unavailable();
     const res = await session.query(sql);
     return { columns: res.columns, rows: res.rows };
   } catch (e) {
-    return errorRow(now(), `ERROR, SQLSTATE: ${errorText(e, true)}`);
+    return errorRow(now(), `ERROR, SQLSTATE: ${queryErrorText(e, true)}`);
   } finally {
     await session.close().catch(() => undefined);
   }
@@ -208,19 +210,6 @@ export async function queryMember(
 
 // ---------------------------------------------------------------------------------------------------------------
 // Printing
-
-/** Python's `str()` of the value psycopg2 returns. */
-export function pyStr(v: QueryValue): string {
-  if (v === null) return 'None';
-  if (v === true) return 'True';
-  if (v === false) return 'False';
-  if (typeof v === 'number') {
-    if (Number.isNaN(v)) return 'nan';
-    if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
-    return String(v);
-  }
-  return String(v);
-}
 
 /** PrettyTable's names for the columns of a table without a header. */
 function fieldNames(rows: readonly (readonly QueryValue[])[]): string[] {

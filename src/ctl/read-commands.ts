@@ -34,7 +34,7 @@ export function renderShowConfig(cluster: Cluster): string | undefined {
 
 export type MemberRole = 'leader' | 'primary' | 'master' | 'standby-leader' | 'replica' | 'standby' | 'any';
 
-/** patronictl's member selection by role (spec 5.3). */
+/** patronictl's member selection by role (`get_members`). */
 export function membersWithRole(cluster: Cluster, role: MemberRole): Member[] {
   const leader = cluster.leader;
   if (role === 'leader' || role === 'primary' || role === 'master' || role === 'standby-leader') {

@@ -1,4 +1,4 @@
-/** `reload`: POST /reload on each selected member (spec 5.3 selection, table first, confirmation). */
+/** `reload`: POST /reload on each selected member (patronictl's `get_members` selection, table first, confirmation). */
 import type { Dcs } from '../dcs/dcs.js';
 import { textOf } from '../model/text.js';
 import { callMember, describeError, selectMembers, confirmMembersAction, type ActionIo } from './actions.js';

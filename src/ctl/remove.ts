@@ -4,8 +4,8 @@
  */
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
-import { renderMembersTable } from '../render/members.js';
-import { buildMembersTable, type ListFormat } from './list.js';
+import { renderMembersTable, type ListFormat } from '../render/members.js';
+import { buildMembersTable } from './list.js';
 import type { ActionIo } from './actions.js';
 
 export async function removeCluster(

@@ -7,6 +7,7 @@ import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { isPaused, type Cluster, type Member } from '../model/cluster.js';
 import { pyJson } from '../model/pyjson.js';
+import { pyBool } from '../model/python.js';
 import {
   callMember,
   ctlTimestamp,
@@ -15,7 +16,6 @@ import {
   membersTable,
   nextHourExample,
   parseScheduled,
-  truthy,
   warning,
   type ActionIo,
   type Scheduled,
@@ -39,7 +39,7 @@ function isStandbyCluster(cluster: Cluster): boolean {
   const sc = cluster.config?.data['standby_cluster'];
   if (typeof sc !== 'object' || sc === null) return false;
   const s = sc as Record<string, unknown>;
-  return ['host', 'port', 'restore_command'].some((k) => truthy(s[k]));
+  return ['host', 'port', 'restore_command'].some((k) => pyBool(s[k]));
 }
 
 const title = (action: FailoverAction): string => action.charAt(0).toUpperCase() + action.slice(1);

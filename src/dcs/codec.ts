@@ -1,6 +1,6 @@
 /**
  * Wire values <-> model. One parser (`clusterFromNodes`) builds the cluster view for every backend, as forgiving
- * as Patroni's readers (spec 1.2, 1.9): legacy formats are understood and garbage reads as "empty", never throws.
+ * as Patroni's readers (dcs/__init__.py): legacy formats are understood and garbage reads as "empty", never throws.
  */
 import {
   EMPTY_STATUS,
@@ -131,12 +131,6 @@ export function parseSyncState(value: string | undefined, version?: string): Syn
       : [],
     quorum: quorum === undefined ? undefined : Number(quorum),
   };
-}
-
-/** Whether `name` is listed in the sync state (case-insensitive, trimmed, as Patroni matches). */
-export function syncStateMatches(sync: SyncState, name: string): boolean {
-  const n = name.trim().toLowerCase();
-  return sync.members.some((m) => m.toLowerCase() === n);
 }
 
 function lsnMap(value: unknown): Record<string, Lsn> {

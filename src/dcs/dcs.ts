@@ -38,8 +38,8 @@ export interface DcsOptions {
 }
 
 /**
- * Everything pgwarden needs from a DCS, with Patroni's semantics (spec 1.3). Values are wire strings: the codec
- * encodes and parses them at the edge. Conditional writes return `false` when the condition does not hold (a lost
+ * Everything pgwarden needs from a DCS, with Patroni's semantics (docs/architecture.md). Values are wire strings: the
+ * codec encodes and parses them at the edge. Conditional writes return `false` when the condition does not hold (a lost
  * race: never retry blindly); a DCS that cannot be reached throws `DcsError`.
  */
 export interface Dcs {

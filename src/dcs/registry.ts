@@ -1,5 +1,5 @@
 /** Opens the configured DCS. Adapters are imported only when used, so ZooKeeper users never load etcd code. */
-import type { DcsTarget } from '../config/local-config.js';
+import type { DcsTarget } from './target.js';
 import type { Dcs, DcsOptions } from './dcs.js';
 
 export async function createDcs(target: DcsTarget, options: DcsOptions): Promise<Dcs> {

@@ -73,8 +73,8 @@ export interface Promote {
 }
 
 /**
- * Stop a primary and bring it back as a replica (spec 6.7). After the stop the loop re-reads the cluster (except in
- * `offline` mode) and starts PostgreSQL following the lock holder.
+ * Stop a primary and bring it back as a replica (ha.py `demote`). After the stop the loop re-reads the cluster (except
+ * in `offline` mode) and starts PostgreSQL following the lock holder.
  */
 export interface Demote {
   readonly type: 'Demote';
@@ -145,7 +145,9 @@ export interface WriteHistory {
   readonly type: 'WriteHistory';
 }
 
-/** Maintain `synchronous_standby_names` and `/sync` (spec 6.11); done by the loop's sync planner. */
+/**
+ * Maintain `synchronous_standby_names` and `/sync` (ha.py `process_sync_replication`); done by the loop's sync planner.
+ */
 export interface ProcessSyncReplication {
   readonly type: 'ProcessSyncReplication';
 }
@@ -220,7 +222,10 @@ export interface CloneFrom {
   readonly description: string;
 }
 
-/** Run pg_rewind against the leader `member` (spec 6.9); PostgreSQL stays stopped, the next cycle starts it. */
+/**
+ * Run pg_rewind against the leader `member` (ha.py `_handle_rewind_or_reinitialize`); PostgreSQL stays stopped, the
+ * next cycle starts it.
+ */
 export interface Rewind {
   readonly type: 'Rewind';
   readonly member: string;
@@ -229,7 +234,10 @@ export interface Rewind {
   readonly description: string;
 }
 
-/** Stop immediately, empty the data directory and clone anew from `member` (diverged timelines, spec 6.9). */
+/**
+ * Stop immediately, empty the data directory and clone anew from `member` (diverged timelines, ha.py
+ * `_handle_rewind_or_reinitialize`).
+ */
 export interface Reinitialize {
   readonly type: 'Reinitialize';
   readonly member: string;

@@ -5,9 +5,9 @@
  * compare-and-set won) is expressed as actions the loop executes (see actions.ts for the contract).
  */
 import type { Cluster, Member } from '../model/cluster.js';
-import { clusterTimeline, isFailoverEmpty, isValidSysid } from '../model/cluster.js';
+import { clusterTimeline, isFailoverEmpty, isValidSysid, syncStateMatches } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
-import { syncStateMatches } from '../dcs/codec.js';
+import { tagCloneFrom, tagNoFailover } from '../model/tags.js';
 import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
 import type { HaSnapshot, PeerStatus } from './snapshot.js';
 
@@ -66,14 +66,6 @@ function iAmNoFailover(s: HaSnapshot): boolean {
   return s.me.tags.nofailover || s.me.tags.failoverPriority <= 0;
 }
 
-function tagTrue(v: unknown): boolean {
-  return v === true || (typeof v === 'string' && ['true', 'yes', 'on', '1'].includes(v.toLowerCase()));
-}
-
-function memberNoFailover(m: Member): boolean {
-  return tagTrue(m.data.tags['nofailover']);
-}
-
 function isSyncMode(s: HaSnapshot): boolean {
   return s.config.synchronousMode !== 'off';
 }
@@ -118,7 +110,7 @@ function probePeers(s: HaSnapshot, c: Cluster): Decision {
 
 /** Members other than us that may promote and have a REST API (the probe set of Patroni's health checks). */
 function promotable(ctx: Ctx, members: readonly Member[]): Member[] {
-  return members.filter((m) => m.name !== ctx.s.me.name && !memberNoFailover(m) && m.data.apiUrl);
+  return members.filter((m) => m.name !== ctx.s.me.name && !tagNoFailover(m.data.tags) && m.data.apiUrl);
 }
 
 /** Python's `{:.0f}`: round half to even. */
@@ -151,14 +143,15 @@ function demote(mode: DemoteMode, async: boolean, description = `demote (${mode}
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// DCS unreachable (spec 6.12 without failsafe)
+// DCS unreachable without failsafe_mode (Patroni's ha.py `_run_cycle` on a DCSError)
 
 function handleDcsError(s: HaSnapshot): Decision {
   const pg = s.postgres;
   if (!s.config.paused && pg.isRunning && pg.isPrimary) {
     // Patroni's DCS client retries for retry_timeout before reporting the error; our loop may report sooner, so a
-    // primary that refreshed its lock within retry_timeout keeps running and the loop retries. Demoting by then
-    // still leaves loop_wait + retry_timeout of margin before the lock (ttl) can expire (spec 2.3 ordering).
+    // primary that refreshed its lock within retry_timeout keeps running and the loop retries. Demoting by then still
+    // leaves loop_wait + retry_timeout of margin before the lock (ttl) can expire (config.py
+    // `_validate_and_adjust_timeouts`).
     const last = s.lock.lastRefreshOk;
     if (last !== undefined && s.now - last < s.config.retryTimeout * 1000) {
       return done('DCS is not accessible');
@@ -282,7 +275,7 @@ function runCycle(ctx: Ctx): Decision {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// long actions, starting instances, crash recovery (spec 6.8)
+// long actions, starting instances, crash recovery (Patroni's ha.py `recover`)
 
 function handleLongActionInProgress(ctx: Ctx): Decision {
   const { s } = ctx;
@@ -404,7 +397,7 @@ function recover(ctx: Ctx): Decision {
 }
 
 /**
- * Patroni's `_handle_rewind_or_reinitialize` (spec 6.9): the node found our timeline diverged from the leader's.
+ * Patroni's ha.py `_handle_rewind_or_reinitialize`: the node found our timeline diverged from the leader's.
  * pg_rewind needs a cleanly shut down data directory, so an instance left `in archive recovery` gets single-user
  * crash recovery first.
  */
@@ -448,7 +441,7 @@ function startPostgres(as: 'replica' | 'primary', target: FollowTarget, timeout:
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// bootstrap and joining (spec 6.15)
+// bootstrap and joining (Patroni's ha.py `bootstrap`)
 
 function bootstrap(ctx: Ctx): Decision {
   const { s, c } = ctx;
@@ -456,7 +449,7 @@ function bootstrap(ctx: Ctx): Decision {
   if (leaderName) {
     const clone = c.members.find(
       (m) =>
-        tagTrue(m.data.tags['clonefrom']) &&
+        tagCloneFrom(m.data.tags) &&
         m.data.connUrl &&
         m.data.state === 'running' &&
         m.name !== s.me.name &&
@@ -570,7 +563,7 @@ function enforcePrimaryRole(ctx: Ctx, message: string, promoteMessage: string): 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// locked cluster (spec 6.5) and the leader's side of a switchover (spec 6.6)
+// locked cluster (ha.py `process_healthy_cluster`) and the leader's side of a switchover (the `failover` key)
 
 function processHealthyCluster(ctx: Ctx): Decision {
   const { s, c } = ctx;
@@ -731,7 +724,7 @@ function isFailoverPossible(ctx: Ctx, members: readonly Member[], checkSynchrono
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// unlocked cluster: the leader race (spec 6.4) and the others' side of a switchover (spec 6.6)
+// unlocked cluster: the leader race (ha.py `process_unhealthy_cluster`) and the others' side of a switchover
 
 function processUnhealthyCluster(ctx: Ctx): Decision {
   const { s, c } = ctx;

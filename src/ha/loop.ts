@@ -13,6 +13,7 @@ import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
 import type { Cluster, Member } from '../model/cluster.js';
 import { pyJson } from '../model/pyjson.js';
+import { errorText } from '../model/text.js';
 import type { Lsn } from '../model/lsn.js';
 import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
 import { isGuard } from './actions.js';
@@ -112,7 +113,7 @@ export interface LocalNode {
   syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;
-  /** pg_rewind from the leader `leader` (spec 6.9); PostgreSQL is left stopped. False when it did not happen. */
+  /** pg_rewind from the leader `leader` (rewind.py); PostgreSQL is left stopped. False when it did not happen. */
   rewind(leader: Member, task: TaskControl): Promise<boolean>;
   /** Stop immediately, empty the data directory and clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean>;
@@ -124,7 +125,10 @@ export type PeerProber = (
   members: readonly { readonly name: string; readonly apiUrl: string }[],
 ) => Promise<ReadonlyMap<string, PeerStatus>>;
 
-/** Synchronous replication bookkeeping on the leader (spec 6.11); src/agent/sync-replication.ts implements it. */
+/**
+ * Synchronous replication bookkeeping on the leader (ha.py `process_sync_replication`); src/agent/sync-replication.ts
+ * implements it.
+ */
 export interface SyncReplicationPort {
   /** Maintain synchronous_standby_names and `/sync` for this cycle (or remove them when the mode is off). */
   process(cluster: Cluster, config: HaConfig): Promise<void>;
@@ -164,10 +168,6 @@ export function parseConnUrl(connUrl: string | undefined): { host: string; port:
   } catch {
     return undefined;
   }
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 interface RunningTask {

@@ -4,7 +4,8 @@
  * (`memory`). Nothing here does I/O; time is `now`, taken from the loop's injected clock.
  */
 import type { Cluster, JsonObject } from '../model/cluster.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { parseIntLenient } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 import type { Lsn } from '../model/lsn.js';
 import { lsnFromJson } from '../model/lsn.js';
 
@@ -31,7 +32,9 @@ export interface SelfInfo {
 
 export type SynchronousMode = 'off' | 'on' | 'quorum';
 
-/** The dynamic configuration as the HA core uses it (spec 2.2), already parsed leniently. Seconds unless noted. */
+/**
+ * The dynamic configuration as the HA core uses it (global_config.py), already parsed leniently. Seconds unless noted.
+ */
 export interface HaConfig {
   readonly ttl: number;
   readonly loopWait: number;
@@ -89,7 +92,7 @@ function parseSyncMode(value: unknown): SynchronousMode {
   return parseBool(value) === true ? 'on' : 'off';
 }
 
-/** Builds the HA view of a dynamic configuration object (the `config` key's data), defaults per spec 2.2. */
+/** Builds the HA view of a dynamic configuration object (the `config` key's data), with Patroni's defaults. */
 export function haConfigFromDynamic(data: JsonObject): HaConfig {
   const int = (key: string, fallback: number): number => parseIntLenient(data[key]) ?? fallback;
   const timings = effectiveTimings({
@@ -111,61 +114,9 @@ export function haConfigFromDynamic(data: JsonObject): HaConfig {
   };
 }
 
-/** PostgreSQL states as Patroni names them (spec 1.2.3.1). */
-export type PostgresState =
-  | 'running'
-  | 'stopped'
-  | 'starting'
-  | 'stopping'
-  | 'restarting'
-  | 'crashed'
-  | 'start failed'
-  | 'restart failed'
-  | 'initializing new cluster'
-  | 'initdb failed'
-  | 'running custom bootstrap script'
-  | 'custom bootstrap failed'
-  | 'creating replica'
-  | 'unknown';
-
-/** `Database cluster state` from pg_controldata, read when PostgreSQL is not running. */
-export type ControlDataState =
-  | 'in production'
-  | 'in crash recovery'
-  | 'shutting down'
-  | 'shut down'
-  | 'shut down in recovery'
-  | 'in archive recovery'
-  | 'starting up'
-  | 'unknown';
-
-export interface PostgresInfo {
-  readonly state: PostgresState;
-  /** The postmaster answers; `running` plus `starting` states count. */
-  readonly isRunning: boolean;
-  /** Running and not in recovery. */
-  readonly isPrimary: boolean;
-  readonly timeline?: number;
-  /** Flush LSN on a primary, max(receive, replay) on a replica; 0 when unknown. */
-  readonly walPosition: Lsn;
-  readonly dataDirectoryEmpty: boolean;
-  /** False when the data directory cannot be read (permissions, missing mount). */
-  readonly dataDirectoryAccessible: boolean;
-  /** Database system identifier from pg_controldata; undefined when there is no cluster. */
-  readonly sysid?: string;
-  /** Only needed when PostgreSQL is down: decides crash recovery before a restart. */
-  readonly controlState?: ControlDataState;
-  /** Milliseconds the instance has been in `state` (start timeout bookkeeping). */
-  readonly msInState: number;
-  /** The member it currently streams from (primary_conninfo target); undefined when none. */
-  readonly followingName?: string;
-  /**
-   * The local timeline diverged from the leader's (spec 6.9, checked by the node against `leader`) and what can be
-   * done about it: `rewind` (use_pg_rewind and pg_rewind usable) or `reinitialize`
-   * (remove_data_directory_on_diverged_timelines). Undefined: no divergence known.
-   */
-  readonly diverged?: { readonly leader: string; readonly remedy: 'rewind' | 'reinitialize' };
-}
+/** PostgreSQL states as Patroni names them (postgresql/misc.py `PostgresqlState`). */
+import type { PostgresInfo } from '../model/postgres-info.js';
+export type { ControlDataState, PostgresInfo, PostgresState } from '../model/postgres-info.js';
 
 export interface LockInfo {
   /** The loop's belief from the last successful read or refresh (Patroni's `is_leader()`); used when the DCS is down. */

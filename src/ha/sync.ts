@@ -1,5 +1,5 @@
 /**
- * Synchronous replication bookkeeping (spec 6.11), the pure part: which replicas to make synchronous, the
+ * Synchronous replication bookkeeping (postgresql/sync.py), the pure part: which replicas to make synchronous, the
  * `synchronous_standby_names` (SSN) text, and the order of the steps that keep Patroni's invariant
  * "a node is listed in `/sync` only while PostgreSQL really replicates to it synchronously":
  *
@@ -11,7 +11,9 @@
  * `Ha.process_sync_replication`). The I/O around it lives in src/agent/sync-replication.ts.
  */
 import type { Member } from '../model/cluster.js';
-import { parseBool, parseIntLenient } from '../model/cluster.js';
+import { parseIntLenient } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
+import { tagNoFailover, tagNoSync } from '../model/tags.js';
 import type { Lsn } from '../model/lsn.js';
 import { lsnFromJson } from '../model/lsn.js';
 
@@ -184,13 +186,9 @@ export interface CurrentState {
   readonly readyReplicas: ReadonlyMap<string, number>;
 }
 
-function truthyTag(v: unknown): boolean {
-  return v === true || (typeof v === 'string' && ['true', 'yes', 'on', '1'].includes(v.trim().toLowerCase()));
-}
-
 /** A member may be a synchronous standby: running per its member key, without the `nosync` tag. */
 export function syncEligible(m: Member): boolean {
-  return m.data.state === 'running' && !truthyTag(m.data.tags['nosync']);
+  return m.data.state === 'running' && !tagNoSync(m.data.tags);
 }
 
 /**
@@ -216,7 +214,7 @@ export function currentState(input: CurrentStateInput): CurrentState {
       name: m.name,
       syncState: r.syncState,
       lsn: r.lsn,
-      nofailover: truthyTag(m.data.tags['nofailover']),
+      nofailover: tagNoFailover(m.data.tags),
     });
   }
   const maxLsn =

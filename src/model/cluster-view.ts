@@ -1,11 +1,11 @@
 /**
- * The `/cluster` document (spec 4.6): one entry per member with its role as the cluster sees it, its state and
+ * The `/cluster` document (`cluster_as_json`): one entry per member with its role as the cluster sees it, its state and
  * its lag behind the leader. `patronictl list` and the agent's REST API both build from this.
  */
-import { syncStateMatches } from '../dcs/codec.js';
-import { isPaused, parseBool, type Cluster, type JsonObject } from './cluster.js';
+import { isPaused, syncStateMatches, type Cluster, type JsonObject } from './cluster.js';
 import { flavorOfMembers, type Flavor } from './flavor.js';
 import { formatLsn, type Lsn } from './lsn.js';
+import { parseBool, pyBool } from './python.js';
 
 export type ClusterRole = 'leader' | 'standby_leader' | 'sync_standby' | 'quorum_standby' | 'replica';
 
@@ -55,7 +55,7 @@ function standbyCluster(config: JsonObject): boolean {
   const s = config['standby_cluster'];
   if (typeof s !== 'object' || s === null) return false;
   const sc = s as JsonObject;
-  return Boolean(sc['host'] || sc['port'] || sc['restore_command']);
+  return pyBool(sc['host']) || pyBool(sc['port']) || pyBool(sc['restore_command']);
 }
 
 function syncMode(config: JsonObject): 'off' | 'on' | 'quorum' {

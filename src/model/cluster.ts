@@ -1,4 +1,5 @@
 import type { Lsn } from './lsn.js';
+import { parseBool } from './python.js';
 
 /** A JSON object as read from the DCS, before or beside interpretation. */
 export type JsonObject = Readonly<Record<string, unknown>>;
@@ -145,19 +146,14 @@ export function isValidSysid(value: string | undefined): value is string {
   return value !== undefined && value.length >= 10 && /^\d+$/.test(value);
 }
 
-export function isPaused(cluster: Cluster): boolean {
-  return parseBool(cluster.config?.data['pause']) === true;
+/** Whether `name` is listed in the sync state (case-insensitive, trimmed, as Patroni matches). */
+export function syncStateMatches(sync: SyncState, name: string): boolean {
+  const n = name.trim().toLowerCase();
+  return sync.members.some((m) => m.toLowerCase() === n);
 }
 
-/** Patroni's lenient boolean: on/true/yes/1 and off/false/no/0, case-insensitive; anything else is undefined. */
-export function parseBool(value: unknown): boolean | undefined {
-  if (typeof value === 'boolean') return value;
-  if (typeof value === 'number') return value === 1 ? true : value === 0 ? false : undefined;
-  if (typeof value !== 'string') return undefined;
-  const v = value.trim().toLowerCase();
-  if (['on', 'true', 'yes', '1'].includes(v)) return true;
-  if (['off', 'false', 'no', '0'].includes(v)) return false;
-  return undefined;
+export function isPaused(cluster: Cluster): boolean {
+  return parseBool(cluster.config?.data['pause']) === true;
 }
 
 /** Patroni's lenient integer: numbers and numeric strings. */

@@ -1,5 +1,5 @@
 /**
- * What differs on the wire between Patroni versions (spec 7). pgwarden reads every form; when it imitates output
+ * What differs on the wire between Patroni versions. pgwarden reads every form; when it imitates output
  * it picks the flavour of the newest Patroni version among the cluster's members, so `pgwarden list` on a 3.0.2
  * cluster looks like 3.0.2's patronictl and on a 4.1 cluster like 4.1's.
  */

@@ -23,9 +23,13 @@ export function pyJson(value: unknown, compact = false): string {
           .filter(([, x]) => x !== undefined)
           .map(([k, x]) => `${asciiString(k)}${colon}${write(x)}`)
           .join(comma)}}`;
-      default:
-        return 'null';
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        break;
     }
+    // No JSON value: written as null, as JSON.stringify does inside a list.
+    return 'null';
   };
   return write(value);
 }

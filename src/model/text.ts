@@ -12,3 +12,8 @@ export function scalarText(v: unknown): string | undefined {
   if (typeof v === 'object') return undefined;
   return textOf(v);
 }
+
+/** The message of something thrown: an Error's message, anything else as text. */
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

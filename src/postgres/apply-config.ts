@@ -3,6 +3,7 @@
  * Patroni 3.0.2's `reload_config`): read `pg_settings` for the parameters concerned, plan, write the files the plan
  * names, `pg_ctl reload`, and then let `pg_settings WHERE pending_restart` decide whether a restart is pending.
  */
+import { errorText } from '../model/text.js';
 import type { PgLog } from './ports.js';
 import { RECOVERY_PARAMETERS } from './config-writer.js';
 import { pgSettings, type PgSession } from './queries.js';
@@ -60,7 +61,7 @@ export async function applyEffectiveConfig(d: ApplyConfigDeps): Promise<ApplyCon
         );
         pendingRestart = Number(rows[0]?.['n'] ?? 0) > 0;
       } catch (e) {
-        d.log.warning(`Exception when running query: ${e instanceof Error ? e.message : String(e)}`);
+        d.log.warning(`Exception when running query: ${errorText(e)}`);
       }
     }
   }

@@ -13,7 +13,8 @@ import { initdb } from './initdb.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { LocalSession } from './local-session.js';
-import { errorText, type PgLog } from './ports.js';
+import { errorText } from '../model/text.js';
+import type { PgLog } from './ports.js';
 import type { PgSession } from './queries.js';
 import { shellSplit } from './shell.js';
 

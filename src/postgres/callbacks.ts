@@ -1,5 +1,5 @@
 /**
- * `postgresql.callbacks` (spec 6.14) as Patroni 3.0.2's CallbackExecutor runs them: `<command...> <action> <role>
+ * `postgresql.callbacks` as Patroni 3.0.2's CallbackExecutor runs them: `<command...> <action> <role>
  * <scope>`, started without waiting (the HA loop and the lock refresh never wait for a callback), one at a time: a
  * new callback kills the one still running together with its children (its process group). `on_reload` has a slot
  * of its own. A missing or failing script is logged; it never throws into the agent.
@@ -9,7 +9,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { CallbackName } from '../config/agent-config.js';
-import { errorText, type PgLog } from './ports.js';
+import { errorText } from '../model/text.js';
+import type { PgLog } from './ports.js';
 import { shellSplit } from './shell.js';
 
 export type CallbackAction = CallbackName;

@@ -7,7 +7,8 @@ import type { ConfigFiles } from './config-files.js';
 import { dataDirEmpty, wipeDataDir, type ControlFile } from './data-dir.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
-import { errorText, type Cancellation, type PeerPostgres, type PgLog } from './ports.js';
+import { errorText } from '../model/text.js';
+import type { Cancellation, PeerPostgres, PgLog } from './ports.js';
 import { createReplica } from './replica-methods.js';
 
 export interface CloneDeps {

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { JsonObject } from '../model/cluster.js';
-import { parseBool } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 import { ConfigApplier } from './apply-config.js';
 import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
 import {
@@ -128,7 +128,9 @@ export class ConfigFiles {
   }
 
   useSlots(): boolean {
-    return parseBool(this.dynamicPostgresql()['use_slots']) ?? true;
+    // global_config.use_slots: parse_bool(get('use_slots', True)); a value it cannot read (or null) turns slots off.
+    const value = this.dynamicPostgresql()['use_slots'];
+    return parseBool(value === undefined ? true : value) === true;
   }
 
   // ---- what is written --------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /**
  * The files Patroni owns in a data directory, as text: postgresql.conf, pg_hba.conf, pg_ident.conf, the pgpass
  * file and the standby settings (PostgreSQL 12+: GUCs in postgresql.conf plus standby.signal); the postmaster
- * command-line GUCs (spec 2.4); and member-name -> slot-name mapping (spec 1.9).
+ * command-line GUCs (`CMDLINE_OPTIONS`); and member-name -> slot-name mapping (`slot_name_from_member_name`).
  *
  * Everything above the "File installation" section is pure. The few helpers below it write the texts to disk the
  * way Patroni does (rename initdb's postgresql.conf to postgresql.base.conf once, private pgpass, signal files).
@@ -9,7 +9,7 @@
 import { chownSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunAs } from './binaries.js';
-import { parseBool } from '../model/cluster.js';
+import { parseBool } from '../model/python.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers shared by the formats
@@ -128,7 +128,7 @@ export function formatToolOptions(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Slot names (spec 1.9)
+// Slot names (Patroni's dcs/__init__.py `slot_name_from_member_name`)
 
 /**
  * Member name -> physical replication slot name: lower-cased; `-` and `.` become `_`; any other character outside
@@ -145,7 +145,7 @@ export function slotNameForMember(name: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Server parameters (spec 2.4)
+// Server parameters (Patroni's postgresql/config.py `CMDLINE_OPTIONS`)
 
 interface CmdlineSpec {
   readonly default: string | undefined;

@@ -3,7 +3,7 @@
  * state, whether the postmaster runs and answers, its role, timeline and WAL position, pg_controldata's cluster
  * state and system identifier when it is stopped, and the divergence from the leader.
  */
-import type { PostgresInfo } from '../ha/snapshot.js';
+import type { PostgresInfo } from '../model/postgres-info.js';
 import type { RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { dataDirState, type ControlFile } from './data-dir.js';

@@ -3,7 +3,7 @@
  * replica`...) and since when, its role (`master`, `replica`, `demoted`, `uninitialized`), and whether a long action
  * (start, stop, clone, rewind...) is under way, so that the inspection does not overwrite the state it set.
  */
-import type { PostgresState } from '../ha/snapshot.js';
+import type { PostgresState } from '../model/postgres-info.js';
 
 export class InstanceState {
   private current: PostgresState = 'stopped';

@@ -20,7 +20,8 @@ import {
   stopPostgres,
   summarizeControldata,
 } from './pg-ctl.js';
-import { errorText, type Cancellation, type PgLog, type Upstream } from './ports.js';
+import { errorText } from '../model/text.js';
+import type { Cancellation, PgLog, Upstream } from './ports.js';
 import { checkpoint, withConnection } from './queries.js';
 
 export interface LifecycleDeps {

@@ -36,7 +36,3 @@ export interface PeerPostgres {
 
 /** How postgresql.conf is written: undefined as a primary; a standby of `primary` (none: no upstream). */
 export type StandbyTarget = { readonly primary?: Upstream } | undefined;
-
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

@@ -4,6 +4,7 @@
  */
 import type { ClientConfig } from 'pg';
 import { parseLsnText, type Lsn } from '../model/lsn.js';
+import { errorText } from '../model/text.js';
 
 type PgModule = typeof import('pg');
 
@@ -62,10 +63,9 @@ export async function connect(opts: ConnectOptions): Promise<PgSession> {
       ? `socket ${opts.host}/.s.PGSQL.${opts.port}`
       : `${opts.host}:${opts.port}`;
     await client.end().catch(() => undefined);
-    throw new Error(
-      `cannot connect to PostgreSQL at ${where} as ${opts.user}: ${e instanceof Error ? e.message : String(e)}`,
-      { cause: e },
-    );
+    throw new Error(`cannot connect to PostgreSQL at ${where} as ${opts.user}: ${errorText(e)}`, {
+      cause: e,
+    });
   }
   // One query at a time: a connection shared by the HA loop, long actions and REST requests must never be handed
   // a query while another is running (node-postgres would queue it, with a DeprecationWarning, and pg 9 refuses).

@@ -7,7 +7,8 @@
  * the `pg_settings` query for `settingsToQuery()`, writes the files and reloads.
  */
 import { RECOVERY_PARAMETERS } from './config-writer.js';
-import { parseGucInt, parseGucReal } from './guc-values.js';
+import { parseGucInt, parseGucReal } from '../model/guc-values.js';
+import { parseBool } from '../model/python.js';
 
 /** One row of `SELECT name, setting, unit, vartype, context FROM pg_settings`. */
 export interface PgSettingRow {
@@ -81,13 +82,6 @@ export function settingsToQuery(previous: EffectivePgConfig | undefined, next: E
   return [...names].sort();
 }
 
-function parseBoolish(value: unknown): boolean | undefined {
-  const v = String(value).toLowerCase();
-  if (['on', 'true', 'yes', '1'].includes(v)) return true;
-  if (['off', 'false', 'no', '0'].includes(v)) return false;
-  return undefined;
-}
-
 /** utils.py `compare_values(vartype, unit, old_value, new_value)`: the running value equals the configured one. */
 export function gucValuesEqual(
   vartype: string,
@@ -99,8 +93,8 @@ export function gucValuesEqual(
   let b: unknown;
   switch (vartype) {
     case 'bool':
-      a = parseBoolish(oldValue);
-      b = parseBoolish(newValue);
+      a = parseBool(oldValue);
+      b = parseBool(newValue);
       break;
     case 'integer':
       a = parseGucInt(oldValue);

@@ -14,8 +14,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PgUser, ToolOptionsValue } from '../config/agent-config.js';
-import { errorText, type PgLog } from './ports.js';
-import { parseBool } from '../model/cluster.js';
+import type { PgLog } from './ports.js';
+import { pyBool, pyStr } from '../model/python.js';
+import { errorText } from '../model/text.js';
 import { basebackup } from './basebackup.js';
 import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
 import { formatConninfo, renderPgpass } from './config-writer.js';
@@ -25,23 +26,9 @@ type Section = Readonly<Record<string, unknown>>;
 
 const FLAG_KEYS = ['no_params', 'no_master', 'no_leader', 'keep_data'] as const;
 
-function truthy(v: unknown): boolean {
-  return parseBool(v) === true;
-}
-
-/** A value as Python's `str()` prints it in Patroni's `--key=value` (True/False/None, numbers, strings). */
-export function pythonText(v: unknown): string {
-  if (v === true) return 'True';
-  if (v === false) return 'False';
-  if (v === null || v === undefined) return 'None';
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  return JSON.stringify(v);
-}
-
 /** A method that needs no replication connection (a restore from backup): `no_leader` or `no_master`. */
 export function worksWithoutLeader(method: string, section: Section | undefined): boolean {
-  return method !== 'basebackup' && (truthy(section?.['no_master']) || truthy(section?.['no_leader']));
+  return method !== 'basebackup' && (pyBool(section?.['no_master']) || pyBool(section?.['no_leader']));
 }
 
 /** The methods to try, in order: all of them with a source; else only those that need no leader. */
@@ -71,7 +58,7 @@ export function customMethodArgv(
   const command = params.get('command');
   params.delete('command');
   const cmd = typeof command === 'string' && command.trim() !== '' ? command : name;
-  if (!truthy(params.get('no_params'))) {
+  if (!pyBool(params.get('no_params'))) {
     params.set('scope', ctx.scope);
     params.set('role', 'replica');
     params.set('datadir', ctx.dataDir);
@@ -79,7 +66,7 @@ export function customMethodArgv(
   } else {
     for (const k of FLAG_KEYS) params.delete(k);
   }
-  return [...shellSplit(cmd), ...[...params].map(([k, v]) => `--${k}=${pythonText(v)}`)];
+  return [...shellSplit(cmd), ...[...params].map(([k, v]) => `--${k}=${pyStr(v)}`)];
 }
 
 /** Patroni's connstring for replica methods: dbname, user, host, port and the replication user's libpq params. */
@@ -192,7 +179,7 @@ export async function createReplica(o: CreateReplicaOptions): Promise<string | u
     }
     const section = o.sections[method];
     if (!o.dataDirEmpty()) {
-      if (truthy(section?.['keep_data'])) o.log.info('Leaving data directory uncleaned');
+      if (pyBool(section?.['keep_data'])) o.log.info('Leaving data directory uncleaned');
       else o.wipe();
     }
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });

@@ -1,5 +1,5 @@
 /**
- * pg_rewind support (spec 6.9): whether the local data directory can be rewound (wal_log_hints or data checksums
+ * pg_rewind support (rewind.py): whether the local data directory can be rewound (wal_log_hints or data checksums
  * per pg_controldata), whether it has diverged from the leader's timeline (IDENTIFY_SYSTEM and TIMELINE_HISTORY
  * over a replication connection, compared with the local timeline and LSN), where a shutdown checkpoint record
  * ends (pg_waldump), and running `pg_rewind -D <data_dir> --source-server <dsn>` with the rewind credentials.

@@ -5,14 +5,15 @@
  */
 import { existsSync } from 'node:fs';
 import type { PgUser } from '../config/agent-config.js';
-import type { PostgresInfo } from '../ha/snapshot.js';
-import { parseBool } from '../model/cluster.js';
+import type { PostgresInfo } from '../model/postgres-info.js';
+import { pyBool } from '../model/python.js';
 import { resolveBinary } from './binaries.js';
 import type { ConfigFiles } from './config-files.js';
 import { wipeDataDir, type ControlFile } from './data-dir.js';
 import type { InstanceState } from './instance-state.js';
 import { isRunning } from './pg-ctl.js';
-import { errorText, type Cancellation, type PeerPostgres, type PgLog } from './ports.js';
+import { errorText } from '../model/text.js';
+import type { Cancellation, PeerPostgres, PgLog } from './ports.js';
 import {
   checkpointEnd,
   leaderIsPrimary,
@@ -44,8 +45,7 @@ export class Rewinder {
   /** `use_pg_rewind` on (local setting over dynamic), pg_rewind present, wal_log_hints or data checksums. */
   canRewind(): boolean {
     const { files } = this.d;
-    const use =
-      files.config.postgresql.usePgRewind ?? parseBool(files.dynamicPostgresql()['use_pg_rewind']) ?? false;
+    const use = files.config.postgresql.usePgRewind ?? pyBool(files.dynamicPostgresql()['use_pg_rewind']);
     if (!use || !this.d.control.allowsRewind) return false;
     const bin = resolveBinary(files.bins, 'pg_rewind');
     return !bin.includes('/') || existsSync(bin);

@@ -1,7 +1,28 @@
 /** Prints the member table of `list`/`topology` in each of patronictl's formats. */
-import type { MembersTable, ListFormat } from '../ctl/list.js';
-import { pyYaml, pyYamlFlow, renderJsonRows, renderYamlRows, renderTsvRows, type Cell } from './formats.js';
+import {
+  pyYaml,
+  pyYamlFlow,
+  renderJsonRows,
+  renderYamlRows,
+  renderTsvRows,
+  type Cell,
+  type Row,
+} from './formats.js';
 import { renderPrettyTable } from './table.js';
+
+export type ListFormat = 'pretty' | 'tsv' | 'json' | 'yaml' | 'topology';
+
+/** The member table `list`/`topology` print, as ctl/list.ts builds it from the cluster. */
+export interface MembersTable {
+  readonly columns: readonly string[];
+  readonly rows: readonly Row[];
+  readonly title: string;
+  /** Lines printed under a pretty table: maintenance mode, scheduled switchover. */
+  readonly serviceInfo: readonly string[];
+  readonly rightAligned: readonly string[];
+  /** 4.1's pretty header shows both lag columns as `Lag`. */
+  readonly prettyHeaders: Readonly<Record<string, string>>;
+}
 
 function cellText(v: Cell): string {
   if (v === undefined || v === null) return '';

@@ -1,5 +1,6 @@
 /**
- * The one contract every DCS adapter must satisfy (spec 1.3), run against memory, real etcd and real ZooKeeper.
+ * The one contract every DCS adapter must satisfy (docs/architecture.md, "The DCS"), run against memory, real etcd
+ * and real ZooKeeper.
  * Each test uses its own scope so adapters can share one server.
  */
 import { afterEach, describe, expect, it } from 'vitest';

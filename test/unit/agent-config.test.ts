@@ -11,7 +11,8 @@ import {
   type AgentConfig,
 } from '../../src/config/agent-config.js';
 import { UserError } from '../../src/config/errors.js';
-import { deepMerge, restCredentials, type ConfigTree } from '../../src/config/local-config.js';
+import { restCredentials } from '../../src/config/local-config.js';
+import { deepMerge, type ConfigTree } from '../../src/config/tree.js';
 import type { MemberTags } from '../../src/ha/snapshot.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-agent-config-'));

@@ -5,9 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   agentEndpoints,
-  deepCompare,
   parseSchedule,
-  patchConfig,
   postgresVersionToInt,
   type EndpointDeps,
 } from '../../src/agent/endpoints.js';
@@ -48,15 +46,6 @@ describe('endpoint helpers', () => {
       'Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: 10',
     );
     expect(postgresVersionToInt('a.b.c')).toBe('Invalid PostgreSQL version: a.b.c');
-  });
-
-  it('patch_config and deep_compare', () => {
-    const c: Record<string, unknown> = { ttl: 30, postgresql: { parameters: { a: '1', b: 2 } }, pause: true };
-    expect(patchConfig(c, { ttl: '30' })).toBe(false);
-    expect(patchConfig(c, { pause: null, postgresql: { parameters: { a: null, c: 'x' } } })).toBe(true);
-    expect(c).toEqual({ ttl: 30, postgresql: { parameters: { b: 2, c: 'x' } } });
-    expect(deepCompare({ a: 2 }, { a: '2' })).toBe(true);
-    expect(deepCompare({ a: { b: 1 } }, { a: null })).toBe(false);
   });
 });
 

@@ -16,7 +16,6 @@ import {
   parseMemberData,
   parseStatus,
   parseSyncState,
-  syncStateMatches,
 } from '../../src/dcs/codec.js';
 import { clusterPrefix, type DcsNode } from '../../src/dcs/dcs.js';
 import { clusterView } from '../../src/model/cluster-view.js';
@@ -26,6 +25,7 @@ import {
   isFailoverEmpty,
   isPrimaryRole,
   isValidSysid,
+  syncStateMatches,
   type Cluster,
   type HistoryLine,
   type SyncState,

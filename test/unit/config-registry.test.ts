@@ -22,7 +22,7 @@ import {
 import { applyPatroniEnv, patroniEnvWarnings } from '../../src/config/env.js';
 import { UserError } from '../../src/config/errors.js';
 import { DYNAMIC_RULES, LOCAL_RULES, classify } from '../../src/config/key-registry.js';
-import { deepMerge, type ConfigTree } from '../../src/config/local-config.js';
+import { deepMerge, type ConfigTree } from '../../src/config/tree.js';
 import type { ActionIo } from '../../src/ctl/actions.js';
 import { editConfig } from '../../src/ctl/edit-config.js';
 import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';

@@ -6,12 +6,12 @@ import { UserError } from '../../src/config/errors.js';
 import {
   applyDcsUrl,
   dcsTarget,
-  deepMerge,
   loadCtlConfig,
   restCredentials,
   type LocalConfig,
 } from '../../src/config/local-config.js';
 import { applyPatroniEnv } from '../../src/config/env.js';
+import { deepMerge } from '../../src/config/tree.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-config-'));
 function file(name: string, text: string): string {

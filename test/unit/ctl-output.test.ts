@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { clusterFromNodes } from '../../src/dcs/codec.js';
-import { buildMembersTable, type ListFormat } from '../../src/ctl/list.js';
-import { renderMembersTable } from '../../src/render/members.js';
+import { buildMembersTable } from '../../src/ctl/list.js';
+import { renderMembersTable, type ListFormat } from '../../src/render/members.js';
 import { renderHistory, renderShowConfig } from '../../src/ctl/read-commands.js';
 import { loadDcsSnapshot, readFixture } from '../helpers/fixtures.js';
 

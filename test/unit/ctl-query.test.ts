@@ -10,7 +10,7 @@ import type { Cluster } from '../../src/model/cluster.js';
 import {
   PASSWORD_REFUSAL,
   checkSqlSource,
-  errorText,
+  queryErrorText,
   pythonValue,
   queryMember,
   queryTarget,
@@ -309,8 +309,8 @@ describe('query: error rows', () => {
     expect(renderQueryOutput(out, 'tsv')).toBe(
       '2026-11-22 03:04:05\tERROR, SQLSTATE: connect ECONNREFUSED 127.0.0.1:5441',
     );
-    expect(errorText(new Error('a\nb'), true)).toBe('a b');
-    expect(errorText(Object.assign(new Error('x'), { code: 'ECONNRESET' }), true)).toBe('x');
+    expect(queryErrorText(new Error('a\nb'), true)).toBe('a b');
+    expect(queryErrorText(Object.assign(new Error('x'), { code: 'ECONNRESET' }), true)).toBe('x');
   });
 
   it('error rows have no header in every format', () => {

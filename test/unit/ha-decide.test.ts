@@ -229,7 +229,12 @@ function show(a: Action): string {
     case 'PostBootstrap':
     case 'CrashRecovery':
       return `${a.type}~`;
-    default:
+    case 'StopPostgres':
+    case 'WriteHistory':
+    case 'ProcessSyncReplication':
+    case 'CancelInitialization':
+    case 'WriteConfig':
+    case 'TakeLeader':
       return a.type;
   }
 }

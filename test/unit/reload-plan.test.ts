@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGucInt } from '../../src/postgres/guc-values.js';
+import { parseGucInt } from '../../src/model/guc-values.js';
 import {
   gucValuesEqual,
   planReload,

@@ -1,5 +1,5 @@
 /**
- * The etcd v3 DCS, request for request what Patroni sends (spec 1.6.2, 1.6.3): one lease carries the leader lock
+ * The etcd v3 DCS, request for request what Patroni's dcs/etcd3.py sends: one lease carries the leader lock
  * and our member key; the lock is refreshed by a lease keepalive once per HA cycle (no background timer, so an
  * agent that stops cycling loses the lock within ttl, like Patroni).
  */
@@ -18,7 +18,7 @@ import {
   type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
-import type { Etcd3Target } from '../../config/local-config.js';
+import type { Etcd3Target } from '../target.js';
 
 /** Where and how to reach etcd: the `etcd3` section of the configuration. */
 export type Etcd3Connection = Omit<Etcd3Target, 'kind'>;

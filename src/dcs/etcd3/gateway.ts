@@ -1,15 +1,16 @@
 /**
- * A small client for etcd's v3 gRPC-gateway JSON API (what Patroni speaks, spec 1.6.1), over `node:http`.
+ * A small client for etcd's v3 gRPC-gateway JSON API (what Patroni's dcs/etcd3.py speaks), over `node:http`.
  * Deliberately not the `etcd3` package or undici: loading those costs the CLI 130-230 ms of start-up.
  *
  * Every call is bounded by `retryTimeout` seconds overall; connection failures, timeouts and gRPC code 14
  * (Unavailable) move on to the next endpoint, everything else etcd answers is an `EtcdError`.
  */
-import type { Etcd3Target } from '../../config/local-config.js';
+import type { Etcd3Target } from '../target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { DcsError } from '../dcs.js';
+import { errorText } from '../../model/text.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -40,7 +41,7 @@ export function isLeaseNotFound(e: unknown): boolean {
   return e instanceof EtcdError && e.etcdMessage === LEASE_NOT_FOUND;
 }
 
-/** Errors after which a fresh token may help (spec 1.6.1: re-authenticate and retry once). */
+/** Errors after which a fresh token may help (as dcs/etcd3.py: re-authenticate and retry once). */
 const REAUTH_MESSAGES = new Set([
   'etcdserver: invalid auth token',
   'etcdserver: revision of auth store is old',
@@ -190,7 +191,7 @@ const NODE_ERRORS: Readonly<Record<string, string>> = {
 function describeSocketError(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && NODE_ERRORS[code]) return NODE_ERRORS[code];
-  return e instanceof Error ? e.message : String(e);
+  return errorText(e);
 }
 
 function isObject(v: unknown): v is JsonObject {
@@ -450,7 +451,7 @@ export class EtcdGateway {
     }
   }
 
-  /** `GET /version` once: picks the API prefix and refuses servers that are too old (spec 1.6.1). */
+  /** `GET /version` once: picks the API prefix and refuses servers that are too old (as dcs/etcd3.py). */
   private async detectVersions(deadline: number): Promise<Versions> {
     if (this.versions) return this.versions;
     let label = '';
@@ -529,7 +530,7 @@ export class EtcdGateway {
         if (!ep) continue;
         const remaining = deadline - Date.now();
         if (remaining <= 0 && causes.size > 0) break;
-        // Split what is left over the endpoints still to try, but give each at least a second (spec 1.6.1).
+        // Split what is left over the endpoints still to try, but give each at least a second (as dcs/etcd3.py).
         const timeoutMs = Math.max(Math.min(1000, remaining), Math.floor(remaining / (n - i)), 1);
         try {
           const result = await attempt(ep, timeoutMs);

@@ -1,6 +1,6 @@
 /**
- * ZooKeeper adapter (spec 1.8) on node-zookeeper-client. TTL mechanics are the ZooKeeper session: its timeout is
- * `ttl`, `leader` and `members/<name>` are ephemeral znodes of it, CAS uses znode versions. The client library
+ * ZooKeeper adapter (dcs/zookeeper.py) on node-zookeeper-client. TTL mechanics are the ZooKeeper session: its timeout
+ * is `ttl`, `leader` and `members/<name>` are ephemeral znodes of it, CAS uses znode versions. The client library
  * retries connections forever and queues requests while disconnected, so every call here carries its own deadline
  * (`retryTimeout`) and a failure to reach the server surfaces as DcsError.
  */
@@ -14,6 +14,7 @@ import type {
 import type { Cluster } from '../../model/cluster.js';
 import { clusterFromNodes } from '../codec.js';
 import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
+import { errorText } from '../../model/text.js';
 
 let loading: Promise<ZkModule> | undefined;
 
@@ -474,7 +475,7 @@ export class ZooKeeperDcs implements Dcs {
 
   private describe(what: string, e: unknown): DcsError {
     if (e instanceof DcsError) return e;
-    let cause = e instanceof Error ? e.message : String(e);
+    let cause = errorText(e);
     if (isZkException(e)) {
       const code = e.getCode();
       if (code === this.zk?.Exception.CONNECTION_LOSS) cause = `connection lost; ${this.hint()}`;
@@ -845,7 +846,7 @@ export class ZooKeeperDcs implements Dcs {
     return v === false ? false : String(v);
   }
 
-  /** ZooKeeper does not delete `sync`: it writes `{}` (spec 1.2.5). */
+  /** ZooKeeper does not delete `sync`: it writes `{}` (zookeeper.py `delete_sync_state`). */
   async deleteSyncState(version?: string): Promise<boolean> {
     return (await this.write('deleteSyncState', KEYS.sync, '{}', version)) !== false;
   }
