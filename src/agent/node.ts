@@ -1015,7 +1015,11 @@ END;$$`);
     await this.restartPostgresql('replica', target, undefined, { cancelled: () => false });
   }
 
-  async promote(task: TaskControl, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'> {
+  async promote(
+    task: TaskControl,
+    cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'> {
     if (task.cancelled()) return false;
     const prePromote = this.config.postgresql.prePromote;
     if (prePromote !== undefined && prePromote.trim() !== '') {
@@ -1042,6 +1046,8 @@ END;$$`);
         this.log.warning(`creating replication slots before promote failed: ${errorText(e)}`);
       }
     }
+    // Never promote without the lock at this moment: pre_promote may have run for up to ttl.
+    if (!(await confirmLock())) return false;
     this.busy = true;
     try {
       await promotePostgres({ bins: this.bins, dataDir: this.dataDir });

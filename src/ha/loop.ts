@@ -8,6 +8,7 @@
  * clone, promote, start, demote, crash recovery) run as tracked background tasks off the heartbeat path; every
  * promise is awaited or has its rejection handled, and a finished task wakes the loop.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
 import type { Cluster, Member } from '../model/cluster.js';
@@ -34,13 +35,16 @@ import {
 // Ports
 
 export interface LoopClock {
-  /** Epoch milliseconds. */
+  /** Epoch milliseconds: for what is shown or compared with dates (`scheduled_at`), never for a deadline. */
   now(): number;
+  /** Milliseconds from an arbitrary origin that an NTP step does not move: every lock and cycle deadline. */
+  monotonic(): number;
   sleep(ms: number): Promise<void>;
 }
 
 export const SYSTEM_CLOCK: LoopClock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
 };
 
@@ -95,9 +99,14 @@ export interface LocalNode {
   follow(target: ResolvedTarget | undefined): Promise<void>;
   /**
    * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
-   * pre_promote script refused.
+   * pre_promote script refused. `confirmLock` is awaited right before `pg_ctl promote`: false (the lock could not be
+   * confirmed, e.g. lost while pre_promote ran) aborts the promotion.
    */
-  promote(task: TaskControl, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'>;
+  promote(
+    task: TaskControl,
+    cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'>;
   /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
   stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
@@ -178,6 +187,15 @@ interface RunningTask {
 /** Thrown inside action execution to stop the remaining actions of a decision. */
 class StopActions extends Error {}
 
+/** The DCS time one HA cycle may still spend: all its calls together get retry_timeout, not each of them. */
+interface DcsBudget {
+  readonly limitMs: number;
+  spentMs: number;
+}
+
+/** Methods that do no request (or wait on purpose, like watch) and are never charged to a cycle's budget. */
+const UNBUDGETED = new Set<string>(['watch', 'close', 'setTimings', 'lockLifetime', 'leaseRefreshedAt']);
+
 // ---------------------------------------------------------------------------------------------------------------
 // The loop
 
@@ -190,7 +208,12 @@ export class HaLoop {
   private config: HaConfig = DEFAULT_HA_CONFIG;
   private configApplied = false;
   private heldByMe = false;
-  private lastRefreshOk: number | undefined;
+  /** Monotonic ms from which the lock counts (its lease's last refresh, as known before the request). */
+  private lockRefreshedMono: number | undefined;
+  /** How long the lock lives after a refresh, ms, as the DCS enforces it (lease TTL, negotiated session timeout). */
+  private lockLifetimeMs = DEFAULT_HA_CONFIG.ttl * 1000;
+  /** The DCS budget of the cycle running in this async context (none outside cycles: long actions). */
+  private readonly cycleBudget = new AsyncLocalStorage<DcsBudget>();
   private cluster: Cluster | undefined;
   private lastLockedCluster: Cluster | undefined;
   private lastDcsSeen = 0;
@@ -198,11 +221,12 @@ export class HaLoop {
   private stopping = false;
   private wakeUp: (() => void) | undefined;
   private wakePending = false;
-  private nextRunAt = 0;
+  /** Monotonic ms of the next cycle. */
+  private nextRunMono = 0;
   private cyclePromise: Promise<void> | undefined;
 
   constructor(private readonly deps: LoopDeps) {
-    this.dcs = deps.dcs;
+    this.dcs = this.budgeted(deps.dcs);
     this.node = deps.node;
     this.clock = deps.clock ?? SYSTEM_CLOCK;
     this.log = deps.log;
@@ -224,19 +248,20 @@ export class HaLoop {
     return this.leaderLockUntil() !== undefined;
   }
 
-  /** Epoch ms until which the lock is ours, or undefined. */
+  /** Epoch ms until which the lock is ours, or undefined. Measured on the monotonic clock, shown as a date. */
   leaderLockUntil(): number | undefined {
-    if (!this.heldByMe || this.lastRefreshOk === undefined) return undefined;
-    const until = this.lastRefreshOk + this.config.ttl * 1000;
-    return until > this.clock.now() ? until : undefined;
+    if (!this.heldByMe || this.lockRefreshedMono === undefined) return undefined;
+    const left = this.lockRefreshedMono + this.lockLifetimeMs - this.clock.monotonic();
+    return left > 0 ? this.clock.now() + left : undefined;
   }
 
   get dcsLastSeen(): number {
     return this.lastDcsSeen;
   }
 
+  /** Epoch ms of the next cycle. */
   get nextRun(): number {
-    return this.nextRunAt;
+    return this.clock.now() + (this.nextRunMono - this.clock.monotonic());
   }
 
   get pendingAsync(): PendingAsync | undefined {
@@ -251,7 +276,7 @@ export class HaLoop {
 
   /** Runs cycles until `stop()`. Resolves after the last cycle (a running long action may still be going). */
   async run(): Promise<void> {
-    this.nextRunAt = this.clock.now();
+    this.nextRunMono = this.clock.monotonic();
     while (!this.stopping) {
       this.cyclePromise = this.runCycle().then(
         () => undefined,
@@ -260,15 +285,15 @@ export class HaLoop {
       await this.cyclePromise;
       this.cyclePromise = undefined;
       if (this.stopping) break;
-      this.nextRunAt += this.config.loopWait * 1000;
-      const now = this.clock.now();
-      if (this.nextRunAt <= now) {
+      this.nextRunMono += this.config.loopWait * 1000;
+      const now = this.clock.monotonic();
+      if (this.nextRunMono <= now) {
         this.log.warning('Loop time exceeded, rescheduling immediately.');
-        this.nextRunAt = now;
+        this.nextRunMono = now;
         continue;
       }
-      const woken = await this.waitUntil(this.nextRunAt);
-      if (woken) this.nextRunAt = this.clock.now();
+      const woken = await this.waitUntil(this.nextRunMono);
+      if (woken) this.nextRunMono = this.clock.monotonic();
     }
   }
 
@@ -319,13 +344,13 @@ export class HaLoop {
     while (this.task) await this.task.done;
   }
 
-  /** Waits for the DCS watch, an internal wake-up or the deadline; true when woken early. */
+  /** Waits for the DCS watch, an internal wake-up or the (monotonic) deadline; true when woken early. */
   private async waitUntil(deadline: number): Promise<boolean> {
     if (this.wakePending) {
       this.wakePending = false;
       return true;
     }
-    const timeout = Math.max(0, deadline - this.clock.now());
+    const timeout = Math.max(0, deadline - this.clock.monotonic());
     const internal = new Promise<boolean>((resolve) => {
       this.wakeUp = () => resolve(true);
     });
@@ -345,6 +370,11 @@ export class HaLoop {
 
   /** One HA cycle. Public for tests. */
   async runCycle(): Promise<CycleResult> {
+    const budget: DcsBudget = { limitMs: this.config.retryTimeout * 1000, spentMs: 0 };
+    return this.cycleBudget.run(budget, () => this.cycle());
+  }
+
+  private async cycle(): Promise<CycleResult> {
     let cluster: Cluster | undefined;
     let dcsOk = true;
     try {
@@ -438,10 +468,7 @@ export class HaLoop {
       dcsReachable: dcsOk,
       ...(this.lastLockedCluster ? { lastLockedCluster: this.lastLockedCluster } : {}),
       postgres,
-      lock: {
-        heldByMe: this.heldByMe,
-        ...(this.lastRefreshOk === undefined ? {} : { lastRefreshOk: this.lastRefreshOk }),
-      },
+      lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
     };
@@ -557,16 +584,14 @@ export class HaLoop {
       this.log.warning(`could not inspect PostgreSQL again after the DCS error: ${errorText(e)}`);
     }
     const { pendingAsync: _stalePending, ...rest } = stale;
+    const now = this.clock.now();
     return {
       ...rest,
-      now: this.clock.now(),
+      now,
       cluster: undefined,
       dcsReachable: false,
       postgres,
-      lock: {
-        heldByMe: this.heldByMe,
-        ...(this.lastRefreshOk === undefined ? {} : { lastRefreshOk: this.lastRefreshOk }),
-      },
+      lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
     };
@@ -578,7 +603,7 @@ export class HaLoop {
   ): Promise<boolean> {
     switch (action.type) {
       case 'AcquireLock': {
-        const sentAt = this.clock.now();
+        const sentAt = this.clock.monotonic();
         const won = await this.dcs.attemptToAcquireLeader();
         if (won) this.lockRefreshed(sentAt);
         else this.heldByMe = false;
@@ -587,7 +612,7 @@ export class HaLoop {
       case 'RefreshLock': {
         const cluster = this.cluster ?? snapshot.cluster;
         if (!cluster) return false;
-        const sentAt = this.clock.now();
+        const sentAt = this.clock.monotonic();
         const held = await this.dcs.updateLeader(cluster);
         if (!held) {
           this.heldByMe = false;
@@ -616,12 +641,96 @@ export class HaLoop {
   }
 
   /**
-   * The lock is ours until `sentAt` + ttl at the latest: the DCS extended it when it processed the request, which
-   * was after we sent it, so counting from the sending (not the answer) never overestimates what we hold.
+   * The lock is ours until its lease's refresh + the lease's lifetime at the latest. The DCS extended the lease when
+   * it processed the request, after we sent it, so counting from the sending (not the answer) never overestimates
+   * what we hold; and a lease the DCS client reused without refreshing it (etcd3 keeps one for ttl/3) counts from
+   * its own last refresh, which is earlier.
    */
   private lockRefreshed(sentAt: number): void {
     this.heldByMe = true;
-    this.lastRefreshOk = sentAt;
+    const lease = this.dcs.leaseRefreshedAt();
+    this.lockRefreshedMono = lease === undefined ? sentAt : Math.min(sentAt, lease);
+    this.lockLifetimeMs = this.dcs.lockLifetime() * 1000;
+  }
+
+  private forgetLock(): void {
+    this.heldByMe = false;
+    this.lockRefreshedMono = undefined;
+  }
+
+  /** The lock as decide() sees it: monotonic times turned into the snapshot's `now` frame. */
+  private lockInfo(now: number): HaSnapshot['lock'] {
+    if (this.lockRefreshedMono === undefined) return { heldByMe: this.heldByMe };
+    const lastRefreshOk = now - (this.clock.monotonic() - this.lockRefreshedMono);
+    return { heldByMe: this.heldByMe, lastRefreshOk, expiresAt: lastRefreshOk + this.lockLifetimeMs };
+  }
+
+  /**
+   * Right before `pg_ctl promote`: refresh the lock and confirm it is still ours and not about to expire. A
+   * candidate whose pre_promote ran long may have lost the DCS or the lock meanwhile.
+   */
+  private async confirmLock(): Promise<boolean> {
+    const cluster = this.cluster;
+    if (!this.heldByMe || cluster === undefined) return false;
+    const sentAt = this.clock.monotonic();
+    try {
+      if (!(await this.dcs.updateLeader(cluster))) {
+        this.forgetLock();
+        this.log.warning('lost the leader lock before pg_ctl promote: not promoting');
+        return false;
+      }
+    } catch (e) {
+      this.log.warning(
+        `cannot confirm the leader lock before pg_ctl promote, not promoting: ${errorText(e)}`,
+      );
+      return false;
+    }
+    this.lockRefreshed(sentAt);
+    return this.isLeader();
+  }
+
+  /** The DCS as the loop uses it: every request made inside a cycle is charged to that cycle's budget. */
+  private budgeted(dcs: Dcs): Dcs {
+    return new Proxy(dcs, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        const method = value as (...args: unknown[]) => unknown;
+        if (typeof prop !== 'string' || UNBUDGETED.has(prop)) return method.bind(target);
+        return (...args: unknown[]) =>
+          this.withinBudget(prop, () => method.apply(target, args) as Promise<unknown>);
+      },
+    });
+  }
+
+  /**
+   * Runs one DCS call within what is left of the cycle's budget. Two calls that each took retry_timeout would
+   * leave the lock no time for the demotion (Patroni sizes ttl for one retry_timeout per cycle); past the budget
+   * the call fails as a DCS error, and the cycle decides as if the DCS were unreachable.
+   */
+  private async withinBudget<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const budget = this.cycleBudget.getStore();
+    if (budget === undefined) return call();
+    const left = budget.limitMs - budget.spentMs;
+    const spent = (): string =>
+      `this cycle's DCS calls took ${(budget.spentMs / 1000).toFixed(1)} s of retry_timeout ${budget.limitMs / 1000} s`;
+    if (left <= 0) throw new DcsError(`${what} not attempted: ${spent()}`);
+    const started = this.clock.monotonic();
+    let timer: NodeJS.Timeout | undefined;
+    const pending = call();
+    // Past the budget the call is abandoned, not cancelled: its late failure must not be an unhandled rejection.
+    pending.catch(() => undefined);
+    try {
+      return await Promise.race([
+        pending,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new DcsError(`${what} abandoned: ${spent()}`)), left);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      budget.spentMs += Math.max(0, this.clock.monotonic() - started);
+    }
   }
 
   private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
@@ -634,13 +743,12 @@ export class HaLoop {
         throw new Error(`${action.type} is a guard`);
       case 'ReleaseLock': {
         if (cluster) await this.dcs.deleteLeader(cluster);
-        this.heldByMe = false;
-        this.lastRefreshOk = undefined;
+        this.forgetLock();
         return;
       }
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.promote(t, cluster);
+          const ok = await this.node.promote(t, cluster, () => this.confirmLock());
           // decide() releases the lock on the next cycle and backs off the race for ttl.
           if (ok === 'pre_promote_failed' && !t.cancelled())
             this.memory = { ...this.memory, prePromoteFailed: true };
@@ -729,7 +837,7 @@ export class HaLoop {
         await this.dcs.setConfigValue(this.node.dynamicConfigValue());
         return;
       case 'TakeLeader': {
-        const sentAt = this.clock.now();
+        const sentAt = this.clock.monotonic();
         await this.dcs.takeLeader();
         this.lockRefreshed(sentAt);
         return;
@@ -814,12 +922,11 @@ export class HaLoop {
         if (lsn !== undefined) await this.dcs.writeStatus(pyJson({ optime: lsn }, true));
       }
       if (cluster && this.heldByMe) await this.dcs.deleteLeader(cluster);
-      this.heldByMe = false;
-      this.lastRefreshOk = undefined;
+      this.forgetLock();
     }
     if (mode === 'offline') {
       // Patroni's set_is_leader(False): the lock is not released (the DCS is out of reach) but no longer claimed.
-      this.lastRefreshOk = undefined;
+      this.lockRefreshedMono = undefined;
       await this.node.start('replica', undefined, undefined, { cancelled: () => false });
       return;
     }
@@ -869,7 +976,8 @@ export class HaLoop {
     const pending: PendingAsync = { kind, description, startedAt: this.clock.now() };
     const holder: { cancelled: boolean } = { cancelled: false };
     const control: TaskControl = { cancelled: () => holder.cancelled };
-    const done = (async (): Promise<void> => {
+    // Outside the cycle's DCS budget: a long action's DCS calls are not part of the heartbeat.
+    const done = this.cycleBudget.exit(async (): Promise<void> => {
       // Let the cycle that started the task finish first.
       await Promise.resolve();
       try {
@@ -882,7 +990,7 @@ export class HaLoop {
         this.task = undefined;
         this.wake();
       }
-    })();
+    });
     const task: RunningTask = {
       pending,
       get cancelled() {

@@ -410,8 +410,8 @@ export class EtcdGateway {
   }
 
   /**
-   * Opens a watch and feeds each response to `onResult` until it returns true (-> true) or `untilMs` (epoch ms)
-   * passes (-> false). Rejects with DcsError when no endpoint accepts the watch or the stream breaks.
+   * Opens a watch and feeds each response to `onResult` until it returns true (-> true) or `untilMs` (monotonic
+   * ms, `performance.now()`) passes (-> false). Rejects with DcsError when no endpoint accepts the watch or the stream breaks.
    */
   watch(
     createRequest: JsonObject,
@@ -429,7 +429,7 @@ export class EtcdGateway {
 
   /** POSTs `body` to `<prefix><method>` with version detection, auth and endpoint failover. */
   async call<T>(method: string, body: JsonObject | TxnRequest, mode: Mode = { kind: 'unary' }): Promise<T> {
-    let deadline = Date.now() + this.retryTimeout * 1000;
+    let deadline = performance.now() + this.retryTimeout * 1000;
     if (mode.kind === 'stream') deadline = Math.min(deadline, mode.untilMs);
     const versions = await this.detectVersions(deadline);
     const path = versions.prefix + method;
@@ -527,7 +527,7 @@ export class EtcdGateway {
         const index = (this.preferred + i) % n;
         const ep = this.targets[index];
         if (!ep) continue;
-        const remaining = deadline - Date.now();
+        const remaining = deadline - performance.now();
         if (remaining <= 0 && causes.size > 0) break;
         // Split what is left over the endpoints still to try, but give each at least a second (spec 1.6.1).
         const timeoutMs = Math.max(Math.min(1000, remaining), Math.floor(remaining / (n - i)), 1);
@@ -541,7 +541,7 @@ export class EtcdGateway {
         }
       }
       this.ensureOpen();
-      const remaining = deadline - Date.now();
+      const remaining = deadline - performance.now();
       if (remaining < 100) break;
       await sleep(Math.min(pause, remaining - 50));
       pause = Math.min(pause * 2, 1000);
@@ -602,9 +602,9 @@ export class EtcdGateway {
         finish(new NetworkError(`timed out after ${timeoutMs} ms`));
         req.destroy();
       };
-      if (mode.kind === 'stream' && mode.untilMs <= Date.now() + timeoutMs) {
+      if (mode.kind === 'stream' && mode.untilMs <= performance.now() + timeoutMs) {
         // The watch ends before this attempt would time out: that is a quiet watch, not a failure.
-        arm(mode.untilMs - Date.now(), () => {
+        arm(mode.untilMs - performance.now(), () => {
           finish(undefined, false);
           req.destroy();
         });
@@ -656,7 +656,7 @@ export class EtcdGateway {
               if (first) {
                 first = false;
                 // Connected: from now on only the caller's deadline ends the watch.
-                arm(mode.untilMs - Date.now(), () => {
+                arm(mode.untilMs - performance.now(), () => {
                   finish(undefined, false);
                   req.destroy();
                 });
