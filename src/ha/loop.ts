@@ -8,7 +8,6 @@
  * clone, promote, start, demote, crash recovery) run as tracked background tasks off the heartbeat path; every
  * promise is awaited or has its rejection handled, and a finished task wakes the loop.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
 import type { Cluster, Member } from '../model/cluster.js';
@@ -16,6 +15,7 @@ import { pyJson } from '../model/pyjson.js';
 import type { Lsn } from '../model/lsn.js';
 import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
 import { isGuard } from './actions.js';
+import { CycleDcsBudget } from './dcs-budget.js';
 import { cycleLogLine, decide } from './decide.js';
 import {
   DEFAULT_HA_CONFIG,
@@ -187,15 +187,6 @@ interface RunningTask {
 /** Thrown inside action execution to stop the remaining actions of a decision. */
 class StopActions extends Error {}
 
-/** The DCS time one HA cycle may still spend: all its calls together get retry_timeout, not each of them. */
-interface DcsBudget {
-  readonly limitMs: number;
-  spentMs: number;
-}
-
-/** Methods that do no request (or wait on purpose, like watch) and are never charged to a cycle's budget. */
-const UNBUDGETED = new Set<string>(['watch', 'close', 'setTimings', 'lockLifetime', 'leaseRefreshedAt']);
-
 // ---------------------------------------------------------------------------------------------------------------
 // The loop
 
@@ -212,8 +203,8 @@ export class HaLoop {
   private lockRefreshedMono: number | undefined;
   /** How long the lock lives after a refresh, ms, as the DCS enforces it (lease TTL, negotiated session timeout). */
   private lockLifetimeMs = DEFAULT_HA_CONFIG.ttl * 1000;
-  /** The DCS budget of the cycle running in this async context (none outside cycles: long actions). */
-  private readonly cycleBudget = new AsyncLocalStorage<DcsBudget>();
+  /** Every DCS call of a cycle shares one retry_timeout (long actions are exempt). */
+  private readonly budget: CycleDcsBudget;
   private cluster: Cluster | undefined;
   private lastLockedCluster: Cluster | undefined;
   private lastDcsSeen = 0;
@@ -226,9 +217,10 @@ export class HaLoop {
   private cyclePromise: Promise<void> | undefined;
 
   constructor(private readonly deps: LoopDeps) {
-    this.dcs = this.budgeted(deps.dcs);
     this.node = deps.node;
     this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.budget = new CycleDcsBudget(() => this.clock.monotonic());
+    this.dcs = this.budget.wrap(deps.dcs);
     this.log = deps.log;
   }
 
@@ -370,8 +362,7 @@ export class HaLoop {
 
   /** One HA cycle. Public for tests. */
   async runCycle(): Promise<CycleResult> {
-    const budget: DcsBudget = { limitMs: this.config.retryTimeout * 1000, spentMs: 0 };
-    return this.cycleBudget.run(budget, () => this.cycle());
+    return this.budget.run(this.config.retryTimeout * 1000, () => this.cycle());
   }
 
   private async cycle(): Promise<CycleResult> {
@@ -689,50 +680,6 @@ export class HaLoop {
     return this.isLeader();
   }
 
-  /** The DCS as the loop uses it: every request made inside a cycle is charged to that cycle's budget. */
-  private budgeted(dcs: Dcs): Dcs {
-    return new Proxy(dcs, {
-      get: (target, prop, receiver) => {
-        const value: unknown = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        const method = value as (...args: unknown[]) => unknown;
-        if (typeof prop !== 'string' || UNBUDGETED.has(prop)) return method.bind(target);
-        return (...args: unknown[]) =>
-          this.withinBudget(prop, () => method.apply(target, args) as Promise<unknown>);
-      },
-    });
-  }
-
-  /**
-   * Runs one DCS call within what is left of the cycle's budget. Two calls that each took retry_timeout would
-   * leave the lock no time for the demotion (Patroni sizes ttl for one retry_timeout per cycle); past the budget
-   * the call fails as a DCS error, and the cycle decides as if the DCS were unreachable.
-   */
-  private async withinBudget<T>(what: string, call: () => Promise<T>): Promise<T> {
-    const budget = this.cycleBudget.getStore();
-    if (budget === undefined) return call();
-    const left = budget.limitMs - budget.spentMs;
-    const spent = (): string =>
-      `this cycle's DCS calls took ${(budget.spentMs / 1000).toFixed(1)} s of retry_timeout ${budget.limitMs / 1000} s`;
-    if (left <= 0) throw new DcsError(`${what} not attempted: ${spent()}`);
-    const started = this.clock.monotonic();
-    let timer: NodeJS.Timeout | undefined;
-    const pending = call();
-    // Past the budget the call is abandoned, not cancelled: its late failure must not be an unhandled rejection.
-    pending.catch(() => undefined);
-    try {
-      return await Promise.race([
-        pending,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new DcsError(`${what} abandoned: ${spent()}`)), left);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-      budget.spentMs += Math.max(0, this.clock.monotonic() - started);
-    }
-  }
-
   private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
     const cluster = this.cluster ?? snapshot.cluster;
     switch (action.type) {
@@ -977,7 +924,7 @@ export class HaLoop {
     const holder: { cancelled: boolean } = { cancelled: false };
     const control: TaskControl = { cancelled: () => holder.cancelled };
     // Outside the cycle's DCS budget: a long action's DCS calls are not part of the heartbeat.
-    const done = this.cycleBudget.exit(async (): Promise<void> => {
+    const done = this.budget.exempt(async (): Promise<void> => {
       // Let the cycle that started the task finish first.
       await Promise.resolve();
       try {
