@@ -4,6 +4,7 @@
  * post-promote checkpoint), and the member key and REST status built from it.
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from '../postgres/child-env.js';
 import {
   existsSync,
   lstatSync,
@@ -869,7 +870,7 @@ END;$$`);
     if (!cmd) return;
     const o = this.connectOptions();
     const url = `postgres://${encodeURIComponent(o.user)}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/${o.database ?? 'postgres'}`;
-    const env: Record<string, string | undefined> = { ...process.env };
+    const env: Record<string, string | undefined> = childEnv();
     if (o.password !== undefined) env['PGPASSWORD'] = o.password;
     this.log.info(`running post_bootstrap: ${command}`);
     const code = await new Promise<number>((resolveCode, reject) => {
