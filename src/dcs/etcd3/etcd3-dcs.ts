@@ -9,12 +9,14 @@ import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions 
 import {
   b64,
   EtcdGateway,
+  type CallOutcome,
   fromB64,
   isLeaseNotFound,
   prefixRangeEnd,
   type Compare,
   type KeyValue,
   type RequestOp,
+  type TxnResponse,
   type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
@@ -358,8 +360,58 @@ export class Etcd3Dcs implements Dcs {
       await this.gateway.put(key, sysid);
       return true;
     }
-    const res = await this.gateway.txn({ compare: [createAbsent(key)], success: [putOp(key, sysid)] });
-    return res.succeeded === true;
+    // Our member key, rewritten unchanged in the same transaction, marks the write as ours: should the answer be
+    // lost and the retry on another endpoint find the key taken, the two share a revision only if it was us.
+    const member = this.memberWritten;
+    let marker = !this.options.ctl && member && member.lease === this.lease ? member : undefined;
+    const memberKey = this.key(KEYS.members + (this.options.name ?? ''));
+    const outcome: CallOutcome = { uncertain: false };
+    const race = (mark: boolean): Promise<TxnResponse> =>
+      this.gateway.txn(
+        {
+          compare: [createAbsent(key)],
+          success: [
+            putOp(key, sysid),
+            ...(mark && marker ? [putOp(memberKey, marker.value, marker.lease)] : []),
+          ],
+        },
+        outcome,
+      );
+    let res: TxnResponse;
+    try {
+      res = await race(true);
+    } catch (e) {
+      // Our lease expired meanwhile: race without the marker rather than not at all.
+      if (!marker || !isLeaseNotFound(e)) throw e;
+      marker = undefined;
+      res = await race(false);
+    }
+    if (res.succeeded === true) {
+      if (marker) this.memberWritten = { ...marker, revision: this.revisionOf(res.header?.revision) };
+      return true;
+    }
+    if (!outcome.uncertain) return false;
+    return this.initializeWasOurs(key, memberKey, marker !== undefined);
+  }
+
+  /**
+   * After a create of `initialize` whose answer was lost and whose retry found the key taken: was it our first
+   * attempt? Reporting an applied write as lost would leave a cluster that nobody bootstraps.
+   */
+  private async initializeWasOurs(key: string, memberKey: string, marked: boolean): Promise<boolean> {
+    const [init, member] = await Promise.all([
+      this.gateway.range(key, undefined, false),
+      this.gateway.range(memberKey, undefined, false),
+    ]);
+    const created = init.kvs?.[0]?.create_revision;
+    if (marked && created !== undefined && member.kvs?.[0]?.mod_revision === created) return true;
+    if (!marked) {
+      throw new DcsError(
+        `etcd3 at ${this.endpoints.join(', ')}: creating ${key} timed out and a retry found it taken; ` +
+          'whether the first attempt wrote it cannot be told',
+      );
+    }
+    return false;
   }
 
   async cancelInitialization(): Promise<boolean> {
