@@ -244,7 +244,7 @@ export class HaLoop {
   leaderLockUntil(): number | undefined {
     if (!this.heldByMe || this.lockRefreshedMono === undefined) return undefined;
     const left = this.lockRefreshedMono + this.lockLifetimeMs - this.clock.monotonic();
-    return left > 0 ? this.clock.now() + left : undefined;
+    return left > 0 ? Math.floor(this.clock.now() + left) : undefined;
   }
 
   get dcsLastSeen(): number {
@@ -253,7 +253,7 @@ export class HaLoop {
 
   /** Epoch ms of the next cycle. */
   get nextRun(): number {
-    return this.clock.now() + (this.nextRunMono - this.clock.monotonic());
+    return Math.round(this.clock.now() + (this.nextRunMono - this.clock.monotonic()));
   }
 
   get pendingAsync(): PendingAsync | undefined {
