@@ -22,6 +22,8 @@ const LAYERS = {
   // The loop executes decisions through the Dcs interface (an interface and its error class, no I/O of its own).
   // and reads refused dynamic settings the safe way through the key registry (pure classification, no I/O).
   'ha/loop': ['dcs/dcs', 'config/config-check'],
+  // The cycle's DCS time budget wraps the same interface.
+  'ha/dcs-budget': ['dcs/dcs'],
   api: ['model'],
   // PostgreSQL control reads its own sections of the configuration (types and parsed values, no I/O).
   postgres: ['config', 'model'],

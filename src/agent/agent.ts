@@ -24,6 +24,8 @@ export interface AgentOptions {
   readonly configPath: string | undefined;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly uid: number;
+  /** Aborted: shut down as on SIGTERM (an uncaught error in the process, see main.ts); the reason is logged. */
+  readonly stop?: AbortSignal;
 }
 
 /** Runs the agent until a signal or a fatal decision; resolves to the exit code. */
@@ -102,6 +104,14 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     log.info(`received ${signal}, shutting down`);
     loop.stop();
   };
+  const onAbort = (): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.error(`shutting down after ${String(options.stop?.reason)}`);
+    loop.stop();
+  };
+  if (options.stop?.aborted) onAbort();
+  options.stop?.addEventListener('abort', onAbort, { once: true });
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onHup);

@@ -14,8 +14,35 @@ export function asctime(ms: number): string {
 
 export type LogSink = (line: string) => void;
 
+/** Set once stderr's reader went away: later lines are dropped instead of failing again. */
+let stderrGone = false;
+
+/**
+ * Writes to stderr, dropping the line once stderr is broken. Whoever reads the agent's stderr (a terminal, a log
+ * shipper, a pipe to `tee`) may go away; losing log lines is better than losing the lock holder.
+ */
+export const stderrSink: LogSink = (line) => {
+  if (stderrGone || process.stderr.destroyed) return;
+  try {
+    process.stderr.write(line);
+  } catch {
+    stderrGone = true;
+  }
+};
+
+/**
+ * Keeps a write error on stdout or stderr (EPIPE when the reader went away) from becoming an uncaught exception that
+ * kills the agent: Node reports it as an 'error' event on the stream, fatal when nobody listens.
+ */
+export function survivePipeErrors(): void {
+  process.stderr.on('error', () => {
+    stderrGone = true;
+  });
+  process.stdout.on('error', () => undefined);
+}
+
 export function createLogger(
-  sink: LogSink = (l) => process.stderr.write(l),
+  sink: LogSink = stderrSink,
   now = Date.now,
 ): LoopLogger & { debug(text: string): void } {
   const write = (level: string, text: string): void => sink(`${asctime(now())} ${level}: ${text}\n`);

@@ -223,8 +223,12 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.follow(target);
   }
 
-  promote(task: TaskControl, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'> {
-    return this.pg.lifecycle.promote(task, cluster);
+  promote(
+    task: TaskControl,
+    cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'> {
+    return this.pg.lifecycle.promote(task, cluster, confirmLock);
   }
 
   stop(mode: 'fast' | 'immediate', demote?: string): Promise<void> {

@@ -71,6 +71,11 @@ export interface Dcs {
   /** CAS on `version` when given. */
   setConfigValue(value: string, version?: string): Promise<boolean>;
   setFailoverValue(value: string, version?: string): Promise<boolean>;
+  /**
+   * Compare-and-set of `failover` against the state the caller validated: `expectedVersion` is the version it read
+   * (undefined: the key was absent, so it is created only if still absent). `false`: someone wrote it meanwhile.
+   */
+  replaceFailoverValue(value: string, expectedVersion: string | undefined): Promise<boolean>;
   /** Returns the new version, or `false` when the CAS failed. */
   setSyncStateValue(value: string, version?: string): Promise<string | false>;
   deleteSyncState(version?: string): Promise<boolean>;
@@ -86,6 +91,17 @@ export interface Dcs {
    * or `timeoutMs` passes. Resolves `true` when woken by a change.
    */
   watch(timeoutMs: number): Promise<boolean>;
+
+  /**
+   * Seconds our lock lives after the last refresh as the DCS enforces it: the lease's granted TTL (etcd), the
+   * session timeout the server negotiated (ZooKeeper, capped by its maxSessionTimeout), else the configured ttl.
+   */
+  lockLifetime(): number;
+  /**
+   * Monotonic ms (`performance.now()`) at which the lease/session our lock rides on was last proven alive: the
+   * moment the last successful grant, keepalive or request on it was sent. Undefined when there is none.
+   */
+  leaseRefreshedAt(): number | undefined;
 
   /** Apply new timings from the dynamic configuration (a changed ttl renews the lease/session). */
   setTimings(ttl: number, retryTimeout: number): void;

@@ -151,9 +151,13 @@ function handleDcsError(s: HaSnapshot): Decision {
     // Patroni's DCS client retries for retry_timeout before reporting the error; our loop may report sooner, so a
     // primary that refreshed its lock within retry_timeout keeps running and the loop retries. Demoting by then still
     // leaves loop_wait + retry_timeout of margin before the lock (ttl) can expire (config.py
-    // `_validate_and_adjust_timeouts`).
+    // `_validate_and_adjust_timeouts`). The grace also ends retry_timeout before the lock can expire (a ZooKeeper
+    // session timeout capped by the server's maxSessionTimeout may be far shorter than ttl): the demotion needs that
+    // time to finish.
     const last = s.lock.lastRefreshOk;
-    if (last !== undefined && s.now - last < s.config.retryTimeout * 1000) {
+    const retryMs = s.config.retryTimeout * 1000;
+    const expiresAt = s.lock.expiresAt ?? Number.POSITIVE_INFINITY;
+    if (last !== undefined && s.now - last < retryMs && s.now + retryMs <= expiresAt) {
       return done('DCS is not accessible');
     }
     // Failsafe mode (POST /failsafe to every member) is not implemented: always demote.

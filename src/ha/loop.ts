@@ -17,6 +17,7 @@ import { errorText } from '../model/text.js';
 import type { Lsn } from '../model/lsn.js';
 import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
 import { isGuard } from './actions.js';
+import { CycleDcsBudget } from './dcs-budget.js';
 import { cycleLogLine, decide } from './decide.js';
 import {
   DEFAULT_HA_CONFIG,
@@ -36,13 +37,16 @@ import {
 // Ports
 
 export interface LoopClock {
-  /** Epoch milliseconds. */
+  /** Epoch milliseconds: for what is shown or compared with dates (`scheduled_at`), never for a deadline. */
   now(): number;
+  /** Milliseconds from an arbitrary origin that an NTP step does not move: every lock and cycle deadline. */
+  monotonic(): number;
   sleep(ms: number): Promise<void>;
 }
 
 export const SYSTEM_CLOCK: LoopClock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
 };
 
@@ -97,9 +101,14 @@ export interface LocalNode {
   follow(target: ResolvedTarget | undefined): Promise<void>;
   /**
    * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
-   * pre_promote script refused.
+   * pre_promote script refused. `confirmLock` is awaited right before `pg_ctl promote`: false (the lock could not be
+   * confirmed, e.g. lost while pre_promote ran) aborts the promotion.
    */
-  promote(task: TaskControl, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'>;
+  promote(
+    task: TaskControl,
+    cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'>;
   /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
   stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
@@ -193,7 +202,12 @@ export class HaLoop {
   /** Refused settings in the DCS config key: logged, and read the safe way (src/config/config-check.ts). */
   private readonly configGuard = new DynamicConfigGuard();
   private heldByMe = false;
-  private lastRefreshOk: number | undefined;
+  /** Monotonic ms from which the lock counts (its lease's last refresh, as known before the request). */
+  private lockRefreshedMono: number | undefined;
+  /** How long the lock lives after a refresh, ms, as the DCS enforces it (lease TTL, negotiated session timeout). */
+  private lockLifetimeMs = DEFAULT_HA_CONFIG.ttl * 1000;
+  /** Every DCS call of a cycle shares one retry_timeout (long actions are exempt). */
+  private readonly budget: CycleDcsBudget;
   private cluster: Cluster | undefined;
   private lastLockedCluster: Cluster | undefined;
   private lastDcsSeen = 0;
@@ -201,13 +215,15 @@ export class HaLoop {
   private stopping = false;
   private wakeUp: (() => void) | undefined;
   private wakePending = false;
-  private nextRunAt = 0;
+  /** Monotonic ms of the next cycle. */
+  private nextRunMono = 0;
   private cyclePromise: Promise<void> | undefined;
 
   constructor(private readonly deps: LoopDeps) {
-    this.dcs = deps.dcs;
     this.node = deps.node;
     this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.budget = new CycleDcsBudget(() => this.clock.monotonic());
+    this.dcs = this.budget.wrap(deps.dcs);
     this.log = deps.log;
   }
 
@@ -227,19 +243,20 @@ export class HaLoop {
     return this.leaderLockUntil() !== undefined;
   }
 
-  /** Epoch ms until which the lock is ours, or undefined. */
+  /** Epoch ms until which the lock is ours, or undefined. Measured on the monotonic clock, shown as a date. */
   leaderLockUntil(): number | undefined {
-    if (!this.heldByMe || this.lastRefreshOk === undefined) return undefined;
-    const until = this.lastRefreshOk + this.config.ttl * 1000;
-    return until > this.clock.now() ? until : undefined;
+    if (!this.heldByMe || this.lockRefreshedMono === undefined) return undefined;
+    const left = this.lockRefreshedMono + this.lockLifetimeMs - this.clock.monotonic();
+    return left > 0 ? Math.floor(this.clock.now() + left) : undefined;
   }
 
   get dcsLastSeen(): number {
     return this.lastDcsSeen;
   }
 
+  /** Epoch ms of the next cycle. */
   get nextRun(): number {
-    return this.nextRunAt;
+    return Math.round(this.clock.now() + (this.nextRunMono - this.clock.monotonic()));
   }
 
   get pendingAsync(): PendingAsync | undefined {
@@ -254,7 +271,7 @@ export class HaLoop {
 
   /** Runs cycles until `stop()`. Resolves after the last cycle (a running long action may still be going). */
   async run(): Promise<void> {
-    this.nextRunAt = this.clock.now();
+    this.nextRunMono = this.clock.monotonic();
     while (!this.stopping) {
       this.cyclePromise = this.runCycle().then(
         () => undefined,
@@ -263,15 +280,15 @@ export class HaLoop {
       await this.cyclePromise;
       this.cyclePromise = undefined;
       if (this.stopping) break;
-      this.nextRunAt += this.config.loopWait * 1000;
-      const now = this.clock.now();
-      if (this.nextRunAt <= now) {
+      this.nextRunMono += this.config.loopWait * 1000;
+      const now = this.clock.monotonic();
+      if (this.nextRunMono <= now) {
         this.log.warning('Loop time exceeded, rescheduling immediately.');
-        this.nextRunAt = now;
+        this.nextRunMono = now;
         continue;
       }
-      const woken = await this.waitUntil(this.nextRunAt);
-      if (woken) this.nextRunAt = this.clock.now();
+      const woken = await this.waitUntil(this.nextRunMono);
+      if (woken) this.nextRunMono = this.clock.monotonic();
     }
   }
 
@@ -322,13 +339,13 @@ export class HaLoop {
     while (this.task) await this.task.done;
   }
 
-  /** Waits for the DCS watch, an internal wake-up or the deadline; true when woken early. */
+  /** Waits for the DCS watch, an internal wake-up or the (monotonic) deadline; true when woken early. */
   private async waitUntil(deadline: number): Promise<boolean> {
     if (this.wakePending) {
       this.wakePending = false;
       return true;
     }
-    const timeout = Math.max(0, deadline - this.clock.now());
+    const timeout = Math.max(0, deadline - this.clock.monotonic());
     const internal = new Promise<boolean>((resolve) => {
       this.wakeUp = () => resolve(true);
     });
@@ -348,6 +365,10 @@ export class HaLoop {
 
   /** One HA cycle. Public for tests. */
   async runCycle(): Promise<CycleResult> {
+    return this.budget.run(this.config.retryTimeout * 1000, () => this.cycle());
+  }
+
+  private async cycle(): Promise<CycleResult> {
     let cluster: Cluster | undefined;
     let dcsOk = true;
     try {
@@ -442,10 +463,7 @@ export class HaLoop {
       dcsReachable: dcsOk,
       ...(this.lastLockedCluster ? { lastLockedCluster: this.lastLockedCluster } : {}),
       postgres,
-      lock: {
-        heldByMe: this.heldByMe,
-        ...(this.lastRefreshOk === undefined ? {} : { lastRefreshOk: this.lastRefreshOk }),
-      },
+      lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
     };
@@ -561,16 +579,14 @@ export class HaLoop {
       this.log.warning(`could not inspect PostgreSQL again after the DCS error: ${errorText(e)}`);
     }
     const { pendingAsync: _stalePending, ...rest } = stale;
+    const now = this.clock.now();
     return {
       ...rest,
-      now: this.clock.now(),
+      now,
       cluster: undefined,
       dcsReachable: false,
       postgres,
-      lock: {
-        heldByMe: this.heldByMe,
-        ...(this.lastRefreshOk === undefined ? {} : { lastRefreshOk: this.lastRefreshOk }),
-      },
+      lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
     };
@@ -582,7 +598,7 @@ export class HaLoop {
   ): Promise<boolean> {
     switch (action.type) {
       case 'AcquireLock': {
-        const sentAt = this.clock.now();
+        const sentAt = this.clock.monotonic();
         const won = await this.dcs.attemptToAcquireLeader();
         if (won) this.lockRefreshed(sentAt);
         else this.heldByMe = false;
@@ -591,7 +607,7 @@ export class HaLoop {
       case 'RefreshLock': {
         const cluster = this.cluster ?? snapshot.cluster;
         if (!cluster) return false;
-        const sentAt = this.clock.now();
+        const sentAt = this.clock.monotonic();
         const held = await this.dcs.updateLeader(cluster);
         if (!held) {
           this.heldByMe = false;
@@ -620,12 +636,52 @@ export class HaLoop {
   }
 
   /**
-   * The lock is ours until `sentAt` + ttl at the latest: the DCS extended it when it processed the request, which
-   * was after we sent it, so counting from the sending (not the answer) never overestimates what we hold.
+   * The lock is ours until its lease's refresh + the lease's lifetime at the latest. The DCS extended the lease when
+   * it processed the request, after we sent it, so counting from the sending (not the answer) never overestimates
+   * what we hold; and a lease the DCS client reused without refreshing it (etcd3 keeps one for ttl/3) counts from
+   * its own last refresh, which is earlier.
    */
   private lockRefreshed(sentAt: number): void {
     this.heldByMe = true;
-    this.lastRefreshOk = sentAt;
+    const lease = this.dcs.leaseRefreshedAt();
+    this.lockRefreshedMono = lease === undefined ? sentAt : Math.min(sentAt, lease);
+    this.lockLifetimeMs = this.dcs.lockLifetime() * 1000;
+  }
+
+  private forgetLock(): void {
+    this.heldByMe = false;
+    this.lockRefreshedMono = undefined;
+  }
+
+  /** The lock as decide() sees it: monotonic times turned into the snapshot's `now` frame. */
+  private lockInfo(now: number): HaSnapshot['lock'] {
+    if (this.lockRefreshedMono === undefined) return { heldByMe: this.heldByMe };
+    const lastRefreshOk = now - (this.clock.monotonic() - this.lockRefreshedMono);
+    return { heldByMe: this.heldByMe, lastRefreshOk, expiresAt: lastRefreshOk + this.lockLifetimeMs };
+  }
+
+  /**
+   * Right before `pg_ctl promote`: refresh the lock and confirm it is still ours and not about to expire. A
+   * candidate whose pre_promote ran long may have lost the DCS or the lock meanwhile.
+   */
+  private async confirmLock(): Promise<boolean> {
+    const cluster = this.cluster;
+    if (!this.heldByMe || cluster === undefined) return false;
+    const sentAt = this.clock.monotonic();
+    try {
+      if (!(await this.dcs.updateLeader(cluster))) {
+        this.forgetLock();
+        this.log.warning('lost the leader lock before pg_ctl promote: not promoting');
+        return false;
+      }
+    } catch (e) {
+      this.log.warning(
+        `cannot confirm the leader lock before pg_ctl promote, not promoting: ${errorText(e)}`,
+      );
+      return false;
+    }
+    this.lockRefreshed(sentAt);
+    return this.isLeader();
   }
 
   private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
@@ -638,13 +694,12 @@ export class HaLoop {
         throw new Error(`${action.type} is a guard`);
       case 'ReleaseLock': {
         if (cluster) await this.dcs.deleteLeader(cluster);
-        this.heldByMe = false;
-        this.lastRefreshOk = undefined;
+        this.forgetLock();
         return;
       }
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.promote(t, cluster);
+          const ok = await this.node.promote(t, cluster, () => this.confirmLock());
           // decide() releases the lock on the next cycle and backs off the race for ttl.
           if (ok === 'pre_promote_failed' && !t.cancelled())
             this.memory = { ...this.memory, prePromoteFailed: true };
@@ -733,7 +788,7 @@ export class HaLoop {
         await this.dcs.setConfigValue(this.node.dynamicConfigValue());
         return;
       case 'TakeLeader': {
-        const sentAt = this.clock.now();
+        const sentAt = this.clock.monotonic();
         await this.dcs.takeLeader();
         this.lockRefreshed(sentAt);
         return;
@@ -818,12 +873,11 @@ export class HaLoop {
         if (lsn !== undefined) await this.dcs.writeStatus(pyJson({ optime: lsn }, true));
       }
       if (cluster && this.heldByMe) await this.dcs.deleteLeader(cluster);
-      this.heldByMe = false;
-      this.lastRefreshOk = undefined;
+      this.forgetLock();
     }
     if (mode === 'offline') {
       // Patroni's set_is_leader(False): the lock is not released (the DCS is out of reach) but no longer claimed.
-      this.lastRefreshOk = undefined;
+      this.lockRefreshedMono = undefined;
       await this.node.start('replica', undefined, undefined, { cancelled: () => false });
       return;
     }
@@ -873,7 +927,8 @@ export class HaLoop {
     const pending: PendingAsync = { kind, description, startedAt: this.clock.now() };
     const holder: { cancelled: boolean } = { cancelled: false };
     const control: TaskControl = { cancelled: () => holder.cancelled };
-    const done = (async (): Promise<void> => {
+    // Outside the cycle's DCS budget: a long action's DCS calls are not part of the heartbeat.
+    const done = this.budget.exempt(async (): Promise<void> => {
       // Let the cycle that started the task finish first.
       await Promise.resolve();
       try {
@@ -886,7 +941,7 @@ export class HaLoop {
         this.task = undefined;
         this.wake();
       }
-    })();
+    });
     const task: RunningTask = {
       pending,
       get cancelled() {

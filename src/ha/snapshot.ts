@@ -121,8 +121,13 @@ export type { ControlDataState, PostgresInfo, PostgresState } from '../model/pos
 export interface LockInfo {
   /** The loop's belief from the last successful read or refresh (Patroni's `is_leader()`); used when the DCS is down. */
   readonly heldByMe: boolean;
-  /** `now`-clock ms of the last successful lock create/refresh; undefined when never in this process. */
+  /**
+   * `now`-frame ms from which the lock counts (its lease's last refresh, sent before the answer), measured on a
+   * monotonic clock by the loop; undefined when never in this process.
+   */
   readonly lastRefreshOk?: number;
+  /** `now`-frame ms at which the lock expires unless refreshed (lastRefreshOk + the lifetime the DCS enforces). */
+  readonly expiresAt?: number;
 }
 
 /** One peer's `GET /patroni`, distilled like Patroni's `_MemberStatus`. */

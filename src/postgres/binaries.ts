@@ -6,6 +6,7 @@
  * that names the command and carries the tail of its stderr.
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from './child-env.js';
 import { chownSync, closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -111,13 +112,7 @@ export async function runCommand(
 ): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const okCodes = options.okExitCodes ?? [0];
-  const env: Record<string, string> = {};
-  for (const source of [process.env, config.env ?? {}, options.env ?? {}]) {
-    for (const [k, v] of Object.entries(source)) {
-      if (v === undefined) delete env[k];
-      else env[k] = v;
-    }
-  }
+  const env = childEnv({ ...config.env, ...options.env });
   const shown = describe(command, args);
   return new Promise<RunResult>((resolve, reject) => {
     let stdout = '';

@@ -9,6 +9,7 @@ import type { RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { moveDataDirAside, type ControlFile } from './data-dir.js';
 import { formatConninfo } from './config-writer.js';
+import { childEnv } from './child-env.js';
 import { initdb } from './initdb.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -184,7 +185,7 @@ END;$$`);
     const o = this.d.session.options();
     const superuser = this.d.files.config.postgresql.authentication.superuser;
     const env: Record<string, string | undefined> = {
-      ...process.env,
+      ...childEnv(),
       // As Patroni: the script's own writes do not wait for a synchronous standby that cannot exist yet.
       PGOPTIONS: '-c synchronous_commit=local -c statement_timeout=0',
     };

@@ -8,6 +8,7 @@
  * whether the promotion goes ahead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { childEnv } from './child-env.js';
 import type { CallbackName } from '../config/agent-config.js';
 import { errorText } from '../model/text.js';
 import type { PgLog } from './ports.js';
@@ -63,7 +64,7 @@ class Slot {
     let child: ChildProcess;
     try {
       // A process group of its own, so that a kill reaches what the script started; never waited for.
-      child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+      child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env: childEnv() });
     } catch (e) {
       this.log.error(`callback ${JSON.stringify(argv)} failed: ${errorText(e)}`);
       return;
@@ -170,7 +171,7 @@ export async function runPrePromote(
   return new Promise<PrePromoteResult>((resolve) => {
     let child: ChildProcess;
     try {
-      child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+      child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit'], env: childEnv() });
     } catch (e) {
       opts.log.error(`Failed to execute pre_promote script \`${command}\`: ${errorText(e)}`);
       resolve({ ok: false, cancelled: false });

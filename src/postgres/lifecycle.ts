@@ -171,7 +171,11 @@ export class Lifecycle {
   }
 
   /** pre_promote, the other members' slots, `pg_ctl promote`, then a CHECKPOINT on a connection of its own. */
-  async promote(task: Cancellation, cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'> {
+  async promote(
+    task: Cancellation,
+    cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'> {
     if (task.cancelled()) return false;
     const refused = await this.prePromote(task);
     if (refused !== undefined) return refused;
@@ -188,6 +192,8 @@ export class Lifecycle {
         this.d.log.warning(`creating replication slots before promote failed: ${errorText(e)}`);
       }
     }
+    // Never promote without the lock at this moment: pre_promote may have run for up to ttl.
+    if (!(await confirmLock())) return false;
     const { state } = this.d;
     state.busy = true;
     try {

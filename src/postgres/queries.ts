@@ -26,6 +26,12 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Server-side statement_timeout, default 2 s, as Patroni. 0 = none. */
   readonly statementTimeoutMs?: number;
+  /**
+   * Client-side bound of one query, default statement_timeout + 3 s (none when statement_timeout is 0). A server
+   * that stopped answering (SIGSTOPped, a dead network path) never enforces its statement_timeout: without this the
+   * HA loop would wait forever. A query past it fails and the connection is closed.
+   */
+  readonly queryTimeoutMs?: number;
   /** Default `pgwarden`. */
   readonly applicationName?: string;
 }
@@ -34,7 +40,12 @@ export type Row = Readonly<Record<string, unknown>>;
 
 /** One open connection. */
 export interface PgSession {
-  query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<readonly R[]>;
+  /** `options.timeoutMs` overrides the session's client-side query timeout (0: none, e.g. for CHECKPOINT). */
+  query<R extends Row = Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: { readonly timeoutMs?: number },
+  ): Promise<readonly R[]>;
   close(): Promise<void>;
 }
 
@@ -53,6 +64,8 @@ export async function connect(opts: ConnectOptions): Promise<PgSession> {
       ? { statement_timeout: opts.statementTimeoutMs ?? 2_000 }
       : {}),
   };
+  const statementMs = opts.statementTimeoutMs ?? 2_000;
+  const queryTimeoutMs = opts.queryTimeoutMs ?? (statementMs > 0 ? statementMs + 3_000 : 0);
   const client = new pg.Client(config);
   // An idle connection can fail later (server restart); without a listener that would crash the process.
   client.on('error', () => undefined);
@@ -75,9 +88,34 @@ export async function connect(opts: ConnectOptions): Promise<PgSession> {
     tail = run.catch(() => undefined);
     return run;
   };
+  /** Fails `pending` after `ms` and closes the connection (with a query active, pg destroys the socket). */
+  const bounded = <T>(pending: Promise<T>, ms: number): Promise<T> => {
+    if (ms <= 0) return pending;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`PostgreSQL did not answer a query within ${ms} ms; connection closed`));
+        client.end().catch(() => undefined);
+      }, ms);
+      pending.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+    });
+  };
   return {
-    async query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<readonly R[]> {
-      const res = await serialized(() => client.query<R>(sql, [...params]));
+    async query<R extends Row = Row>(
+      sql: string,
+      params: readonly unknown[] = [],
+      options: { readonly timeoutMs?: number } = {},
+    ): Promise<readonly R[]> {
+      const ms = options.timeoutMs ?? queryTimeoutMs;
+      const res = await serialized(() => bounded(client.query<R>(sql, [...params]), ms));
       return res.rows;
     },
     async close(): Promise<void> {
@@ -269,7 +307,7 @@ export async function pgSettings(
 export async function checkpoint(s: PgSession): Promise<void> {
   await s.query("SELECT pg_catalog.set_config('statement_timeout', '0', false)");
   try {
-    await s.query('CHECKPOINT');
+    await s.query('CHECKPOINT', [], { timeoutMs: 0 });
   } finally {
     await s.query('RESET statement_timeout');
   }

@@ -11,6 +11,7 @@
  * only methods marked `no_leader` (or `no_master`) are tried, with an empty connstring.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { childEnv } from './child-env.js';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PgUser, ToolOptionsValue } from '../config/agent-config.js';
@@ -158,7 +159,7 @@ export async function createReplica(o: CreateReplicaOptions): Promise<string | u
     return undefined;
   }
   const connstring = o.source ? replicaConnstring(o.source, o.replication) : '';
-  const env: Record<string, string | undefined> = { ...process.env };
+  const env: Record<string, string | undefined> = childEnv();
   const password = o.replication.password;
   if (o.source && password !== undefined) {
     writePrivateFile(

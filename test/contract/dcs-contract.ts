@@ -162,6 +162,20 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       expect((await ctl.getCluster()).sync.leader).toBeUndefined();
     });
 
+    it('replaces failover only if it still has the version read (absent: only if still absent)', async () => {
+      fresh();
+      const ctl = await client();
+      // Two switchover requests validated against the same (absent) key: the second must not swap its candidate in.
+      expect(await ctl.replaceFailoverValue('{"leader":"a","member":"b"}', undefined)).toBe(true);
+      expect(await ctl.replaceFailoverValue('{"leader":"a","member":"c"}', undefined)).toBe(false);
+      const f = (await ctl.getCluster()).failover!;
+      expect(f.member).toBe('b');
+      // Validated against that version: the first writer wins, the second one loses.
+      expect(await ctl.replaceFailoverValue('{"leader":"a","member":"d"}', f.version)).toBe(true);
+      expect(await ctl.replaceFailoverValue('{"leader":"a","member":"e"}', f.version)).toBe(false);
+      expect((await ctl.getCluster()).failover?.member).toBe('d');
+    });
+
     it('writes history, status and failsafe', async () => {
       fresh();
       const a = await client('a');
@@ -232,6 +246,38 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       // A read that has seen the change consumes it: the next watch is quiet again.
       expect((await b.getCluster()).leader?.name).toBe('a');
       expect(await b.watch(500)).toBe(false);
+    });
+
+    it('a fresh read (REST) does not consume the wake-up the watcher has not seen yet', async () => {
+      fresh();
+      const a = await client('a');
+      const b = await client('b');
+      await b.getCluster();
+      expect(await b.watch(300)).toBe(false);
+      expect(await a.attemptToAcquireLeader()).toBe(true);
+      // GET /cluster reads the DCS through b's client between b's cycles...
+      expect((await b.getCluster({ fresh: true })).leader?.name).toBe('a');
+      // ...and b's loop is still woken for the change its own read has not seen.
+      const t0 = Date.now();
+      expect(await b.watch(5_000)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(1_500);
+    });
+
+    it('tells how long the lock lives and when its lease was last proven alive (monotonic)', async () => {
+      fresh();
+      const a = await client('a', { ttl: 10 });
+      const before = performance.now();
+      expect(await a.attemptToAcquireLeader()).toBe(true);
+      const after = performance.now();
+      expect(a.lockLifetime()).toBeGreaterThan(0);
+      expect(a.lockLifetime()).toBeLessThanOrEqual(10);
+      const refreshed = a.leaseRefreshedAt();
+      expect(refreshed).toBeDefined();
+      expect(refreshed!).toBeLessThanOrEqual(after);
+      // Acquiring refreshed the lease (or opened the session) within this test, not at some earlier moment.
+      expect(refreshed!).toBeGreaterThanOrEqual(before - 1);
+      const ctl = await client();
+      expect(ctl.leaseRefreshedAt()).toBeUndefined();
     });
 
     it('lets the lock expire after its owner goes away, within ttl', async () => {

@@ -49,17 +49,22 @@ export async function fourLetterWord(
  * Starts a ZooKeeper; a server that exits at start (its free port taken meanwhile by another test run on the
  * machine: the JVM logs nothing useful then) is retried on a new port, twice.
  */
-export async function startZooKeeper(): Promise<ZooKeeperServer> {
+export async function startZooKeeper(options: ZooKeeperOptions = {}): Promise<ZooKeeperServer> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startZooKeeperOnce();
+      return await startZooKeeperOnce(options);
     } catch (e) {
       if (attempt >= 3 || !(e instanceof Error) || !e.message.startsWith('zookeeper exited')) throw e;
     }
   }
 }
 
-async function startZooKeeperOnce(): Promise<ZooKeeperServer> {
+export interface ZooKeeperOptions {
+  /** The server's cap on the session timeout clients negotiate (default 60 s). */
+  readonly maxSessionTimeoutMs?: number;
+}
+
+async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperServer> {
   const dir = tempDir('zk');
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
@@ -76,7 +81,7 @@ async function startZooKeeperOnce(): Promise<ZooKeeperServer> {
       `dataDir=${dataDir}`,
       `clientPort=${port}`,
       'clientPortAddress=127.0.0.1',
-      'maxSessionTimeout=60000',
+      `maxSessionTimeout=${options.maxSessionTimeoutMs ?? 60000}`,
       'maxClientCnxns=200',
       'admin.enableServer=false',
       '4lw.commands.whitelist=ruok,stat,srvr,mntr,conf,cons',

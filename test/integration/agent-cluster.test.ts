@@ -1,8 +1,10 @@
 /**
  * Three pgwarden agents on real PostgreSQL 15 and etcd: bootstrap (1 leader + 2 streaming replicas, checked via
  * REST and real patronictl), kill -9 of the leader agent and its postmaster (a replica takes over within ttl),
- * SIGTERM of the new leader (the lock is released and another member is primary within seconds).
+ * SIGTERM of the new leader, with a SIGHUP in the middle of its shutdown (the lock is released and another member is
+ * primary within seconds).
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
@@ -147,9 +149,20 @@ describeWithNeeds('pgwarden agents: bootstrap, failover, switch on SIGTERM', () 
   it('hands over at once when the leader gets SIGTERM', async () => {
     expect(secondLeader).not.toBe('');
     const li = indexOf(secondLeader);
+    const node = c().nodes[li];
+    const pid = c().pid(li);
+    if (!node || pid === undefined) throw new Error(`${secondLeader} is not running`);
+    const logBefore = readFileSync(node.logFile, 'utf8').length;
+    const logSince = (): string => readFileSync(node.logFile, 'utf8').slice(logBefore);
     const t0 = Date.now();
-    await c().terminate(li);
+    const stopping = c().terminate(li);
+    // A SIGHUP in the middle of the shutdown (the reload handler is gone by then) must not kill the agent before it
+    // has stopped PostgreSQL and released the lock.
+    await waitFor('the shutdown to begin', async () => logSince().includes('shutting down'), 10_000, 10);
+    process.kill(pid, 'SIGHUP');
+    await stopping;
     const stopMs = Date.now() - t0;
+    expect(logSince()).toContain('Leader key released');
     const third = await waitFor(
       'another member as primary',
       async () => {

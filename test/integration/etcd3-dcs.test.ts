@@ -3,7 +3,7 @@
  * key layout and leases, linearizable reads under faults, lock expiry without refreshes, auth, API prefixes).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
@@ -248,6 +248,54 @@ describeWithNeeds('etcd3 specifics', () => {
     await a.getCluster();
     await a.touchMember('{"state":"running"}');
     expect((await a.getCluster()).members.map((m) => m.name)).toEqual(['a']);
+  });
+
+  it('reports a won initialize race as won when its answer was lost and the retry found the key taken', async () => {
+    const scope = freshScope();
+    const [etcdHost, etcdPort] = etcd.endpoint.split(':');
+    // A proxy to etcd that forwards every request but never answers a txn: etcd applies it, the answer is lost.
+    let swallowed = 0;
+    const proxy: Server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const up = request(
+          { host: etcdHost, port: Number(etcdPort), path: req.url, method: req.method, headers: req.headers },
+          (answer) => {
+            if (req.url?.endsWith('/kv/txn')) {
+              swallowed++;
+              answer.resume();
+              return;
+            }
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        up.on('error', () => res.destroy());
+        up.end(Buffer.concat(chunks));
+      });
+    });
+    const proxyPort = await freePort();
+    await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
+    try {
+      const a = new Etcd3Dcs(
+        { namespace: 'service', scope, name: 'pg1', ttl: 10, retryTimeout: 4, ctl: false },
+        { hosts: [`127.0.0.1:${proxyPort}`, etcd.endpoint], protocol: 'http' },
+      );
+      open.push(a);
+      expect(await a.touchMember('{"state":"starting"}')).toBe(true);
+      // The first attempt (through the proxy) creates the key; the retry on etcd itself finds it taken.
+      expect(await a.initialize(true, '')).toBe(true);
+      expect(swallowed).toBe(1);
+      expect((await listKeys(`/service/${scope}/`)).has(`/service/${scope}/initialize`)).toBe(true);
+      // Someone else who loses the race still hears so.
+      const b = dcs(scope, 'pg2');
+      expect(await b.touchMember('{"state":"starting"}')).toBe(true);
+      expect(await b.initialize(true, '')).toBe(false);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('names the endpoint and the cause when nothing listens', async () => {

@@ -442,6 +442,30 @@ describeWithNeeds('ZooKeeper specifics', () => {
     }
   });
 
+  it("takes the session timeout the server negotiated (capped by its maxSessionTimeout) as the lock's lifetime", async () => {
+    const capped = await startZooKeeper({ maxSessionTimeoutMs: 4000 });
+    try {
+      fresh();
+      // ttl 30 asks for a 30 s session; this server grants at most 4 s, and the lock lives only that long.
+      const a = dcs('a', { ttl: 30 }, [capped.endpoint]);
+      const before = performance.now();
+      expect(await a.attemptToAcquireLeader()).toBe(true);
+      expect(a.lockLifetime()).toBe(4);
+      const proven = a.leaseRefreshedAt();
+      expect(proven).toBeGreaterThanOrEqual(before);
+      expect(proven).toBeLessThanOrEqual(performance.now());
+      // A ctl client that never opened a session knows only the configured ttl.
+      expect(dcs(undefined, { ttl: 30 }, [capped.endpoint]).lockLifetime()).toBe(30);
+      // The server that allows 60 s grants the 30 asked for.
+      const b = dcs('b', { ttl: 30 });
+      expect(await b.attemptToAcquireLeader()).toBe(true);
+      expect(b.lockLifetime()).toBe(30);
+    } finally {
+      await Promise.all(open.splice(0).map((d) => d.close().catch(() => undefined)));
+      await capped.stop();
+    }
+  });
+
   it('turns a lost server into DcsError within retryTimeout', async () => {
     fresh();
     const lonely = await startZooKeeper();

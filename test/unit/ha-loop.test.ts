@@ -122,9 +122,20 @@ class FakeNode implements LocalNode {
     this.calls.push('follow');
     this.followed.push(target);
   }
-  async promote(_task: TaskControl, _cluster: Cluster | undefined): Promise<boolean | 'pre_promote_failed'> {
+  /** Runs while pre_promote would (before the lock is confirmed); tests move the clock or the DCS here. */
+  prePromote: () => Promise<void> = () => Promise.resolve();
+  async promote(
+    _task: TaskControl,
+    _cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'> {
     this.calls.push('promote');
-    return this.promoteResult;
+    await this.prePromote();
+    const result = await this.promoteResult;
+    if (result !== true) return result;
+    if (!(await confirmLock())) return false;
+    this.calls.push('pg_ctl promote');
+    return true;
   }
   async stop(mode: 'fast' | 'immediate'): Promise<void> {
     this.calls.push(`stop ${mode}`);
@@ -159,11 +170,22 @@ class FakeNode implements LocalNode {
   }
 }
 
-/** A clock moved by hand; `sleep` returns at once (the `Wait` action and the loop's safety timer). */
+/**
+ * A clock moved by hand; `sleep` returns at once (the `Wait` action and the loop's safety timer). `t += ms` moves
+ * both clocks; `stepWall` moves only the wall clock, as an NTP step does.
+ */
 class FakeClock implements LoopClock {
   t = T0;
+  private wallSteps = 0;
   now(): number {
     return this.t;
+  }
+  monotonic(): number {
+    return this.t - this.wallSteps - T0 + 1_000_000;
+  }
+  stepWall(ms: number): void {
+    this.t += ms;
+    this.wallSteps += ms;
   }
   async sleep(_ms: number): Promise<void> {
     return;
@@ -172,29 +194,39 @@ class FakeClock implements LoopClock {
 
 /** A MemoryDcs whose calls can be intercepted by name before they reach the store. */
 class HookedDcs extends MemoryDcs {
-  readonly hooks = new Map<string, () => void>();
-  private run(name: string): void {
-    this.hooks.get(name)?.();
+  readonly hooks = new Map<string, () => void | Promise<void>>();
+  /** When set, what leaseRefreshedAt() reports instead of the store's session refresh. */
+  leaseAt?: number;
+  /** When set, what lockLifetime() reports (seconds) instead of the ttl. */
+  lifetime?: number;
+  private async run(name: string): Promise<void> {
+    await this.hooks.get(name)?.();
   }
   override async attemptToAcquireLeader(): Promise<boolean> {
-    this.run('attemptToAcquireLeader');
+    await this.run('attemptToAcquireLeader');
     return super.attemptToAcquireLeader();
   }
   override async getCluster(): Promise<Cluster> {
-    this.run('getCluster');
+    await this.run('getCluster');
     return super.getCluster();
   }
   override async updateLeader(cluster: Cluster): Promise<boolean> {
-    this.run('updateLeader');
+    await this.run('updateLeader');
     return super.updateLeader(cluster);
   }
   override async touchMember(value: string): Promise<boolean> {
-    this.run('touchMember');
+    await this.run('touchMember');
     return super.touchMember(value);
   }
   override async writeStatus(value: string): Promise<boolean> {
-    this.run('writeStatus');
+    await this.run('writeStatus');
     return super.writeStatus(value);
+  }
+  override leaseRefreshedAt(): number | undefined {
+    return this.leaseAt ?? super.leaseRefreshedAt();
+  }
+  override lockLifetime(): number {
+    return this.lifetime ?? super.lockLifetime();
   }
 }
 
@@ -248,9 +280,9 @@ function revision(key: string): number | undefined {
 
 beforeEach(() => {
   store = new MemoryStore();
-  dcs = new HookedDcs(store, OPTIONS);
-  node = new FakeNode();
   clock = new FakeClock();
+  dcs = new HookedDcs(store, OPTIONS, () => clock.monotonic());
+  node = new FakeNode();
   logs = [];
   probes = [];
   peers = new Map();
@@ -283,7 +315,9 @@ describe('HaLoop executor', () => {
     // No leader, and pg1 (no REST API, so nothing to probe) is the only other member: we race for the lock...
     seedCluster(undefined, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
     // ...and pg1 takes it between our read and our attempt.
-    dcs.hooks.set('attemptToAcquireLeader', () => store.put(`${PREFIX}leader`, 'pg1'));
+    dcs.hooks.set('attemptToAcquireLeader', () => {
+      store.put(`${PREFIX}leader`, 'pg1');
+    });
 
     const result = await loop.runCycle();
 
@@ -490,6 +524,68 @@ describe('HaLoop executor', () => {
       expect(loop.leaderLockUntil()).toBe(T0 + 5_000 + 30_000);
     });
 
+    it('counts the lock from the last refresh of the lease it rides on when that is older than the request', async () => {
+      await leaderAtT0ThenWait(5_000);
+      // The DCS client kept using a lease it last refreshed 10 s before this request (etcd3 reuses one for ttl/3).
+      dcs.leaseAt = clock.monotonic() - 10_000;
+      expect((await loop.runCycle()).message).toBe(`no action. I am (${ME}), the leader with the lock`);
+      expect(loop.leaderLockUntil()).toBe(T0 + 5_000 - 10_000 + 30_000);
+    });
+
+    it('lives as long as the DCS says (a negotiated session timeout), not the configured ttl', async () => {
+      dcs.lifetime = 4;
+      seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+      node.postgres = PRIMARY;
+      expect((await loop.runCycle()).message).toBe(`no action. I am (${ME}), the leader with the lock`);
+      expect(loop.leaderLockUntil()).toBe(T0 + 4_000);
+      // A DCS error 1 s later: within retry_timeout of the refresh, but the lock expires in 3 s: demote now.
+      clock.t += 1_000;
+      hangThenFail('getCluster', 0);
+      expect((await loop.runCycle()).message).toBe(
+        'demoting self because DCS is not accessible and I was a leader',
+      );
+      await loop.waitForTask();
+      expect(node.calls).toContain('stop fast');
+    });
+
+    it('an NTP step back of the wall clock does not lengthen the lock', async () => {
+      await leaderAtT0ThenWait(0);
+      clock.stepWall(-60_000);
+      clock.t += 31_000;
+      expect(loop.isLeader()).toBe(false);
+      expect(loop.leaderLockUntil()).toBeUndefined();
+    });
+
+    it('an NTP step back does not stretch the grace of a leader cut off from the DCS', async () => {
+      await leaderAtT0ThenWait(0);
+      clock.stepWall(-60_000);
+      // 15 s after the refresh (45 s "before" it on the stepped wall clock) the read fails: past the 10 s grace.
+      clock.t += 15_000;
+      hangThenFail('getCluster', 0);
+      expect((await loop.runCycle()).message).toBe(
+        'demoting self because DCS is not accessible and I was a leader',
+      );
+    });
+
+    it('all DCS calls of a cycle share one retry_timeout: a refresh hanging after a slow read is abandoned', async () => {
+      await leaderAtT0ThenWait(3_000);
+      // The read takes 9.95 s of the 10 s budget; the lock refresh then hangs (etcd frozen, no answer ever).
+      dcs.hooks.set('getCluster', () => {
+        clock.t += 9_950;
+      });
+      dcs.hooks.set('updateLeader', () => new Promise<void>(() => undefined));
+      const started = performance.now();
+      const r = await loop.runCycle();
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(r).toEqual({
+        message: 'demoting self because DCS is not accessible and I was a leader',
+        dcsOk: false,
+      });
+      expect(logs.some((l) => l.includes("updateLeader abandoned: this cycle's DCS calls took"))).toBe(true);
+      await loop.waitForTask();
+      expect(node.calls).toContain('stop fast');
+    }, 5_000);
+
     it('once the DCS is back with our lock still there, the read-only former primary promotes again', async () => {
       await leaderAtT0ThenWait(3_000);
       hangThenFail('getCluster', 10_000);
@@ -530,6 +626,44 @@ describe('HaLoop executor', () => {
       });
       expect(node.followed.at(-1)).toEqual({ name: 'pg1', host: '127.0.0.1', port: 5441 });
       expect(loop.isLeader()).toBe(false);
+    });
+  });
+
+  describe('the lock is confirmed right before pg_ctl promote', () => {
+    async function promoteWhile(duringPrePromote: () => void): Promise<void> {
+      seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
+      node.prePromote = async () => duringPrePromote();
+      expect((await loop.runCycle()).message).toBe('promoted self to leader because I had the session lock');
+      await loop.waitForTask();
+    }
+
+    it('promotes when the lock is still ours after pre_promote', async () => {
+      await promoteWhile(() => {
+        clock.t += 20_000;
+      });
+      expect(node.calls).toContain('pg_ctl promote');
+      expect(loop.leaderLockUntil()).toBe(clock.t + 30_000);
+    });
+
+    it('does not promote when another member took the lock while pre_promote ran', async () => {
+      await promoteWhile(() => {
+        clock.t += 31_000;
+        store.put(`${PREFIX}leader`, 'pg1');
+      });
+      expect(node.calls).toContain('promote');
+      expect(node.calls).not.toContain('pg_ctl promote');
+      expect(loop.isLeader()).toBe(false);
+      expect(logs).toContain('WARNING: lost the leader lock before pg_ctl promote: not promoting');
+    });
+
+    it('does not promote when the DCS cannot confirm the lock', async () => {
+      await promoteWhile(() => {
+        store.reachable = false;
+      });
+      expect(node.calls).not.toContain('pg_ctl promote');
+      expect(
+        logs.some((l) => l.startsWith('WARNING: cannot confirm the leader lock before pg_ctl promote')),
+      ).toBe(true);
     });
   });
 

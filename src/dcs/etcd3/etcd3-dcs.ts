@@ -9,12 +9,14 @@ import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions 
 import {
   b64,
   EtcdGateway,
+  type CallOutcome,
   fromB64,
   isLeaseNotFound,
   prefixRangeEnd,
   type Compare,
   type KeyValue,
   type RequestOp,
+  type TxnResponse,
   type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
@@ -77,8 +79,10 @@ export class Etcd3Dcs implements Dcs {
   private readonly prefix: string;
   private ttl: number;
   private lease?: string;
-  /** When the lease was last granted or kept alive (epoch ms, taken before the request). */
-  private leaseRefreshedAt = 0;
+  /** When the lease was last granted or kept alive (monotonic ms, taken before the request). */
+  private leaseRefreshedMs = 0;
+  /** The TTL etcd granted our lease, seconds (it may differ from the one asked for). */
+  private grantedTtl?: number;
   /** Header revision of the last cluster read: watches start right after it. */
   private lastRevision?: bigint;
   /** Whether the last cluster read showed us holding the lock (leaders are not woken by status writes). */
@@ -138,13 +142,15 @@ export class Etcd3Dcs implements Dcs {
   // ---- lease -----------------------------------------------------------------------------------------------
 
   private async grantLease(): Promise<string> {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const res = await this.gateway.leaseGrant(Math.max(1, Math.ceil(this.ttl)));
     if (!res.ID || res.ID === '0') {
       throw new DcsError(`etcd3 at ${this.endpoints.join(', ')} granted no lease (answer without ID)`);
     }
     this.lease = res.ID;
-    this.leaseRefreshedAt = sentAt;
+    this.leaseRefreshedMs = sentAt;
+    const granted = Number(res.TTL);
+    this.grantedTtl = Number.isFinite(granted) && granted > 0 ? granted : undefined;
     return res.ID;
   }
 
@@ -155,15 +161,15 @@ export class Etcd3Dcs implements Dcs {
   private async refreshLease(force: boolean): Promise<string> {
     const lease = this.lease;
     if (lease === undefined) return this.grantLease();
-    if (!force && Date.now() - this.leaseRefreshedAt < (this.ttl * 1000) / 3) return lease;
-    const sentAt = Date.now();
+    if (!force && performance.now() - this.leaseRefreshedMs < (this.ttl * 1000) / 3) return lease;
+    const sentAt = performance.now();
     const alive = await this.gateway.leaseKeepAlive(lease);
     if (this.lease !== lease) return this.refreshLease(false); // setTimings dropped it meanwhile
     if (!alive) {
       this.lease = undefined;
       return this.grantLease();
     }
-    this.leaseRefreshedAt = sentAt;
+    this.leaseRefreshedMs = sentAt;
     return lease;
   }
 
@@ -181,8 +187,9 @@ export class Etcd3Dcs implements Dcs {
 
   // ---- reads -----------------------------------------------------------------------------------------------
 
-  async getCluster(): Promise<Cluster> {
+  async getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster> {
     this.ensureOpen();
+    if (options?.fresh) return this.freshCluster();
     const live = this.liveWatch;
     if (live && !live.ended && !live.stale && live.appliedRevision >= this.ownWriteRevision) {
       // A keys-only fingerprint (count and newest revision) instead of every value: when it matches the cache, the
@@ -206,6 +213,20 @@ export class Etcd3Dcs implements Dcs {
       this.liveWatch = this.openLiveWatch(nodes, revision);
     }
     return this.clusterRead({ cluster: clusterFromNodes(this.options.scope, nodes), nodes }, revision);
+  }
+
+  /**
+   * A read from etcd for the REST API, leaving the HA loop's state alone: moving the revision its watch() compares
+   * with would swallow a change that arrived since the loop's own read (a failover delayed by loop_wait).
+   */
+  private async freshCluster(): Promise<Cluster> {
+    const res = await this.gateway.range(this.prefix, prefixRangeEnd(this.prefix), !this.options.ctl);
+    const nodes: DcsNode[] = [];
+    for (const kv of res.kvs ?? []) {
+      const node = this.nodeOf(kv);
+      if (node) nodes.push(node);
+    }
+    return clusterFromNodes(this.options.scope, nodes);
   }
 
   /** Our prefix's key/value as a DcsNode (key relative to the prefix); undefined for a key outside it. */
@@ -268,7 +289,8 @@ export class Etcd3Dcs implements Dcs {
   async attemptToAcquireLeader(): Promise<boolean> {
     const name = this.identity('attemptToAcquireLeader');
     const key = this.key(KEYS.leader);
-    const won = await this.withLease(false, async (lease) => {
+    // A forced keepalive: a lock on a lease last refreshed up to ttl/3 ago would expire that much early.
+    const won = await this.withLease(true, async (lease) => {
       const res = await this.gateway.txn({
         compare: [createAbsent(key)],
         success: [putOp(key, name, lease)],
@@ -338,8 +360,58 @@ export class Etcd3Dcs implements Dcs {
       await this.gateway.put(key, sysid);
       return true;
     }
-    const res = await this.gateway.txn({ compare: [createAbsent(key)], success: [putOp(key, sysid)] });
-    return res.succeeded === true;
+    // Our member key, rewritten unchanged in the same transaction, marks the write as ours: should the answer be
+    // lost and the retry on another endpoint find the key taken, the two share a revision only if it was us.
+    const member = this.memberWritten;
+    let marker = !this.options.ctl && member && member.lease === this.lease ? member : undefined;
+    const memberKey = this.key(KEYS.members + (this.options.name ?? ''));
+    const outcome: CallOutcome = { uncertain: false };
+    const race = (mark: boolean): Promise<TxnResponse> =>
+      this.gateway.txn(
+        {
+          compare: [createAbsent(key)],
+          success: [
+            putOp(key, sysid),
+            ...(mark && marker ? [putOp(memberKey, marker.value, marker.lease)] : []),
+          ],
+        },
+        outcome,
+      );
+    let res: TxnResponse;
+    try {
+      res = await race(true);
+    } catch (e) {
+      // Our lease expired meanwhile: race without the marker rather than not at all.
+      if (!marker || !isLeaseNotFound(e)) throw e;
+      marker = undefined;
+      res = await race(false);
+    }
+    if (res.succeeded === true) {
+      if (marker) this.memberWritten = { ...marker, revision: this.revisionOf(res.header?.revision) };
+      return true;
+    }
+    if (!outcome.uncertain) return false;
+    return this.initializeWasOurs(key, memberKey, marker !== undefined);
+  }
+
+  /**
+   * After a create of `initialize` whose answer was lost and whose retry found the key taken: was it our first
+   * attempt? Reporting an applied write as lost would leave a cluster that nobody bootstraps.
+   */
+  private async initializeWasOurs(key: string, memberKey: string, marked: boolean): Promise<boolean> {
+    const [init, member] = await Promise.all([
+      this.gateway.range(key, undefined, false),
+      this.gateway.range(memberKey, undefined, false),
+    ]);
+    const created = init.kvs?.[0]?.create_revision;
+    if (marked && created !== undefined && member.kvs?.[0]?.mod_revision === created) return true;
+    if (!marked) {
+      throw new DcsError(
+        `etcd3 at ${this.endpoints.join(', ')}: creating ${key} timed out and a retry found it taken; ` +
+          'whether the first attempt wrote it cannot be told',
+      );
+    }
+    return false;
   }
 
   async cancelInitialization(): Promise<boolean> {
@@ -367,6 +439,15 @@ export class Etcd3Dcs implements Dcs {
 
   async setFailoverValue(value: string, version?: string): Promise<boolean> {
     return (await this.casPut(KEYS.failover, value, version)) !== false;
+  }
+
+  async replaceFailoverValue(value: string, expectedVersion: string | undefined): Promise<boolean> {
+    if (expectedVersion !== undefined)
+      return (await this.casPut(KEYS.failover, value, expectedVersion)) !== false;
+    this.ensureOpen();
+    const key = this.key(KEYS.failover);
+    const res = await this.gateway.txn({ compare: [createAbsent(key)], success: [putOp(key, value)] });
+    return res.succeeded === true;
   }
 
   async setSyncStateValue(value: string, version?: string): Promise<string | false> {
@@ -413,7 +494,7 @@ export class Etcd3Dcs implements Dcs {
 
   async watch(timeoutMs: number): Promise<boolean> {
     this.ensureOpen();
-    const until = Date.now() + timeoutMs;
+    const until = performance.now() + timeoutMs;
     const relevant = new Set([this.key(KEYS.leader), this.key(KEYS.config)]);
     if (!this.leaderIsMe) {
       relevant.add(this.key(KEYS.status));
@@ -479,12 +560,12 @@ export class Etcd3Dcs implements Dcs {
         else if (live.ended) done(false);
       };
       const onClose = (): void => done(false);
-      const timer = setTimeout(() => done(false), Math.max(0, until - Date.now()));
+      const timer = setTimeout(() => done(false), Math.max(0, until - performance.now()));
       live.waiters.add(check);
       this.wakeOnClose.add(onClose);
     });
     if (woken) return true;
-    if (live.ended && !this.closed && Date.now() < until) {
+    if (live.ended && !this.closed && performance.now() < until) {
       // The stream broke (etcd restarted or unreachable): keep the caller's pace; its next read reports it.
       await this.sleepUntil(until);
     }
@@ -537,7 +618,7 @@ export class Etcd3Dcs implements Dcs {
       notify();
     };
     // Far enough ahead to be "until it breaks", within what setTimeout accepts.
-    const forever = Date.now() + 2 ** 31 - 1;
+    const forever = performance.now() + 2 ** 31 - 1;
     this.gateway.watch(this.watchCreateRequest(revision), forever, onResult).then(ended, ended);
     return stream;
   }
@@ -549,17 +630,26 @@ export class Etcd3Dcs implements Dcs {
         this.wakeOnClose.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, Math.max(0, until - Date.now()));
+      const timer = setTimeout(done, Math.max(0, until - performance.now()));
       this.wakeOnClose.add(done);
     });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------------------
 
+  lockLifetime(): number {
+    return this.lease !== undefined && this.grantedTtl !== undefined ? this.grantedTtl : this.ttl;
+  }
+
+  leaseRefreshedAt(): number | undefined {
+    return this.lease === undefined ? undefined : this.leaseRefreshedMs;
+  }
+
   setTimings(ttl: number, retryTimeout: number): void {
     if (ttl !== this.ttl) {
       // A new ttl needs a new lease. Not revoked: the next updateLeader re-attaches the lock via the repair txn.
       this.lease = undefined;
+      this.grantedTtl = undefined;
     }
     this.ttl = ttl;
     this.gateway.retryTimeout = retryTimeout;

@@ -177,6 +177,24 @@ function parseEndpoint(raw: string, protocol: 'http' | 'https'): Endpoint {
 /** A failure worth trying the next endpoint for: connection problems, timeouts, gRPC Unavailable. */
 class NetworkError extends Error {}
 
+/** Socket errors that mean the request never reached etcd (nothing can have been applied). */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Whether etcd may have applied a request whose socket failed with `cause` (a reset, a broken pipe). */
+function mayHaveApplied(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return !(typeof code === 'string' && NOT_SENT.has(code));
+}
+
+/** What a call learnt about its own attempts. */
+export interface CallOutcome {
+  /** An earlier attempt failed after etcd may have applied it: a failed compare may be our own write. */
+  uncertain: boolean;
+}
+
+/** A NetworkError carrying whether the request may have been applied. */
+class SentNetworkError extends NetworkError {}
+
 const NODE_ERRORS: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
@@ -381,8 +399,9 @@ export class EtcdGateway {
     return res;
   }
 
-  async txn(request: TxnRequest): Promise<TxnResponse> {
-    const res = await this.call<TxnResponse>('/kv/txn', request);
+  /** `outcome`: filled in with whether an attempt that failed on the way may have been applied all the same. */
+  async txn(request: TxnRequest, outcome?: CallOutcome): Promise<TxnResponse> {
+    const res = await this.call<TxnResponse>('/kv/txn', request, { kind: 'unary' }, outcome);
     // A put or delete ran when the compare held, or when a nested txn of the failure branch succeeded.
     if (res.succeeded === true || res.responses?.some((r) => r.response_txn?.succeeded === true)) {
       this.onWrite?.(res.header?.revision);
@@ -411,8 +430,8 @@ export class EtcdGateway {
   }
 
   /**
-   * Opens a watch and feeds each response to `onResult` until it returns true (-> true) or `untilMs` (epoch ms)
-   * passes (-> false). Rejects with DcsError when no endpoint accepts the watch or the stream breaks.
+   * Opens a watch and feeds each response to `onResult` until it returns true (-> true) or `untilMs` (monotonic
+   * ms, `performance.now()`) passes (-> false). Rejects with DcsError when no endpoint accepts the watch or the stream breaks.
    */
   watch(
     createRequest: JsonObject,
@@ -429,24 +448,33 @@ export class EtcdGateway {
   // ---- plumbing --------------------------------------------------------------------------------------------
 
   /** POSTs `body` to `<prefix><method>` with version detection, auth and endpoint failover. */
-  async call<T>(method: string, body: JsonObject | TxnRequest, mode: Mode = { kind: 'unary' }): Promise<T> {
-    let deadline = Date.now() + this.retryTimeout * 1000;
+  async call<T>(
+    method: string,
+    body: JsonObject | TxnRequest,
+    mode: Mode = { kind: 'unary' },
+    outcome?: CallOutcome,
+  ): Promise<T> {
+    let deadline = performance.now() + this.retryTimeout * 1000;
     if (mode.kind === 'stream') deadline = Math.min(deadline, mode.untilMs);
     const versions = await this.detectVersions(deadline);
     const path = versions.prefix + method;
     let token = await this.authenticate(versions, deadline);
     const payload = JSON.stringify(body);
     try {
-      return (await this.failover(deadline, (ep, timeoutMs) =>
-        this.exchange(ep, 'POST', path, payload, timeoutMs, token, mode),
+      return (await this.failover(
+        deadline,
+        (ep, timeoutMs) => this.exchange(ep, 'POST', path, payload, timeoutMs, token, mode),
+        outcome,
       )) as T;
     } catch (e) {
       if (!(e instanceof EtcdError) || !this.authConfigured || !REAUTH_MESSAGES.has(e.etcdMessage)) throw e;
       // Tokens are per etcd member and expire: get a fresh one and retry once.
       this.token = undefined;
       token = await this.authenticate(versions, deadline);
-      return (await this.failover(deadline, (ep, timeoutMs) =>
-        this.exchange(ep, 'POST', path, payload, timeoutMs, token, mode),
+      return (await this.failover(
+        deadline,
+        (ep, timeoutMs) => this.exchange(ep, 'POST', path, payload, timeoutMs, token, mode),
+        outcome,
       )) as T;
     }
   }
@@ -518,6 +546,7 @@ export class EtcdGateway {
   private async failover(
     deadline: number,
     attempt: (ep: Endpoint, timeoutMs: number) => Promise<unknown>,
+    outcome?: CallOutcome,
   ): Promise<unknown> {
     const causes = new Map<string, string>();
     let pause = 100;
@@ -528,7 +557,7 @@ export class EtcdGateway {
         const index = (this.preferred + i) % n;
         const ep = this.targets[index];
         if (!ep) continue;
-        const remaining = deadline - Date.now();
+        const remaining = deadline - performance.now();
         if (remaining <= 0 && causes.size > 0) break;
         // Split what is left over the endpoints still to try, but give each at least a second (as dcs/etcd3.py).
         const timeoutMs = Math.max(Math.min(1000, remaining), Math.floor(remaining / (n - i)), 1);
@@ -538,11 +567,12 @@ export class EtcdGateway {
           return result;
         } catch (e) {
           if (!(e instanceof NetworkError)) throw e;
+          if (e instanceof SentNetworkError && outcome) outcome.uncertain = true;
           causes.set(ep.label, e.message);
         }
       }
       this.ensureOpen();
-      const remaining = deadline - Date.now();
+      const remaining = deadline - performance.now();
       if (remaining < 100) break;
       await sleep(Math.min(pause, remaining - 50));
       pause = Math.min(pause * 2, 1000);
@@ -600,12 +630,12 @@ export class EtcdGateway {
         timer = setTimeout(onFire, Math.max(0, ms));
       };
       const timedOut = (): void => {
-        finish(new NetworkError(`timed out after ${timeoutMs} ms`));
+        finish(new SentNetworkError(`timed out after ${timeoutMs} ms`));
         req.destroy();
       };
-      if (mode.kind === 'stream' && mode.untilMs <= Date.now() + timeoutMs) {
+      if (mode.kind === 'stream' && mode.untilMs <= performance.now() + timeoutMs) {
         // The watch ends before this attempt would time out: that is a quiet watch, not a failure.
-        arm(mode.untilMs - Date.now(), () => {
+        arm(mode.untilMs - performance.now(), () => {
           finish(undefined, false);
           req.destroy();
         });
@@ -613,13 +643,16 @@ export class EtcdGateway {
 
       req.on('error', (e) => {
         if (this.closed) finish(new DcsError(`etcd3 client for ${this.endpoints.join(', ')} is closed`));
-        else finish(new NetworkError(describeSocketError(e)));
+        else {
+          const message = describeSocketError(e);
+          finish(mayHaveApplied(e) ? new SentNetworkError(message) : new NetworkError(message));
+        }
       });
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
         res.setEncoding('utf8');
-        res.on('error', (e) => finish(new NetworkError(describeSocketError(e))));
-        res.on('aborted', () => finish(new NetworkError('connection closed mid-response')));
+        res.on('error', (e) => finish(new SentNetworkError(describeSocketError(e))));
+        res.on('aborted', () => finish(new SentNetworkError('connection closed mid-response')));
 
         if (status === 200 && mode.kind !== 'unary') {
           const splitter = new JsonObjectSplitter();
@@ -657,7 +690,7 @@ export class EtcdGateway {
               if (first) {
                 first = false;
                 // Connected: from now on only the caller's deadline ends the watch.
-                arm(mode.untilMs - Date.now(), () => {
+                arm(mode.untilMs - performance.now(), () => {
                   finish(undefined, false);
                   req.destroy();
                 });
@@ -722,7 +755,8 @@ export class EtcdGateway {
   }
 
   private grpcError(ep: Endpoint, path: string, grpc: { code: number; message: string }): Error {
-    if (grpc.code === GRPC_UNAVAILABLE) return new NetworkError(`${grpc.message} (unavailable)`);
+    // "etcdserver: request timed out" is Unavailable too, and its proposal may still be applied.
+    if (grpc.code === GRPC_UNAVAILABLE) return new SentNetworkError(`${grpc.message} (unavailable)`);
     return new EtcdError(`etcd3 at ${ep.label}: ${path} failed: ${grpc.message}`, grpc.code, grpc.message);
   }
 }

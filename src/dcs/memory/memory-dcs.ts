@@ -108,10 +108,14 @@ export class MemoryDcs implements Dcs {
   private ttl: number;
   private lastStatus?: string;
   private lastFailsafe?: string;
+  /** Monotonic ms at which our session was last granted or refreshed. */
+  private sessionRefreshedAt?: number;
 
   constructor(
     private readonly store: MemoryStore,
     readonly options: DcsOptions,
+    /** The monotonic clock the session times are read from (a test's hand-moved one). */
+    private readonly monotonic: () => number = () => performance.now(),
   ) {
     this.prefix = clusterPrefix(options.namespace, options.scope);
     this.ttl = options.ttl;
@@ -127,6 +131,7 @@ export class MemoryDcs implements Dcs {
 
   private ownSession(): string {
     if (this.options.ctl || !this.options.name) throw new DcsError('this DCS client has no member identity');
+    this.sessionRefreshedAt = this.monotonic();
     if (!this.session || !this.store.sessionAlive(this.session))
       this.session = this.store.grantSession(this.ttl);
     else this.store.refreshSession(this.session, this.ttl);
@@ -138,9 +143,10 @@ export class MemoryDcs implements Dcs {
     return this.options.name;
   }
 
-  async getCluster(): Promise<Cluster> {
+  async getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster> {
     this.check();
-    this.readRevision = this.store.currentRevision;
+    // A fresh read (REST) must not move the point the loop's watch() compares with: the loop would miss a change.
+    if (!options?.fresh) this.readRevision = this.store.currentRevision;
     const nodes: DcsNode[] = this.store.list(this.prefix).map(([k, v]) => ({
       key: k.slice(this.prefix.length),
       value: v.value,
@@ -223,6 +229,18 @@ export class MemoryDcs implements Dcs {
     return this.casPut(KEYS.failover, value, version) !== false;
   }
 
+  async replaceFailoverValue(value: string, expectedVersion: string | undefined): Promise<boolean> {
+    this.check();
+    const key = this.key(KEYS.failover);
+    const current = this.store.get(key);
+    if (
+      expectedVersion === undefined ? current !== undefined : String(current?.modRevision) !== expectedVersion
+    )
+      return false;
+    this.store.put(key, value);
+    return true;
+  }
+
   async setSyncStateValue(value: string, version?: string): Promise<string | false> {
     const rev = this.casPut(KEYS.sync, value, version);
     return rev === false ? false : String(rev);
@@ -278,6 +296,14 @@ export class MemoryDcs implements Dcs {
         if (relevant.has(key)) done(true);
       });
     });
+  }
+
+  lockLifetime(): number {
+    return this.ttl;
+  }
+
+  leaseRefreshedAt(): number | undefined {
+    return this.session === undefined ? undefined : this.sessionRefreshedAt;
   }
 
   setTimings(ttl: number, _retryTimeout: number): void {

@@ -53,6 +53,8 @@ interface Session {
   dead: boolean;
   /** Rejecters of requests in flight, failed at once when the session dies (the library would leave them queued). */
   readonly inflight: Set<(e: Error) => void>;
+  /** Monotonic ms at which the last request the server answered was sent: the session was alive then. */
+  provenAt: number;
 }
 
 /** A 64-bit value (zxid, session id) from the wire as a signed decimal, like Java's `long` and kazoo print it. */
@@ -163,6 +165,7 @@ export class ZooKeeperDcs implements Dcs {
   private async connect(): Promise<Session> {
     const zk = (this.zk ??= await loadZooKeeper());
     const seconds = this.retryTimeout;
+    const connectSentAt = performance.now();
     const client = zk.createClient(this.hostList, {
       sessionTimeout: this.ttl * 1000,
       spinDelay: SPIN_DELAY_MS,
@@ -179,7 +182,13 @@ export class ZooKeeperDcs implements Dcs {
       }, seconds * 1000);
       const onConnected = (): void => {
         clearTimeout(timer);
-        resolve({ client, id: longToDecimal(client.getSessionId()), dead: false, inflight: new Set() });
+        resolve({
+          client,
+          id: longToDecimal(client.getSessionId()),
+          dead: false,
+          inflight: new Set(),
+          provenAt: connectSentAt,
+        });
       };
       client.once('connected', onConnected);
       client.connect();
@@ -272,7 +281,7 @@ export class ZooKeeperDcs implements Dcs {
   private async beforeDeadline<T>(promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(error()), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(() => reject(error()), Math.max(0, deadline - performance.now()));
     });
     try {
       return await Promise.race([promise, expired]);
@@ -325,7 +334,10 @@ export class ZooKeeperDcs implements Dcs {
         cleanup();
         reject(e);
       };
-      const timer = setTimeout(() => fail(this.disconnectedError(what)), Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => fail(this.disconnectedError(what)),
+        Math.max(0, deadline - performance.now()),
+      );
       s.client.on('connected', onConnected);
       s.inflight.add(fail);
     });
@@ -339,6 +351,7 @@ export class ZooKeeperDcs implements Dcs {
     start: (done: (error: ZkException | null, value: T) => void) => void,
   ): Promise<T> {
     await this.whenConnected(s, deadline, what);
+    const sentAt = performance.now();
     return new Promise<T>((resolve, reject) => {
       const settle = (fn: () => void): void => {
         clearTimeout(timer);
@@ -347,10 +360,17 @@ export class ZooKeeperDcs implements Dcs {
       };
       const fail = (e: Error): void => settle(() => reject(e));
       // The library never times a request out: the deadline does.
-      const timer = setTimeout(() => fail(this.timeoutError(what)), Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => fail(this.timeoutError(what)),
+        Math.max(0, deadline - performance.now()),
+      );
       s.inflight.add(fail);
       try {
-        start((error, value) => settle(() => (error ? reject(error) : resolve(value))));
+        start((error, value) => {
+          // Any answer, an error code included, comes from a server that still knows the session.
+          if (!s.dead && sentAt > s.provenAt) s.provenAt = sentAt;
+          settle(() => (error ? reject(error) : resolve(value)));
+        });
       } catch (e) {
         // The library asserts its arguments synchronously (e.g. an invalid path).
         fail(e instanceof Error ? e : new Error(String(e)));
@@ -370,7 +390,12 @@ export class ZooKeeperDcs implements Dcs {
         return await this.request(s, deadline, what, start);
       } catch (e) {
         const code = this.zk?.Exception.CONNECTION_LOSS;
-        if (code === undefined || !hasCode(e, code) || s.dead || Date.now() + READ_RETRY_MS >= deadline)
+        if (
+          code === undefined ||
+          !hasCode(e, code) ||
+          s.dead ||
+          performance.now() + READ_RETRY_MS >= deadline
+        )
           throw e;
         await sleep(READ_RETRY_MS);
       }
@@ -487,7 +512,7 @@ export class ZooKeeperDcs implements Dcs {
 
   /** Runs one DCS operation under one deadline; everything that escapes is a DcsError naming the hosts. */
   private async op<T>(what: string, body: (s: Session, deadline: number) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.retryTimeout * 1000;
+    const deadline = performance.now() + this.retryTimeout * 1000;
     try {
       const s = await this.session(deadline);
       return await body(s, deadline);
@@ -500,8 +525,9 @@ export class ZooKeeperDcs implements Dcs {
 
   async getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster> {
     return this.op('getCluster', async (s, deadline) => {
-      // Events from here on belong to the next cycle (Patroni clears its event before loading).
-      this.changed = false;
+      // Events from here on belong to the next cycle (Patroni clears its event before loading). A fresh read (REST)
+      // leaves the flag alone: the loop has not seen what woke it yet.
+      if (!options?.fresh) this.changed = false;
       const v = this.view;
       if (
         !options?.fresh &&
@@ -841,6 +867,19 @@ export class ZooKeeperDcs implements Dcs {
     return (await this.write('setFailoverValue', KEYS.failover, value, version)) !== false;
   }
 
+  async replaceFailoverValue(value: string, expectedVersion: string | undefined): Promise<boolean> {
+    if (expectedVersion !== undefined) return this.setFailoverValue(value, expectedVersion);
+    return this.op('replaceFailoverValue', async (s, deadline) => {
+      try {
+        await this.create(s, deadline, this.path(KEYS.failover), value, false);
+        return true;
+      } catch (e) {
+        if (hasCode(e, this.mod.Exception.NODE_EXISTS)) return false;
+        throw e;
+      }
+    });
+  }
+
   async setSyncStateValue(value: string, version?: string): Promise<string | false> {
     const v = await this.write('setSyncStateValue', KEYS.sync, value, version);
     return v === false ? false : String(v);
@@ -967,12 +1006,25 @@ export class ZooKeeperDcs implements Dcs {
       this.waiters.add(done);
       if (!this.closed && (!this.current || this.armedFor !== this.current)) {
         // Best effort: if ZooKeeper is unreachable this is simply a sleep, like Patroni's.
-        this.arm(Date.now() + Math.min(timeoutMs, this.retryTimeout * 1000)).catch(() => undefined);
+        this.arm(performance.now() + Math.min(timeoutMs, this.retryTimeout * 1000)).catch(() => undefined);
       }
     });
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------------------
+
+  /** The session timeout the server negotiated (capped by its maxSessionTimeout), as kazoo reports it to Patroni. */
+  lockLifetime(): number {
+    const s = this.current;
+    if (!s || s.dead) return this.ttl;
+    const negotiated = s.client.getSessionTimeout();
+    return Number.isFinite(negotiated) && negotiated > 0 ? negotiated / 1000 : this.ttl;
+  }
+
+  leaseRefreshedAt(): number | undefined {
+    const s = this.current;
+    return s && !s.dead ? s.provenAt : undefined;
+  }
 
   setTimings(ttl: number, retryTimeout: number): void {
     this.retryTimeout = retryTimeout;

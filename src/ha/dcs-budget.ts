@@ -1,0 +1,72 @@
+/**
+ * One HA cycle's DCS time: all the calls a cycle makes share one retry_timeout, not one each. Two calls that each
+ * took retry_timeout would leave the lock no time for the demotion (Patroni sizes ttl for one retry_timeout per
+ * cycle). Past the budget a call fails as a DcsError and the cycle decides as if the DCS were unreachable.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { DcsError, type Dcs } from '../dcs/dcs.js';
+
+/** What one cycle may still spend, ms. */
+export interface DcsBudget {
+  readonly limitMs: number;
+  spentMs: number;
+}
+
+/** Methods that make no request (or wait on purpose, like watch): never charged to a budget. */
+const UNBUDGETED = new Set<string>(['watch', 'close', 'setTimings', 'lockLifetime', 'leaseRefreshedAt']);
+
+export class CycleDcsBudget {
+  private readonly scope = new AsyncLocalStorage<DcsBudget>();
+
+  /** `monotonic`: ms that an NTP step does not move. */
+  constructor(private readonly monotonic: () => number) {}
+
+  /** Runs `body` (a cycle) with a budget of `limitMs` for every DCS call made in its async context. */
+  run<T>(limitMs: number, body: () => Promise<T>): Promise<T> {
+    return this.scope.run({ limitMs, spentMs: 0 }, body);
+  }
+
+  /** Runs `body` outside any cycle's budget (a long action started by a cycle is not part of the heartbeat). */
+  exempt<T>(body: () => T): T {
+    return this.scope.exit(body);
+  }
+
+  /** `dcs` with every request charged to the budget of the cycle it is made in. */
+  wrap(dcs: Dcs): Dcs {
+    return new Proxy(dcs, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        const method = value as (...args: unknown[]) => unknown;
+        if (typeof prop !== 'string' || UNBUDGETED.has(prop)) return method.bind(target);
+        return (...args: unknown[]) =>
+          this.within(prop, () => method.apply(target, args) as Promise<unknown>);
+      },
+    });
+  }
+
+  private async within<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const budget = this.scope.getStore();
+    if (budget === undefined) return call();
+    const left = budget.limitMs - budget.spentMs;
+    const spent = (): string =>
+      `this cycle's DCS calls took ${(budget.spentMs / 1000).toFixed(1)} s of retry_timeout ${budget.limitMs / 1000} s`;
+    if (left <= 0) throw new DcsError(`${what} not attempted: ${spent()}`);
+    const started = this.monotonic();
+    let timer: NodeJS.Timeout | undefined;
+    const pending = call();
+    // Past the budget the call is abandoned, not cancelled: its late failure must not be an unhandled rejection.
+    pending.catch(() => undefined);
+    try {
+      return await Promise.race([
+        pending,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new DcsError(`${what} abandoned: ${spent()}`)), left);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      budget.spentMs += Math.max(0, this.monotonic() - started);
+    }
+  }
+}
