@@ -174,4 +174,29 @@ describe('agent endpoints behind the API server', () => {
     expect(restarts).toEqual(['restart']);
     await dcs.close();
   });
+
+  it('a restart scheduled past 24.8 days (setTimeout limit) waits; DELETE /restart withdraws it', async () => {
+    const dcs = new MemoryDcs(new MemoryStore(), {
+      namespace: '/service',
+      scope: 'u',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    const restarts: string[] = [];
+    const base = await setup(dcs, false, restarts);
+    const schedule = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    const r = await fetch(`${base}/restart`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ schedule }),
+    });
+    expect([r.status, await r.text()]).toEqual([202, 'Restart scheduled']);
+    // An overflowing setTimeout fires after 1 ms; give it far more than that.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(restarts).toEqual([]);
+    const del = await fetch(`${base}/restart`, { method: 'DELETE', headers: auth });
+    expect([del.status, await del.text()]).toEqual([200, 'scheduled restart deleted']);
+    await dcs.close();
+  });
 });
