@@ -208,6 +208,8 @@ const listenOf = (config: AgentConfig): string => {
   return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
 };
 
+const RELOAD_GRACE_MS = 2_000;
+
 export interface AgentApi {
   /** Applies a reloaded configuration; a new listener when the address or the TLS mode changed. */
   reload(config: AgentConfig): Promise<void>;
@@ -253,8 +255,10 @@ export async function startAgentApi(initial: AgentRestDeps): Promise<AgentApi> {
         server = next;
         return;
       }
-      await server.close();
+      // Same address: free it first; a request under way (this very POST /reload) gets time to be answered.
+      const closing = server.close(RELOAD_GRACE_MS);
       server = await startApiServer(optionsFor(config));
+      await closing;
     },
     async close() {
       await server.close();

@@ -78,7 +78,11 @@ export interface ApiServer {
    * change needs a new listener (TLS switched on or off, verify_client changed): the caller starts a new server.
    */
   reconfigure(security: ApiSecurity): 'applied' | 'restart';
-  close(): Promise<void>;
+  /**
+   * Stops listening at once; requests under way get `graceMs` to finish (0: cut now, as at shutdown, so that peers
+   * see this member as unreachable); resolves when every connection is gone.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export const DEFAULT_SERVER_TOKENS = 'BaseHTTP/0.6 Python/3.11.2';
@@ -241,10 +245,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       policy = new AccessPolicy(next, memberApiUrls, options.onWarning);
       return 'applied';
     },
-    close: () =>
+    close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        server.closeIdleConnections();
+        if (graceMs <= 0) server.closeAllConnections();
+        else setTimeout(() => server.closeAllConnections(), graceMs).unref();
       }),
   };
 }

@@ -116,6 +116,31 @@ describe('reload of the REST API settings', () => {
     expect(calls).toEqual(['reload', 'reload', 'reload']);
   });
 
+  it('a new listener on the same port: the request under way is still answered', async () => {
+    let release: () => void = () => undefined;
+    let entered = false;
+    const slow = await startApiServer({
+      listen: '127.0.0.1:0',
+      getStatus: () => ({}) as AgentStatus,
+      getCluster: () => undefined,
+      handlers: {
+        reload: async () => {
+          entered = true;
+          await new Promise<void>((resolve) => (release = resolve));
+          return { code: 202, body: 'reload scheduled' };
+        },
+      },
+    });
+    const answer = post(`http://127.0.0.1:${slow.port}/reload`);
+    await expect.poll(() => entered).toBe(true);
+    const closing = slow.close(5_000);
+    const base = await start({ listen: `127.0.0.1:${slow.port}` });
+    release();
+    expect(await answer).toEqual([202, 'reload scheduled']);
+    await closing;
+    expect(await post(`${base}/reload`)).toEqual([202, 'reload scheduled']);
+  });
+
   it('switching TLS on needs a new listener', async () => {
     await start({});
     expect(server?.reconfigure({ tls: { certfile: '/nonexistent.pem' } })).toBe('restart');
