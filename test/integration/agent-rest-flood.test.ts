@@ -192,8 +192,8 @@ describe.skipIf(!available)('a REST flood on the leader (8 garbage streamers, 4 
     const seconds = (Date.now() - t0) / 1000;
     const cpuPct = ((cpuTicks(pid) - cpu0) / CLK_TCK / seconds) * 100;
     console.log(
-      `REST flood on ${leaderName} for ${seconds.toFixed(1)} s: ${(flood.bytes() / 2 ** 20).toFixed(0)} MiB sent ` +
-        `over ${flood.connections()} connections; ${polls} GET /patroni, ${failures.length} failed, slowest ` +
+      `REST flood on ${leaderName} for ${seconds.toFixed(1)} s: ${(flood.bytes() / 2 ** 20).toFixed(0)} MiB written ` +
+        `by the clients over ${flood.connections()} connections; ${polls} GET /patroni, ${failures.length} failed, slowest ` +
         `${slowest} ms; lock ${watch.goneAt() === undefined ? 'kept' : 'LOST'}; agent RSS max ` +
         `${(maxRss / 1024).toFixed(1)} MiB, CPU ${cpuPct.toFixed(1)} %`,
     );
