@@ -3,6 +3,8 @@
  * `allowlist_include_members` answer 403 `Access is denied` and run nothing; a reload replaces credentials and the
  * allowlist of the running server; `server_tokens` spellings.
  */
+import { readFileSync } from 'node:fs';
+import * as https from 'node:https';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   serverHeaderFor,
@@ -11,6 +13,7 @@ import {
   type ApiServerOptions,
 } from '../../src/api/server.js';
 import type { AgentStatus } from '../../src/api/status.js';
+import { makeTestCerts } from '../helpers/tls-certs.js';
 
 const calls: string[] = [];
 let server: ApiServer | undefined;
@@ -152,5 +155,46 @@ describe('restapi.server_tokens', () => {
     expect(serverHeaderFor('original', '3.0.2')).toBe('BaseHTTP/0.6 Python/3.11.2');
     expect(serverHeaderFor('ProductOnly', '3.0.2')).toBe('Patroni');
     expect(serverHeaderFor('minimal', '3.0.2')).toBe('Patroni/3.0.2');
+  });
+});
+
+describe('restapi.verify_client: optional over node:https', () => {
+  it('unsafe endpoints want a client certificate (403); read-only ones do not', async () => {
+    const certs = makeTestCerts();
+    try {
+      await start({
+        tls: {
+          certfile: certs.serverCert,
+          keyfile: certs.serverKey,
+          cafile: certs.caCert,
+          verifyClient: 'optional',
+        },
+      });
+      const ask = (method: string, path: string, withCert: boolean): Promise<[number, string]> =>
+        new Promise((resolve, reject) => {
+          const req = https.request({
+            host: '127.0.0.1',
+            port: server?.port,
+            method,
+            path,
+            agent: false,
+            ca: readFileSync(certs.caCert),
+            ...(withCert ? { cert: readFileSync(certs.clientCert), key: readFileSync(certs.clientKey) } : {}),
+          });
+          req.on('error', reject);
+          req.on('response', (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve([res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')]));
+          });
+          req.end();
+        });
+      expect(await ask('POST', '/reload', false)).toEqual([403, 'client certificate required']);
+      expect(calls).toEqual([]);
+      expect(await ask('POST', '/reload', true)).toEqual([202, 'reload scheduled']);
+      expect((await ask('GET', '/config', false))[0]).toBe(502);
+    } finally {
+      certs.cleanup();
+    }
   });
 });
