@@ -86,6 +86,11 @@ async function getPatroniMs(): Promise<number> {
 }
 
 const GARBAGE = Buffer.alloc(64 * 1024, 'x');
+/**
+ * Clients stream up to 64 MiB; the server must have closed well before. What the kernel takes in before the server
+ * gets to run is not the server's doing (loopback receive buffers autotune up to tcp_rmem's max, 32 MiB here).
+ */
+const MOST_BYTES = 48 * 1024 * 1024;
 
 describe('REST API limits', () => {
   it('bytes streamed after a complete GET are not kept: the connection closes after the answer', async () => {
@@ -94,7 +99,7 @@ describe('REST API limits', () => {
     s.write('GET /patroni HTTP/1.0\r\n\r\n');
     const sent = await stream(s, GARBAGE, 64 * 1024 * 1024);
     await closed;
-    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    expect(sent).toBeLessThan(MOST_BYTES);
     expect(await getPatroniMs()).toBeLessThan(1000);
   });
 
@@ -109,7 +114,7 @@ describe('REST API limits', () => {
     const sent = await stream(s, GARBAGE, 100 * 1024 * 1024);
     await closed;
     expect(Buffer.concat(answer).toString('latin1')).toMatch(/^HTTP\/1\.1 413 /);
-    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    expect(sent).toBeLessThan(MOST_BYTES);
     expect(reached).toEqual([]);
   });
 
@@ -138,7 +143,7 @@ describe('REST API limits', () => {
       64 * 1024 * 1024,
     );
     expect(await closed).toBeLessThan(2000);
-    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    expect(sent).toBeLessThan(MOST_BYTES);
   });
 
   it('headers that never end are dropped at the size limit; slow headers at the headers timeout', async () => {
