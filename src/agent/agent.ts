@@ -17,7 +17,7 @@ import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
 import { createLogger } from './log.js';
 import { PostgresNode } from './node.js';
-import { createProber } from './peers.js';
+import { createProber, probeTlsFor } from './peers.js';
 import { startAgentApi } from './rest.js';
 
 export interface AgentOptions {
@@ -54,12 +54,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     node,
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
-    probe: createProber(
-      config.restapi.authentication
-        ? { auth: config.restapi.authentication, insecure: true }
-        : { insecure: true },
-      log,
-    ),
+    probe: createProber(() => probeTlsFor(config), log),
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);
       exitCode = code;
@@ -73,6 +68,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       for (const w of next.warnings) log.warning(w);
       config = next.config;
       node.updateConfig(config);
+      api.reload(config).catch((e: unknown) => log.error(`reloading the REST API failed: ${errorText(e)}`));
       log.info('reloaded configuration file');
       loop.wake();
     } catch (e) {

@@ -1,8 +1,15 @@
 /**
  * The agent's REST API: `startApiServer` fed with a status built from fresh queries of the local PostgreSQL (as
- * Patroni's `get_postgresql_status` does on every request) and the HA loop's cached cluster view.
+ * Patroni's `get_postgresql_status` does on every request, on the API's own connection) and the HA loop's cached
+ * cluster view. A reload (SIGHUP, POST /reload) applies the new `restapi` settings (Patroni's `reload_config`).
  */
-import { startApiServer, type ApiServer } from '../api/server.js';
+import {
+  serverHeaderFor,
+  startApiServer,
+  type ApiSecurity,
+  type ApiServer,
+  type ApiServerOptions,
+} from '../api/server.js';
 import type { AgentStatus, PostgresSnapshot, WalSender } from '../api/status.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { Dcs } from '../dcs/dcs.js';
@@ -11,12 +18,13 @@ import { parseConnUrl } from '../ha/loop.js';
 import { isPaused, syncStateMatches } from '../model/cluster.js';
 import { parseBool } from '../model/python.js';
 import type { Lsn } from '../model/lsn.js';
+import { ApiSession, apiConnectOptions } from '../postgres/api-session.js';
 import { isRunning } from '../postgres/pg-ctl.js';
 import { instanceStatus, statReplication, type PgSession } from '../postgres/queries.js';
 import { agentEndpoints } from './endpoints.js';
 import { SPOKEN_PATRONI_VERSION } from './member.js';
 import type { PostgresNode } from './node.js';
-import { createProber } from './peers.js';
+import { createProber, probeTlsFor } from './peers.js';
 
 /** PostgreSQL's timestamptz text (`2026-11-22 02:47:20.281062+00`) in Python `str(datetime)` form (`+00:00`). */
 export function pyTimestamp(text: string): string {
@@ -63,6 +71,7 @@ async function queryPostgres(s: PgSession): Promise<PostgresSnapshot> {
 }
 
 export interface AgentRestDeps {
+  /** The configuration in force (a reload replaces it). */
   readonly config: AgentConfig;
   readonly node: PostgresNode;
   readonly loop: HaLoop;
@@ -72,6 +81,8 @@ export interface AgentRestDeps {
   readonly log?: LoopLogger;
   /** Re-read the configuration file (SIGHUP), for POST /reload. */
   readonly reloadConfig?: () => void;
+  /** The API's own PostgreSQL connection; `startAgentApi` opens one when not given. */
+  readonly session?: ApiSession;
 }
 
 const SILENT: LoopLogger = { info: () => undefined, warning: () => undefined, error: () => undefined };
@@ -80,14 +91,14 @@ const SILENT: LoopLogger = { info: () => undefined, warning: () => undefined, er
 function unsafeHandlers(deps: AgentRestDeps): ReturnType<typeof agentEndpoints> {
   const { config, node, loop } = deps;
   const log = deps.log ?? SILENT;
-  const auth = config.restapi.authentication;
+  const session = deps.session ?? new ApiSession(() => apiConnectOptions(deps.config));
   const pgQuery = async (sql: string): Promise<unknown> =>
-    node.withSession(async (s) => (await s.query(sql))[0]?.['v']);
+    session.run(async (s) => (await s.query(sql))[0]?.['v']);
   return agentEndpoints({
     name: config.name,
     dcs: deps.dcs,
     loop,
-    probe: createProber(auth ? { auth, insecure: true } : { insecure: true }, log),
+    probe: createProber(() => probeTlsFor(deps.config), log),
     log,
     node: {
       role: () => node.currentRole,
@@ -125,9 +136,9 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
   const { config, node, loop } = deps;
   const running = isRunning(config.postgresql.dataDir) !== undefined;
   let postgres: PostgresSnapshot | undefined;
-  if (running && node.currentState === 'running') {
+  if (running && node.currentState === 'running' && deps.session) {
     try {
-      postgres = await node.withSession(queryPostgres);
+      postgres = await deps.session.shared('status', queryPostgres);
     } catch {
       postgres = undefined;
     }
@@ -168,12 +179,15 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
   };
 }
 
-export async function startAgentApi(deps: AgentRestDeps): Promise<ApiServer> {
-  const r = deps.config.restapi;
-  const host = r.listen.host.includes(':') ? `[${r.listen.host}]` : r.listen.host;
-  return startApiServer({
-    listen: `${host}:${r.listen.port}`,
+/** The reloadable part of `restapi` (Patroni's `RestApiServer.reload_config`). */
+export function apiSecurityFor(config: AgentConfig): ApiSecurity {
+  const r = config.restapi;
+  return {
     ...(r.authentication ? { auth: r.authentication } : {}),
+    allowlist: r.allowlist,
+    allowlistIncludeMembers: r.allowlistIncludeMembers,
+    serverHeader: serverHeaderFor(r.serverTokens, SPOKEN_PATRONI_VERSION),
+    extraHeaders: r.certfile ? { ...r.httpExtraHeaders, ...r.httpsExtraHeaders } : r.httpExtraHeaders,
     ...(r.certfile
       ? {
           tls: {
@@ -186,7 +200,34 @@ export async function startAgentApi(deps: AgentRestDeps): Promise<ApiServer> {
           },
         }
       : {}),
-    extraHeaders: r.certfile ? { ...r.httpExtraHeaders, ...r.httpsExtraHeaders } : r.httpExtraHeaders,
+  };
+}
+
+const listenOf = (config: AgentConfig): string => {
+  const l = config.restapi.listen;
+  return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+};
+
+const RELOAD_GRACE_MS = 2_000;
+
+export interface AgentApi {
+  /** Applies a reloaded configuration; a new listener when the address or the TLS mode changed. */
+  reload(config: AgentConfig): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startAgentApi(initial: AgentRestDeps): Promise<AgentApi> {
+  const session = initial.session ?? new ApiSession(() => apiConnectOptions(deps.config));
+  let deps: AgentRestDeps = { ...initial, session };
+  const handlers = unsafeHandlers({
+    ...deps,
+    get config() {
+      return deps.config;
+    },
+  });
+  const optionsFor = (config: AgentConfig): ApiServerOptions => ({
+    listen: listenOf(config),
+    ...apiSecurityFor(config),
     getStatus: () => buildStatus(deps),
     getCluster: () => deps.loop.lastCluster,
     readCluster: async () => {
@@ -196,7 +237,32 @@ export async function startAgentApi(deps: AgentRestDeps): Promise<ApiServer> {
         return undefined;
       }
     },
-    handlers: unsafeHandlers(deps),
+    memberApiUrls: () => (deps.loop.lastCluster?.members ?? []).flatMap((m) => m.data.apiUrl ?? []),
+    handlers,
     onError: deps.onError,
+    onWarning: (text) => deps.log?.warning(text),
   });
+  let server: ApiServer = await startApiServer(optionsFor(deps.config));
+  return {
+    async reload(config) {
+      const moved = listenOf(config) !== listenOf(deps.config);
+      deps = { ...deps, config };
+      if (!moved && server.reconfigure(apiSecurityFor(config)) === 'applied') return;
+      if (moved) {
+        // A new address: start it first, so that when it fails the old one keeps serving.
+        const next = await startApiServer(optionsFor(config));
+        await server.close();
+        server = next;
+        return;
+      }
+      // Same address: free it first; a request under way (this very POST /reload) gets time to be answered.
+      const closing = server.close(RELOAD_GRACE_MS);
+      server = await startApiServer(optionsFor(config));
+      await closing;
+    },
+    async close() {
+      await server.close();
+      await session.close();
+    },
+  };
 }

@@ -72,34 +72,6 @@ const NO_DCS = (name: string): KeyRule =>
 const ZK_TLS = 'pgwarden connects to ZooKeeper without TLS';
 const LOG_STDERR = 'pgwarden writes plain log lines to stderr only';
 
-/**
- * The REST settings another branch implements (restapi allowlist and server tokens). Until it is merged they are
- * refused unless they ask for the default; at the merge set this to true and they become `supported`.
- */
-const REST_BRANCH_MERGED = false;
-
-const PENDING_REST: RuleTable = {
-  'restapi.allowlist': refused(
-    'not enforced by pgwarden yet (every client may call the REST API)',
-    'remove restapi.allowlist and restrict access with a firewall',
-    isEmpty,
-  ),
-  'restapi.allowlist_include_members': refused(
-    'not enforced by pgwarden yet',
-    'remove restapi.allowlist_include_members or set it to false',
-    isFalse,
-  ),
-  'restapi.server_tokens': refused(
-    'not supported by pgwarden yet (the Server header is always sent in full)',
-    "remove restapi.server_tokens or set it to 'original'",
-    isText('original'),
-  ),
-};
-
-const PENDING_REST_RULES: RuleTable = Object.fromEntries(
-  Object.keys(PENDING_REST).map((k) => [k, REST_BRANCH_MERGED ? S : PENDING_REST[k]!]),
-);
-
 /** A PostgreSQL user: its name, password and the libpq keywords Patroni passes on. */
 function userRules(path: string): RuleTable {
   const keys = [
@@ -196,7 +168,9 @@ export const LOCAL_RULES: RuleTable = {
   'restapi.https_extra_headers': TREE,
   'restapi.request_queue_size': warned("ignored: pgwarden listens with Node's default backlog"),
   'restapi.thread_pool_size': warned('ignored: pgwarden has no thread pool'),
-  ...PENDING_REST_RULES,
+  'restapi.allowlist': S,
+  'restapi.allowlist_include_members': S,
+  'restapi.server_tokens': S,
 
   etcd3: S,
   'etcd3.host': S,

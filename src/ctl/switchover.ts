@@ -167,7 +167,11 @@ export async function switchover(dcs: Dcs, io: ActionIo, req: SwitchoverRequest)
     if (leader) value['leader'] = leader;
     if (candidate) value['member'] = candidate;
     if (scheduledAt) value['scheduled_at'] = scheduledAt.iso;
-    await dcs.setFailoverValue(pyJson(value, true));
+    // Compare-and-set against the key as read when the command started: never overwrite a concurrent request.
+    if (!(await dcs.replaceFailoverValue(pyJson(value, true), cluster.failover?.version)))
+      throw new UserError(
+        `the failover key changed while this ${action} was prepared; run the command again`,
+      );
   }
   io.out(membersTable(cluster, clusterName));
   return true;

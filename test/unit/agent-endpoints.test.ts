@@ -136,6 +136,38 @@ describe('agent endpoints behind the API server', () => {
     await dcs.close();
   });
 
+  it('PATCH and PUT /config refuse a setting pgwarden does not implement (400, the dotted path), writing nothing', async () => {
+    const dcs = new MemoryDcs(new MemoryStore(), {
+      namespace: '/service',
+      scope: 'u',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    await dcs.setConfigValue('{"ttl":30}');
+    const base = await setup(dcs);
+    const send = async (method: string, body: unknown): Promise<[number, string]> => {
+      const r = await fetch(`${base}/config`, {
+        method,
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return [r.status, await r.text()];
+    };
+    const [patchCode, patchText] = await send('PATCH', { failsafe_mode: true });
+    expect(patchCode).toBe(400);
+    expect(patchText).toMatch(/^failsafe_mode: /);
+    const [putCode, putText] = await send('PUT', { ttl: 30, synchronous_mode: 'quorum' });
+    expect(putCode).toBe(400);
+    expect(putText).toMatch(/^synchronous_mode: /);
+    expect((await dcs.getCluster()).config?.raw).toBe('{"ttl":30}');
+    expect(await send('PATCH', { failsafe_mode: false, ttl: 20 })).toEqual([
+      200,
+      '{"ttl": 20, "failsafe_mode": false}',
+    ]);
+    await dcs.close();
+  });
+
   it('POST /restart with restart_pending restarts only while a restart is pending', async () => {
     const dcs = new MemoryDcs(new MemoryStore(), {
       namespace: '/service',
@@ -161,6 +193,31 @@ describe('agent endpoints behind the API server', () => {
     await server?.close();
     expect(await post(await setup(dcs, true, restarts))).toEqual([200, 'restarted successfully']);
     expect(restarts).toEqual(['restart']);
+    await dcs.close();
+  });
+
+  it('a restart scheduled past 24.8 days (setTimeout limit) waits; DELETE /restart withdraws it', async () => {
+    const dcs = new MemoryDcs(new MemoryStore(), {
+      namespace: '/service',
+      scope: 'u',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    const restarts: string[] = [];
+    const base = await setup(dcs, false, restarts);
+    const schedule = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    const r = await fetch(`${base}/restart`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ schedule }),
+    });
+    expect([r.status, await r.text()]).toEqual([202, 'Restart scheduled']);
+    // An overflowing setTimeout fires after 1 ms; give it far more than that.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(restarts).toEqual([]);
+    const del = await fetch(`${base}/restart`, { method: 'DELETE', headers: auth });
+    expect([del.status, await del.text()]).toEqual([200, 'scheduled restart deleted']);
     await dcs.close();
   });
 });

@@ -132,10 +132,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'citus: Citus clusters are not supported by pgwarden; remove the citus section',
     ],
     [
-      { restapi: { allowlist: ['10.0.0.0/8'] } },
-      'restapi.allowlist: not enforced by pgwarden yet (every client may call the REST API); remove restapi.allowlist and restrict access with a firewall',
-    ],
-    [
       { bootstrap: { dcs: { failsafe_mode: true } } },
       'bootstrap.dcs.failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
     ],

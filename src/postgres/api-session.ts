@@ -1,0 +1,90 @@
+/**
+ * The REST API's own connection to the local PostgreSQL (Patroni's `restapi` connection next to the HA loop's
+ * `heartbeat` one), so that a burst of `GET /patroni` never queues behind the HA loop's queries nor delays them.
+ *
+ * Bounded: one connection, short connect and statement timeouts, a deadline on every use (a connection that
+ * misses it is dropped and reopened on the next use), and concurrent callers of `shared` get one query's answer.
+ */
+import type { AgentConfig } from '../config/agent-config.js';
+import { connect, type ConnectOptions, type PgSession } from './queries.js';
+
+export const API_QUERY_DEADLINE_MS = 3_000;
+
+/** The local instance as the superuser, as the HA loop connects, under the name Patroni's API uses. */
+export function apiConnectOptions(config: AgentConfig): ConnectOptions {
+  const pg = config.postgresql;
+  const su = pg.authentication.superuser;
+  const socketDirs = pg.parameters['unix_socket_directories'];
+  const firstSocket = typeof socketDirs === 'string' ? socketDirs.split(',')[0]?.trim() : undefined;
+  let host = pg.listen.hosts[0] ?? '127.0.0.1';
+  if (host === '*' || host === '' || host === '0.0.0.0') host = '127.0.0.1';
+  if (host === '::') host = '::1';
+  if (pg.useUnixSocket && firstSocket) host = firstSocket;
+  return {
+    host,
+    port: pg.listen.port,
+    user: su.username,
+    password: su.password,
+    database: pg.database,
+    applicationName: 'Patroni restapi',
+    connectTimeoutMs: 2_000,
+    statementTimeoutMs: 2_000,
+  };
+}
+
+export class ApiSession {
+  private session: Promise<PgSession> | undefined;
+  private readonly inflight = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly options: () => ConnectOptions,
+    private readonly deadlineMs = API_QUERY_DEADLINE_MS,
+    private readonly open: (o: ConnectOptions) => Promise<PgSession> = connect,
+  ) {}
+
+  /** Runs `fn` on the API connection within the deadline; a failure or a miss drops the connection. */
+  async run<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
+    let pending = this.session;
+    if (!pending) {
+      pending = this.open(this.options());
+      this.session = pending;
+      pending.catch(() => this.drop(pending));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer from PostgreSQL within ${this.deadlineMs} ms`)),
+        this.deadlineMs,
+      );
+    });
+    try {
+      return await Promise.race([pending.then(fn), deadline]);
+    } catch (e) {
+      this.drop(pending);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Like `run`, but callers arriving while a `key` query runs share its answer (one query, however many GETs). */
+  shared<T>(key: string, fn: (s: PgSession) => Promise<T>): Promise<T> {
+    const running = this.inflight.get(key) as Promise<T> | undefined;
+    if (running) return running;
+    const started = this.run(fn).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, started);
+    return started;
+  }
+
+  private drop(pending: Promise<PgSession> | undefined): void {
+    if (!pending || this.session !== pending) return;
+    this.session = undefined;
+    pending.then((s) => s.close()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const pending = this.session;
+    this.session = undefined;
+    if (pending) await pending.then((s) => s.close()).catch(() => undefined);
+  }
+}

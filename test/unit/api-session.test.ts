@@ -1,0 +1,64 @@
+/**
+ * The REST API's own PostgreSQL connection (src/postgres/api-session.ts) with a stand-in connection: one connection
+ * for many calls, concurrent `shared` callers get one query, a query over the deadline fails and the connection is
+ * replaced, a failed connect is retried on the next call.
+ */
+import { describe, expect, it } from 'vitest';
+import { ApiSession } from '../../src/postgres/api-session.js';
+import type { ConnectOptions, PgSession } from '../../src/postgres/queries.js';
+
+const OPTIONS: ConnectOptions = { host: '/tmp', port: 5432, user: 'postgres' };
+
+function fakePg(behaviour: { hang?: boolean; refuse?: boolean } = {}) {
+  const stats = { opened: 0, closed: 0, queries: 0 };
+  const open = async (): Promise<PgSession> => {
+    stats.opened++;
+    if (behaviour.refuse) throw new Error('connection refused');
+    return {
+      async query<R>() {
+        stats.queries++;
+        if (behaviour.hang) await new Promise(() => undefined);
+        await new Promise((r) => setTimeout(r, 20));
+        return [{ v: stats.queries }] as unknown as readonly R[];
+      },
+      async close() {
+        stats.closed++;
+      },
+    };
+  };
+  return { stats, open };
+}
+
+describe('ApiSession', () => {
+  it('keeps one connection; concurrent shared callers get one query', async () => {
+    const pg = fakePg();
+    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => session.shared('status', async (s) => (await s.query('SELECT 1'))[0])),
+    );
+    expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
+    expect(pg.stats).toMatchObject({ opened: 1, queries: 1 });
+    await session.run((s) => s.query('SELECT 2'));
+    expect(pg.stats).toMatchObject({ opened: 1, queries: 2 });
+    await session.close();
+    expect(pg.stats.closed).toBe(1);
+  });
+
+  it('a query over the deadline fails and the connection is dropped', async () => {
+    const pg = fakePg({ hang: true });
+    const session = new ApiSession(() => OPTIONS, 100, pg.open);
+    const started = Date.now();
+    await expect(session.run((s) => s.query('SELECT pg_sleep(60)'))).rejects.toThrow(/within 100 ms/);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(session.run((s) => s.query('SELECT 1'))).rejects.toThrow(/within 100 ms/);
+    expect(pg.stats.opened).toBe(2);
+  });
+
+  it('a refused connection is tried again on the next call', async () => {
+    const pg = fakePg({ refuse: true });
+    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
+    await expect(session.run((s) => s.query('SELECT 1'))).rejects.toThrow(/refused/);
+    await expect(session.run((s) => s.query('SELECT 1'))).rejects.toThrow(/refused/);
+    expect(pg.stats.opened).toBe(2);
+  });
+});
