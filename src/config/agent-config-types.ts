@@ -1,5 +1,6 @@
 /** The agent's typed view of patroni.yml (spec 3.1-3.3), built by src/config/agent-config.ts. */
 import type { ConfigTree, DcsTarget, LocalConfig } from './local-config.js';
+import type { LogSettings } from './log-section.js';
 
 type Node = Readonly<Record<string, unknown>>;
 
@@ -148,6 +149,8 @@ export interface AgentConfig {
   readonly scope: string;
   readonly namespace: string;
   readonly logLevel: LogLevel;
+  /** The `log` section, applied by the agent's logger. */
+  readonly log: LogSettings;
   readonly restapi: RestApiConfig;
   readonly dcs: DcsTarget;
   /** Present iff the file has a `bootstrap` section (only such a node may initialize a new cluster). */
