@@ -62,8 +62,11 @@ function readFormat(log: Node, type: 'plain' | 'json'): string | readonly unknow
   const format = get(log, 'format');
   if (format === undefined || format === null) return DEFAULT_LOG_FORMAT;
   if (Array.isArray(format)) {
-    if (format.length === 0)
-      throw invalid('log.format', format, 'a format string or a non-empty list of fields');
+    if (format.length === 0) {
+      throw new UserError(
+        'log.format: an empty list names no field; list the fields to log or remove log.format',
+      );
+    }
     return format as readonly unknown[];
   }
   if (typeof format !== 'string') throw invalid('log.format', format, 'a logging format string');
