@@ -140,8 +140,6 @@ export class AgentLogger {
     this.file = file;
     this.formatter = formatter;
     this.settings = settings;
-    // Call sites in the bundle's own names and lines would say little: read them through its source map.
-    if (formatter.format.fields.some((f) => CALL_SITE_FIELDS.includes(f))) process.setSourceMapsEnabled(true);
     return warnings;
   }
 
