@@ -4,7 +4,7 @@
  */
 import { UserError } from './errors.js';
 import { get, invalid, optBool, optEnum, optInt, optMapping, optStr, type Node } from './config-values.js';
-import { checkPlainFields, parsePlainFormat } from '../agent/logging/format.js';
+import { checkPlainFields, parsePlainFormat } from './log-format.js';
 
 export const DEFAULT_LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s';
 
