@@ -34,6 +34,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const log = createLogger();
   const loaded = loadAgentConfig(options.configPath, options.env);
   let config: AgentConfig = loaded.config;
+  for (const w of configureLog(log, config)) log.warning(w);
   for (const w of loaded.warnings) log.warning(w);
 
   const boot = haConfigFromDynamic(config.bootstrap?.dcs ?? {});
@@ -65,6 +66,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const onHup = (): void => {
     try {
       const next = loadAgentConfig(options.configPath, options.env);
+      for (const w of configureLog(log, next.config)) log.warning(w);
       for (const w of next.warnings) log.warning(w);
       config = next.config;
       node.updateConfig(config);
@@ -72,7 +74,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       log.info('reloaded configuration file');
       loop.wake();
     } catch (e) {
-      log.error(`reloading the configuration failed, keeping the old one: ${errorText(e)}`);
+      const text = 'reloading the configuration failed, keeping the old one';
+      if (e instanceof UserError) log.error(`${text}: ${errorText(e)}`);
+      else log.exception(text, e);
     }
   };
 
@@ -119,8 +123,20 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     await shutdown({ loop, node, dcs, log, closeApi: () => api.close(), name: config.name });
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
+    log.close();
   }
   return exitCode;
+}
+
+/** Applies the `log` section; a log file that cannot be opened is a configuration error. */
+function configureLog(log: ReturnType<typeof createLogger>, config: AgentConfig): string[] {
+  try {
+    return log.configure(config.log);
+  } catch (e) {
+    throw new UserError(
+      `log.dir: cannot open the log file in ${config.log.dir}: ${errorText(e)}; create the directory or fix its permissions`,
+    );
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
-/** The agent's log lines in Patroni's default format: `2026-11-22 04:50:01,123 INFO: message` on stderr. */
-import type { LoopLogger } from '../ha/loop.js';
+/** The agent's log lines: Patroni's default format (`2026-11-22 04:50:01,123 INFO: message`) on stderr until configured. */
+import { AgentLogger } from './logging/logger.js';
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 
@@ -41,15 +41,7 @@ export function survivePipeErrors(): void {
   process.stdout.on('error', () => undefined);
 }
 
-export function createLogger(
-  sink: LogSink = stderrSink,
-  now = Date.now,
-): LoopLogger & { debug(text: string): void } {
-  const write = (level: string, text: string): void => sink(`${asctime(now())} ${level}: ${text}\n`);
-  return {
-    debug: () => undefined,
-    info: (t) => write('INFO', t),
-    warning: (t) => write('WARNING', t),
-    error: (t) => write('ERROR', t),
-  };
+export function createLogger(sink: LogSink = stderrSink, now = Date.now): AgentLogger {
+  // The `log` settings (level, format, JSON, log.dir rotation) are applied with `configure`: src/agent/logging.
+  return new AgentLogger({ sink, now });
 }

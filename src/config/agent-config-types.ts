@@ -148,6 +148,8 @@ export interface AgentConfig {
   readonly scope: string;
   readonly namespace: string;
   readonly logLevel: LogLevel;
+  /** The `log` section, applied by the agent's logger. */
+  readonly log: LogSettings;
   readonly restapi: RestApiConfig;
   readonly dcs: DcsTarget;
   /** Present iff the file has a `bootstrap` section (only such a node may initialize a new cluster). */
@@ -168,4 +170,24 @@ export interface AgentConfig {
 export interface LoadedAgentConfig {
   readonly config: AgentConfig;
   readonly warnings: string[];
+}
+
+/** The `log` section as read (src/config/log-section.ts). */
+export interface LogSettings {
+  /** The root level, a Python level number. */
+  readonly level: number;
+  readonly type: 'plain' | 'json';
+  /** A %-style string, or (json) a list of field names and `{field: new_name}` maps. */
+  readonly format: string | readonly unknown[];
+  /** Undefined: Python's `YYYY-MM-DD HH:MM:SS,mmm`. */
+  readonly dateformat?: string;
+  readonly staticFields: Readonly<Record<string, unknown>>;
+  readonly dir?: string;
+  readonly fileSize: number;
+  readonly fileNum: number;
+  readonly mode?: number;
+  readonly tracebackLevel: 'DEBUG' | 'ERROR';
+  /** Per-logger levels as configured (`log.loggers`), level numbers. */
+  readonly loggers: Readonly<Record<string, number>>;
+  readonly deduplicateHeartbeatLogs: boolean;
 }

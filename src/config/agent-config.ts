@@ -26,6 +26,7 @@ import {
 } from './agent-sections.js';
 import { readPostgresql } from './postgresql-section.js';
 import { checkLocalKeys } from './config-check.js';
+import { readLogSettings } from './log-section.js';
 
 export type {
   AgentConfig,
@@ -64,6 +65,7 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
   optInt(tree, 'thread_stack_size', '', { min: 65536 });
   // Values first (a mistyped value is reported as such), then the settings pgwarden refuses.
   const logLevel = readLogLevel(tree);
+  const log = readLogSettings(tree);
   const restapi = readRestApi(tree);
   checkDcs(tree);
   const bootstrap = readBootstrap(tree);
@@ -86,6 +88,7 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
     scope,
     namespace,
     logLevel,
+    log,
     restapi,
     dcs,
     bootstrap,

@@ -58,9 +58,6 @@ const isNumber =
   (v: unknown): boolean =>
     v === n || (typeof v === 'string' && v.trim() === String(n));
 
-/** Patroni's default `log.format`, which is the format pgwarden writes. */
-export const DEFAULT_LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s';
-
 const NO_DCS = (name: string): KeyRule =>
   refused(
     `the ${name} DCS is not supported by pgwarden`,
@@ -70,7 +67,6 @@ const NO_DCS = (name: string): KeyRule =>
   );
 
 const ZK_TLS = 'pgwarden connects to ZooKeeper without TLS';
-const LOG_STDERR = 'pgwarden writes plain log lines to stderr only';
 
 /** A PostgreSQL user: its name, password and the libpq keywords Patroni passes on. */
 function userRules(path: string): RuleTable {
@@ -99,42 +95,25 @@ export const LOCAL_RULES: RuleTable = {
   thread_stack_size: warned('ignored: pgwarden has no threads'),
 
   log: S,
-  'log.level': refused(
-    '%v is not supported by pgwarden yet (it logs at INFO)',
-    "remove log.level or set it to 'INFO'",
-    (v) => v === 'INFO',
-  ),
-  'log.type': refused(
-    `%v is not supported: ${LOG_STDERR}`,
-    "remove log.type or set it to 'plain'",
-    (v) => v === 'plain',
-  ),
-  'log.format': refused(
-    `%v is not supported: ${LOG_STDERR} in Patroni's default format`,
-    `remove log.format or set it to '${DEFAULT_LOG_FORMAT}'`,
-    (v) => v === DEFAULT_LOG_FORMAT,
-  ),
-  'log.dateformat': refused(`not supported: ${LOG_STDERR}`, 'remove log.dateformat'),
-  'log.static_fields': refused(
-    `not supported: ${LOG_STDERR} (static fields are for JSON logs)`,
-    'remove log.static_fields',
-    isEmpty,
-    true,
-  ),
-  'log.dir': refused(
-    `not supported: ${LOG_STDERR}`,
-    'remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
-  ),
-  'log.file_num': warned('ignored: only used with log.dir, which pgwarden does not support'),
-  'log.file_size': warned('ignored: only used with log.dir, which pgwarden does not support'),
-  'log.mode': warned('ignored: only used with log.dir, which pgwarden does not support'),
-  'log.max_queue_size': warned('ignored: pgwarden writes log lines at once (no queue)'),
-  'log.traceback_level': warned('ignored: pgwarden logs no Python tracebacks'),
-  'log.loggers': warned('ignored: pgwarden has no Python module loggers', true),
-  'log.deduplicate_heartbeat_logs': refused(
-    'not supported by pgwarden yet (every heartbeat is logged)',
-    'remove log.deduplicate_heartbeat_logs or set it to false',
-    isFalse,
+  // Patroni 4.1.4's log settings (src/agent/logging): applied at start and on every reload.
+  'log.level': S,
+  'log.type': S,
+  'log.format': S,
+  'log.dateformat': S,
+  'log.static_fields': TREE,
+  'log.dir': S,
+  'log.file_num': S,
+  'log.file_size': S,
+  'log.mode': S,
+  'log.traceback_level': S,
+  'log.deduplicate_heartbeat_logs': S,
+  'log.max_queue_size': warned('ignored: pgwarden writes each log line at once (no queue to bound)'),
+  'log.loggers': S,
+  // pgwarden logs through one logger, `pgwarden`; `patroni` (the parent of Patroni's loggers) names it too.
+  'log.loggers.pgwarden': S,
+  'log.loggers.patroni': S,
+  'log.loggers.*': warned(
+    "ignored: pgwarden has no such logger; its messages all come from the logger 'pgwarden' (also set as 'patroni')",
   ),
 
   ctl: S,
@@ -301,10 +280,10 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.recovery_conf': TREE,
   'postgresql.custom_conf': S,
   'postgresql.use_unix_socket': S,
-  'postgresql.use_unix_socket_repl': refused(
-    'not supported by pgwarden yet (replicas connect over TCP)',
-    'remove postgresql.use_unix_socket_repl or set it to false',
-    isFalse,
+  // Patroni opens replication connections to its own PostgreSQL with it (a replica's timeline, custom bootstrap
+  // trust lines); pgwarden never does: it reads the timeline over the superuser session and refuses custom bootstrap.
+  'postgresql.use_unix_socket_repl': warned(
+    'ignored: pgwarden opens no replication connection to its own PostgreSQL, so there is nothing for it to steer',
   ),
   'postgresql.pg_ctl_timeout': S,
   'postgresql.use_pg_rewind': S,

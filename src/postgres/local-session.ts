@@ -3,6 +3,7 @@
  * shared by the HA loop, the REST API and the sync bookkeeping, reopened once when it broke, and the last instance
  * status read through it.
  */
+import { existsSync } from 'node:fs';
 import type { PgUser, PostgresqlConfig } from '../config/agent-config.js';
 import {
   connect,
@@ -12,14 +13,35 @@ import {
   type PgSession,
 } from './queries.js';
 
-/** How to reach the local server as `user`: the first unix socket directory when configured, else loopback. */
-export function localConnectOptions(pg: PostgresqlConfig, user: PgUser): ConnectOptions {
+/** Where libpq looks for the server's socket when no directory is given (Debian's build, then PostgreSQL's). */
+const DEFAULT_SOCKET_DIRS = ['/var/run/postgresql', '/tmp'];
+
+/**
+ * The socket directory for `use_unix_socket`, as Patroni picks it: the first absolute entry of
+ * unix_socket_directories (none: TCP); without the parameter, libpq's default directory, taken here as the first
+ * of the usual ones holding the server's socket (none: TCP).
+ */
+export function localSocketDir(
+  pg: PostgresqlConfig,
+  exists: (path: string) => boolean = existsSync,
+): string | undefined {
   const socketDirs = pg.parameters['unix_socket_directories'];
-  const firstSocket = typeof socketDirs === 'string' ? socketDirs.split(',')[0]?.trim() : undefined;
+  if (typeof socketDirs === 'string') {
+    return socketDirs
+      .split(',')
+      .map((d) => d.trim())
+      .find((d) => d.startsWith('/'));
+  }
+  return DEFAULT_SOCKET_DIRS.find((d) => exists(`${d}/.s.PGSQL.${pg.listen.port}`));
+}
+
+/** How to reach the local server as `user`: over a unix socket with use_unix_socket, else loopback. */
+export function localConnectOptions(pg: PostgresqlConfig, user: PgUser): ConnectOptions {
   let host = pg.listen.hosts[0] ?? '127.0.0.1';
   if (host === '*' || host === '' || host === '0.0.0.0') host = '127.0.0.1';
   if (host === '::') host = '::1';
-  if (pg.useUnixSocket && firstSocket) host = firstSocket;
+  const socketDir = pg.useUnixSocket ? localSocketDir(pg) : undefined;
+  if (socketDir !== undefined) host = socketDir;
   return {
     host,
     port: pg.listen.port,

@@ -40,6 +40,8 @@ export interface AgentClusterOptions {
   readonly restapiAuth?: { readonly username: string; readonly password: string };
   /** Extra YAML lines for a node's `postgresql` section (callbacks, pre_promote, replica methods), unindented. */
   readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
+  /** Extra top-level YAML sections for a node (e.g. `log:`), appended as written. */
+  readonly topLevelExtra?: (node: AgentNode, index: number) => string;
 }
 
 export interface AgentStatusDoc {
@@ -247,6 +249,7 @@ tags:
   noloadbalance: false
   clonefrom: false
   nosync: false
+${o.topLevelExtra(node, index)}
 `;
 }
 
@@ -268,6 +271,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     retryTimeout: options.retryTimeout ?? 5,
     restapiAuth: options.restapiAuth,
     postgresqlExtra: options.postgresqlExtra ?? (() => ''),
+    topLevelExtra: options.topLevelExtra ?? (() => ''),
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');

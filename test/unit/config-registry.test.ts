@@ -80,18 +80,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       "watchdog.mode: 'automatic' is not supported by pgwarden yet (no watchdog is armed); set watchdog.mode to 'off' or remove the watchdog section",
     ],
     [
-      { log: { level: 'DEBUG' } },
-      "log.level: 'DEBUG' is not supported by pgwarden yet (it logs at INFO); remove log.level or set it to 'INFO'",
-    ],
-    [
-      { log: { type: 'json' } },
-      "log.type: 'json' is not supported: pgwarden writes plain log lines to stderr only; remove log.type or set it to 'plain'",
-    ],
-    [
-      { log: { dir: '/var/log/patroni' } },
-      'log.dir: not supported: pgwarden writes plain log lines to stderr only; remove log.dir and send stderr where the logs should go (systemd journal, or 2>>FILE)',
-    ],
-    [
       { zookeeper: { hosts: ['z:2181'], set_acls: { admin: ['ALL'] } }, etcd3: null },
       'zookeeper.set_acls: not supported by pgwarden yet (its znodes get the default open ACL); remove zookeeper.set_acls',
     ],
@@ -110,10 +98,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
     [
       { postgresql: { before_stop: '/bin/true' } },
       'postgresql.before_stop: not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
-    ],
-    [
-      { postgresql: { use_unix_socket_repl: true } },
-      'postgresql.use_unix_socket_repl: not supported by pgwarden yet (replicas connect over TCP); remove postgresql.use_unix_socket_repl or set it to false',
     ],
     [
       { tags: { nostream: true } },
@@ -194,8 +178,45 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
       [],
     ],
     [
-      { log: { file_num: 4 } },
-      ['log.file_num: ignored: only used with log.dir, which pgwarden does not support'],
+      {
+        log: {
+          level: 'DEBUG',
+          type: 'json',
+          format: ['asctime', { levelname: 'level' }, 'message'],
+          dateformat: '%Y-%m-%dT%H:%M:%S%z',
+          static_fields: { app: 'pgwarden' },
+          dir: '/var/log/patroni',
+          file_num: 4,
+          file_size: 1000000,
+          mode: 0o640,
+          traceback_level: 'DEBUG',
+          deduplicate_heartbeat_logs: true,
+          loggers: { pgwarden: 'WARNING', patroni: 'INFO' },
+        },
+      },
+      [],
+    ],
+    [
+      // The acceptance suite's log section: a Patroni module logger has nothing to steer in pgwarden.
+      {
+        log: {
+          format: '%(asctime)s %(levelname)s [%(pathname)s:%(lineno)d - %(funcName)s]: %(message)s',
+          loggers: { 'patroni.postgresql.callback_executor': 'DEBUG' },
+        },
+      },
+      [
+        "log.loggers.patroni.postgresql.callback_executor: ignored: pgwarden has no such logger; its messages all come from the logger 'pgwarden' (also set as 'patroni')",
+      ],
+    ],
+    [
+      { log: { max_queue_size: 1000 } },
+      ['log.max_queue_size: ignored: pgwarden writes each log line at once (no queue to bound)'],
+    ],
+    [
+      { postgresql: { use_unix_socket_repl: true } },
+      [
+        'postgresql.use_unix_socket_repl: ignored: pgwarden opens no replication connection to its own PostgreSQL, so there is nothing for it to steer',
+      ],
     ],
     [
       { thread_pool_size: 5 },
@@ -288,7 +309,9 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
 
   it('through the environment too', () => {
     const p = write('env.yml', '');
-    expect(refusal(() => loadAgentConfig(p, { PATRONI_LOG_DIR: '/var/log' }))).toMatch(/^log\.dir: /);
+    expect(refusal(() => loadAgentConfig(p, { PATRONI_CTL_KEYFILE_PASSWORD: 'x' }))).toMatch(
+      /^ctl\.keyfile_password: /,
+    );
     expect(refusal(() => loadAgentConfig(p, { PATRONI_ZOOKEEPER_USE_SSL: 'true' }))).toMatch(
       /etcd3 and zookeeper are both configured|zookeeper\.use_ssl/,
     );
