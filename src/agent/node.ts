@@ -189,8 +189,8 @@ export class PostgresNode implements LocalNode {
 
   // ---- long actions -----------------------------------------------------------------------------------------
 
-  bootstrap(_task: TaskControl): Promise<boolean> {
-    return this.pg.bootstrapper.bootstrap();
+  bootstrap(task: TaskControl): Promise<boolean> {
+    return this.pg.bootstrapper.bootstrap(task);
   }
 
   postBootstrap(_task: TaskControl): Promise<boolean> {
