@@ -17,6 +17,7 @@ import { createLogger } from './log.js';
 import { PostgresNode } from './node.js';
 import { createProber } from './peers.js';
 import { startAgentApi } from './rest.js';
+import { refuseDuplicateName } from './unique-name.js';
 
 export interface AgentOptions {
   readonly configPath: string | undefined;
@@ -45,6 +46,15 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     retryTimeout: boot.retryTimeout,
     ctl: false,
   });
+  const restOptions = config.restapi.authentication
+    ? { auth: config.restapi.authentication, insecure: true }
+    : { insecure: true };
+  if (
+    await refuseDuplicateName({ getCluster: () => dcs.getCluster(), name: config.name, restOptions, log })
+  ) {
+    await dcs.close();
+    return 1;
+  }
   const node = new PostgresNode(config, log);
   let exitCode = 0;
   let shuttingDown = false;
@@ -53,12 +63,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     node,
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
-    probe: createProber(
-      config.restapi.authentication
-        ? { auth: config.restapi.authentication, insecure: true }
-        : { insecure: true },
-      log,
-    ),
+    probe: createProber(restOptions, log),
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);
       exitCode = code;

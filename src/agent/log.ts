@@ -17,12 +17,13 @@ export type LogSink = (line: string) => void;
 export function createLogger(
   sink: LogSink = (l) => process.stderr.write(l),
   now = Date.now,
-): LoopLogger & { debug(text: string): void } {
+): LoopLogger & { debug(text: string): void; critical(text: string): void } {
   const write = (level: string, text: string): void => sink(`${asctime(now())} ${level}: ${text}\n`);
   return {
     debug: () => undefined,
     info: (t) => write('INFO', t),
     warning: (t) => write('WARNING', t),
     error: (t) => write('ERROR', t),
+    critical: (t) => write('CRITICAL', t),
   };
 }

@@ -82,8 +82,12 @@ export class ConfigFiles {
     this.bins = { binDir: config.postgresql.binDir, binName: config.postgresql.binName };
     this.applier = new ConfigApplier({
       effective: () => this.effectivePgConfig(),
+      // Patroni skips configuration updates during a custom bootstrap (its files are the replay's).
       idleAndRunning: () =>
-        !deps.state.busy && deps.state.state === 'running' && isRunning(this.dataDir) !== undefined,
+        this.custom === undefined &&
+        !deps.state.busy &&
+        deps.state.state === 'running' &&
+        isRunning(this.dataDir) !== undefined,
       majorVersion: () => this.majorVersion(),
       withSession: (fn) => deps.session.withSession(fn),
       rewrite: () => void this.write(this.lastWritten?.standby),
