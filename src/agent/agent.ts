@@ -37,7 +37,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   let config: AgentConfig = loaded.config;
   for (const w of loaded.warnings) log.warning(w);
 
-  const boot = haConfigFromDynamic(config.bootstrap?.dcs ?? {});
+  const node = new PostgresNode(config, log);
+  // The DCS timings until it is read: patroni.dynamic.json's, else bootstrap.dcs (Patroni loads its cache first).
+  const boot = haConfigFromDynamic(node.localDynamicConfig());
   const dcs: Dcs = await createDcs(config.dcs, {
     namespace: config.namespace,
     scope: config.scope,
@@ -55,7 +57,6 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     await dcs.close();
     return 1;
   }
-  const node = new PostgresNode(config, log);
   let exitCode = 0;
   let shuttingDown = false;
   const loop = new HaLoop({

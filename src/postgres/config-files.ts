@@ -23,6 +23,8 @@ import {
   type ReplicationCredentials,
   type ServerParameters,
 } from './config-writer.js';
+import { dataDirState } from './data-dir.js';
+import { DynamicCache } from './dynamic-cache.js';
 import { customRecoveryLines, hotStandbyOff, type CustomBootstrapStart } from './custom-bootstrap.js';
 import type { InstanceState } from './instance-state.js';
 import type { LocalSession } from './local-session.js';
@@ -71,6 +73,8 @@ export class ConfigFiles {
   private writtenRecovery: string | undefined;
   /** Dynamic/local configuration changes applied to the running server; `pending_restart`. */
   readonly applier: ConfigApplier;
+  /** patroni.dynamic.json in the data directory. */
+  private readonly dynamicCache: DynamicCache;
   /** A custom bootstrap's first start until post_bootstrap ends it, with the pg_hba.conf it replaced. */
   private custom: { readonly start: CustomBootstrapStart; readonly savedHba: string | undefined } | undefined;
 
@@ -80,6 +84,12 @@ export class ConfigFiles {
   ) {
     this.current = config;
     this.bins = { binDir: config.postgresql.binDir, binName: config.postgresql.binName };
+    this.dynamicCache = new DynamicCache(() => this.dataDir, deps.log);
+    const bootstrapDcs = config.bootstrap?.dcs;
+    // As Patroni: without a cached configuration, bootstrap.dcs is the one in effect (and cached) until the DCS has one.
+    if (this.dynamicCache.loaded === undefined && bootstrapDcs && Object.keys(bootstrapDcs).length > 0) {
+      this.dynamicCache.set(bootstrapDcs);
+    }
     this.applier = new ConfigApplier({
       effective: () => this.effectivePgConfig(),
       // Patroni skips configuration updates during a custom bootstrap (its files are the replay's).
@@ -124,8 +134,9 @@ export class ConfigFiles {
 
   // ---- dynamic configuration --------------------------------------------------------------------------------
 
+  /** Used until the DCS has a configuration: patroni.dynamic.json as read at start, else bootstrap.dcs. */
   localDynamicConfig(): JsonObject {
-    return this.current.bootstrap?.dcs ?? {};
+    return this.dynamicCache.loaded ?? this.current.bootstrap?.dcs ?? {};
   }
 
   /** The dynamic configuration from the DCS, or the local bootstrap.dcs until the DCS has one. */
@@ -140,6 +151,13 @@ export class ConfigFiles {
 
   dynamicConfigChanged(data: JsonObject): void {
     this.dynamic = data;
+    this.dynamicCache.set(data);
+  }
+
+  /** After each cycle (Patroni's save_cache): patroni.dynamic.json once the data directory is initialized. */
+  saveDynamicCache(): void {
+    if (this.deps.state.role === 'uninitialized' || dataDirState(this.dataDir) !== 'populated') return;
+    this.dynamicCache.save();
   }
 
   dynamicPostgresql(): JsonObject {
