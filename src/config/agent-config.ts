@@ -141,7 +141,7 @@ export interface PostgresqlConfig {
 /** The node's tags as the agent uses them (compatible with the HA core's `MemberTags`). */
 export interface AgentTags {
   readonly nofailover: boolean;
-  /** 1 unless configured; 0 when `nofailover` is true. */
+  /** As written (leniently parsed), 1 unless configured; 0 when the `nofailover` tag is truthy (Patroni tags.py). */
   readonly failoverPriority: number;
   readonly nosync: boolean;
   readonly clonefrom: boolean;
@@ -257,14 +257,6 @@ function optBool(node: Node, key: string, path: string): boolean | undefined {
   const b = parseBool(v);
   if (b === undefined) throw invalid(child(path, key), v, 'a boolean (true or false)');
   return b;
-}
-
-/** A YAML boolean only: tags are published as written, so a quoted "false" would be a true value to Patroni. */
-function strictBool(node: Node, key: string, path: string): boolean | undefined {
-  const v = get(node, key);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw invalid(child(path, key), v, 'a boolean (true or false, unquoted)');
-  return v;
 }
 
 interface IntRule {
@@ -960,29 +952,42 @@ function readWatchdog(tree: Node, w: Warnings): WatchdogConfig {
   };
 }
 
-function readTags(tree: Node): AgentTags {
+/**
+ * Patroni 4.1.4 starts without validating tags and evaluates them at run time: a boolean tag is Python truthy (so
+ * the string 'false' means true), a priority is parsed leniently ('1' is 1); nofailover/nosync win over a
+ * contradicting priority, with a warning.
+ */
+function readTags(tree: Node, w: Warnings): AgentTags {
   const t = optMapping(tree, 'tags', '') ?? {};
-  const path = 'tags';
-  const nofailoverTag = strictBool(t, 'nofailover', path);
-  const priority = optInt(t, 'failover_priority', path, { min: 0, strict: true });
-  if (nofailoverTag !== undefined && priority !== undefined) {
-    throw new UserError(
-      'tags: nofailover and failover_priority are both set; keep one of them (failover_priority: 0 means nofailover: true)',
-    );
-  }
-  optInt(t, 'sync_priority', path, { min: 0, strict: true });
-  const replicatefrom = optStr(t, 'replicatefrom', path);
+  const boolTag = (name: string, priority: string): boolean => {
+    const v = get(t, name);
+    if (v !== undefined && v !== null) return truthy(v);
+    const p = parseIntLenient(get(t, priority));
+    return p !== undefined && p <= 0;
+  };
+  const warnConflict = (name: string, priority: string): void => {
+    const v = get(t, name);
+    const p = parseIntLenient(get(t, priority));
+    if (v !== undefined && v !== null && p !== undefined && truthy(v) === p > 0) {
+      w.list.push(
+        `Conflicting configuration between ${name}: ${JSON.stringify(v)} and ${priority}: ${p}. Defaulting to ${name}: ${JSON.stringify(v)}`,
+      );
+    }
+  };
+  warnConflict('nofailover', 'failover_priority');
+  warnConflict('nosync', 'sync_priority');
+  const replicatefrom = optStr(t, 'replicatefrom', 'tags');
   const custom: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(t)) if (!KNOWN_TAGS.has(k)) custom[k] = v;
-  const nofailover = nofailoverTag ?? (priority !== undefined && priority <= 0);
+  const nofailover = boolTag('nofailover', 'failover_priority');
   return {
     nofailover,
-    failoverPriority: nofailover ? 0 : (priority ?? 1),
-    nosync: strictBool(t, 'nosync', path) ?? false,
-    clonefrom: strictBool(t, 'clonefrom', path) ?? false,
+    failoverPriority: truthy(get(t, 'nofailover')) ? 0 : (parseIntLenient(get(t, 'failover_priority')) ?? 1),
+    nosync: boolTag('nosync', 'sync_priority'),
+    clonefrom: truthy(get(t, 'clonefrom')),
     replicatefrom,
-    noloadbalance: strictBool(t, 'noloadbalance', path) ?? false,
-    nostream: strictBool(t, 'nostream', path) ?? false,
+    noloadbalance: truthy(get(t, 'noloadbalance')),
+    nostream: parseBool(get(t, 'nostream')) ?? false,
     custom,
   };
 }
@@ -1048,7 +1053,7 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
   const bootstrap = readBootstrap(tree, w);
   const postgresql = readPostgresql(tree, w);
   const watchdog = readWatchdog(tree, w);
-  const tags = readTags(tree);
+  const tags = readTags(tree, w);
   checkCtl(tree, w);
 
   const pgUrl = (hp: HostPort): string => `postgres://${urlHost(hp.host)}:${hp.port}/${postgresql.database}`;
