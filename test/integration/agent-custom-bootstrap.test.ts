@@ -9,7 +9,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, chmodSyn
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { etcdPost, startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { runCommand } from '../harness/patroni.js';
 import { freePort, removeDir, startProcess, tempDir, waitFor, type Managed } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
@@ -51,6 +51,7 @@ describeWithNeeds('pgwarden agents: custom bootstrap method, duplicate member na
   const started: { agent: Managed; dataDir: string }[] = [];
   const root = tempDir('custom-bootstrap');
   const { uid, gid } = postgresIds();
+  let restored: { readonly e: Extra; readonly agent: Managed } | undefined;
   const src = (): AgentCluster => {
     if (!source) throw new Error('no source cluster');
     return source;
@@ -146,8 +147,10 @@ describeWithNeeds('pgwarden agents: custom bootstrap method, duplicate member na
 
   afterAll(async () => {
     try {
-      for (const { agent, dataDir } of started) {
-        await agent.stop(20_000);
+      // Every agent first (a restarted one runs the PostgreSQL of an earlier one's data directory), then their
+      // postmasters, so that one slow stop does not leave the others running.
+      for (const { agent } of [...started].reverse()) await agent.stop(20_000);
+      for (const { dataDir } of started) {
         await waitFor(
           `postmaster of ${dataDir} to stop`,
           () => !existsSync(join(dataDir, 'postmaster.pid')),
@@ -210,6 +213,7 @@ PGPASSWORD=rep-pass exec ${PG_BIN}/pg_basebackup -D "$DATA" -h 127.0.0.1 -p ${pg
         ),
     );
     const agent = startAgent(e);
+    restored = { e, agent };
     const status = await waitFor(
       'r1 to lead the restored cluster',
       async () => {
@@ -251,4 +255,29 @@ PGPASSWORD=rep-pass exec ${PG_BIN}/pg_basebackup -D "$DATA" -h 127.0.0.1 -p ${pg
     );
     expect(JSON.parse(cached)).toMatchObject({ loop_wait: 2, postgresql: { use_slots: true } });
   }, 180_000);
+
+  it('a leader restarted while the DCS has no config key writes back its cached patroni.dynamic.json', async () => {
+    if (!restored || !etcd) throw new Error('the restore test did not run');
+    const { e } = restored;
+    const endpoint = etcd.endpoint;
+    const configKey = Buffer.from('/service/restored/config').toString('base64');
+    await restored.agent.stop(20_000);
+    await waitFor('r1 postmaster to stop', () => !existsSync(join(e.dataDir, 'postmaster.pid')), 30_000);
+    // bootstrap.dcs now says otherwise: only the cache can bring loop_wait 2 back.
+    writeFileSync(e.configFile, read(e.configFile).replace('loop_wait: 2', 'loop_wait: 3'));
+    await etcdPost(endpoint, '/v3/kv/deleterange', { key: configKey });
+    const agent = startAgent(e);
+    const value = await waitFor(
+      'the config key written again',
+      async () => {
+        if (agent.child.exitCode !== null) throw new Error(`r1 exited:\n${read(e.logFile)}`);
+        const r = await etcdPost(endpoint, '/v3/kv/range', { key: configKey });
+        const kv = (r['kvs'] as { value?: string }[] | undefined)?.[0];
+        return kv?.value ? Buffer.from(kv.value, 'base64').toString('utf8') : false;
+      },
+      60_000,
+      500,
+    );
+    expect(JSON.parse(value)).toMatchObject({ loop_wait: 2, ttl: 20 });
+  }, 120_000);
 });
