@@ -19,6 +19,7 @@ import { createLogger } from './log.js';
 import { PostgresNode } from './node.js';
 import { createProber, probeTlsFor } from './peers.js';
 import { startAgentApi } from './rest.js';
+import { refuseDuplicateName } from './unique-name.js';
 
 export interface AgentOptions {
   readonly configPath: string | undefined;
@@ -37,7 +38,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   for (const w of configureLog(log, config)) log.warning(w);
   for (const w of loaded.warnings) log.warning(w);
 
-  const boot = haConfigFromDynamic(config.bootstrap?.dcs ?? {});
+  const node = new PostgresNode(config, log);
+  // The DCS timings until it is read: patroni.dynamic.json's, else bootstrap.dcs (Patroni loads its cache first).
+  const boot = haConfigFromDynamic(node.localDynamicConfig());
   const dcs: Dcs = await createDcs(config.dcs, {
     namespace: config.namespace,
     scope: config.scope,
@@ -47,7 +50,18 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     ctl: false,
   });
   await refuseDynamicConfigAtStart(dcs, log);
-  const node = new PostgresNode(config, log);
+  // Only /liveness of an address found in the DCS: no credentials are sent (api_url is not vouched for).
+  if (
+    await refuseDuplicateName({
+      getCluster: () => dcs.getCluster(),
+      name: config.name,
+      restOptions: { insecure: true },
+      log,
+    })
+  ) {
+    await dcs.close();
+    return 1;
+  }
   let exitCode = 0;
   let shuttingDown = false;
   const loop = new HaLoop({

@@ -90,6 +90,7 @@ export class PostgresNode implements LocalNode {
 
   /** After each cycle (Patroni's reload_config): apply a changed configuration to the running server. */
   applyConfiguration(): Promise<void> {
+    this.pg.files.saveDynamicCache();
     return this.pg.files.applier.apply();
   }
 
@@ -189,8 +190,8 @@ export class PostgresNode implements LocalNode {
 
   // ---- long actions -----------------------------------------------------------------------------------------
 
-  bootstrap(_task: TaskControl): Promise<boolean> {
-    return this.pg.bootstrapper.bootstrap();
+  bootstrap(task: TaskControl): Promise<boolean> {
+    return this.pg.bootstrapper.bootstrap(task);
   }
 
   postBootstrap(_task: TaskControl): Promise<boolean> {

@@ -71,7 +71,8 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
   const bootstrap = readBootstrap(tree);
   const postgresql = readPostgresql(tree);
   const watchdog = readWatchdog(tree);
-  const tags = readTags(tree);
+  const tagWarnings: string[] = [];
+  const tags = readTags(tree, (t) => tagWarnings.push(t));
   checkCtl(tree);
   const keys = checkLocalKeys(tree);
   if (keys.errors.length > 0) throw new UserError(keys.errors.join('\n'));
@@ -100,7 +101,7 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
     proxyUrl: postgresql.proxyAddress === undefined ? undefined : pgUrl(postgresql.proxyAddress),
     watchdog,
   };
-  return { config, warnings: keys.warnings };
+  return { config, warnings: [...keys.warnings, ...tagWarnings] };
 }
 
 /**

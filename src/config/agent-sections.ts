@@ -32,11 +32,18 @@ import {
   optToolOptions,
   reqMapping,
   reqStr,
-  strictBool,
   type Node,
 } from './config-values.js';
 import { dcsTarget, type DcsTarget, type LocalConfig } from './local-config.js';
-import { pyBool } from '../model/python.js';
+import { parseGucInt } from '../model/guc-values.js';
+import { parseBool, pyBool } from '../model/python.js';
+import {
+  tagCloneFrom,
+  tagFailoverPriority,
+  tagNoFailover,
+  tagNoLoadBalance,
+  tagNoSync,
+} from '../model/tags.js';
 
 /** Tags Patroni drops from the member key when falsy (spec 1.2.3). */
 const FILTERED_TAGS = new Set(['nofailover', 'noloadbalance', 'clonefrom', 'nosync', 'nostream']);
@@ -232,29 +239,34 @@ export function readWatchdog(tree: Node): WatchdogConfig {
   };
 }
 
-export function readTags(tree: Node): AgentTags {
+/**
+ * Patroni 4.1.4 starts without validating tags and evaluates them at run time (model/tags.ts, tags.py `Tags`): a
+ * boolean tag is Python-truthy (the string 'false' means true), a priority is parsed leniently ('1' is 1);
+ * nofailover/nosync win over a contradicting priority, with a warning.
+ */
+export function readTags(tree: Node, warn: (text: string) => void): AgentTags {
   const t = optMapping(tree, 'tags', '') ?? {};
-  const path = 'tags';
-  const nofailoverTag = strictBool(t, 'nofailover', path);
-  const priority = optInt(t, 'failover_priority', path, { min: 0, strict: true });
-  if (nofailoverTag !== undefined && priority !== undefined) {
-    throw new UserError(
-      'tags: nofailover and failover_priority are both set; keep one of them (failover_priority: 0 means nofailover: true)',
-    );
-  }
-  optInt(t, 'sync_priority', path, { min: 0, strict: true });
-  const replicatefrom = optStr(t, 'replicatefrom', path);
+  const warnConflict = (name: string, priority: string): void => {
+    const v = get(t, name);
+    const p = parseGucInt(get(t, priority));
+    if (v !== undefined && v !== null && p !== undefined && pyBool(v) === p > 0) {
+      warn(
+        `Conflicting configuration between ${name}: ${JSON.stringify(v)} and ${priority}: ${p}. Defaulting to ${name}: ${JSON.stringify(v)}`,
+      );
+    }
+  };
+  warnConflict('nofailover', 'failover_priority');
+  warnConflict('nosync', 'sync_priority');
   const custom: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(t)) if (!KNOWN_TAGS.has(k)) custom[k] = v;
-  const nofailover = nofailoverTag ?? (priority !== undefined && priority <= 0);
   return {
-    nofailover,
-    failoverPriority: nofailover ? 0 : (priority ?? 1),
-    nosync: strictBool(t, 'nosync', path) ?? false,
-    clonefrom: strictBool(t, 'clonefrom', path) ?? false,
-    replicatefrom,
-    noloadbalance: strictBool(t, 'noloadbalance', path) ?? false,
-    nostream: strictBool(t, 'nostream', path) ?? false,
+    nofailover: tagNoFailover(t),
+    failoverPriority: tagFailoverPriority(t),
+    nosync: tagNoSync(t),
+    clonefrom: tagCloneFrom(t),
+    replicatefrom: optStr(t, 'replicatefrom', 'tags'),
+    noloadbalance: tagNoLoadBalance(t),
+    nostream: parseBool(get(t, 'nostream')) ?? false,
     custom,
   };
 }

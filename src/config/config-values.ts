@@ -75,14 +75,6 @@ export function optBool(node: Node, key: string, path: string): boolean | undefi
   return b;
 }
 
-/** A YAML boolean only: tags are published as written, so a quoted "false" would be a true value to Patroni. */
-export function strictBool(node: Node, key: string, path: string): boolean | undefined {
-  const v = get(node, key);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw invalid(child(path, key), v, 'a boolean (true or false, unquoted)');
-  return v;
-}
-
 export interface IntRule {
   readonly min?: number;
   readonly max?: number;

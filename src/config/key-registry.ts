@@ -10,6 +10,8 @@
  * `<replica_method>` a `postgresql.create_replica_methods` entry. A rule with `subtree` covers everything below it
  * (its values are checked by the section parsers).
  */
+import { parseGucInt } from '../model/guc-values.js';
+import { parseBool } from '../model/python.js';
 import { pyShown } from './config-values.js';
 
 export type KeyRule =
@@ -227,17 +229,9 @@ export const LOCAL_RULES: RuleTable = {
   bootstrap: S,
   // bootstrap.dcs is the dynamic configuration: checked against DYNAMIC_RULES.
   'bootstrap.dcs': TREE,
-  'bootstrap.method': refused(
-    'the custom bootstrap method %v is not supported by pgwarden yet (only initdb)',
-    "remove bootstrap.method or set it to 'initdb'",
-    (v) => v === 'initdb',
-  ),
-  'bootstrap.<method>': refused(
-    'custom bootstrap methods are not supported by pgwarden yet',
-    'remove this section and bootstrap.method',
-    undefined,
-    true,
-  ),
+  // Custom bootstrap (src/postgres/custom-bootstrap.ts): the method's section is passed to its command as written.
+  'bootstrap.method': S,
+  'bootstrap.<method>': TREE,
   'bootstrap.initdb': TREE,
   'bootstrap.pg_hba': TREE,
   'bootstrap.users': TREE,
@@ -281,7 +275,8 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.custom_conf': S,
   'postgresql.use_unix_socket': S,
   // Patroni opens replication connections to its own PostgreSQL with it (a replica's timeline, custom bootstrap
-  // trust lines); pgwarden never does: it reads the timeline over the superuser session and refuses custom bootstrap.
+  // trust lines); pgwarden never does: it reads the timeline over the superuser session, and its custom bootstrap
+  // trusts the address of that session (local socket or TCP) for the superuser and the replication user.
   'postgresql.use_unix_socket_repl': warned(
     'ignored: pgwarden opens no replication connection to its own PostgreSQL, so there is nothing for it to steer',
   ),
@@ -324,15 +319,20 @@ export const LOCAL_RULES: RuleTable = {
   'tags.noloadbalance': S,
   'tags.replicatefrom': S,
   'tags.nosync': S,
+  // 0 or less means nosync (model/tags.ts), 1 is the default; higher priorities would order the sync standbys.
   'tags.sync_priority': refused(
     '%v is not supported by pgwarden yet (synchronous standbys are picked without priorities)',
     'remove tags.sync_priority (or use nosync: true for 0)',
-    isNumber(1),
+    (v) => {
+      const p = parseGucInt(v);
+      return p !== undefined && p <= 1;
+    },
   ),
   'tags.nostream': refused(
     'not supported by pgwarden yet (every replica streams)',
     'remove tags.nostream or set it to false',
-    (v) => v === false,
+    // Patroni reads it with parse_bool: only a true value asks for anything.
+    (v) => parseBool(v) !== true,
   ),
   // Custom tags are published in the member key as written.
   'tags.*': TREE,

@@ -1,22 +1,27 @@
 /**
- * A new cluster (Patroni's Bootstrap with the initdb method): initdb, the first start as a primary, then
- * post_bootstrap: the superuser's password, the `bootstrap.post_bootstrap` script, the replication and rewind roles
- * and `bootstrap.users`. A failed bootstrap moves the data directory aside.
+ * A new cluster (Patroni's Bootstrap): initdb, or a custom `bootstrap.method` (see custom-bootstrap.ts), the first
+ * start, then post_bootstrap: the superuser's password, the `bootstrap.post_bootstrap` script, the replication and
+ * rewind roles and `bootstrap.users`; after a custom method, the real pg_hba.conf and postgresql.conf replace those
+ * of the replay. A failed bootstrap moves the data directory aside.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { parseBool } from '../model/python.js';
 import type { RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { moveDataDirAside, type ControlFile } from './data-dir.js';
 import { formatConninfo } from './config-writer.js';
 import { childEnv } from './child-env.js';
+import { customBootstrapArgv, postRestore, trustHbaLines, writeRecoverySignals } from './custom-bootstrap.js';
 import { initdb } from './initdb.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { LocalSession } from './local-session.js';
 import { errorText } from '../model/text.js';
-import type { PgLog } from './ports.js';
+import { isRunning, reloadPostgres } from './pg-ctl.js';
+import type { Cancellation, PgLog } from './ports.js';
 import type { PgSession } from './queries.js';
+import { runMethod } from './replica-methods.js';
 import { shellSplit } from './shell.js';
 
 /** SQL identifier quoting. */
@@ -100,16 +105,21 @@ export interface BootstrapDeps {
 export class Bootstrapper {
   constructor(private readonly d: BootstrapDeps) {}
 
-  /** initdb and the first start as a primary; false (with the state saying why) when it failed. */
-  async bootstrap(): Promise<boolean> {
+  /** initdb or the custom method, and the first start; false (with the state saying why) when it failed. */
+  async bootstrap(task: Cancellation = { cancelled: () => false }): Promise<boolean> {
+    const boot = this.d.files.config.bootstrap;
+    if (boot === undefined) return false;
+    const section = boot.methodConfig;
+    if (boot.method !== 'initdb' && section !== undefined && typeof section['command'] === 'string') {
+      return this.customBootstrap(section, task);
+    }
+    return this.initdbBootstrap();
+  }
+
+  private async initdbBootstrap(): Promise<boolean> {
     const { files, state, log } = this.d;
     const boot = files.config.bootstrap;
     if (boot === undefined) return false;
-    if (boot.method !== 'initdb') {
-      log.error(`custom bootstrap method ${boot.method} is not implemented yet; only initdb is`);
-      state.set('custom bootstrap failed');
-      return false;
-    }
     state.busy = true;
     this.d.callbacks.bootstrapBegins();
     state.set('initializing new cluster');
@@ -136,6 +146,109 @@ export class Bootstrapper {
       return false;
     } finally {
       state.busy = false;
+    }
+  }
+
+  /**
+   * The custom method, then the first start with its recovery settings and the trust pg_hba.conf. The start waits
+   * (up to pg_ctl_timeout, as Patroni) until PostgreSQL accepts connections: with hot_standby off that is when
+   * the replay has ended in a promotion; the HA loop then waits for the end of recovery before post_bootstrap.
+   */
+  private async customBootstrap(
+    section: Readonly<Record<string, unknown>>,
+    task: Cancellation,
+  ): Promise<boolean> {
+    const { files, state, log } = this.d;
+    state.busy = true;
+    this.d.callbacks.bootstrapBegins();
+    state.set('running custom bootstrap script');
+    state.role = 'uninitialized';
+    try {
+      const argv = customBootstrapArgv(section, { scope: files.config.scope, dataDir: files.dataDir });
+      log.info(`Running custom bootstrap script: ${String(section['command'])}`);
+      let code: number;
+      try {
+        code = await runMethod(argv, process.env, task.cancelled);
+      } catch (e) {
+        log.error(`Exception during custom bootstrap: ${errorText(e)}`);
+        code = 1;
+      }
+      if (code !== 0) {
+        log.error(`custom bootstrap script ${String(section['command'])} exited with code=${code}`);
+        state.set('custom bootstrap failed');
+        this.d.callbacks.bootstrapFailed();
+        return false;
+      }
+      this.d.control.forget();
+      const pg = files.config.postgresql;
+      const recoveryConf = section['recovery_conf'];
+      const recoveryParams =
+        typeof recoveryConf === 'object' && recoveryConf !== null && !Array.isArray(recoveryConf)
+          ? (recoveryConf as Readonly<Record<string, unknown>>)
+          : undefined;
+      postRestore({
+        dataDir: files.dataDir,
+        configDir: files.configDir,
+        files: [
+          'postgresql.conf',
+          ...(pg.customConf === undefined ? ['postgresql.base.conf'] : []),
+          'pg_hba.conf',
+          'pg_ident.conf',
+        ],
+        triggerFile:
+          typeof recoveryParams?.['promote_trigger_file'] === 'string'
+            ? recoveryParams['promote_trigger_file']
+            : undefined,
+      });
+      writeRecoverySignals(files.dataDir, section);
+      const o = this.d.session.options();
+      files.beginCustomBootstrap({
+        recoveryParams,
+        keepExistingRecovery: parseBool(section['keep_existing_recovery_conf']) === true,
+        trustHba: await trustHbaLines({
+          host: o.host,
+          superuser: pg.authentication.superuser.username,
+          replication: pg.authentication.replication.username,
+        }),
+      });
+      files.writeForStart(undefined);
+      state.set('starting');
+      state.role = 'replica';
+      await this.d.lifecycle.startServer(undefined);
+      return await this.waitForConnections(pg.pgCtlTimeout * 1000, task);
+    } catch (e) {
+      log.error(`bootstrap (${files.config.bootstrap?.method ?? 'custom'}) failed: ${errorText(e)}`);
+      this.d.callbacks.bootstrapFailed();
+      state.set('start failed');
+      return false;
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  /** Patroni's wait_for_startup: until PostgreSQL answers (running), its postmaster is gone, or the time is up. */
+  private async waitForConnections(timeoutMs: number, task: Cancellation): Promise<boolean> {
+    const { state, files } = this.d;
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await this.d.session.queryStatus();
+      if (status) {
+        state.set('running');
+        state.role = status.inRecovery ? 'replica' : 'master';
+        return true;
+      }
+      if (isRunning(files.dataDir) === undefined) {
+        this.d.log.error('postmaster is not running');
+        state.set('start failed');
+        this.d.callbacks.bootstrapFailed();
+        return false;
+      }
+      if (task.cancelled() || Date.now() >= end) {
+        this.d.log.warning('Timed out waiting for PostgreSQL to start');
+        this.d.callbacks.bootstrapFailed();
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
     }
   }
 
@@ -169,12 +282,32 @@ END;$$`);
           await createOrUpdateRole(s, name, user.password, user.options);
         }
       });
+      if (this.d.files.inCustomBootstrap) await this.endCustomBootstrap();
       this.d.callbacks.bootstrapDone();
       return true;
     } catch (e) {
       this.d.log.error(`post_bootstrap failed: ${errorText(e)}`);
       this.d.callbacks.bootstrapFailed();
       return false;
+    }
+  }
+
+  /**
+   * After a custom bootstrap: the configured pg_hba.conf and postgresql.conf (no recovery settings, hot_standby
+   * as configured) in place of the replay's, then a reload (a restart when `hba_file` is set, as Patroni), and a
+   * new connection with the password just set.
+   */
+  private async endCustomBootstrap(): Promise<void> {
+    const files = this.d.files;
+    files.endCustomBootstrap();
+    files.writeForStart(undefined);
+    await this.d.session.drop();
+    if (files.serverParameters().parameters.has('hba_file')) {
+      await this.d.lifecycle.stop('fast', undefined, true);
+      files.writeForStart(undefined);
+      await this.d.lifecycle.startServer(undefined);
+    } else {
+      await reloadPostgres({ bins: files.bins, dataDir: files.dataDir });
     }
   }
 

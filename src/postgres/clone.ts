@@ -1,10 +1,10 @@
 /**
- * A replica made from another member (Patroni's `clone`): the create_replica_methods tried in order into an empty
- * data directory, then a start as a replica of that member; reinitialize empties the directory and clones anew.
+ * A replica made from another member (Patroni's `clone`): the create_replica_methods tried in order, each creating
+ * the data directory itself (the agent does not), then a start as a replica of that member; reinitialize removes
+ * the directory and clones anew.
  */
-import { mkdirSync } from 'node:fs';
 import type { ConfigFiles } from './config-files.js';
-import { dataDirEmpty, wipeDataDir, type ControlFile } from './data-dir.js';
+import { dataDirEmpty, removeDataDir, type ControlFile } from './data-dir.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
 import { errorText } from '../model/text.js';
@@ -37,7 +37,6 @@ export class Cloner {
     state.role = 'uninitialized';
     let method: string | undefined;
     try {
-      mkdirSync(files.dataDir, { recursive: true, mode: 0o700 });
       method = await createReplica({
         scope: files.config.scope,
         dataDir: files.dataDir,
@@ -78,7 +77,7 @@ export class Cloner {
   }
 
   private wipe(): void {
-    wipeDataDir(this.d.files.dataDir);
+    removeDataDir(this.d.files.dataDir);
     this.d.control.forget();
   }
 }

@@ -4,7 +4,7 @@
  * pg_ident.conf, standby.signal and the pgpass file; and, through ConfigApplier, a changed configuration applied to
  * the running server. Holds the local configuration (replaced on SIGHUP) and the dynamic one from the DCS.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { JsonObject } from '../model/cluster.js';
@@ -23,11 +23,27 @@ import {
   type ReplicationCredentials,
   type ServerParameters,
 } from './config-writer.js';
+import { dataDirState } from './data-dir.js';
+import { DynamicCache } from './dynamic-cache.js';
+import { customRecoveryLines, hotStandbyOff, type CustomBootstrapStart } from './custom-bootstrap.js';
 import type { InstanceState } from './instance-state.js';
 import type { LocalSession } from './local-session.js';
 import { isRunning, readMajorVersion, reloadPostgres } from './pg-ctl.js';
 import type { PgLog, StandbyTarget } from './ports.js';
 import type { EffectivePgConfig } from './reload-plan.js';
+
+/**
+ * The parameters of the replay after a custom bootstrap: the trust pg_hba.conf must be the one in use even when
+ * hba_file points elsewhere, and hot_standby is off when Patroni turns it off (custom-bootstrap.ts).
+ */
+function customBootstrapParameters(params: ServerParameters, start: CustomBootstrapStart): ServerParameters {
+  const parameters = new Map(params.parameters);
+  parameters.delete('hba_file');
+  if (!hotStandbyOff(start)) return { ...params, parameters };
+  parameters.set('hot_standby', 'off');
+  const cmdline = params.cmdline.map(([n, v]) => [n, n === 'hot_standby' ? 'off' : v] as const);
+  return { ...params, parameters, cmdline };
+}
 
 /** Synchronous mode's say over synchronous_standby_names in the parameters PostgreSQL starts with. */
 export type StandbyNamesRule = (
@@ -57,6 +73,10 @@ export class ConfigFiles {
   private writtenRecovery: string | undefined;
   /** Dynamic/local configuration changes applied to the running server; `pending_restart`. */
   readonly applier: ConfigApplier;
+  /** patroni.dynamic.json in the data directory. */
+  private readonly dynamicCache: DynamicCache;
+  /** A custom bootstrap's first start until post_bootstrap ends it, with the pg_hba.conf it replaced. */
+  private custom: { readonly start: CustomBootstrapStart; readonly savedHba: string | undefined } | undefined;
 
   constructor(
     config: AgentConfig,
@@ -64,10 +84,20 @@ export class ConfigFiles {
   ) {
     this.current = config;
     this.bins = { binDir: config.postgresql.binDir, binName: config.postgresql.binName };
+    this.dynamicCache = new DynamicCache(() => this.dataDir, deps.log);
+    const bootstrapDcs = config.bootstrap?.dcs;
+    // As Patroni: without a cached configuration, bootstrap.dcs is the one in effect (and cached) until the DCS has one.
+    if (this.dynamicCache.loaded === undefined && bootstrapDcs && Object.keys(bootstrapDcs).length > 0) {
+      this.dynamicCache.set(bootstrapDcs);
+    }
     this.applier = new ConfigApplier({
       effective: () => this.effectivePgConfig(),
+      // Patroni skips configuration updates during a custom bootstrap (its files are the replay's).
       idleAndRunning: () =>
-        !deps.state.busy && deps.state.state === 'running' && isRunning(this.dataDir) !== undefined,
+        this.custom === undefined &&
+        !deps.state.busy &&
+        deps.state.state === 'running' &&
+        isRunning(this.dataDir) !== undefined,
       majorVersion: () => this.majorVersion(),
       withSession: (fn) => deps.session.withSession(fn),
       rewrite: () => void this.write(this.lastWritten?.standby),
@@ -104,8 +134,9 @@ export class ConfigFiles {
 
   // ---- dynamic configuration --------------------------------------------------------------------------------
 
+  /** Used until the DCS has a configuration: patroni.dynamic.json as read at start, else bootstrap.dcs. */
   localDynamicConfig(): JsonObject {
-    return this.current.bootstrap?.dcs ?? {};
+    return this.dynamicCache.loaded ?? this.current.bootstrap?.dcs ?? {};
   }
 
   /** The dynamic configuration from the DCS, or the local bootstrap.dcs until the DCS has one. */
@@ -120,6 +151,13 @@ export class ConfigFiles {
 
   dynamicConfigChanged(data: JsonObject): void {
     this.dynamic = data;
+    this.dynamicCache.set(data);
+  }
+
+  /** After each cycle (Patroni's save_cache): patroni.dynamic.json once the data directory is initialized. */
+  saveDynamicCache(): void {
+    if (this.deps.state.role === 'uninitialized' || dataDirState(this.dataDir) !== 'populated') return;
+    this.dynamicCache.save();
   }
 
   dynamicPostgresql(): JsonObject {
@@ -148,7 +186,8 @@ export class ConfigFiles {
           : {},
       localParameters: pg.parameters,
     });
-    return this.deps.standbyNames(built, this.dynamicConfig, this.managedStandbyNames);
+    const params = this.deps.standbyNames(built, this.dynamicConfig, this.managedStandbyNames);
+    return this.custom ? customBootstrapParameters(params, this.custom.start) : params;
   }
 
   /** postgresql.conf parameters and pg_hba/pg_ident lines as Patroni merges them (local over dynamic). */
@@ -189,6 +228,50 @@ export class ConfigFiles {
     return { recovery: settings.recovery, pgpass: settings.pgpass };
   }
 
+  // ---- custom bootstrap -------------------------------------------------------------------------------------
+
+  /** From now until endCustomBootstrap, writes are those of the first start after a custom bootstrap method. */
+  beginCustomBootstrap(start: CustomBootstrapStart): void {
+    let savedHba: string | undefined;
+    try {
+      savedHba = readFileSync(join(this.configDir, 'pg_hba.conf'), 'utf8');
+    } catch {
+      savedHba = undefined;
+    }
+    this.custom = { start, savedHba };
+  }
+
+  get inCustomBootstrap(): boolean {
+    return this.custom !== undefined;
+  }
+
+  /**
+   * post_bootstrap done: pg_hba.conf back to the configured lines (or, without any, to the restored file), the
+   * recovery settings and signal files gone; the caller writes postgresql.conf as a primary and reloads.
+   */
+  endCustomBootstrap(): void {
+    const custom = this.custom;
+    if (!custom) return;
+    this.custom = undefined;
+    const hba = join(this.configDir, 'pg_hba.conf');
+    if (this.effectivePgConfig().pgHba === undefined) {
+      if (custom.savedHba === undefined) rmSync(hba, { force: true });
+      else writeFileSync(hba, custom.savedHba, { mode: 0o600 });
+    }
+    removeRecoverySignals(this.dataDir);
+  }
+
+  /** The custom bootstrap's own settings over what `write` would write otherwise. */
+  private customOverlay(effective: EffectivePgConfig): {
+    readonly effective: EffectivePgConfig;
+    readonly recovery: RecoveryLines | undefined;
+  } {
+    const start = this.custom?.start;
+    if (!start) return { effective, recovery: undefined };
+    const recovery = start.recoveryParams ? customRecoveryLines(start.recoveryParams) : undefined;
+    return { effective: { ...effective, pgHba: start.trustHba }, recovery };
+  }
+
   /** The standby settings for `standby` differ from those last written. */
   recoveryChanged(standby: StandbyTarget): boolean {
     return JSON.stringify(this.recoveryFor(standby).recovery ?? null) !== this.writtenRecovery;
@@ -197,11 +280,18 @@ export class ConfigFiles {
   /** Writes postgresql.conf (with the standby section when `standby` is given), pg_hba and the pgpass file. */
   write(standby: StandbyTarget): EffectivePgConfig {
     const pg = this.current.postgresql;
-    const effective = this.applier.effective();
-    const { recovery, pgpass } = this.recoveryFor(standby);
+    const custom = this.customOverlay(this.applier.effective());
+    const effective = custom.effective;
+    const { recovery: standbyRecovery, pgpass } = this.custom
+      ? { recovery: undefined, pgpass: '' }
+      : this.recoveryFor(standby);
+    const recovery = standbyRecovery ?? custom.recovery;
     this.lastWritten = { standby };
     if (pgpass !== '') writePrivateFile(pg.pgpass, pgpass + '\n');
-    if (standby) writeStandbySignal(this.dataDir);
+    // During a custom bootstrap the signal files are the method's (written by the bootstrap).
+    if (this.custom) {
+      /* left as they are */
+    } else if (standby) writeStandbySignal(this.dataDir);
     else removeRecoverySignals(this.dataDir);
     this.writtenRecovery = JSON.stringify(recovery ?? null);
     const hbaLines = effective.pgHba;

@@ -3,16 +3,32 @@
  * target), moving it aside, and its pg_control (system identifier and whether pg_rewind could work), cached per
  * pg_control inode.
  */
-import { lstatSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { PgBinariesConfig } from './binaries.js';
 import { controldata, summarizeControldata } from './pg-ctl.js';
 import { configurationAllowsRewind } from './rewind.js';
 
-/** One readdir: missing (as empty), empty, populated, or inaccessible (permissions, not a directory). */
+/**
+ * One readdir: missing (as empty), empty, populated, or inaccessible (permissions, not a directory). As Patroni,
+ * hidden entries and `lost+found` (a mount point) do not make it populated; a pg_control does.
+ */
 export function dataDirState(dir: string): 'empty' | 'populated' | 'inaccessible' {
   try {
-    return readdirSync(dir).length === 0 ? 'empty' : 'populated';
+    const entries = readdirSync(dir);
+    if (entries.every((e) => e.startsWith('.') || e === 'lost+found')) {
+      return existsSync(join(dir, 'global', 'pg_control')) ? 'populated' : 'empty';
+    }
+    return 'populated';
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'empty' : 'inaccessible';
   }
@@ -37,6 +53,30 @@ export function wipeDataDir(dir: string): void {
     for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
   } catch {
     /* nothing to remove */
+  }
+}
+
+/**
+ * Patroni's `remove_data_directory`: the data directory itself goes (a symlink to it is unlinked; a symlinked
+ * pg_wal's target is emptied first), so that a replica method or pg_basebackup creates it as it wants. When the
+ * directory cannot be removed (a mount point), it is emptied instead.
+ */
+export function removeDataDir(dir: string): void {
+  let isLink = false;
+  try {
+    isLink = lstatSync(dir).isSymbolicLink();
+  } catch {
+    return;
+  }
+  if (isLink) {
+    unlinkSync(dir);
+    return;
+  }
+  wipeDataDir(dir);
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    /* emptied above; the directory itself stays (mount point, permissions of its parent) */
   }
 }
 

@@ -6,13 +6,13 @@
  *   <command...> --<key>=<value>... --scope=<scope> --role=replica --datadir=<data_dir> --connstring=<dsn>
  *
  * where the keys are the section's own (except `command`) in their order, values printed as Python prints them
- * (`True`/`False`); `no_params: true` leaves out scope/role/datadir/connstring and the flag keys. The data
- * directory is emptied before a custom method unless it says `keep_data: true`. Without a member to clone from
- * only methods marked `no_leader` (or `no_master`) are tried, with an empty connstring.
+ * (`True`/`False`); `no_params: true` leaves out scope/role/datadir/connstring and the flag keys. A populated data
+ * directory is removed before a custom method and after a failed one unless it says `keep_data: true`; the agent
+ * never creates it (a method such as a copytree wants to create it itself). Without a member to clone from only
+ * methods marked `no_leader` (or `no_master`) are tried, with an empty connstring.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { childEnv } from './child-env.js';
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PgUser, ToolOptionsValue } from '../config/agent-config.js';
 import type { PgLog } from './ports.js';
@@ -99,7 +99,7 @@ export interface CreateReplicaOptions {
   readonly log: PgLog;
   readonly cancelled: () => boolean;
   readonly dataDirEmpty: () => boolean;
-  /** Empties the data directory (and the target of a symlinked pg_wal). */
+  /** Removes the data directory (and empties the target of a symlinked pg_wal). */
   readonly wipe: () => void;
   /** Pause between the two pg_basebackup attempts (Patroni: 5 s). */
   readonly basebackupRetryMs?: number;
@@ -117,7 +117,7 @@ function sleep(ms: number, cancelled: () => boolean): Promise<void> {
 }
 
 /** Runs a custom method to its end (no timeout, as in Patroni); a cancellation kills it with its children. */
-function runMethod(
+export function runMethod(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   cancelled: () => boolean,
@@ -183,7 +183,6 @@ export async function createReplica(o: CreateReplicaOptions): Promise<string | u
       if (pyBool(section?.['keep_data'])) o.log.info('Leaving data directory uncleaned');
       else o.wipe();
     }
-    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const argv = customMethodArgv(method, section, { scope: o.scope, dataDir: o.dataDir, connstring });
     try {
       const code = await runMethod(argv, env, o.cancelled);
@@ -197,6 +196,7 @@ export async function createReplica(o: CreateReplicaOptions): Promise<string | u
     } catch (e) {
       o.log.error(`Error creating replica using method ${method}: ${errorText(e)}`);
     }
+    if (!pyBool(section?.['keep_data']) && !o.dataDirEmpty()) o.wipe();
   }
   return undefined;
 }
@@ -210,7 +210,6 @@ async function runBasebackup(
   for (let i = 0; i < attempts; i++) {
     if (o.cancelled()) return false;
     if (!o.dataDirEmpty()) o.wipe();
-    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     try {
       await basebackup({
         bins: o.bins,
@@ -229,6 +228,8 @@ async function runBasebackup(
     if (i < attempts - 1) {
       o.log.warning(`Trying again in ${Math.round((o.basebackupRetryMs ?? 5000) / 1000)} seconds`);
       await sleep(o.basebackupRetryMs ?? 5000, o.cancelled);
+    } else if (!o.dataDirEmpty()) {
+      o.wipe();
     }
   }
   return false;

@@ -576,44 +576,9 @@ describe('invalid values: one line naming the key, what was found and what is al
     ],
     ['tags a list', { tags: ['nofailover'] }, 'tags: a list is not a mapping'],
     [
-      'tags.nofailover quoted',
-      { tags: { nofailover: 'false' } },
-      'tags.nofailover: "false" is not a boolean (true or false, unquoted)',
-    ],
-    [
-      'tags.nosync a number',
-      { tags: { nosync: 1 } },
-      'tags.nosync: 1 is not a boolean (true or false, unquoted)',
-    ],
-    [
-      'tags.clonefrom a string',
-      { tags: { clonefrom: 'yes' } },
-      'tags.clonefrom: "yes" is not a boolean (true or false, unquoted)',
-    ],
-    [
-      'tags.noloadbalance a string',
-      { tags: { noloadbalance: 'on' } },
-      'tags.noloadbalance: "on" is not a boolean (true or false, unquoted)',
-    ],
-    [
       'tags.replicatefrom a list',
       { tags: { replicatefrom: ['pg2'] } },
       'tags.replicatefrom: a list is not a string',
-    ],
-    [
-      'tags.failover_priority negative',
-      { tags: { nofailover: null, failover_priority: -1 } },
-      'tags.failover_priority: -1 is not an integer >= 0',
-    ],
-    [
-      'tags.failover_priority a string',
-      { tags: { nofailover: null, failover_priority: '2' } },
-      'tags.failover_priority: "2" is not an integer >= 0',
-    ],
-    [
-      'nofailover and failover_priority',
-      { tags: { nofailover: false, failover_priority: 2 } },
-      'tags: nofailover and failover_priority are both set; keep one of them (failover_priority: 0 means nofailover: true)',
     ],
     [
       'watchdog.mode unknown',

@@ -104,10 +104,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'tags.nostream: not supported by pgwarden yet (every replica streams); remove tags.nostream or set it to false',
     ],
     [
-      { bootstrap: { method: 'restore', restore: { command: '/bin/restore' } } },
-      "bootstrap.method: the custom bootstrap method 'restore' is not supported by pgwarden yet (only initdb); remove bootstrap.method or set it to 'initdb'\nbootstrap.restore: custom bootstrap methods are not supported by pgwarden yet; remove this section and bootstrap.method",
-    ],
-    [
       { kubernetes: { labels: {} }, etcd3: null },
       'kubernetes: the Kubernetes DCS is not supported by pgwarden; use an etcd3 or zookeeper section instead',
     ],

@@ -22,6 +22,7 @@ import {
   replicaConnstring,
   worksWithoutLeader,
 } from '../../src/postgres/replica-methods.js';
+import { dataDirEmpty, removeDataDir } from '../../src/postgres/data-dir.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-rm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -173,5 +174,36 @@ describe('custom replica methods: running them in order', () => {
     expect(used).toBeUndefined();
     expect(seen[0]).toBe(`Error creating replica using method k: ${check} exited with code=5`);
     expect(seen[1]).toMatch(/^Error creating replica using method missing: .*ENOENT/);
+  });
+
+  it('a custom method creates the data directory itself: none is made first, a populated one is removed', async () => {
+    const data = join(dir, 'data3');
+    const creates = join(dir, 'creates.sh');
+    // Like a copytree restore: fails when the target exists at all.
+    writeFileSync(
+      creates,
+      `#!/bin/sh\n[ -e ${data} ] && exit 7\nmkdir ${data} && touch ${data}/PG_VERSION\n`,
+    );
+    chmodSync(creates, 0o755);
+    const real = {
+      dataDirEmpty: () => dataDirEmpty(data),
+      wipe: () => removeDataDir(data),
+    };
+    expect(await createReplica({ ...base(data, ['copy'], { copy: { command: creates } }), ...real })).toBe(
+      'copy',
+    );
+    expect(existsSync(join(data, 'PG_VERSION'))).toBe(true);
+    // Populated now: removed (not just emptied) before the method runs again.
+    expect(await createReplica({ ...base(data, ['copy'], { copy: { command: creates } }), ...real })).toBe(
+      'copy',
+    );
+    // A failing method leaves no half-made data directory behind.
+    const half = join(dir, 'half.sh');
+    writeFileSync(half, `#!/bin/sh\nmkdir -p ${data} && touch ${data}/base\nexit 3\n`);
+    chmodSync(half, 0o755);
+    expect(
+      await createReplica({ ...base(data, ['half'], { half: { command: half } }), ...real }),
+    ).toBeUndefined();
+    expect(existsSync(data)).toBe(false);
   });
 });
