@@ -1,0 +1,258 @@
+/**
+ * `npm run test:faults [FILTER]`: the fault suite. Each row (fault x implementation x synchronous mode, id
+ * `fault/impl/sync`; FILTER is a regular expression on the id) runs on a fresh cluster in network namespaces,
+ * one row at a time, within ROW_LIMIT_MS. Results are merged by id into .bench/faults.json, and docs/faults.md is
+ * rewritten from it. Exit code 1 when a pgwarden row misses a target (two writable members; a lost acknowledged
+ * write with synchronous mode on or strict; no self-healing) or a row could not run.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createLab, CLIENT_IP } from '../harness/netns-lab.js';
+import { removeDir, tempDir, waitFor } from '../harness/process.js';
+import {
+  startEtcdCluster,
+  startFaultHaproxy,
+  startMembers,
+  TIMING,
+  type Implementation,
+  type SyncMode,
+} from './cluster.js';
+import { FAULTS, type Fault } from './faults.js';
+import {
+  acceptsByMember,
+  doubleRounds,
+  lostAcks,
+  markdownTable,
+  resumeSeconds,
+  type RowResult,
+} from './metrics.js';
+import { createTables, startProbe, startWriter, storedIds } from './traffic.js';
+
+const REPO = resolve(import.meta.dirname, '..', '..');
+const JSON_FILE = join(REPO, '.bench', 'faults.json');
+const DOC_FILE = join(REPO, 'docs', 'faults.md');
+const ROW_LIMIT_MS = 7 * 60_000;
+const IMPLS: readonly Implementation[] = ['pgwarden', 'patroni-4.1.4', 'patroni-3.0.2'];
+const SYNCS: readonly SyncMode[] = ['off', 'on', 'strict'];
+
+interface Row {
+  readonly id: string;
+  readonly fault: Fault;
+  readonly impl: Implementation;
+  readonly sync: SyncMode;
+}
+
+interface StoredRow extends RowResult {
+  readonly id: string;
+  readonly date: string;
+  readonly seconds: number;
+}
+
+function allRows(): Row[] {
+  return FAULTS.flatMap((fault) =>
+    IMPLS.flatMap((impl) =>
+      SYNCS.map((sync) => ({ id: `${fault.name}/${impl}/${sync}`, fault, impl, sync })),
+    ),
+  );
+}
+
+const EMPTY = {
+  doubleWritable: 0,
+  doubleWho: [],
+  acked: 0,
+  probeAccepts: {},
+  lost: 0,
+  resumeSeconds: null,
+  healed: false,
+  healSeconds: null,
+} as const;
+
+function log(text: string): void {
+  process.stdout.write(`[faults ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** One row on a fresh lab; everything it started is stopped and removed before it returns. */
+async function runRow(row: Row): Promise<RowResult> {
+  const lab = createLab();
+  const dir = tempDir('faults');
+  const deadline = Date.now() + ROW_LIMIT_MS;
+  const hold = async (ms: number): Promise<void> => {
+    if (Date.now() + ms > deadline) throw new Error(`row time (${ROW_LIMIT_MS / 1000} s) is up`);
+    await new Promise((r) => setTimeout(r, ms));
+  };
+  const left = (): number => Math.max(1000, deadline - Date.now());
+  const stops: (() => Promise<void>)[] = [];
+  const base = { fault: row.fault.name, impl: row.impl, sync: row.sync };
+  let partial: Partial<RowResult> = {};
+  try {
+    const etcd = await startEtcdCluster(lab, dir);
+    stops.push(() => etcd.stop());
+    const members = startMembers(lab, dir, row.impl, row.sync, etcd.endpoints);
+    stops.unshift(() => members.stop());
+    let leader: number;
+    try {
+      leader = await waitFor(
+        'one leader and two streaming replicas',
+        () => members.healthyLeader(),
+        180_000,
+        500,
+      );
+    } catch (e) {
+      throw new Error(`${message(e)} (${members.unhealthyBecause()})\n${members.logTails(5)}`);
+    }
+    const leaderMember = members.list[leader];
+    if (!leaderMember) throw new Error('no leader');
+    await createTables(leaderMember.host.ip, 5432);
+    const haproxy = await startFaultHaproxy(members.list, dir);
+    stops.unshift(() => haproxy.stop());
+    const writer = startWriter(haproxy.rwPort);
+    const probe = startProbe(members.list.map((m) => ({ name: m.name, ip: m.host.ip })));
+    stops.unshift(async () => {
+      await writer.stop();
+      await probe.stop();
+    });
+    await waitFor(
+      '20 acknowledged writes before the fault',
+      () => writer.records().length >= 20,
+      30_000,
+      100,
+    );
+
+    const faultStart = Date.now();
+    log(`${row.id}: ${row.fault.what} (leader ${leaderMember.name})`);
+    await row.fault.run({ lab, etcd, members, leader, hold });
+    const faultEnd = Date.now();
+    log(`${row.id}: fault removed after ${((faultEnd - faultStart) / 1000).toFixed(1)} s; waiting to heal`);
+
+    let finalLeader: number | undefined;
+    try {
+      finalLeader = await waitFor(
+        'the cluster to heal',
+        () => members.healthyLeader(),
+        Math.min(120_000, left()),
+        500,
+      );
+    } catch {
+      finalLeader = undefined;
+    }
+    const healedAt = Date.now();
+    // Writes through HAProxy once healed: the writer's last gap is then closed, not cut short by the end.
+    const ackedBefore = writer.records().length;
+    await waitFor(
+      'writes after healing',
+      () => writer.records().length >= ackedBefore + 20,
+      30_000,
+      100,
+    ).catch(() => undefined);
+    await writer.stop();
+    await probe.stop();
+    const acks = writer.records();
+    const doubles = doubleRounds(probe.records());
+    partial = {
+      doubleWritable: doubles.length,
+      doubleWho: [...new Set(doubles.map((r) => r.accepted.map((a) => a.name).join('+')))],
+      acked: acks.length,
+      probeAccepts: acceptsByMember(probe.records()),
+      resumeSeconds: resumeSeconds(acks, faultStart, Date.now()),
+      healed: finalLeader !== undefined,
+      healSeconds: finalLeader === undefined ? null : Math.round((healedAt - faultEnd) / 100) / 10,
+    };
+    // Lost writes are counted on the final primary; without one, on whichever member answers as primary.
+    let primary = finalLeader;
+    if (primary === undefined) {
+      const codes = await Promise.all(members.list.map((_m, i) => members.restStatus(i, '/primary')));
+      const ps = codes.flatMap((c, i) => (c === 200 ? [i] : []));
+      primary = ps.length === 1 ? ps[0] : undefined;
+    }
+    const pm = primary === undefined ? undefined : members.list[primary];
+    if (!pm) throw new Error(`no single primary at the end to count lost writes on\n${members.logTails()}`);
+    const lost = lostAcks(acks, await storedIds(pm.host.ip, 5432));
+    if (finalLeader === undefined)
+      log(`${row.id}: did not heal (${members.unhealthyBecause()})\n${members.logTails(15)}`);
+    return { ...base, ...EMPTY, ...partial, lost: lost.length };
+  } catch (e) {
+    return { ...base, ...EMPTY, ...partial, error: message(e) };
+  } finally {
+    for (const stop of stops) await stop().catch((e: unknown) => log(`cleanup: ${message(e)}`));
+    lab.destroy();
+    removeDir(dir);
+  }
+}
+
+function readStored(): StoredRow[] {
+  if (!existsSync(JSON_FILE)) return [];
+  const doc = JSON.parse(readFileSync(JSON_FILE, 'utf8')) as { rows?: StoredRow[] };
+  return doc.rows ?? [];
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${hostname()}: ${cpus().length} x ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.version}`;
+}
+
+function writeReport(rows: readonly StoredRow[]): void {
+  const order = new Map(allRows().map((r, i) => [r.id, i]));
+  const sorted = [...rows].sort((a, b) => (order.get(a.id) ?? 1e9) - (order.get(b.id) ?? 1e9));
+  mkdirSync(join(REPO, '.bench'), { recursive: true });
+  writeFileSync(JSON_FILE, `${JSON.stringify({ machine: machine(), rows: sorted }, null, 2)}\n`);
+  const dates = sorted.map((r) => r.date).sort();
+  const faults = FAULTS.map((f) => `- \`${f.name}\`: ${f.what}`).join('\n');
+  mkdirSync(join(REPO, 'docs'), { recursive: true });
+  writeFileSync(
+    DOC_FILE,
+    `# Fault suite results
+
+Written by \`npm run test:faults [FILTER]\` (test/faults/run.ts); do not edit by hand. Rows run
+${dates[0]?.slice(0, 16) ?? '-'} to ${dates.at(-1)?.slice(0, 16) ?? '-'} UTC on ${machine()}, while other work
+shared the machine's CPUs. Rows not in the table have not been run.
+
+Each row: a fresh 3-member cluster (agent + PostgreSQL 15 per network namespace), a 3-node etcd cluster (one
+namespace per node), HAProxy on the client side with \`OPTIONS /primary\` checks; ttl ${TIMING.ttl}, loop_wait ${TIMING.loopWait},
+retry_timeout ${TIMING.retryTimeout}. A writer inserts a new id every 50 ms through HAProxy and records each acknowledged id; a probe
+inserts on every member directly every ~100 ms.
+
+- two writable (rounds): probe rounds in which two members both acknowledged a direct write;
+- lost: acknowledged ids missing on the final primary;
+- writes resume after: the longest time without an acknowledged write from the fault's start (never: none after);
+- heals: one leader and two streaming replicas again, within 120 s of the fault's end, with no human action.
+
+${markdownTable(sorted)}
+
+Faults:
+
+${faults}
+`,
+  );
+}
+
+async function main(): Promise<void> {
+  const filter = new RegExp(process.argv.slice(2).join('|') || '.');
+  const rows = allRows().filter((r) => filter.test(r.id));
+  if (rows.length === 0) throw new Error(`no row matches ${filter}; ids look like dcs-cut/pgwarden/on`);
+  log(`${rows.length} row(s); client side ${CLIENT_IP}`);
+  let failed = 0;
+  for (const row of rows) {
+    const started = Date.now();
+    const result = await runRow(row);
+    const seconds = Math.round((Date.now() - started) / 1000);
+    log(`${row.id}: ${JSON.stringify(result)} (${seconds} s)`);
+    const stored = readStored().filter((r) => r.id !== row.id);
+    writeReport([...stored, { ...result, id: row.id, date: new Date().toISOString(), seconds }]);
+    const missed =
+      result.error !== undefined ||
+      (row.fault.control === true && result.doubleWritable === 0) ||
+      (row.impl === 'pgwarden' &&
+        row.fault.control !== true &&
+        (result.doubleWritable > 0 || !result.healed || (row.sync !== 'off' && result.lost > 0)));
+    if (missed) failed++;
+  }
+  log(`${rows.length - failed} of ${rows.length} row(s) met the targets; table in docs/faults.md`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+await main();
