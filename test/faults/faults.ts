@@ -3,6 +3,7 @@
  * holds it, and removes it (a cut healed, a stopped process continued); a killed agent is started again after a
  * few seconds, as a service manager (systemd `Restart=always`) would: no other action is taken on the cluster.
  */
+import { connect, type Socket } from 'node:net';
 import { childPids } from '../harness/ha-probe.js';
 import type { Host, Lab } from '../harness/netns-lab.js';
 import { runCommand } from '../harness/patroni.js';
@@ -72,6 +73,44 @@ async function stopFor(ctx: FaultContext, pid: number | undefined, ms: number): 
     await ctx.hold(ms);
   } finally {
     signal(pid, 'SIGCONT');
+  }
+}
+
+/**
+ * For `ms`: `slow` sockets that send a request's headers one line every 2 s and never finish them (slow
+ * clients holding the server's connections), and `busy` loops of back-to-back GET /patroni.
+ */
+async function restFlood(ctx: FaultContext, ms: number, slow: number, busy: number): Promise<void> {
+  const host = leaderHost(ctx);
+  const sockets: Socket[] = [];
+  let stopped = false;
+  const drip = setInterval(() => {
+    for (const s of sockets) if (!s.destroyed) s.write('X-Slow: 1\r\n');
+  }, 2000);
+  for (let k = 0; k < slow; k++) {
+    const s = connect({ host: host.ip, port: 8008 });
+    s.on('error', () => undefined);
+    s.write('GET /patroni HTTP/1.1\r\nHost: leader\r\n');
+    sockets.push(s);
+  }
+  const hammer = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        const res = await fetch(`http://${host.ip}:8008/patroni`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+  const loops = Array.from({ length: busy }, () => hammer());
+  try {
+    await ctx.hold(ms);
+  } finally {
+    stopped = true;
+    clearInterval(drip);
+    for (const s of sockets) s.destroy();
+    await Promise.all(loops);
   }
 }
 
@@ -184,6 +223,11 @@ export const FAULTS: readonly Fault[] = [
     name: 'sigstop-agent',
     what: "SIGSTOP of the leader's agent for ttl+15 s, then SIGCONT",
     run: (ctx) => stopFor(ctx, ctx.members.agentPid(ctx.leader), (TIMING.ttl + 15) * 1000),
+  },
+  {
+    name: 'rest-flood',
+    what: "400 slow clients (headers never finished) and 30 back-to-back GET /patroni loops on the leader's REST API for 40 s",
+    run: (ctx) => restFlood(ctx, 40_000, 400, 30),
   },
   {
     name: 'sigstop-postmaster',

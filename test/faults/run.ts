@@ -5,10 +5,10 @@
  * rewritten from it. Exit code 1 when a pgwarden row misses a target (two writable members; a lost acknowledged
  * write with synchronous mode on or strict; no self-healing) or a row could not run.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, hostname, release, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createLab, CLIENT_IP } from '../harness/netns-lab.js';
+import { createLab, CLIENT_IP, sweepStale } from '../harness/netns-lab.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
 import {
   startEtcdCluster,
@@ -16,6 +16,7 @@ import {
   startMembers,
   TIMING,
   type Implementation,
+  type Members,
   type SyncMode,
 } from './cluster.js';
 import { FAULTS, type Fault } from './faults.js';
@@ -76,6 +77,12 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The healthy leader's index, wrapped: waitFor takes a falsy value (index 0) for 'not yet'. */
+async function healthy(members: Members): Promise<{ index: number } | undefined> {
+  const index = await members.healthyLeader();
+  return index === undefined ? undefined : { index };
+}
+
 /** One row on a fresh lab; everything it started is stopped and removed before it returns. */
 async function runRow(row: Row): Promise<RowResult> {
   const lab = createLab();
@@ -98,10 +105,10 @@ async function runRow(row: Row): Promise<RowResult> {
     try {
       leader = await waitFor(
         'one leader and two streaming replicas',
-        () => members.healthyLeader(),
-        180_000,
+        () => healthy(members),
+        120_000,
         500,
-      );
+      ).then((h) => h.index);
     } catch (e) {
       throw new Error(`${message(e)} (${members.unhealthyBecause()})\n${members.logTails(5)}`);
     }
@@ -133,10 +140,10 @@ async function runRow(row: Row): Promise<RowResult> {
     try {
       finalLeader = await waitFor(
         'the cluster to heal',
-        () => members.healthyLeader(),
+        () => healthy(members),
         Math.min(120_000, left()),
         500,
-      );
+      ).then((h) => h.index);
     } catch {
       finalLeader = undefined;
     }
@@ -234,6 +241,8 @@ async function main(): Promise<void> {
   const filter = new RegExp(process.argv.slice(2).join('|') || '.');
   const rows = allRows().filter((r) => filter.test(r.id));
   if (rows.length === 0) throw new Error(`no row matches ${filter}; ids look like dcs-cut/pgwarden/on`);
+  sweepStale();
+  for (const d of readdirSync(tmpdir())) if (d.startsWith('pgwarden-faults-')) removeDir(join(tmpdir(), d));
   log(`${rows.length} row(s); client side ${CLIENT_IP}`);
   let failed = 0;
   for (const row of rows) {

@@ -112,6 +112,7 @@ export function createLab(): Lab {
   const destroy = (): void => {
     if (destroyed) return;
     destroyed = true;
+    process.removeListener('exit', destroy);
     for (const h of hosts) {
       killInside(h.ns);
       tryIp(['netns', 'del', h.ns]);
