@@ -4,6 +4,7 @@
  * user postgres) of pgwarden, Patroni 4.1.4 or Patroni 3.0.2 on the same patroni.yml, and HAProxy on the client
  * side (the root namespace) configured as the Patroni guides do: `OPTIONS /primary` checks on the REST port.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -151,6 +152,35 @@ export async function startEtcdCluster(lab: Lab, dir: string): Promise<EtcdClust
 
 // ------------------------------------------------------------------------------------------------- members
 
+const mounts = new Set<string>();
+
+/** Lazily unmounts the members' data filesystems: gone from the tree now, freed when the last process exits. */
+export function unmountDisks(): void {
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', ['-l', m], { timeout: 10_000, stdio: 'ignore' });
+    } catch {
+      /* not mounted */
+    }
+    mounts.delete(m);
+  }
+}
+process.once('exit', unmountDisks);
+
+/** Unmounts data filesystems a killed earlier run left under `root` (its temp dirs' prefix). */
+export function sweepStaleDisks(prefix: string): void {
+  for (const line of readText('/proc/mounts').split('\n')) {
+    const mountPoint = line.split(' ')[1];
+    if (mountPoint?.startsWith(prefix)) {
+      try {
+        execFileSync('umount', ['-l', mountPoint], { timeout: 10_000, stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
 export interface Member {
   readonly host: Host;
   readonly name: string;
@@ -270,6 +300,7 @@ export function startMembers(
   impl: Implementation,
   sync: SyncMode,
   etcdEndpoints: string,
+  diskMb?: number,
 ): Members {
   const { uid, gid } = postgresIds();
   const list: Member[] = [1, 2, 3].map((k) => {
@@ -279,7 +310,7 @@ export function startMembers(
       host,
       name: host.name,
       dir: mdir,
-      dataDir: join(mdir, 'data'),
+      dataDir: diskMb === undefined ? join(mdir, 'data') : join(mdir, 'disk', 'data'),
       configFile: join(mdir, 'node.yml'),
       logFile: join(mdir, 'agent.log'),
     };
@@ -290,6 +321,16 @@ export function startMembers(
     writeFileSync(m.logFile, '');
     for (const p of [m.dir, join(m.dir, 'pglog'), m.configFile, m.logFile]) chownSync(p, uid, gid);
     chmodSync(m.dir, 0o700);
+    if (diskMb !== undefined) {
+      // The data dir (pg_wal included) on a filesystem of its own that a fault can fill.
+      const disk = join(m.dir, 'disk');
+      mkdirSync(disk);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${diskMb}m,mode=0700`, 'tmpfs', disk], {
+        timeout: 10_000,
+      });
+      mounts.add(disk);
+      chownSync(disk, uid, gid);
+    }
   }
   const agents: (Managed | undefined)[] = [];
   const at = (i: number): Member => {

@@ -3,7 +3,9 @@
  * holds it, and removes it (a cut healed, a stopped process continued); a killed agent is started again after a
  * few seconds, as a service manager (systemd `Restart=always`) would: no other action is taken on the cluster.
  */
+import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { childPids } from '../harness/ha-probe.js';
 import type { Host, Lab } from '../harness/netns-lab.js';
 import { runCommand } from '../harness/patroni.js';
@@ -24,6 +26,8 @@ export interface Fault {
   readonly what: string;
   /** A control row: the checker must see two writable members, or it is blind. */
   readonly control?: boolean;
+  /** Each member's data dir on a tmpfs of this size (MiB), for faults that fill it. */
+  readonly diskMb?: number;
   run(ctx: FaultContext): Promise<void>;
 }
 
@@ -223,6 +227,23 @@ export const FAULTS: readonly Fault[] = [
     name: 'sigstop-agent',
     what: "SIGSTOP of the leader's agent for ttl+15 s, then SIGCONT",
     run: (ctx) => stopFor(ctx, ctx.members.agentPid(ctx.leader), (TIMING.ttl + 15) * 1000),
+  },
+  {
+    name: 'wal-disk-full',
+    what: "the filesystem of the leader's data dir and pg_wal (a 400 MiB tmpfs) filled for 30 s, then freed",
+    diskMb: 400,
+    async run(ctx) {
+      const m = ctx.members.list[ctx.leader];
+      if (!m) throw new Error('no leader');
+      const ballast = join(m.dataDir, '..', 'ballast');
+      // Written until ENOSPC (dd reports the error; the file is then as large as the space left).
+      await runCommand('dd', ['if=/dev/zero', `of=${ballast}`, 'bs=1M'], { timeoutMs: 60_000 });
+      try {
+        await ctx.hold(30_000);
+      } finally {
+        rmSync(ballast, { force: true });
+      }
+    },
   },
   {
     name: 'rest-flood',

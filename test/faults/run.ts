@@ -5,7 +5,7 @@
  * rewritten from it. Exit code 1 when a pgwarden row misses a target (two writable members; a lost acknowledged
  * write with synchronous mode on or strict; no self-healing) or a row could not run.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLab, CLIENT_IP, sweepStale } from '../harness/netns-lab.js';
@@ -14,6 +14,8 @@ import {
   startEtcdCluster,
   startFaultHaproxy,
   startMembers,
+  sweepStaleDisks,
+  unmountDisks,
   TIMING,
   type Implementation,
   type Members,
@@ -99,7 +101,7 @@ async function runRow(row: Row): Promise<RowResult> {
   try {
     const etcd = await startEtcdCluster(lab, dir);
     stops.push(() => etcd.stop());
-    const members = startMembers(lab, dir, row.impl, row.sync, etcd.endpoints);
+    const members = startMembers(lab, dir, row.impl, row.sync, etcd.endpoints, row.fault.diskMb);
     stops.unshift(() => members.stop());
     let leader: number;
     try {
@@ -187,6 +189,7 @@ async function runRow(row: Row): Promise<RowResult> {
   } finally {
     for (const stop of stops) await stop().catch((e: unknown) => log(`cleanup: ${message(e)}`));
     lab.destroy();
+    unmountDisks();
     removeDir(dir);
   }
 }
@@ -237,11 +240,25 @@ ${faults}
   );
 }
 
+const LOCK = join(tmpdir(), 'pgwarden-faults.lock');
+
+/** One run at a time: a second one would sweep the first one's namespaces as stale. */
+function takeLock(): void {
+  const holder = Number.parseInt(existsSync(LOCK) ? readFileSync(LOCK, 'utf8') : '', 10);
+  if (Number.isInteger(holder) && holder !== process.pid && existsSync(`/proc/${holder}`)) {
+    throw new Error(`another fault run (pid ${holder}) is active; wait for it or stop it (${LOCK})`);
+  }
+  writeFileSync(LOCK, String(process.pid));
+  process.once('exit', () => rmSync(LOCK, { force: true }));
+}
+
 async function main(): Promise<void> {
+  takeLock();
   const filter = new RegExp(process.argv.slice(2).join('|') || '.');
   const rows = allRows().filter((r) => filter.test(r.id));
   if (rows.length === 0) throw new Error(`no row matches ${filter}; ids look like dcs-cut/pgwarden/on`);
   sweepStale();
+  sweepStaleDisks(join(tmpdir(), 'pgwarden-faults-'));
   for (const d of readdirSync(tmpdir())) if (d.startsWith('pgwarden-faults-')) removeDir(join(tmpdir(), d));
   log(`${rows.length} row(s); client side ${CLIENT_IP}`);
   let failed = 0;
