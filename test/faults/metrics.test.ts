@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { acceptsByMember, doubleRounds, lostAcks, markdownTable, resumeSeconds } from './metrics.js';
+import {
+  acceptsByMember,
+  doubleRounds,
+  lostAcks,
+  markdownTable,
+  resumeSeconds,
+  targetLines,
+} from './metrics.js';
 
 describe('fault suite metrics', () => {
   it('counts a probe round with two acknowledging members as a moment with two writable members', () => {
@@ -49,5 +56,29 @@ describe('fault suite metrics', () => {
     expect(markdownTable([row]).split('\n')[2]).toBe(
       '| dcs-cut | pgwarden | on | **2** | 10 | **1** | never | **no** | never | double: m1+m2 |',
     );
+  });
+
+  it('checks the targets on pgwarden rows against Patroni 4.1.4 rows of the same fault and mode', () => {
+    const base = {
+      doubleWritable: 0,
+      doubleWho: [],
+      acked: 10,
+      probeAccepts: {},
+      lost: 0,
+      healed: true,
+      healSeconds: 1,
+    };
+    const rows = [
+      { ...base, fault: 'dcs-cut', impl: 'pgwarden', sync: 'on', resumeSeconds: 14, lost: 2 },
+      { ...base, fault: 'dcs-cut', impl: 'patroni-4.1.4', sync: 'on', resumeSeconds: 12 },
+      { ...base, fault: 'isolated', impl: 'pgwarden', sync: 'off', resumeSeconds: 3, lost: 5 },
+      { ...base, fault: 'control', impl: 'pgwarden', sync: 'off', resumeSeconds: 1, doubleWritable: 3 },
+    ];
+    expect(targetLines(rows, (f) => f === 'control')).toEqual([
+      '- 0 moments with two writable members (2 pgwarden rows): met',
+      '- 0 acknowledged writes lost with sync on/strict: **missed** on dcs-cut/on',
+      '- heals with no human action: met',
+      '- writes resume no later than Patroni 4.1.4 (1 rows compared): **slower** on dcs-cut/on 14 s vs 12 s',
+    ]);
   });
 });

@@ -82,3 +82,41 @@ export function markdownTable(rows: readonly RowResult[]): string {
   });
   return [head, ...lines].join('\n');
 }
+
+/**
+ * The acceptance targets over pgwarden's rows, one line each: no moment with two writable members; no lost
+ * acknowledged write with synchronous mode on or strict; heals by itself; writes resume no later than on Patroni
+ * 4.1.4 in the same fault and mode (when that row ran). Control rows are left out.
+ */
+export function targetLines(rows: readonly RowResult[], isControl: (fault: string) => boolean): string[] {
+  const mine = rows.filter((r) => r.impl === 'pgwarden' && !isControl(r.fault) && r.error === undefined);
+  const patroni = new Map(
+    rows
+      .filter((r) => r.impl === 'patroni-4.1.4' && r.error === undefined)
+      .map((r) => [`${r.fault}/${r.sync}`, r]),
+  );
+  const misses = (pick: (r: RowResult) => boolean): string => {
+    const ids = mine.filter(pick).map((r) => `${r.fault}/${r.sync}`);
+    return ids.length === 0 ? 'met' : `**missed** on ${ids.join(', ')}`;
+  };
+  const compared = mine.filter((r) => patroni.has(`${r.fault}/${r.sync}`));
+  const slower = compared.filter((r) => {
+    const p = patroni.get(`${r.fault}/${r.sync}`)?.resumeSeconds;
+    if (r.resumeSeconds === null) return p !== null;
+    return p !== null && p !== undefined && r.resumeSeconds > p;
+  });
+  const slowerText = slower
+    .map(
+      (r) =>
+        `${r.fault}/${r.sync} ${r.resumeSeconds ?? 'never'} s vs ${patroni.get(`${r.fault}/${r.sync}`)?.resumeSeconds} s`,
+    )
+    .join(', ');
+  return [
+    `- 0 moments with two writable members (${mine.length} pgwarden rows): ${misses((r) => r.doubleWritable > 0)}`,
+    `- 0 acknowledged writes lost with sync on/strict: ${misses((r) => r.sync !== 'off' && r.lost > 0)}`,
+    `- heals with no human action: ${misses((r) => !r.healed)}`,
+    `- writes resume no later than Patroni 4.1.4 (${compared.length} rows compared): ${
+      slower.length === 0 ? 'met' : `**slower** on ${slowerText}`
+    }`,
+  ];
+}

@@ -28,6 +28,7 @@ import {
   lostAcks,
   markdownTable,
   resumeSeconds,
+  targetLines,
   type RowResult,
 } from './metrics.js';
 import { createTables, startProbe, startWriter, storedIds } from './traffic.js';
@@ -232,6 +233,14 @@ inserts on every member directly every ~100 ms.
 - heals: one leader and two streaming replicas again, within 120 s of the fault's end, with no human action.
 
 ${markdownTable(sorted)}
+
+Targets (pgwarden rows that ran to the end; rows with an error are listed in the table only):
+
+${targetLines(sorted, (name) => FAULTS.some((f) => f.name === name && f.control === true)).join('\n')}
+
+Not covered yet: ZooKeeper (a 3-node ensemble, quorum loss), Patroni 3.0.2 beyond the rows listed.
+Partitions are blackhole routes inside each namespace (no nftables/iptables/tc drop on this machine); the client
+side (writer, probe, HAProxy) is the root namespace on the bridge address 10.213.0.1.
 
 Faults:
 
