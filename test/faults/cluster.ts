@@ -420,7 +420,9 @@ export function startMembers(
           const pgLines = readText(join(m.dir, 'pglog', 'postgresql.log'))
             .trimEnd()
             .split('\n');
-          const pgTail = pgLines.filter((l) => !/checkpoint|restartpoint/.test(l)).slice(-lines);
+          const pgTail = pgLines
+            .filter((l) => !/checkpoint|restartpoint|faults_probe|read-only transaction/.test(l))
+            .slice(-lines);
           return `--- ${m.name} agent\n${agent.join('\n')}\n--- ${m.name} postgresql\n${pgTail.join('\n')}`;
         })
         .join('\n');

@@ -5,9 +5,17 @@
  * rewritten from it. Exit code 1 when a pgwarden row misses a target (two writable members; a lost acknowledged
  * write with synchronous mode on or strict; no self-healing) or a row could not run.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, hostname, release, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { createLab, CLIENT_IP, sweepStale } from '../harness/netns-lab.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
 import {
@@ -18,6 +26,7 @@ import {
   unmountDisks,
   TIMING,
   type Implementation,
+  type Member,
   type Members,
   type SyncMode,
 } from './cluster.js';
@@ -84,6 +93,19 @@ function message(e: unknown): string {
 async function healthy(members: Members): Promise<{ index: number } | undefined> {
   const index = await members.healthyLeader();
   return index === undefined ? undefined : { index };
+}
+
+/** A row that did not heal leaves its members' logs under .bench/faults-logs/<row>/ for a post-mortem. */
+function keepLogs(row: Row, list: readonly Member[]): void {
+  const to = join(REPO, '.bench', 'faults-logs', row.id.replace(/\//g, '_'));
+  rmSync(to, { recursive: true, force: true });
+  for (const m of list) {
+    mkdirSync(join(to, m.name), { recursive: true });
+    for (const f of [m.logFile, join(m.dir, 'pglog', 'postgresql.log'), m.configFile]) {
+      if (existsSync(f)) copyFileSync(f, join(to, m.name, basename(f)));
+    }
+  }
+  log(`${row.id}: logs kept in ${to}`);
 }
 
 /** One row on a fresh lab; everything it started is stopped and removed before it returns. */
