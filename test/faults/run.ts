@@ -173,6 +173,7 @@ async function runRow(row: Row): Promise<RowResult> {
       finalLeader = undefined;
     }
     const healedAt = Date.now();
+    if (finalLeader === undefined) keepLogs(row, members.list);
     // Writes through HAProxy once healed: the writer's last gap is then closed, not cut short by the end.
     const ackedBefore = writer.records().length;
     await waitFor(
