@@ -3,7 +3,8 @@
  * `fault/impl/sync`; FILTER is a regular expression on the id) runs on a fresh cluster in network namespaces,
  * one row at a time, within ROW_LIMIT_MS. Results are merged by id into .bench/faults.json, and docs/faults.md is
  * rewritten from it. Exit code 1 when a pgwarden row misses a target (two writable members; a lost acknowledged
- * write with synchronous mode on or strict; no self-healing) or a row could not run.
+ * write with synchronous mode on or strict; no self-healing) or a row could not run. `--report` only rewrites
+ * docs/faults.md from .bench/faults.json.
  */
 import {
   copyFileSync,
@@ -262,8 +263,11 @@ Targets (pgwarden rows that ran to the end; rows with an error are listed in the
 ${targetLines(sorted, (name) => FAULTS.some((f) => f.name === name && f.control === true)).join('\n')}
 
 Not covered yet: ZooKeeper (a 3-node ensemble, quorum loss), Patroni 3.0.2 beyond the rows listed.
-Partitions are blackhole routes inside each namespace (no nftables/iptables/tc drop on this machine); the client
-side (writer, probe, HAProxy) is the root namespace on the bridge address 10.213.0.1.
+Partitions are blackhole routes inside each namespace (no nftables/iptables/tc drop on this machine): the cut
+host's own connection attempts fail at once (EINVAL), its peers' time out. The client side (writer, probe,
+HAProxy) is the root namespace on the bridge address 10.213.0.1. Watchdog is off (no softdog here), so a frozen
+agent (sigstop-agent) leaves its PostgreSQL writable while another member is promoted, on Patroni as on
+pgwarden. Each row ran once: differences within one loop_wait (2 s) are within run-to-run variation.
 
 Faults:
 
@@ -286,6 +290,10 @@ function takeLock(): void {
 
 async function main(): Promise<void> {
   takeLock();
+  if (process.argv[2] === '--report') {
+    writeReport(readStored());
+    return;
+  }
   const filter = new RegExp(process.argv.slice(2).join('|') || '.');
   const rows = allRows().filter((r) => filter.test(r.id));
   if (rows.length === 0) throw new Error(`no row matches ${filter}; ids look like dcs-cut/pgwarden/on`);
