@@ -1,0 +1,122 @@
+/**
+ * What a fault row records, computed from the writer's acknowledgements and the split-brain probe's rounds (pure
+ * functions; no I/O), and the table docs/faults.md shows.
+ */
+import type { Ack, ProbeRound } from './traffic.js';
+
+export interface RowResult {
+  readonly fault: string;
+  readonly impl: string;
+  readonly sync: string;
+  /** Probe rounds in which two or more members acknowledged a direct write. */
+  readonly doubleWritable: number;
+  /** Members seen in those rounds, e.g. `m1+m2`, for the notes. */
+  readonly doubleWho: readonly string[];
+  readonly acked: number;
+  /** Direct writes each member acknowledged to the probe (shows the probe saw the primaries it should). */
+  readonly probeAccepts: Readonly<Record<string, number>>;
+  /** Acknowledged ids missing on the final primary. */
+  readonly lost: number;
+  /** Longest stretch without an acknowledged write from the fault's start (s); null: writes never resumed. */
+  readonly resumeSeconds: number | null;
+  /** Whether the cluster came back to one leader and two streaming replicas with no human action. */
+  readonly healed: boolean;
+  /** Seconds from the end of the fault until healed (null when it did not). */
+  readonly healSeconds: number | null;
+  /** Set when the row could not run to the end (set-up failure, time-out); the figures are then partial. */
+  readonly error?: string;
+}
+
+export function doubleRounds(rounds: readonly ProbeRound[]): ProbeRound[] {
+  return rounds.filter((r) => r.accepted.length > 1);
+}
+
+export function acceptsByMember(rounds: readonly ProbeRound[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of rounds) for (const a of r.accepted) counts[a.name] = (counts[a.name] ?? 0) + 1;
+  return counts;
+}
+
+export function lostAcks(acks: readonly Ack[], stored: ReadonlySet<number>): number[] {
+  return acks.filter((a) => !stored.has(a.id)).map((a) => a.id);
+}
+
+/**
+ * The longest time without an acknowledged write from `faultStart` to `end`: gaps between consecutive acks
+ * (the first measured from `faultStart`). Null when nothing was acknowledged after `faultStart`.
+ */
+export function resumeSeconds(acks: readonly Ack[], faultStart: number, end: number): number | null {
+  const times = acks.map((a) => a.at).filter((t) => t > faultStart && t <= end);
+  if (times.length === 0) return null;
+  let prev = faultStart;
+  for (const a of acks) if (a.at <= faultStart) prev = a.at;
+  prev = Math.max(prev, faultStart);
+  let worst = 0;
+  for (const t of times) {
+    worst = Math.max(worst, t - prev);
+    prev = t;
+  }
+  return Math.round(worst / 100) / 10;
+}
+
+function cell(v: number | null | boolean, unit = ''): string {
+  if (v === null) return 'never';
+  if (typeof v === 'boolean') return v ? 'yes' : '**no**';
+  return `${v}${unit}`;
+}
+
+export function markdownTable(rows: readonly RowResult[]): string {
+  const head =
+    '| fault | implementation | sync | two writable (rounds) | acked | lost | writes resume after (s) | heals | heal time (s) | notes |\n' +
+    '|---|---|---|---:|---:|---:|---:|---|---:|---|';
+  const lines = rows.map((r) => {
+    const notes = [
+      r.doubleWritable > 0 ? `double: ${r.doubleWho.join(', ')}` : '',
+      r.error ? `error: ${r.error.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)}` : '',
+    ]
+      .filter((s) => s !== '')
+      .join('; ');
+    const two = r.doubleWritable > 0 ? `**${r.doubleWritable}**` : '0';
+    const lost = r.lost > 0 ? `**${r.lost}**` : '0';
+    return `| ${r.fault} | ${r.impl} | ${r.sync} | ${two} | ${r.acked} | ${lost} | ${cell(r.resumeSeconds)} | ${cell(r.healed)} | ${cell(r.healSeconds)} | ${notes} |`;
+  });
+  return [head, ...lines].join('\n');
+}
+
+/**
+ * The acceptance targets over pgwarden's rows, one line each: no moment with two writable members; no lost
+ * acknowledged write with synchronous mode on or strict; heals by itself; writes resume no later than on Patroni
+ * 4.1.4 in the same fault and mode (when that row ran). Control rows are left out.
+ */
+export function targetLines(rows: readonly RowResult[], isControl: (fault: string) => boolean): string[] {
+  const mine = rows.filter((r) => r.impl === 'pgwarden' && !isControl(r.fault) && r.error === undefined);
+  const patroni = new Map(
+    rows
+      .filter((r) => r.impl === 'patroni-4.1.4' && r.error === undefined)
+      .map((r) => [`${r.fault}/${r.sync}`, r]),
+  );
+  const misses = (pick: (r: RowResult) => boolean): string => {
+    const ids = mine.filter(pick).map((r) => `${r.fault}/${r.sync}`);
+    return ids.length === 0 ? 'met' : `**missed** on ${ids.join(', ')}`;
+  };
+  const compared = mine.filter((r) => patroni.has(`${r.fault}/${r.sync}`));
+  const slower = compared.filter((r) => {
+    const p = patroni.get(`${r.fault}/${r.sync}`)?.resumeSeconds;
+    if (r.resumeSeconds === null) return p !== null;
+    return p !== null && p !== undefined && r.resumeSeconds > p;
+  });
+  const slowerText = slower
+    .map(
+      (r) =>
+        `${r.fault}/${r.sync} ${r.resumeSeconds ?? 'never'} s vs ${patroni.get(`${r.fault}/${r.sync}`)?.resumeSeconds} s`,
+    )
+    .join(', ');
+  return [
+    `- 0 moments with two writable members (${mine.length} pgwarden rows): ${misses((r) => r.doubleWritable > 0)}`,
+    `- 0 acknowledged writes lost with sync on/strict: ${misses((r) => r.sync !== 'off' && r.lost > 0)}`,
+    `- heals with no human action: ${misses((r) => !r.healed)}`,
+    `- writes resume no later than Patroni 4.1.4 (${compared.length} rows compared): ${
+      slower.length === 0 ? 'met' : `**slower** on ${slowerText}`
+    }`,
+  ];
+}
