@@ -13,6 +13,7 @@
 import { parseGucInt } from '../model/guc-values.js';
 import { parseBool } from '../model/python.js';
 import { pyShown } from './config-values.js';
+import { USER_KEYS } from './postgresql-section.js';
 
 export type KeyRule =
   | { readonly status: 'supported'; readonly subtree?: boolean }
@@ -72,17 +73,7 @@ const ZK_TLS = 'pgwarden connects to ZooKeeper without TLS';
 
 /** A PostgreSQL user: its name, password and the libpq keywords Patroni passes on. */
 function userRules(path: string): RuleTable {
-  const keys = [
-    'username',
-    'password',
-    'sslmode',
-    'sslcert',
-    'sslkey',
-    'sslpassword',
-    'sslrootcert',
-    'sslcrl',
-  ];
-  keys.push('sslcrldir', 'gssencmode', 'channel_binding', 'sslnegotiation');
+  const keys = ['username', 'password', ...USER_KEYS];
   const out: Record<string, KeyRule> = { [path]: S };
   for (const k of keys) out[`${path}.${k}`] = S;
   return out;

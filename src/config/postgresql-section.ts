@@ -22,7 +22,8 @@ import {
   type Node,
 } from './config-values.js';
 
-const USER_KEYS = [
+/** The libpq keywords Patroni passes on with a PostgreSQL user (besides its username and password). */
+export const USER_KEYS = [
   'sslmode',
   'sslcert',
   'sslkey',
