@@ -36,7 +36,7 @@ import {
 } from './config-values.js';
 import { dcsTarget, type DcsTarget, type LocalConfig } from './local-config.js';
 import { parseGucInt } from '../model/guc-values.js';
-import { parseBool, pyBool } from '../model/python.js';
+import { parseBool, pyBool, pyStr } from '../model/python.js';
 import {
   tagCloneFrom,
   tagFailoverPriority,
@@ -249,9 +249,10 @@ export function readTags(tree: Node, warn: (text: string) => void): AgentTags {
   const warnConflict = (name: string, priority: string): void => {
     const v = get(t, name);
     const p = parseGucInt(get(t, priority));
-    if (v !== undefined && v !== null && p !== undefined && pyBool(v) === p > 0) {
+    // config.py `_validate_contradictory_tags`: a present tag (even null) that says the opposite of its priority.
+    if (v !== undefined && p !== undefined && pyBool(v) === p > 0) {
       warn(
-        `Conflicting configuration between ${name}: ${JSON.stringify(v)} and ${priority}: ${p}. Defaulting to ${name}: ${JSON.stringify(v)}`,
+        `Conflicting configuration between ${name}: ${pyStr(v)} and ${priority}: ${p}. Defaulting to ${name}: ${pyStr(v)}`,
       );
     }
   };

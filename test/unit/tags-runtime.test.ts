@@ -75,8 +75,8 @@ describe('tags given as strings (Patroni 4.1.4 accepts them at start)', () => {
     );
     expect(config.tags).toMatchObject({ nofailover: true, failoverPriority: 0, nosync: false });
     expect(warnings).toEqual([
-      'Conflicting configuration between nofailover: true and failover_priority: 2. Defaulting to nofailover: true',
-      'Conflicting configuration between nosync: false and sync_priority: 0. Defaulting to nosync: false',
+      'Conflicting configuration between nofailover: True and failover_priority: 2. Defaulting to nofailover: True',
+      'Conflicting configuration between nosync: False and sync_priority: 0. Defaulting to nosync: False',
     ]);
     expect(load('{nofailover: false, failover_priority: 2}').warnings).toEqual([]);
   });
