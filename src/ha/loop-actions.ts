@@ -31,14 +31,14 @@ import {
   type PendingAsync,
 } from './snapshot.js';
 
-export interface RunningTask {
+interface RunningTask {
   readonly pending: PendingAsync;
   cancelled: boolean;
   readonly done: Promise<void>;
 }
 
 /** Thrown inside action execution to stop the remaining actions of a decision. */
-export class StopActions extends Error {}
+class StopActions extends Error {}
 
 /** The state the executor keeps between cycles and the actions that change it; `HaLoop` (loop.ts) drives it. */
 export abstract class LoopActions {
