@@ -22,6 +22,10 @@ const LAYERS = {
   // The loop executes decisions through the Dcs interface (an interface and its error class, no I/O of its own).
   // and reads refused dynamic settings the safe way through the key registry (pure classification, no I/O).
   'ha/loop': ['dcs/dcs', 'config/config-check'],
+  // The loop split in three: its ports name the Dcs interface, its action executor calls it and tells its error
+  // class apart (loop.ts extends the executor).
+  'ha/loop-ports': ['dcs/dcs'],
+  'ha/loop-actions': ['dcs/dcs'],
   // The cycle's DCS time budget wraps the same interface.
   'ha/dcs-budget': ['dcs/dcs'],
   api: ['model'],

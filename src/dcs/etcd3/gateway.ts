@@ -10,9 +10,48 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { DcsError } from '../dcs.js';
-import { errorText } from '../../model/text.js';
+import type { CallOutcome, Endpoint } from './gateway-transport.js';
+import {
+  JsonObjectSplitter,
+  NetworkError,
+  SentNetworkError,
+  describeSocketError,
+  grpcErrorOf,
+  isObject,
+  mayHaveApplied,
+  parseEndpoint,
+} from './gateway-transport.js';
+import type {
+  DeleteRangeResponse,
+  JsonObject,
+  LeaseGrantResponse,
+  PutResponse,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+  WatchResponse,
+} from './gateway-wire.js';
+import { b64 } from './gateway-wire.js';
 
-export type JsonObject = Record<string, unknown>;
+// The wire messages and the transport pieces live in gateway-wire.ts and gateway-transport.ts; importers keep
+// reading them from here.
+export type {
+  Compare,
+  DeleteRangeResponse,
+  JsonObject,
+  KeyValue,
+  LeaseGrantResponse,
+  PutResponse,
+  RangeResponse,
+  RequestOp,
+  ResponseHeader,
+  TxnRequest,
+  TxnResponse,
+  WatchEvent,
+  WatchResponse,
+} from './gateway-wire.js';
+export { b64, fromB64, prefixRangeEnd } from './gateway-wire.js';
+export type { CallOutcome } from './gateway-transport.js';
 
 /** The `etcd3` section's protocol, credentials and PEM file paths, plus what the gateway itself needs. */
 export interface GatewayOptions extends Omit<Etcd3Target, 'kind' | 'hosts'> {
@@ -50,229 +89,6 @@ const REAUTH_MESSAGES = new Set([
 ]);
 const AUTH_NOT_ENABLED = 'etcdserver: authentication is not enabled';
 const GRPC_UNAVAILABLE = 14;
-
-export interface ResponseHeader {
-  readonly cluster_id?: string;
-  readonly member_id?: string;
-  readonly revision?: string;
-  readonly raft_term?: string;
-}
-
-export interface KeyValue {
-  readonly key?: string;
-  readonly value?: string;
-  readonly create_revision?: string;
-  readonly mod_revision?: string;
-  readonly version?: string;
-  readonly lease?: string;
-}
-
-export interface RangeResponse {
-  readonly header?: ResponseHeader;
-  readonly kvs?: readonly KeyValue[];
-  /** Keys in the range (all of them, also when `limit` cut the answer); absent when zero. */
-  readonly count?: string;
-}
-
-export interface PutResponse {
-  readonly header?: ResponseHeader;
-}
-
-export interface DeleteRangeResponse {
-  readonly header?: ResponseHeader;
-  /** How many keys were deleted; absent when none (the gateway omits default values). */
-  readonly deleted?: string;
-}
-
-export interface TxnResponse {
-  readonly header?: ResponseHeader;
-  /** Absent (not `false`) when the compare failed: the gateway omits default values. */
-  readonly succeeded?: boolean;
-  readonly responses?: readonly {
-    readonly response_txn?: TxnResponse;
-    readonly response_put?: PutResponse;
-  }[];
-}
-
-export interface LeaseGrantResponse {
-  readonly header?: ResponseHeader;
-  readonly ID?: string;
-  readonly TTL?: string;
-}
-
-export interface WatchEvent {
-  readonly type?: string;
-  readonly kv?: KeyValue;
-}
-
-export interface WatchResponse {
-  readonly header?: ResponseHeader;
-  readonly created?: boolean;
-  readonly canceled?: boolean;
-  readonly compact_revision?: string;
-  readonly events?: readonly WatchEvent[];
-}
-
-export type Compare =
-  | { readonly key: string; readonly target: 'CREATE'; readonly create_revision: string }
-  | { readonly key: string; readonly target: 'MOD'; readonly mod_revision: string }
-  | { readonly key: string; readonly target: 'VALUE'; readonly value: string };
-
-export type RequestOp =
-  | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
-  | { readonly request_delete_range: { readonly key: string; readonly range_end?: string } }
-  | { readonly request_txn: TxnRequest };
-
-export interface TxnRequest {
-  readonly compare: readonly Compare[];
-  readonly success: readonly RequestOp[];
-  readonly failure?: readonly RequestOp[];
-}
-
-export const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-export const fromB64 = (s: string | undefined): string =>
-  s === undefined ? '' : Buffer.from(s, 'base64').toString('utf8');
-
-/** End of a prefix range: the prefix with its last byte incremented (`/service/demo/` -> `/service/demo0`). */
-export function prefixRangeEnd(prefix: string): string {
-  const bytes = Buffer.from(prefix, 'utf8');
-  for (let i = bytes.length - 1; i >= 0; i--) {
-    const byte = bytes[i] ?? 0;
-    if (byte < 0xff) {
-      const end = Buffer.from(bytes.subarray(0, i + 1));
-      end[i] = byte + 1;
-      return end.toString('base64');
-    }
-  }
-  return Buffer.from([0]).toString('base64'); // all 0xff: to the end of the keyspace
-}
-
-interface Endpoint {
-  /** As configured, for messages. */
-  readonly label: string;
-  readonly https: boolean;
-  readonly hostname: string;
-  readonly port: number;
-}
-
-function parseEndpoint(raw: string, protocol: 'http' | 'https'): Endpoint {
-  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `${protocol}://${raw}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new DcsError(`invalid etcd3 endpoint '${raw}': expected host:port`);
-  }
-  const isHttps = url.protocol === 'https:';
-  if (!isHttps && url.protocol !== 'http:')
-    throw new DcsError(`invalid etcd3 endpoint '${raw}': use http or https`);
-  return {
-    label: raw,
-    https: isHttps,
-    hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: url.port === '' ? 2379 : Number(url.port),
-  };
-}
-
-/** A failure worth trying the next endpoint for: connection problems, timeouts, gRPC Unavailable. */
-class NetworkError extends Error {}
-
-/** Socket errors that mean the request never reached etcd (nothing can have been applied). */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-
-/** Whether etcd may have applied a request whose socket failed with `cause` (a reset, a broken pipe). */
-function mayHaveApplied(cause: unknown): boolean {
-  const code = (cause as { code?: unknown } | null)?.code;
-  return !(typeof code === 'string' && NOT_SENT.has(code));
-}
-
-/** What a call learnt about its own attempts. */
-export interface CallOutcome {
-  /** An earlier attempt failed after etcd may have applied it: a failed compare may be our own write. */
-  uncertain: boolean;
-}
-
-/** A NetworkError carrying whether the request may have been applied. */
-class SentNetworkError extends NetworkError {}
-
-const NODE_ERRORS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  EPIPE: 'connection closed',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host not found',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ETIMEDOUT: 'connect timed out',
-};
-
-function describeSocketError(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && NODE_ERRORS[code]) return NODE_ERRORS[code];
-  return errorText(e);
-}
-
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * An etcd error body: `{"error":"..","code":N,"message":".."}`, or as streams wrap it
- * `{"error":{"grpc_code":N,"http_code":N,"message":".."}}`.
- */
-function grpcErrorOf(body: unknown): { code: number; message: string } | undefined {
-  if (!isObject(body) || body['error'] === undefined) return undefined;
-  const err = body['error'];
-  if (isObject(err)) {
-    const code = typeof err['grpc_code'] === 'number' ? err['grpc_code'] : 2;
-    return { code, message: typeof err['message'] === 'string' ? err['message'] : JSON.stringify(err) };
-  }
-  const code = typeof body['code'] === 'number' ? body['code'] : 2;
-  const message =
-    typeof body['message'] === 'string' && body['message'] !== ''
-      ? body['message']
-      : typeof err === 'string'
-        ? err
-        : JSON.stringify(err);
-  return { code, message };
-}
-
-/** Splits a stream of concatenated JSON objects (newline-delimited or not) into whole objects. */
-class JsonObjectSplitter {
-  private buf = '';
-  private pos = 0;
-  private depth = 0;
-  private inString = false;
-  private escaped = false;
-  private start = -1;
-
-  push(chunk: string): string[] {
-    this.buf += chunk;
-    const out: string[] = [];
-    for (; this.pos < this.buf.length; this.pos++) {
-      const ch = this.buf[this.pos];
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (ch === '\\') this.escaped = true;
-        else if (ch === '"') this.inString = false;
-      } else if (ch === '"') this.inString = true;
-      else if (ch === '{') {
-        if (this.depth++ === 0) this.start = this.pos;
-      } else if (ch === '}' && this.depth > 0 && --this.depth === 0) {
-        out.push(this.buf.slice(this.start, this.pos + 1));
-        this.buf = this.buf.slice(this.pos + 1);
-        this.pos = -1;
-        this.start = -1;
-      }
-    }
-    if (this.depth === 0) {
-      // Only whitespace/delimiters left: drop them so the buffer does not grow.
-      this.buf = '';
-      this.pos = 0;
-    }
-    return out;
-  }
-}
 
 type Mode =
   | { readonly kind: 'unary' }

@@ -4,34 +4,11 @@
  * retries connections forever and queues requests while disconnected, so every call here carries its own deadline
  * (`retryTimeout`) and a failure to reach the server surfaces as DcsError.
  */
-import type {
-  Client,
-  Event as ZkEvent,
-  Exception as ZkException,
-  Module as ZkModule,
-  Stat,
-} from 'node-zookeeper-client';
+import type { Event as ZkEvent, Stat } from 'node-zookeeper-client';
 import type { Cluster } from '../../model/cluster.js';
 import { clusterFromNodes } from '../codec.js';
-import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
-import { errorText } from '../../model/text.js';
-
-let loading: Promise<ZkModule> | undefined;
-
-/** The client library is loaded on first use only, so importing this module costs nothing. */
-async function loadZooKeeper(): Promise<ZkModule> {
-  loading ??= import('node-zookeeper-client').then((m) => m.default);
-  return loading;
-}
-
-/** ConnectionManager state once the client stopped for good (no more reconnects). */
-const CM_CLOSED = -2;
-/** Pause between reads retried after a lost connection. */
-const READ_RETRY_MS = 100;
-/** Pause between connection rounds once every host was tried (the library's default is 1 s). */
-const SPIN_DELAY_MS = 200;
-/** Longest wait for the server to acknowledge a session close before the socket is cut. */
-const CLOSE_GRACE_MS = 3000;
+import { KEYS, type Dcs, type DcsNode } from '../dcs.js';
+import { ZooKeeperSession, type Session, hasCode, longToDecimal } from './zookeeper-session.js';
 
 /** Keys whose changes wake the HA loop (data watches); creations and deletions come through child watches. */
 const WATCHED_KEYS: ReadonlySet<string> = new Set([
@@ -45,57 +22,13 @@ const WATCHED_KEYS: ReadonlySet<string> = new Set([
   KEYS.leaderOptime,
 ]);
 
-interface Session {
-  readonly client: Client;
-  /** ZooKeeper session id, decimal, as znodes report it in `ephemeralOwner`. */
-  readonly id: string;
-  /** Expired or closed: the next operation opens a new session. */
-  dead: boolean;
-  /** Rejecters of requests in flight, failed at once when the session dies (the library would leave them queued). */
-  readonly inflight: Set<(e: Error) => void>;
-  /** Monotonic ms at which the last request the server answered was sent: the session was alive then. */
-  provenAt: number;
-}
-
-/** A 64-bit value (zxid, session id) from the wire as a signed decimal, like Java's `long` and kazoo print it. */
-function longToDecimal(buf: Buffer): string {
-  return buf.length === 8 ? buf.readBigInt64BE(0).toString() : '0';
-}
-
-function isZkException(e: unknown): e is ZkException {
-  return e instanceof Error && typeof (e as Partial<ZkException>).getCode === 'function';
-}
-
-function hasCode(e: unknown, code: number): boolean {
-  return isZkException(e) && e.getCode() === code;
-}
-
-function parentOf(path: string): string {
-  return path.slice(0, path.lastIndexOf('/')) || '/';
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export class ZooKeeperDcs implements Dcs {
-  readonly endpoints: readonly string[];
-  /** `/<ns>/<scope>`, the cluster's znode. */
-  private readonly base: string;
-  private ttl: number;
-  private retryTimeout: number;
-  private zk?: ZkModule;
-  private current?: Session;
-  private connecting?: Promise<Session>;
-  /** A session being closed (ttl change, lock release); the next operation waits for it, so ephemerals are gone. */
-  private restarting?: Promise<void>;
-  private closed = false;
+export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
   private lastStatus?: string;
   private lastFailsafe?: string;
 
   /** Set by watch events and connection trouble, consumed by `watch` (Patroni's `event`). */
   private changed = false;
   private readonly waiters = new Set<(woken: boolean) => void>();
-  /** The session whose watches are all in place; cleared when one of them fires. */
-  private armedFor?: Session;
   /** The leader's own `status` writes must not wake it every cycle, as in Patroni. */
   private leaderIsMe = false;
   /**
@@ -109,417 +42,8 @@ export class ZooKeeperDcs implements Dcs {
     readonly nodes: ReadonlyMap<string, DcsNode>;
     readonly cluster: Cluster;
   };
-  private refetch = true;
   /** Only `status` changed (the leader's WAL position): re-read that key alone (Patroni's `_fetch_status`). */
   private statusStale = false;
-
-  constructor(
-    readonly options: DcsOptions,
-    hosts: readonly string[],
-  ) {
-    if (hosts.length === 0) throw new DcsError('no zookeeper hosts configured; set zookeeper.hosts');
-    this.endpoints = [...hosts];
-    this.base = clusterPrefix(options.namespace, options.scope).replace(/\/$/, '');
-    this.ttl = options.ttl;
-    this.retryTimeout = options.retryTimeout;
-  }
-
-  private path(rel: string): string {
-    return `${this.base}/${rel}`;
-  }
-
-  private get hostList(): string {
-    return this.endpoints.join(',');
-  }
-
-  private hint(): string {
-    return 'check zookeeper.hosts in the configuration or pass --dcs-url';
-  }
-
-  private get name(): string {
-    if (this.options.ctl || !this.options.name) {
-      throw new DcsError(
-        `zookeeper at ${this.hostList}: this client has no member identity (read-only ctl mode)`,
-      );
-    }
-    return this.options.name;
-  }
-
-  // ---- sessions ---------------------------------------------------------------------------------------------
-
-  private async session(deadline: number): Promise<Session> {
-    if (this.closed) throw new DcsError(`zookeeper client for ${this.hostList} is closed`);
-    if (this.restarting) await this.restarting;
-    if (this.current && !this.current.dead) return this.current;
-    if (this.current) {
-      const old = this.current;
-      this.current = undefined;
-      await this.shutdown(old, false);
-    }
-    this.connecting ??= this.connect().finally(() => {
-      this.connecting = undefined;
-    });
-    return this.beforeDeadline(this.connecting, deadline, () => this.connectError());
-  }
-
-  private async connect(): Promise<Session> {
-    const zk = (this.zk ??= await loadZooKeeper());
-    const seconds = this.retryTimeout;
-    const connectSentAt = performance.now();
-    const client = zk.createClient(this.hostList, {
-      sessionTimeout: this.ttl * 1000,
-      spinDelay: SPIN_DELAY_MS,
-      retries: 0,
-    });
-    // Every call waiting for a reconnect listens for 'connected'; a busy getCluster has dozens.
-    client.setMaxListeners(0);
-    const session = await new Promise<Session>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.removeListener('connected', onConnected);
-        // The library would keep retrying forever and hold the process open.
-        this.forceClose(client);
-        reject(this.connectError(seconds));
-      }, seconds * 1000);
-      const onConnected = (): void => {
-        clearTimeout(timer);
-        resolve({
-          client,
-          id: longToDecimal(client.getSessionId()),
-          dead: false,
-          inflight: new Set(),
-          provenAt: connectSentAt,
-        });
-      };
-      client.once('connected', onConnected);
-      client.connect();
-    });
-    client.on('disconnected', () => this.onConnectionTrouble(session, false));
-    client.on('expired', () => this.onConnectionTrouble(session, true));
-    if (this.closed) {
-      await this.shutdown(session, true);
-      throw new DcsError(`zookeeper client for ${this.hostList} is closed`);
-    }
-    this.current = session;
-    return session;
-  }
-
-  /** Patroni wakes the HA loop when the connection is suspended or lost. */
-  private onConnectionTrouble(session: Session, expired: boolean): void {
-    if (session.dead) return;
-    if (expired) {
-      session.dead = true;
-      this.failInflight(session, `session ${session.id} expired`);
-    }
-    if (this.armedFor === session) this.armedFor = undefined;
-    this.wake();
-  }
-
-  private failInflight(session: Session, why: string): void {
-    const error = new DcsError(`zookeeper at ${this.hostList}: ${why}`);
-    for (const reject of [...session.inflight]) reject(error);
-    session.inflight.clear();
-  }
-
-  /** Stops a client without waiting: no reconnects, socket cut. */
-  private forceClose(client: Client): void {
-    if (client.connectionManager.state === CM_CLOSED) return;
-    try {
-      client.close();
-    } catch {
-      // close() writes to a socket that may not exist yet; the state is CLOSING either way.
-    }
-    client.connectionManager.socket?.destroy();
-  }
-
-  /**
-   * Ends a session. Graceful: the server acknowledges the close, so our ephemerals are gone when this resolves
-   * (what Patroni relies on when it releases the lock by restarting the session).
-   */
-  private async shutdown(session: Session, graceful: boolean): Promise<void> {
-    if (this.armedFor === session) this.armedFor = undefined;
-    const wasDead = session.dead;
-    session.dead = true;
-    this.failInflight(session, `session ${session.id} closed`);
-    const { client } = session;
-    const connected = !wasDead && client.getState().getCode() === this.zk?.State.SYNC_CONNECTED.getCode();
-    if (!graceful || !connected || client.connectionManager.state === CM_CLOSED) {
-      this.forceClose(client);
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        client.removeListener('disconnected', finish);
-        resolve();
-      };
-      const timer = setTimeout(
-        () => {
-          this.forceClose(client);
-          finish();
-        },
-        Math.min(CLOSE_GRACE_MS, this.retryTimeout * 1000),
-      );
-      client.once('disconnected', finish);
-      try {
-        client.close();
-      } catch {
-        this.forceClose(client);
-        finish();
-      }
-    });
-  }
-
-  /** Drops the session (and with it every ephemeral of ours); the next operation opens a new one. */
-  private async restartSession(): Promise<void> {
-    const old = this.current;
-    this.current = undefined;
-    if (old) await this.shutdown(old, true);
-  }
-
-  // ---- requests ---------------------------------------------------------------------------------------------
-
-  private async beforeDeadline<T>(promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(error()), Math.max(0, deadline - performance.now()));
-    });
-    try {
-      return await Promise.race([promise, expired]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private connectError(seconds = this.retryTimeout): DcsError {
-    return new DcsError(
-      `no zookeeper at ${this.hostList}: connection timed out after ${seconds} s; ${this.hint()}`,
-    );
-  }
-
-  private timeoutError(what: string): DcsError {
-    return new DcsError(
-      `zookeeper at ${this.hostList}: ${what} timed out after ${this.retryTimeout} s (no answer from the server); ${this.hint()}`,
-    );
-  }
-
-  private disconnectedError(what: string): DcsError {
-    return new DcsError(
-      `zookeeper at ${this.hostList}: ${what}: connection lost and not back within ${this.retryTimeout} s; ${this.hint()}`,
-    );
-  }
-
-  private isConnected(s: Session): boolean {
-    return !s.dead && s.client.getState().getCode() === this.zk?.State.SYNC_CONNECTED.getCode();
-  }
-
-  /**
-   * Waits (until the deadline) for a lost connection to come back. Requests are only handed to the library while
-   * connected: it would queue them and send them whenever it reconnects, long after we reported a failure (Patroni
-   * refuses to queue for the same reason).
-   */
-  private async whenConnected(s: Session, deadline: number, what: string): Promise<void> {
-    if (s.dead) throw new DcsError(`zookeeper at ${this.hostList}: session ${s.id} is gone`);
-    if (this.isConnected(s)) return;
-    await new Promise<void>((resolve, reject) => {
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        s.client.removeListener('connected', onConnected);
-        s.inflight.delete(fail);
-      };
-      const onConnected = (): void => {
-        cleanup();
-        resolve();
-      };
-      const fail = (e: Error): void => {
-        cleanup();
-        reject(e);
-      };
-      const timer = setTimeout(
-        () => fail(this.disconnectedError(what)),
-        Math.max(0, deadline - performance.now()),
-      );
-      s.client.on('connected', onConnected);
-      s.inflight.add(fail);
-    });
-  }
-
-  /** One request; rejects with the raw ZooKeeper exception (callers look at its code) or a DcsError. */
-  private async request<T>(
-    s: Session,
-    deadline: number,
-    what: string,
-    start: (done: (error: ZkException | null, value: T) => void) => void,
-  ): Promise<T> {
-    await this.whenConnected(s, deadline, what);
-    const sentAt = performance.now();
-    return new Promise<T>((resolve, reject) => {
-      const settle = (fn: () => void): void => {
-        clearTimeout(timer);
-        s.inflight.delete(fail);
-        fn();
-      };
-      const fail = (e: Error): void => settle(() => reject(e));
-      // The library never times a request out: the deadline does.
-      const timer = setTimeout(
-        () => fail(this.timeoutError(what)),
-        Math.max(0, deadline - performance.now()),
-      );
-      s.inflight.add(fail);
-      try {
-        start((error, value) => {
-          // Any answer, an error code included, comes from a server that still knows the session.
-          if (!s.dead && sentAt > s.provenAt) s.provenAt = sentAt;
-          settle(() => (error ? reject(error) : resolve(value)));
-        });
-      } catch (e) {
-        // The library asserts its arguments synchronously (e.g. an invalid path).
-        fail(e instanceof Error ? e : new Error(String(e)));
-      }
-    });
-  }
-
-  /** Reads are idempotent: retried after a lost connection until the deadline. */
-  private async read<T>(
-    s: Session,
-    deadline: number,
-    what: string,
-    start: (done: (error: ZkException | null, value: T) => void) => void,
-  ): Promise<T> {
-    for (;;) {
-      try {
-        return await this.request(s, deadline, what, start);
-      } catch (e) {
-        const code = this.zk?.Exception.CONNECTION_LOSS;
-        if (
-          code === undefined ||
-          !hasCode(e, code) ||
-          s.dead ||
-          performance.now() + READ_RETRY_MS >= deadline
-        )
-          throw e;
-        await sleep(READ_RETRY_MS);
-      }
-    }
-  }
-
-  private async getNode(
-    s: Session,
-    deadline: number,
-    path: string,
-    watch: boolean | 'quiet' = false,
-  ): Promise<{ value: string; stat: Stat } | undefined> {
-    try {
-      return await this.read<{ value: string; stat: Stat }>(s, deadline, `read ${path}`, (done) => {
-        const cb = (error: ZkException | null, data: Buffer | null, stat: Stat): void =>
-          done(error, { value: data ? data.toString('utf8') : '', stat });
-        if (watch === 'quiet') s.client.getData(path, this.onQuietDataEvent, cb);
-        else if (watch) s.client.getData(path, this.onWatchEvent, cb);
-        else s.client.getData(path, cb);
-      });
-    } catch (e) {
-      if (hasCode(e, this.mod.Exception.NO_NODE)) return undefined;
-      throw e;
-    }
-  }
-
-  private async getChildren(
-    s: Session,
-    deadline: number,
-    path: string,
-    watch: boolean,
-  ): Promise<string[] | undefined> {
-    try {
-      return await this.read<string[]>(s, deadline, `list ${path}`, (done) => {
-        if (watch) s.client.getChildren(path, this.onWatchEvent, (error, children) => done(error, children));
-        else s.client.getChildren(path, (error, children) => done(error, children));
-      });
-    } catch (e) {
-      if (hasCode(e, this.mod.Exception.NO_NODE)) return undefined;
-      throw e;
-    }
-  }
-
-  /** `exists` with a watch: fires on creation as well as change or deletion. */
-  private async existsWatch(s: Session, deadline: number, path: string): Promise<boolean> {
-    const stat = await this.read<Stat | null>(s, deadline, `watch ${path}`, (done) =>
-      s.client.exists(path, this.onWatchEvent, done),
-    );
-    return stat !== null;
-  }
-
-  /** Creates a znode, making missing parents (persistent) like kazoo's `makepath`. NODE_EXISTS is the caller's. */
-  private async create(
-    s: Session,
-    deadline: number,
-    path: string,
-    value: string,
-    ephemeral: boolean,
-  ): Promise<void> {
-    this.refetch = true;
-    const mode = ephemeral ? this.mod.CreateMode.EPHEMERAL : this.mod.CreateMode.PERSISTENT;
-    const once = (): Promise<string> =>
-      this.request<string>(s, deadline, `create ${path}`, (done) =>
-        s.client.create(path, Buffer.from(value, 'utf8'), mode, done),
-      );
-    try {
-      await once();
-    } catch (e) {
-      if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
-      await this.request<string>(s, deadline, `create ${parentOf(path)}`, (done) =>
-        s.client.mkdirp(parentOf(path), done),
-      );
-      await once();
-    }
-  }
-
-  private async setData(
-    s: Session,
-    deadline: number,
-    path: string,
-    value: string,
-    version: number,
-    invalidate = true,
-  ): Promise<Stat> {
-    if (invalidate) this.refetch = true;
-    return this.request<Stat>(s, deadline, `write ${path}`, (done) =>
-      s.client.setData(path, Buffer.from(value, 'utf8'), version, done),
-    );
-  }
-
-  private async remove(s: Session, deadline: number, path: string, version: number): Promise<void> {
-    this.refetch = true;
-    await this.request<null>(s, deadline, `delete ${path}`, (done) =>
-      s.client.remove(path, version, (error) => done(error, null)),
-    );
-  }
-
-  private get mod(): ZkModule {
-    if (!this.zk) throw new DcsError('zookeeper client library not loaded');
-    return this.zk;
-  }
-
-  private describe(what: string, e: unknown): DcsError {
-    if (e instanceof DcsError) return e;
-    let cause = errorText(e);
-    if (isZkException(e)) {
-      const code = e.getCode();
-      if (code === this.zk?.Exception.CONNECTION_LOSS) cause = `connection lost; ${this.hint()}`;
-      else if (code === this.zk?.Exception.SESSION_EXPIRED) cause = `session expired; ${this.hint()}`;
-      else cause = e.getName() + (e.getPath() ? ` (${e.getPath()})` : '');
-    }
-    return new DcsError(`zookeeper at ${this.hostList}: ${what} failed: ${cause}`, { cause: e });
-  }
-
-  /** Runs one DCS operation under one deadline; everything that escapes is a DcsError naming the hosts. */
-  private async op<T>(what: string, body: (s: Session, deadline: number) => Promise<T>): Promise<T> {
-    const deadline = performance.now() + this.retryTimeout * 1000;
-    try {
-      const s = await this.session(deadline);
-      return await body(s, deadline);
-    } catch (e) {
-      throw this.describe(what, e);
-    }
-  }
 
   // ---- the cluster view -------------------------------------------------------------------------------------
 
@@ -943,7 +467,7 @@ export class ZooKeeperDcs implements Dcs {
   // ---- watching ---------------------------------------------------------------------------------------------
 
   /** One function for every watch: the library keeps a watcher once per path, so re-arming never piles up. */
-  private readonly onWatchEvent = (event: ZkEvent): void => {
+  protected readonly onWatchEvent = (event: ZkEvent): void => {
     const path = event.getPath();
     const isStatus = path === this.path(KEYS.status) || path === this.path(KEYS.leaderOptime);
     if (isStatus && event.getType() === this.mod.Event.NODE_DATA_CHANGED) {
@@ -959,12 +483,12 @@ export class ZooKeeperDcs implements Dcs {
   };
 
   /** `initialize` changed: read again next time, without waking. */
-  private readonly onQuietDataEvent = (): void => {
+  protected readonly onQuietDataEvent = (): void => {
     this.refetch = true;
   };
 
   /** Read everything again, and end the loop's wait. */
-  private wake(): void {
+  protected wake(): void {
     this.refetch = true;
     this.notify();
   }

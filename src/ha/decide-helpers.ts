@@ -1,0 +1,157 @@
+/** Shared pieces of `decide`: the per-call context, helpers over the snapshot, and actions several phases build. */
+import type { Cluster, Member } from '../model/cluster.js';
+import { clusterTimeline, syncStateMatches } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import { tagNoFailover } from '../model/tags.js';
+import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
+import type { HaSnapshot, PeerStatus } from './snapshot.js';
+
+/** Thrown inside `decide` when a rule needs peer health that the snapshot does not carry yet. */
+export class NeedPeers extends Error {
+  constructor() {
+    super('peer statuses needed');
+  }
+}
+
+/** Per-call scratch state: actions that run before the final branch's own actions, and extra log lines. */
+export interface Ctx {
+  readonly s: HaSnapshot;
+  readonly c: Cluster;
+  readonly pre: Action[];
+  readonly logs: LogLine[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers over the snapshot
+
+export const done = (
+  message: string,
+  actions: readonly Action[] = [],
+  logs?: readonly LogLine[],
+): Decision => (logs === undefined ? { actions, message } : { actions, message, logs });
+
+export function hasLock(ctx: Ctx): boolean {
+  return ctx.c.leader?.name === ctx.s.me.name;
+}
+
+/** `nofailover`, or (4.x) a failover_priority of 0 or less: never promote. */
+export function iAmNoFailover(s: HaSnapshot): boolean {
+  return s.me.tags.nofailover || s.me.tags.failoverPriority <= 0;
+}
+
+export function isSyncMode(s: HaSnapshot): boolean {
+  return s.config.synchronousMode !== 'off';
+}
+
+/** Patroni's `SyncState.matches`: the sync leader or one of the sync standbys. */
+export function syncMatches(c: Cluster, name: string): boolean {
+  const leader = c.sync.leader?.trim().toLowerCase();
+  return (leader !== undefined && leader === name.trim().toLowerCase()) || syncStateMatches(c.sync, name);
+}
+
+/** Synchronous mode is on and `/sync` names a leader. */
+export function syncModeActive(ctx: Ctx): boolean {
+  return isSyncMode(ctx.s) && ctx.c.sync.leader !== undefined;
+}
+
+export function peer(ctx: Ctx, name: string): PeerStatus | undefined {
+  if (ctx.s.peers === undefined) throw new NeedPeers();
+  return ctx.s.peers.get(name);
+}
+
+/** Patroni's `failover_limitation() is None`: reachable, may promote, watchdog fine. */
+export function peerCanPromote(st: PeerStatus): boolean {
+  return st.reachable && !st.nofailover && st.failoverPriority > 0 && !st.watchdogFailed;
+}
+
+export function isLagging(ctx: Ctx, wal: Lsn): boolean {
+  return ctx.c.status.optime - wal > ctx.s.config.maximumLagOnFailover;
+}
+
+export function probePeers(s: HaSnapshot, c: Cluster): Decision {
+  const seen = new Map<string, string>();
+  const add = (name: string, apiUrl: string | undefined): void => {
+    if (name !== s.me.name && apiUrl && !seen.has(name)) seen.set(name, apiUrl);
+  };
+  for (const m of c.members) add(m.name, m.data.apiUrl);
+  for (const m of s.lastLockedCluster?.members ?? []) add(m.name, m.data.apiUrl);
+  for (const [name, url] of Object.entries(c.failsafe ?? {})) add(name, url);
+  return done('probing members', [
+    { type: 'ProbePeers', members: [...seen].map(([name, apiUrl]) => ({ name, apiUrl })) },
+  ]);
+}
+
+/** Members other than us that may promote and have a REST API (the probe set of Patroni's health checks). */
+export function promotable(ctx: Ctx, members: readonly Member[]): Member[] {
+  return members.filter((m) => m.name !== ctx.s.me.name && !tagNoFailover(m.data.tags) && m.data.apiUrl);
+}
+
+/** Python's `{:.0f}`: round half to even. */
+export function formatSeconds(x: number): string {
+  const f = Math.floor(x);
+  const diff = x - f;
+  const r = diff > 0.5 || (diff === 0.5 && f % 2 !== 0) ? f + 1 : f;
+  return String(Object.is(r, -0) ? 0 : r);
+}
+
+export function nodeToFollow(ctx: Ctx): FollowTarget {
+  const { c, s } = ctx;
+  const rf = s.me.tags.replicatefrom;
+  let name: string | undefined;
+  let connUrl: string | undefined;
+  const fromMember = rf && rf !== s.me.name ? c.members.find((m) => m.name === rf) : undefined;
+  if (fromMember) {
+    name = fromMember.name;
+    connUrl = fromMember.data.connUrl;
+  } else if (c.leader?.name) {
+    name = c.leader.name;
+    connUrl = c.leader.member?.data.connUrl;
+  }
+  if (name === undefined || name === s.me.name) return { kind: 'none' };
+  return connUrl === undefined ? { kind: 'member', name } : { kind: 'member', name, connUrl };
+}
+
+export function demote(mode: DemoteMode, async: boolean, description = `demote (${mode})`): Action {
+  return { type: 'Demote', mode, async, kind: 'demote', description };
+}
+
+export function refreshLock(writeStatus: boolean, otherwise: Decision): Action {
+  return { type: 'RefreshLock', writeStatus, otherwise };
+}
+
+export function startPostgres(
+  as: 'replica' | 'primary',
+  target: FollowTarget,
+  timeout: number | undefined,
+): Action {
+  return {
+    type: 'StartPostgres',
+    as,
+    target,
+    ...(timeout === undefined ? {} : { timeout }),
+    async: true,
+    kind: 'start',
+    description: 'restarting after failure',
+  };
+}
+
+/** Patroni's `is_failover_possible`: some other member could take over now. */
+export function isFailoverPossible(ctx: Ctx, members: readonly Member[], checkSynchronous = true): boolean {
+  const { s, c } = ctx;
+  let candidates = promotable(ctx, members);
+  if (checkSynchronous && isSyncMode(s)) candidates = candidates.filter((m) => syncMatches(c, m.name));
+  if (candidates.length === 0) {
+    ctx.logs.push({ level: 'warning', text: 'manual failover: members list is empty' });
+    return false;
+  }
+  const tl = clusterTimeline(c);
+  let possible = false;
+  for (const m of candidates) {
+    const st = peer(ctx, m.name);
+    if (st === undefined || !peerCanPromote(st)) continue;
+    if (isLagging(ctx, st.walPosition)) continue;
+    if (s.config.checkTimeline && (!st.timeline || st.timeline < tl)) continue;
+    possible = true;
+  }
+  return possible;
+}

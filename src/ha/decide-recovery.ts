@@ -1,0 +1,193 @@
+/**
+ * `decide`'s crash recovery, rewind or reinitialize, bootstrap and following a leader (Patroni's ha.py `recover`,
+ * `bootstrap`, `follow`).
+ */
+import { tagCloneFrom } from '../model/tags.js';
+import type { Action, Decision, FollowTarget } from './actions.js';
+import type { Ctx } from './decide-helpers.js';
+import {
+  demote,
+  done,
+  hasLock,
+  iAmNoFailover,
+  isFailoverPossible,
+  isSyncMode,
+  nodeToFollow,
+  refreshLock,
+  startPostgres,
+} from './decide-helpers.js';
+
+export function recover(ctx: Ctx): Decision {
+  const { s, c } = ctx;
+  const pg = s.postgres;
+  const actions: Action[] = [];
+  let timeout: number | undefined;
+  // When the lock refresh fails we start as a replica of whoever holds the lock after a re-read.
+  const asSecondary = (target: FollowTarget, t: number | undefined): Decision =>
+    done('starting as a secondary', [
+      ...(isSyncMode(s) ? [{ type: 'SetSynchronousStandbyNames', names: [] } as const] : []),
+      startPostgres('replica', target, t),
+      { type: 'UpdateMemory', patch: { recovering: true, startTimeout: t } },
+    ]);
+
+  if (hasLock(ctx)) {
+    actions.push(refreshLock(false, asSecondary({ kind: 'lock-holder' }, undefined)));
+    timeout = s.config.primaryStartTimeout;
+    if (timeout === 0 && isFailoverPossible(ctx, c.members)) {
+      return done(
+        'stopped PostgreSQL to fail over after a crash',
+        [...actions, demote('immediate', false)],
+        [{ level: 'info', text: 'Primary crashed. Failing over.' }],
+      );
+    }
+  }
+
+  const unclean =
+    pg.controlState === 'in production' ||
+    pg.controlState === 'shutting down' ||
+    pg.controlState === 'in crash recovery';
+  const locked = c.leader?.name !== undefined && c.leader.name !== '';
+  if (unclean && !s.memory.crashRecoveryExecuted && (!locked || s.me.canRewind)) {
+    const msg = 'doing crash recovery in a single user mode';
+    return done(msg, [
+      ...actions,
+      { type: 'UpdateMemory', patch: { crashRecoveryExecuted: true, crashRecoveryStartedAt: s.now } },
+      { type: 'CrashRecovery', async: true, kind: 'crash_recovery', description: msg },
+    ]);
+  }
+
+  if (!hasLock(ctx)) {
+    const d = handleRewindOrReinitialize(ctx);
+    if (d !== undefined) return { ...d, actions: [...actions, ...d.actions] };
+  }
+
+  if (hasLock(ctx)) {
+    return done('starting as readonly because i had the session lock', [
+      ...actions,
+      startPostgres('replica', { kind: 'none' }, timeout),
+      { type: 'UpdateMemory', patch: { recovering: true, startTimeout: timeout } },
+    ]);
+  }
+  const d = asSecondary(nodeToFollow(ctx), timeout);
+  return { ...d, actions: [...actions, ...d.actions] };
+}
+
+/**
+ * Patroni's ha.py `_handle_rewind_or_reinitialize`: the node found our timeline diverged from the leader's.
+ * pg_rewind needs a cleanly shut down data directory, so an instance left `in archive recovery` gets single-user
+ * crash recovery first.
+ */
+function handleRewindOrReinitialize(ctx: Ctx): Decision | undefined {
+  const { s, c } = ctx;
+  const d = s.postgres.diverged;
+  const leader = c.leader?.name;
+  if (d === undefined || leader === undefined || leader === '' || d.leader !== leader) return undefined;
+  if (leader === s.me.name || !c.leader?.member?.data.connUrl) return undefined;
+  if (d.remedy === 'rewind') {
+    if (
+      !s.postgres.isRunning &&
+      s.postgres.controlState === 'in archive recovery' &&
+      !s.memory.crashRecoveryExecuted
+    ) {
+      const msg = 'doing crash recovery in a single user mode';
+      return done(msg, [
+        { type: 'UpdateMemory', patch: { crashRecoveryExecuted: true, crashRecoveryStartedAt: s.now } },
+        { type: 'CrashRecovery', async: true, kind: 'crash_recovery', description: msg },
+      ]);
+    }
+    const msg = `running pg_rewind from ${leader}`;
+    return done(msg, [{ type: 'Rewind', member: leader, async: true, kind: 'rewind', description: msg }]);
+  }
+  const msg = 'reinitializing due to diverged timelines';
+  return done(msg, [
+    { type: 'Reinitialize', member: leader, async: true, kind: 'reinitialize', description: msg },
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// bootstrap and joining (Patroni's ha.py `bootstrap`)
+
+export function bootstrap(ctx: Ctx): Decision {
+  const { s, c } = ctx;
+  const leaderName = c.leader?.name;
+  if (leaderName) {
+    const clone = c.members.find(
+      (m) =>
+        tagCloneFrom(m.data.tags) &&
+        m.data.connUrl &&
+        m.data.state === 'running' &&
+        m.name !== s.me.name &&
+        m.name !== leaderName,
+    );
+    const from = clone ? `from replica '${clone.name}'` : `from leader '${leaderName}'`;
+    return done(`trying to bootstrap ${from}`, [
+      {
+        type: 'CloneFrom',
+        member: clone ? clone.name : leaderName,
+        async: true,
+        kind: 'clone',
+        description: `bootstrap ${from}`,
+      },
+    ]);
+  }
+  if (c.initialize === undefined && !iAmNoFailover(s) && s.me.hasBootstrapConfig) {
+    return done('trying to bootstrap a new cluster', [
+      { type: 'RaceInitialize', otherwise: done('failed to acquire initialize lock') },
+      { type: 'UpdateMemory', patch: { bootstrapping: true, bootstrapResult: undefined } },
+      { type: 'Bootstrap', async: true, kind: 'bootstrap', description: 'bootstrap' },
+    ]);
+  }
+  if (s.me.canCloneWithoutLeader && c.initialize !== '') {
+    const msg = 'bootstrap (without leader)';
+    return done(`trying to ${msg}`, [{ type: 'CloneFrom', async: true, kind: 'clone', description: msg }]);
+  }
+  return done('waiting for leader to bootstrap');
+}
+
+export function postBootstrap(ctx: Ctx): Decision {
+  const { s, c } = ctx;
+  const pg = s.postgres;
+  if (!pg.isRunning || s.memory.bootstrapResult === false) {
+    return done('removing initialize key after failed attempt to bootstrap the cluster', [
+      { type: 'CancelInitialization' },
+    ]);
+  }
+  if (s.memory.bootstrapResult === undefined) {
+    if (!pg.isPrimary) return done('waiting for end of recovery after bootstrap');
+    return done('running post_bootstrap', [
+      { type: 'PostBootstrap', async: true, kind: 'post_bootstrap', description: 'post_bootstrap' },
+    ]);
+  }
+  const actions: Action[] = [
+    { type: 'UpdateMemory', patch: { bootstrapping: false, bootstrapResult: undefined } },
+  ];
+  if (pg.sysid !== undefined) {
+    actions.push({ type: 'WriteInitialize', createNew: c.initialize === undefined, sysid: pg.sysid });
+  }
+  actions.push({ type: 'WriteConfig' }, { type: 'TakeLeader' });
+  return done('initialized a new cluster', actions);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// follow / enforce primary role
+
+export function follow(
+  ctx: Ctx,
+  demoteReason: string,
+  followReason: string,
+  target?: FollowTarget,
+): Decision {
+  const { s } = ctx;
+  const to = target ?? nodeToFollow(ctx);
+  if (s.config.paused) {
+    if (s.postgres.isPrimary) return done('continue to run as primary without lock');
+    if (to.kind === 'none') return done(`no action. I am (${s.me.name})`);
+  } else if (s.postgres.isPrimary) {
+    return done(demoteReason, [demote('immediate-nolock', false)]);
+  }
+  if (s.postgres.state !== 'starting') {
+    const d = handleRewindOrReinitialize(ctx);
+    if (d !== undefined) return d;
+  }
+  return done(followReason, [{ type: 'FollowLeader', target: to }]);
+}

@@ -1,0 +1,508 @@
+/**
+ * The HA loop's action executor: runs a decision's actions by the contract in actions.ts (guards first, a DCS
+ * error re-decides offline), keeps the lock's timing, and tracks the long action running in the background.
+ * The cycle driver (loop.ts) extends it.
+ */
+import type { Dcs } from '../dcs/dcs.js';
+import { DcsError } from '../dcs/dcs.js';
+import type { Cluster } from '../model/cluster.js';
+import { pyJson } from '../model/pyjson.js';
+import { errorText } from '../model/text.js';
+import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
+import { isGuard } from './actions.js';
+import { CycleDcsBudget } from './dcs-budget.js';
+import { decide } from './decide.js';
+import type {
+  LocalNode,
+  LoopClock,
+  LoopDeps,
+  LoopLogger,
+  ResolvedTarget,
+  TaskControl,
+} from './loop-ports.js';
+import { SYSTEM_CLOCK, parseConnUrl } from './loop-ports.js';
+import {
+  DEFAULT_HA_CONFIG,
+  INITIAL_MEMORY,
+  type AsyncKind,
+  type HaConfig,
+  type HaMemory,
+  type HaSnapshot,
+  type PendingAsync,
+} from './snapshot.js';
+
+interface RunningTask {
+  readonly pending: PendingAsync;
+  cancelled: boolean;
+  readonly done: Promise<void>;
+}
+
+/** Thrown inside action execution to stop the remaining actions of a decision. */
+class StopActions extends Error {}
+
+/** The state the executor keeps between cycles and the actions that change it; `HaLoop` (loop.ts) drives it. */
+export abstract class LoopActions {
+  protected readonly dcs: Dcs;
+  protected readonly node: LocalNode;
+  protected readonly clock: LoopClock;
+  protected readonly log: LoopLogger;
+  protected memory: HaMemory = INITIAL_MEMORY;
+  protected config: HaConfig = DEFAULT_HA_CONFIG;
+  protected heldByMe = false;
+  /** Monotonic ms from which the lock counts (its lease's last refresh, as known before the request). */
+  protected lockRefreshedMono: number | undefined;
+  /** How long the lock lives after a refresh, ms, as the DCS enforces it (lease TTL, negotiated session timeout). */
+  protected lockLifetimeMs = DEFAULT_HA_CONFIG.ttl * 1000;
+  /** Every DCS call of a cycle shares one retry_timeout (long actions are exempt). */
+  protected readonly budget: CycleDcsBudget;
+  protected cluster: Cluster | undefined;
+  protected task: RunningTask | undefined;
+
+  constructor(protected readonly deps: LoopDeps) {
+    this.node = deps.node;
+    this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.budget = new CycleDcsBudget(() => this.clock.monotonic());
+    this.dcs = this.budget.wrap(deps.dcs);
+    this.log = deps.log;
+  }
+
+  /** Ends the current wait early (an async task finished, a REST request changed something). */
+  abstract wake(): void;
+
+  /** Patroni's `is_leader()`: we hold the lock and refreshed it within ttl. */
+  abstract isLeader(): boolean;
+
+  // ---- execution --------------------------------------------------------------------------------------------
+
+  protected async execute(
+    decision: Decision,
+    snapshot: HaSnapshot,
+  ): Promise<{ message: string; logs: LogLine[]; dcsOk: boolean }> {
+    const logs: LogLine[] = [...(decision.logs ?? [])];
+    try {
+      for (const action of decision.actions) {
+        if (isGuard(action)) {
+          const won = await this.runGuard(action, snapshot);
+          if (!won) {
+            const other = await this.execute(action.otherwise, snapshot);
+            return { message: other.message, logs: [...logs, ...other.logs], dcsOk: other.dcsOk };
+          }
+          continue;
+        }
+        await this.runAction(action, snapshot);
+      }
+      return { message: decision.message, logs, dcsOk: true };
+    } catch (e) {
+      if (e instanceof StopActions) return { message: e.message, logs, dcsOk: true };
+      if (!(e instanceof DcsError)) {
+        logs.push({ level: 'error', text: `${decision.message}: ${errorText(e)}` });
+        return { message: decision.message, logs, dcsOk: true };
+      }
+      logs.push({ level: 'error', text: `Error communicating with DCS: ${e.message}` });
+      // The contract: decide again as if the DCS could not be read, with the world as it is now: the failed call
+      // may have taken retry_timeout, earlier actions of this cycle may have changed the lock or started a task.
+      const again = await this.decideOffline(snapshot);
+      return { message: again.message, logs: [...logs, ...again.logs], dcsOk: false };
+    }
+  }
+
+  /** decide() as if the DCS could not be read, now, and run what it says (no guards: they need the DCS). */
+  protected async decideOffline(
+    stale: HaSnapshot,
+  ): Promise<{ message: string; logs: LogLine[]; acted: boolean }> {
+    const offline = await this.offlineSnapshot(stale);
+    const again = decide(offline);
+    const logs: LogLine[] = [...(again.logs ?? [])];
+    try {
+      for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
+    } catch (e) {
+      logs.push({ level: 'error', text: `${again.message}: ${errorText(e)}` });
+    }
+    return { message: again.message, logs, acted: again.actions.length > 0 };
+  }
+
+  /** The snapshot to re-decide with after a DCS error in the middle of a cycle: current time, lock, task, PG. */
+  private async offlineSnapshot(stale: HaSnapshot): Promise<HaSnapshot> {
+    let postgres = stale.postgres;
+    try {
+      postgres = await this.node.inspect(undefined);
+    } catch (e) {
+      this.log.warning(`could not inspect PostgreSQL again after the DCS error: ${errorText(e)}`);
+    }
+    const { pendingAsync: _stalePending, ...rest } = stale;
+    const now = this.clock.now();
+    return {
+      ...rest,
+      now,
+      cluster: undefined,
+      dcsReachable: false,
+      postgres,
+      lock: this.lockInfo(now),
+      ...(this.task ? { pendingAsync: this.task.pending } : {}),
+      memory: this.memory,
+    };
+  }
+
+  private async runGuard(
+    action: Extract<Action, { readonly otherwise: Decision }>,
+    snapshot: HaSnapshot,
+  ): Promise<boolean> {
+    switch (action.type) {
+      case 'AcquireLock': {
+        const sentAt = this.clock.monotonic();
+        const won = await this.dcs.attemptToAcquireLeader();
+        if (won) this.lockRefreshed(sentAt);
+        else this.heldByMe = false;
+        return won;
+      }
+      case 'RefreshLock': {
+        const cluster = this.cluster ?? snapshot.cluster;
+        if (!cluster) return false;
+        const sentAt = this.clock.monotonic();
+        const held = await this.dcs.updateLeader(cluster);
+        if (!held) {
+          this.heldByMe = false;
+          return false;
+        }
+        this.lockRefreshed(sentAt);
+        if (action.writeStatus) {
+          const optime = await this.node.lastOperation().catch(() => undefined);
+          if (optime !== undefined) await this.dcs.writeStatus(pyJson({ optime }, true));
+        }
+        return true;
+      }
+      case 'RaceInitialize':
+        return this.dcs.initialize(true, '');
+      case 'WriteSyncState': {
+        const value = pyJson(
+          {
+            leader: action.leader,
+            sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null,
+          },
+          true,
+        );
+        return (await this.dcs.setSyncStateValue(value, action.version)) !== false;
+      }
+    }
+  }
+
+  /**
+   * The lock is ours until its lease's refresh + the lease's lifetime at the latest. The DCS extended the lease when
+   * it processed the request, after we sent it, so counting from the sending (not the answer) never overestimates
+   * what we hold; and a lease the DCS client reused without refreshing it (etcd3 keeps one for ttl/3) counts from
+   * its own last refresh, which is earlier.
+   */
+  private lockRefreshed(sentAt: number): void {
+    this.heldByMe = true;
+    const lease = this.dcs.leaseRefreshedAt();
+    this.lockRefreshedMono = lease === undefined ? sentAt : Math.min(sentAt, lease);
+    this.lockLifetimeMs = this.dcs.lockLifetime() * 1000;
+  }
+
+  private forgetLock(): void {
+    this.heldByMe = false;
+    this.lockRefreshedMono = undefined;
+  }
+
+  /** The lock as decide() sees it: monotonic times turned into the snapshot's `now` frame. */
+  protected lockInfo(now: number): HaSnapshot['lock'] {
+    if (this.lockRefreshedMono === undefined) return { heldByMe: this.heldByMe };
+    const lastRefreshOk = now - (this.clock.monotonic() - this.lockRefreshedMono);
+    return { heldByMe: this.heldByMe, lastRefreshOk, expiresAt: lastRefreshOk + this.lockLifetimeMs };
+  }
+
+  /**
+   * Right before `pg_ctl promote`: refresh the lock and confirm it is still ours and not about to expire. A
+   * candidate whose pre_promote ran long may have lost the DCS or the lock meanwhile.
+   */
+  private async confirmLock(): Promise<boolean> {
+    const cluster = this.cluster;
+    if (!this.heldByMe || cluster === undefined) return false;
+    const sentAt = this.clock.monotonic();
+    try {
+      if (!(await this.dcs.updateLeader(cluster))) {
+        this.forgetLock();
+        this.log.warning('lost the leader lock before pg_ctl promote: not promoting');
+        return false;
+      }
+    } catch (e) {
+      this.log.warning(
+        `cannot confirm the leader lock before pg_ctl promote, not promoting: ${errorText(e)}`,
+      );
+      return false;
+    }
+    this.lockRefreshed(sentAt);
+    return this.isLeader();
+  }
+
+  private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
+    const cluster = this.cluster ?? snapshot.cluster;
+    switch (action.type) {
+      case 'AcquireLock':
+      case 'RefreshLock':
+      case 'RaceInitialize':
+      case 'WriteSyncState':
+        throw new Error(`${action.type} is a guard`);
+      case 'ReleaseLock': {
+        if (cluster) await this.dcs.deleteLeader(cluster);
+        this.forgetLock();
+        return;
+      }
+      case 'Promote':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.promote(t, cluster, () => this.confirmLock());
+          // decide() releases the lock on the next cycle and backs off the race for ttl.
+          if (ok === 'pre_promote_failed' && !t.cancelled())
+            this.memory = { ...this.memory, prePromoteFailed: true };
+          else if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
+        });
+        return;
+      case 'Demote':
+        if (action.async) {
+          this.startTask(action.kind, action.description, () => this.demote(action.mode));
+        } else {
+          await this.demote(action.mode);
+        }
+        return;
+      case 'FollowLeader': {
+        const target = await this.resolve(action.target);
+        await this.node.follow(target);
+        return;
+      }
+      case 'StartPostgres': {
+        const target = await this.resolve(action.target);
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.start(action.as, target, action.timeout, t);
+          if (!ok) this.log.error('failed to start PostgreSQL');
+        });
+        return;
+      }
+      case 'StopPostgres':
+        await this.node.stop(action.mode);
+        return;
+      case 'CrashRecovery':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.crashRecovery(t);
+          if (!ok) this.log.error('crash recovery in single user mode failed');
+        });
+        return;
+      case 'CancelAsync': {
+        const task = this.task;
+        if (task && task.pending.kind === action.kind) {
+          task.cancelled = true;
+          this.log.warning(
+            `cancelling ${task.pending.description}: it stops at its next step (a running program is not killed)`,
+          );
+        }
+        return;
+      }
+      case 'ProbePeers':
+        this.log.warning('ProbePeers is only valid as the sole action of a decision; ignored');
+        return;
+      case 'ClearFailoverKey':
+        await this.dcs.setFailoverValue('{}', action.version);
+        return;
+      case 'RewriteFailoverKey':
+        await this.dcs.setFailoverValue(
+          pyJson(
+            {
+              member: action.candidate,
+              ...(action.scheduledAt === undefined ? {} : { scheduled_at: action.scheduledAt }),
+            },
+            true,
+          ),
+          action.version,
+        );
+        return;
+      case 'WriteHistory': {
+        if (!cluster) return;
+        const value = await this.node.historyValue(cluster);
+        if (value !== undefined) await this.dcs.setHistoryValue(value);
+        return;
+      }
+      case 'ProcessSyncReplication':
+        await this.processSyncReplication(cluster);
+        return;
+      case 'SetSynchronousStandbyNames':
+        await this.deps.sync.setStandbyNames(action.names);
+        return;
+      case 'WriteInitialize':
+        await this.dcs.initialize(action.createNew, action.sysid);
+        return;
+      case 'CancelInitialization': {
+        await this.dcs.cancelInitialization();
+        await this.node.abandonBootstrap();
+        this.deps.onFatal(1, 'removed initialize key after failed attempt to bootstrap the cluster');
+        throw new StopActions('removing initialize key after failed attempt to bootstrap the cluster');
+      }
+      case 'WriteConfig':
+        await this.dcs.setConfigValue(this.node.dynamicConfigValue());
+        return;
+      case 'TakeLeader': {
+        const sentAt = this.clock.monotonic();
+        await this.dcs.takeLeader();
+        this.lockRefreshed(sentAt);
+        return;
+      }
+      case 'Bootstrap':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.bootstrap(t);
+          if (!ok) this.memory = { ...this.memory, bootstrapResult: false };
+        });
+        return;
+      case 'PostBootstrap':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.postBootstrap(t);
+          this.memory = { ...this.memory, bootstrapResult: ok };
+        });
+        return;
+      case 'CloneFrom': {
+        const from =
+          action.member === undefined ? undefined : cluster?.members.find((m) => m.name === action.member);
+        if (action.member !== undefined && from === undefined) {
+          this.log.warning(`cannot clone from ${action.member}: it has no member key`);
+          return;
+        }
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.clone(from, t);
+          if (ok) this.log.info(`bootstrapped ${from ? `from leader '${from.name}'` : '(without leader)'}`);
+          else this.log.error(`failed to bootstrap ${from ? `from '${from.name}'` : '(without leader)'}`);
+        });
+        return;
+      }
+      case 'Rewind':
+      case 'Reinitialize': {
+        const leader = cluster?.members.find((m) => m.name === action.member);
+        if (leader === undefined) {
+          this.log.warning(`cannot ${action.description}: ${action.member} has no member key`);
+          return;
+        }
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok =
+            action.type === 'Rewind'
+              ? await this.node.rewind(leader, t)
+              : await this.node.reinitialize(leader, t);
+          if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
+        });
+        return;
+      }
+      case 'Wait':
+        await this.clock.sleep(action.ms);
+        return;
+      case 'Exit':
+        this.log.error(action.reason);
+        this.deps.onFatal(action.code, action.reason);
+        throw new StopActions(action.reason);
+      case 'UpdateMemory':
+        this.memory = { ...this.memory, ...action.patch };
+        return;
+    }
+  }
+
+  private async processSyncReplication(cluster: Cluster | undefined): Promise<void> {
+    if (cluster) await this.deps.sync.process(cluster, this.config);
+  }
+
+  /**
+   * Stop PostgreSQL as the mode says, then start it again as a replica: of the lock holder, or (offline: the DCS
+   * cannot be read) of nobody, read-only with standby settings, as Patroni's `demote('offline')` does.
+   */
+  private async demote(mode: DemoteMode): Promise<void> {
+    const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
+    if (mode === 'graceful') {
+      await this.node.checkpoint().catch((e: unknown) => {
+        this.log.warning(`checkpoint before demote failed: ${errorText(e)}`);
+      });
+    }
+    await this.node.stop(stopMode, mode);
+    // As Patroni: synchronous_standby_names is cleared on demotion.
+    if (this.config.synchronousMode !== 'off') await this.deps.sync?.setStandbyNames([]);
+    if (mode === 'graceful' || mode === 'immediate') {
+      const cluster = this.cluster;
+      if (mode === 'graceful') {
+        const lsn = await this.node.shutdownCheckpoint().catch(() => undefined);
+        if (lsn !== undefined) await this.dcs.writeStatus(pyJson({ optime: lsn }, true));
+      }
+      if (cluster && this.heldByMe) await this.dcs.deleteLeader(cluster);
+      this.forgetLock();
+    }
+    if (mode === 'offline') {
+      // Patroni's set_is_leader(False): the lock is not released (the DCS is out of reach) but no longer claimed.
+      this.lockRefreshedMono = undefined;
+      await this.node.start('replica', undefined, undefined, { cancelled: () => false });
+      return;
+    }
+    // After an immediate stop the timelines may have diverged: with pg_rewind usable, PostgreSQL stays stopped and
+    // the next cycles run crash recovery, the divergence check and pg_rewind before starting it as a replica.
+    if (mode !== 'graceful' && this.node.self.canRewind) return;
+    const target = await this.resolve({ kind: 'lock-holder' });
+    await this.node.start('replica', target, undefined, { cancelled: () => false });
+  }
+
+  private async resolve(target: FollowTarget): Promise<ResolvedTarget | undefined> {
+    let name: string | undefined;
+    let connUrl: string | undefined;
+    if (target.kind === 'none') return undefined;
+    if (target.kind === 'member') {
+      name = target.name;
+      connUrl = target.connUrl ?? this.cluster?.members.find((m) => m.name === target.name)?.data.connUrl;
+    } else {
+      // Re-read the cluster and follow whoever holds the lock now.
+      try {
+        const c = await this.dcs.getCluster();
+        this.cluster = c;
+        this.heldByMe = c.leader?.name === this.node.self.name;
+        name = c.leader?.name;
+        connUrl = c.leader?.member?.data.connUrl;
+      } catch (e) {
+        if (!(e instanceof DcsError)) throw e;
+        name = this.cluster?.leader?.name;
+        connUrl = this.cluster?.leader?.member?.data.connUrl;
+      }
+    }
+    if (!name || name === this.node.self.name) return undefined;
+    const addr = parseConnUrl(connUrl);
+    if (!addr) {
+      this.log.warning(`cannot follow ${name}: its member key has no usable conn_url`);
+      return undefined;
+    }
+    return { name, ...addr };
+  }
+
+  /** Starts a long action off the heartbeat path; it wakes the loop when it ends. */
+  protected startTask(kind: AsyncKind, description: string, body: (t: TaskControl) => Promise<void>): void {
+    if (this.task) {
+      this.log.warning(`not starting ${description}: ${this.task.pending.description} is still running`);
+      return;
+    }
+    const pending: PendingAsync = { kind, description, startedAt: this.clock.now() };
+    const holder: { cancelled: boolean } = { cancelled: false };
+    const control: TaskControl = { cancelled: () => holder.cancelled };
+    // Outside the cycle's DCS budget: a long action's DCS calls are not part of the heartbeat.
+    const done = this.budget.exempt(async (): Promise<void> => {
+      // Let the cycle that started the task finish first.
+      await Promise.resolve();
+      try {
+        await body(control);
+      } catch (e) {
+        this.log.error(`${description} failed: ${errorText(e)}`);
+        if (kind === 'bootstrap') this.memory = { ...this.memory, bootstrapResult: false };
+        if (kind === 'post_bootstrap') this.memory = { ...this.memory, bootstrapResult: false };
+      } finally {
+        this.task = undefined;
+        this.wake();
+      }
+    });
+    const task: RunningTask = {
+      pending,
+      get cancelled() {
+        return holder.cancelled;
+      },
+      set cancelled(v: boolean) {
+        holder.cancelled = v;
+      },
+      done,
+    };
+    this.task = task;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The ports of the HA loop: what it is given (the DCS, the local node, a peer prober, synchronous replication,
+ * a clock and a logger), and the conn_url parser the node and the REST API share with it.
+ */
+import type { Dcs } from '../dcs/dcs.js';
+import type { Cluster, Member } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import type { DemoteMode } from './actions.js';
+import type { AsyncKind, HaConfig, PeerStatus, PostgresInfo, SelfInfo } from './snapshot.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ports
+
+export interface LoopClock {
+  /** Epoch milliseconds: for what is shown or compared with dates (`scheduled_at`), never for a deadline. */
+  now(): number;
+  /** Milliseconds from an arbitrary origin that an NTP step does not move: every lock and cycle deadline. */
+  monotonic(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const SYSTEM_CLOCK: LoopClock = {
+  now: () => Date.now(),
+  monotonic: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+};
+
+export interface LoopLogger {
+  info(text: string): void;
+  warning(text: string): void;
+  error(text: string): void;
+}
+
+/** A member to stream from, resolved from its `conn_url`. */
+export interface ResolvedTarget {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Cooperative cancellation of a long action (`CancelAsync`): checked by the node between steps. */
+export interface TaskControl {
+  readonly cancelled: () => boolean;
+}
+
+/** The local member: its PostgreSQL instance and what it publishes. Implemented by src/agent. */
+export interface LocalNode {
+  readonly self: SelfInfo;
+  /** The state of the local instance now. `cluster` is the view of this cycle (undefined: DCS down). */
+  inspect(cluster: Cluster | undefined): Promise<PostgresInfo>;
+  /** The member key value (compact JSON), as Patroni's `touch_member` builds it. */
+  memberValue(ctx: {
+    readonly isLeader: boolean;
+    readonly pendingAsync?: AsyncKind;
+    readonly paused?: boolean;
+  }): Promise<string>;
+  /** The primary's last WAL position for `status.optime`; undefined when unknown. */
+  lastOperation(): Promise<Lsn | undefined>;
+  /** The dynamic configuration to write to the `config` key (compact JSON). */
+  dynamicConfigValue(): string;
+  /** The dynamic configuration from the local file (bootstrap.dcs) used until the DCS has one. */
+  localDynamicConfig(): Readonly<Record<string, unknown>>;
+  /** A dynamic configuration was read from the DCS (the node keeps it for WriteConfig and parameters). */
+  dynamicConfigChanged(data: Readonly<Record<string, unknown>>): void;
+
+  bootstrap(task: TaskControl): Promise<boolean>;
+  postBootstrap(task: TaskControl): Promise<boolean>;
+  clone(from: Member | undefined, task: TaskControl): Promise<boolean>;
+  start(
+    as: 'replica' | 'primary',
+    target: ResolvedTarget | undefined,
+    timeoutSeconds: number | undefined,
+    task: TaskControl,
+  ): Promise<boolean>;
+  /** Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. */
+  follow(target: ResolvedTarget | undefined): Promise<void>;
+  /**
+   * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
+   * pre_promote script refused. `confirmLock` is awaited right before `pg_ctl promote`: false (the lock could not be
+   * confirmed, e.g. lost while pre_promote ran) aborts the promotion.
+   */
+  promote(
+    task: TaskControl,
+    cluster: Cluster | undefined,
+    confirmLock: () => Promise<boolean>,
+  ): Promise<boolean | 'pre_promote_failed'>;
+  /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
+  stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
+  /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
+  checkpoint(): Promise<void>;
+  /** pg_controldata's latest checkpoint location (after a stop). */
+  shutdownCheckpoint(): Promise<Lsn | undefined>;
+  crashRecovery(task: TaskControl): Promise<boolean>;
+  /** The `history` value to write (compact JSON), or undefined when the key is up to date. */
+  historyValue(cluster: Cluster): Promise<string | undefined>;
+  /** Leader housekeeping: physical slots for the other members. */
+  syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
+  /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
+  abandonBootstrap(): Promise<void>;
+  /** pg_rewind from the leader `leader` (rewind.py); PostgreSQL is left stopped. False when it did not happen. */
+  rewind(leader: Member, task: TaskControl): Promise<boolean>;
+  /** Stop immediately, empty the data directory and clone anew from `from`. */
+  reinitialize(from: Member, task: TaskControl): Promise<boolean>;
+  /** After each cycle: apply a changed dynamic or local configuration to PostgreSQL (Patroni's reload_config). */
+  applyConfiguration?(): Promise<void>;
+}
+
+export type PeerProber = (
+  members: readonly { readonly name: string; readonly apiUrl: string }[],
+) => Promise<ReadonlyMap<string, PeerStatus>>;
+
+/**
+ * Synchronous replication bookkeeping on the leader (ha.py `process_sync_replication`); src/agent/sync-replication.ts
+ * implements it.
+ */
+export interface SyncReplicationPort {
+  /** Maintain synchronous_standby_names and `/sync` for this cycle (or remove them when the mode is off). */
+  process(cluster: Cluster, config: HaConfig): Promise<void>;
+  /** Set synchronous_standby_names to `names` (`['*']`: any standby; none: the mode's default). */
+  setStandbyNames(names: readonly string[]): Promise<void>;
+}
+
+export interface LoopDeps {
+  readonly dcs: Dcs;
+  readonly node: LocalNode;
+  /** Synchronous mode: synchronous_standby_names and `/sync` (src/agent/sync-replication.ts). */
+  readonly sync: SyncReplicationPort;
+  readonly probe: PeerProber;
+  readonly clock?: LoopClock;
+  readonly log: LoopLogger;
+  /** A fatal decision (`Exit`, failed bootstrap): the agent shuts down with this code. */
+  readonly onFatal: (code: number, reason: string) => void;
+}
+
+export interface CycleResult {
+  readonly message: string;
+  readonly dcsOk: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+/** `postgres://host:port/db` -> host and port; undefined when it cannot be parsed. */
+export function parseConnUrl(connUrl: string | undefined): { host: string; port: number } | undefined {
+  if (!connUrl) return undefined;
+  try {
+    const u = new URL(connUrl);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = u.port === '' ? 5432 : Number(u.port);
+    if (host === '' || !Number.isInteger(port)) return undefined;
+    return { host, port };
+  } catch {
+    return undefined;
+  }
+}
