@@ -3,6 +3,7 @@
  * member POST /restart (patronictl 3.0.2's order). With --force and a new schedule, a member's existing scheduled
  * restart is deleted first.
  */
+import { postgresVersionToInt as versionToInt } from '../model/pg-version.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { isPaused } from '../model/cluster.js';
@@ -34,15 +35,9 @@ export interface RestartRequest {
 
 /** Patroni's `postgres_version_to_int`: validates X.Y (10+) or X.Y.Z. */
 export function postgresVersionToInt(version: string): number {
-  const parts = version.split('.');
-  if (parts.some((p) => !/^\s*[-+]?\d+\s*$/.test(p)))
-    throw new UserError(`Invalid PostgreSQL version: ${version}`);
-  const nums = parts.map(Number);
-  if (nums.length < 2 || (nums.length === 2 && nums[0]! < 10) || nums.length > 3) {
-    throw new UserError(`Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: ${version}`);
-  }
-  if (nums.length === 2) nums.splice(1, 0, 0);
-  return Number(nums.map((n) => String(n).padStart(2, '0')).join(''));
+  const n = versionToInt(version);
+  if (typeof n === 'string') throw new UserError(n);
+  return n;
 }
 
 /** A member's answer when the restart filters (pending flag, version) do not match it. */

@@ -6,6 +6,7 @@
  * misses it is dropped and reopened on the next use), and concurrent callers of `shared` get one query's answer.
  */
 import type { AgentConfig } from '../config/agent-config.js';
+import { localConnectOptions } from './local-session.js';
 import { connect, type ConnectOptions, type PgSession } from './queries.js';
 
 export const API_QUERY_DEADLINE_MS = 3_000;
@@ -13,19 +14,8 @@ export const API_QUERY_DEADLINE_MS = 3_000;
 /** The local instance as the superuser, as the HA loop connects, under the name Patroni's API uses. */
 export function apiConnectOptions(config: AgentConfig): ConnectOptions {
   const pg = config.postgresql;
-  const su = pg.authentication.superuser;
-  const socketDirs = pg.parameters['unix_socket_directories'];
-  const firstSocket = typeof socketDirs === 'string' ? socketDirs.split(',')[0]?.trim() : undefined;
-  let host = pg.listen.hosts[0] ?? '127.0.0.1';
-  if (host === '*' || host === '' || host === '0.0.0.0') host = '127.0.0.1';
-  if (host === '::') host = '::1';
-  if (pg.useUnixSocket && firstSocket) host = firstSocket;
   return {
-    host,
-    port: pg.listen.port,
-    user: su.username,
-    password: su.password,
-    database: pg.database,
+    ...localConnectOptions(pg, pg.authentication.superuser),
     applicationName: 'Patroni restapi',
     connectTimeoutMs: 2_000,
     statementTimeoutMs: 2_000,

@@ -5,6 +5,7 @@
  */
 import type { ApiReply } from '../../api/types.js';
 import type { Cluster, JsonObject } from '../../model/cluster.js';
+import { postgresVersionToInt as versionToInt } from '../../model/pg-version.js';
 import { pyStr } from '../../model/python.js';
 
 export type Reply = Promise<ApiReply>;
@@ -72,18 +73,9 @@ export function parseSchedule(value: unknown, action: string, now: number = Date
   return { ok: true, at, iso };
 }
 
-/** misc.py `postgres_version_to_int`: `X.Y` (X >= 10) or `X.Y.Z`. */
+/** misc.py `postgres_version_to_int` of a JSON value (Python's `str()` of it first). */
 export function postgresVersionToInt(version: unknown): number | string {
-  const v = pyStr(version);
-  const parts = v.split('.');
-  if (parts.some((p) => !/^\s*[+-]?\d+\s*$/.test(p))) return `Invalid PostgreSQL version: ${v}`;
-  const nums = parts.map((p) => Number.parseInt(p, 10));
-  const [first = 0] = nums;
-  if (nums.length < 2 || (nums.length === 2 && first < 10) || nums.length > 3) {
-    return `Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: ${v}`;
-  }
-  if (nums.length === 2) nums.splice(1, 0, 0);
-  return Number(nums.map((n) => String(n).padStart(2, '0')).join(''));
+  return versionToInt(pyStr(version));
 }
 
 /** utils.py `parse_int(value, 's')`: a number or a number with a time unit, rounded to seconds. */
