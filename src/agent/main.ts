@@ -3,6 +3,7 @@
  * Used by the oclif `agent` command and, without loading oclif at all, by bin/run.js's fast path: a daemon that
  * lives for months should not carry the CLI framework in its memory (see dist/agent.js in scripts/build.mjs).
  */
+import { errorText } from '../model/text.js';
 import { UserError } from '../config/errors.js';
 import { DcsError } from '../dcs/dcs.js';
 import { runAgent } from './agent.js';
@@ -24,7 +25,7 @@ export function guardAgentProcess(onFatal: (reason: string) => void): void {
     log.error(`${kind}: ${text}`);
     if (fatal) return;
     fatal = true;
-    onFatal(`${kind}: ${e instanceof Error ? e.message : String(e)}`);
+    onFatal(`${kind}: ${errorText(e)}`);
   };
   process.on('uncaughtException', (e) => uncaught('uncaught exception', e));
   process.on('unhandledRejection', (e) => uncaught('unhandled promise rejection', e));

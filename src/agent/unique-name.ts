@@ -3,6 +3,7 @@
  * (any HTTP answer, within 3 s) means another agent already runs under this name; starting a second one would
  * split the member's identity (two PostgreSQL instances publishing one key), so the agent refuses to start.
  */
+import { errorText } from '../model/text.js';
 import { requestMember, type RestClientOptions } from '../api/client.js';
 import type { Cluster } from '../model/cluster.js';
 
@@ -46,9 +47,7 @@ export async function refuseDuplicateName(o: {
   try {
     cluster = await o.getCluster();
   } catch (e) {
-    o.log.warning(
-      `Can not get cluster from dcs to check the member name: ${e instanceof Error ? e.message : String(e)}`,
-    );
+    o.log.warning(`Can not get cluster from dcs to check the member name: ${errorText(e)}`);
     return false;
   }
   const running = await nameAlreadyRunning({

@@ -8,6 +8,7 @@
  * site (pathname, filename, module, lineno, funcName) is read from the JavaScript stack, thread is the worker
  * thread id (0), threadName `MainThread`, processName `MainProcess`, args/exc_info/stack_info None.
  */
+import { errorText } from '../../model/text.js';
 import { threadId } from 'node:worker_threads';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,7 +113,7 @@ export class AgentLogger {
     if (this.settings.tracebackLevel === 'ERROR') this.log(40, text, this.exception, stack);
     else if (this.enabled(10)) this.log(10, text, this.exception, stack);
     else {
-      const detail = error instanceof Error ? error.message : String(error);
+      const detail = errorText(error);
       this.log(40, `${text}, DETAIL: '${detail}'`, this.exception);
     }
   };
