@@ -56,6 +56,7 @@ const IO_MODULES = [
   'pg',
   'node-zookeeper-client',
   '@inquirer/prompts',
+  'koffi',
 ];
 
 export default tseslint.config(

@@ -20,6 +20,7 @@ import { PostgresNode } from './node.js';
 import { createProber, probeTlsFor } from './peers.js';
 import { startAgentApi } from './rest.js';
 import { refuseDuplicateName } from './unique-name.js';
+import { AgentWatchdog } from './watchdog/watchdog.js';
 
 export interface AgentOptions {
   readonly configPath: string | undefined;
@@ -62,6 +63,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     await dcs.close();
     return 1;
   }
+  const watchdog = new AgentWatchdog(config.watchdog, log);
+  if (watchdog.unsupportedButRequired) {
+    log.error('Configuration requires a watchdog, but watchdog is not supported on this platform.');
+    await dcs.close();
+    return 1;
+  }
   let exitCode = 0;
   let shuttingDown = false;
   const loop = new HaLoop({
@@ -70,6 +77,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
     probe: createProber(() => probeTlsFor(config), log),
+    watchdog,
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);
       exitCode = code;
@@ -84,6 +92,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       for (const w of next.warnings) log.warning(w);
       config = next.config;
       node.updateConfig(config);
+      watchdog
+        .reload(config.watchdog)
+        .catch((e: unknown) => log.error(`reloading the watchdog failed: ${errorText(e)}`));
       api.reload(config).catch((e: unknown) => log.error(`reloading the REST API failed: ${errorText(e)}`));
       log.info('reloaded configuration file');
       loop.wake();
@@ -134,7 +145,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     await loop.run();
   } finally {
     process.off('SIGHUP', onHup);
-    await shutdown({ loop, node, dcs, log, closeApi: () => api.close(), name: config.name });
+    await shutdown({ loop, node, dcs, log, closeApi: () => api.close(), name: config.name, watchdog });
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
     log.close();
@@ -179,6 +190,7 @@ interface ShutdownDeps {
   readonly log: ReturnType<typeof createLogger>;
   readonly closeApi: () => Promise<void>;
   readonly name: string;
+  readonly watchdog: AgentWatchdog;
 }
 
 /** Patroni's `Ha.shutdown` (not paused): stop PostgreSQL, release the lock with the shutdown LSN, touch member. */
@@ -191,8 +203,11 @@ async function shutdown(d: ShutdownDeps): Promise<void> {
   try {
     await node.shutdown();
     log.info('stopped PostgreSQL');
+    // As Patroni: the watchdog is disarmed once PostgreSQL is down (its stop's safepoint), left armed otherwise.
+    await d.watchdog.disable();
   } catch (e) {
-    log.error(`stopping PostgreSQL failed: ${errorText(e)}`);
+    const armed = d.watchdog.running ? ' Leaving watchdog running.' : '';
+    log.error(`stopping PostgreSQL failed: ${errorText(e)}.${armed}`);
   }
   if (wasLeader) {
     try {

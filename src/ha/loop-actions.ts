@@ -140,6 +140,7 @@ export abstract class LoopActions {
       lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
+      ...(this.deps.watchdog ? { watchdog: this.deps.watchdog.view() } : {}),
     };
   }
 
@@ -173,6 +174,8 @@ export abstract class LoopActions {
       }
       case 'RaceInitialize':
         return this.dcs.initialize(true, '');
+      case 'WatchdogActivate':
+        return this.deps.watchdog ? this.deps.watchdog.activate(action.timing) : true;
       case 'WriteSyncState': {
         const value = pyJson(
           {
@@ -202,6 +205,12 @@ export abstract class LoopActions {
   private forgetLock(): void {
     this.heldByMe = false;
     this.lockRefreshedMono = undefined;
+  }
+
+  /** How long the lock lives from now, ms (after a refresh: for the watchdog's keepalive); undefined if not ours. */
+  private lockLeftMs(): number | undefined {
+    if (!this.heldByMe || this.lockRefreshedMono === undefined) return undefined;
+    return this.lockRefreshedMono + this.lockLifetimeMs - this.clock.monotonic();
   }
 
   /** The lock as decide() sees it: monotonic times turned into the snapshot's `now` frame. */
@@ -242,7 +251,14 @@ export abstract class LoopActions {
       case 'RefreshLock':
       case 'RaceInitialize':
       case 'WriteSyncState':
+      case 'WatchdogActivate':
         throw new Error(`${action.type} is a guard`);
+      case 'WatchdogKeepalive':
+        await this.deps.watchdog?.keepalive(action.timing, this.lockLeftMs());
+        return;
+      case 'WatchdogDisable':
+        await this.deps.watchdog?.disable();
+        return;
       case 'ReleaseLock': {
         if (cluster) await this.dcs.deleteLeader(cluster);
         this.forgetLock();
