@@ -30,14 +30,16 @@ interface WatchdogEvent {
 
 /**
  * Reads the FIFO as Patroni's WatchdogMonitor does: `C<command>\n`, `1` (ping), `V` (magic close); a ping or close
- * more than `timeout` seconds after the previous ping means the device would have fired. Opened read-write and
- * non-blocking, so the agent's open never waits and the monitor never blocks.
+ * more than `timeout` seconds after the previous ping means the device would have fired. Unlike that monitor it
+ * models a real device across a magic close: disarmed after `V`, counting again from the `Ctimeout` the driver
+ * writes right after opening. Opened read-write and non-blocking, so the agent's open never waits.
  */
 class FifoMonitor {
   readonly events: WatchdogEvent[] = [];
   timeout = 60;
   lastPing = Date.now();
   triggered = false;
+  private armed = false;
   private readonly fd: number;
   private readonly timer: NodeJS.Timeout;
   private pending = '';
@@ -70,6 +72,8 @@ class FifoMonitor {
           if (m) {
             this.timeout = Number(m[1]);
             this.events.push({ at: now, kind: 'timeout', value: this.timeout });
+            if (!this.armed) this.lastPing = now;
+            this.armed = true;
           }
           this.pending = '';
         } else this.pending += ch;
@@ -77,11 +81,14 @@ class FifoMonitor {
       }
       if (ch === 'C') this.pending = 'C';
       else if (ch === '1' || ch === 'V') {
-        if (now - this.lastPing > this.timeout * 1000) this.triggered = true;
+        if (this.armed && now - this.lastPing > this.timeout * 1000) this.triggered = true;
         if (ch === '1') {
           this.events.push({ at: now, kind: 'ping' });
           this.lastPing = now;
-        } else this.events.push({ at: now, kind: 'close' });
+        } else {
+          this.events.push({ at: now, kind: 'close' });
+          this.armed = false;
+        }
       }
     }
   }
