@@ -71,12 +71,12 @@ const ZK_OPS: Record<number, string> = {
 };
 
 /** Splits one client-to-server stream into requests and names each; keeps partial input across chunks. */
-interface RequestParser {
+export interface RequestParser {
   push(chunk: Buffer): string[];
 }
 
 /** HTTP/1.1 requests with Content-Length or chunked bodies, pipelined or one at a time. */
-function httpParser(): RequestParser {
+export function httpParser(): RequestParser {
   let buf = Buffer.alloc(0);
   let bodyLeft = 0;
   let chunked = false;
@@ -117,7 +117,7 @@ function httpParser(): RequestParser {
 }
 
 /** ZooKeeper frames: a 4-byte length, then the connect request first, (xid, op code, ...) after. */
-function zooKeeperParser(): RequestParser {
+export function zooKeeperParser(): RequestParser {
   let buf = Buffer.alloc(0);
   let connected = false;
   return {

@@ -166,7 +166,12 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
   });
 
   /** Starts one cluster per implementation behind its own proxy, lets them settle, counts over the window. */
-  async function measure(dcs: Dcs, server: string, impls: readonly Impl[]): Promise<Load[]> {
+  async function measure(
+    dcs: Dcs,
+    server: string,
+    impls: readonly Impl[],
+    around?: { start(): Promise<void>; end(): Promise<void> },
+  ): Promise<Load[]> {
     const protocol = dcs === 'etcd3' ? 'etcd' : 'zookeeper';
     const mine = await Promise.all(impls.map(() => startCountingProxy(server, protocol)));
     proxies.push(...mine);
@@ -192,10 +197,12 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
       }),
     );
     await sleep(SETTLE_MS);
+    await around?.start();
     for (const p of mine) p.reset();
     const t0 = Date.now();
     await sleep(WINDOW_MS);
     const minutes = (Date.now() - t0) / 60_000;
+    await around?.end();
     return impls.map((impl, i) => {
       const calls = mine[i]?.counts() ?? {};
       return { impl, calls, perAgentPerMinute: total(calls) / AGENTS / minutes };
@@ -227,9 +234,15 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
 
   it('etcd3: pgwarden makes no more calls per idle agent than Patroni 4.1.4', async () => {
     const server = etcd?.endpoint ?? '';
-    const handled0 = await grpcHandled(server);
-    const loads = await measure('etcd3', server, ['pgwarden', 'patroni-4.1.4', 'patroni-3.0.2']);
-    const handled = (await grpcHandled(server)) - handled0;
+    let handled = 0;
+    const loads = await measure('etcd3', server, ['pgwarden', 'patroni-4.1.4', 'patroni-3.0.2'], {
+      start: async () => {
+        handled = -(await grpcHandled(server));
+      },
+      end: async () => {
+        handled += await grpcHandled(server);
+      },
+    });
     await stopClusters();
     console.log(table('etcd3', loads));
 
