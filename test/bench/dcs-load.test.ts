@@ -18,7 +18,12 @@
  * a 3-member cluster's CPU seconds per second at rest; it leaves out everything but the requests (watch fan-out,
  * fsync, memory), so it compares the implementations, it does not size a production server.
  *
- * Asserted: pgwarden's calls per idle agent are no more than Patroni 4.1.4's on both DCSs.
+ * Asserted: pgwarden's calls per idle agent are no more than Patroni 4.1.4's on both DCSs, give or take one call
+ * per agent over the window: both refresh the lease once per loop_wait (etcd3), and where a window of twelve cycles
+ * cuts them can add or drop one. Measured (two runs on 2026-12-03, all clusters side by side): etcd3 14.7 and 13.3
+ * calls per agent in 120 s against Patroni 4.1.4's 16.0 and 13.3 (both 12 keepalives; pgwarden before issue 15:
+ * about 26, a keys-only range read every cycle besides); ZooKeeper 14.7 against 136.0 (Patroni 4.1.4 reads the
+ * whole cluster every cycle).
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -37,6 +42,8 @@ const SETTLE_MS = 20_000;
 /** Twelve HA cycles: at one call or so per cycle, a shorter window would compare rounding. */
 const WINDOW_MS = 120_000;
 const AGENTS = 3;
+/** What a window can cut off at either end: one call per agent (see the header). */
+const RESOLUTION_PER_MINUTE = 1 / (WINDOW_MS / 60_000);
 /** Calls per burst when pricing one call type. */
 const BURST = 1500;
 const PATRONI_414 = resolve(
@@ -279,7 +286,7 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
       projection: projected,
     });
     expect(of(loads, 'pgwarden').perAgentPerMinute).toBeLessThanOrEqual(
-      of(loads, 'patroni-4.1.4').perAgentPerMinute,
+      of(loads, 'patroni-4.1.4').perAgentPerMinute + RESOLUTION_PER_MINUTE,
     );
   }, 900_000);
 
@@ -327,7 +334,7 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
       projection: projected,
     });
     expect(of(loads, 'pgwarden').perAgentPerMinute).toBeLessThanOrEqual(
-      of(loads, 'patroni-4.1.4').perAgentPerMinute,
+      of(loads, 'patroni-4.1.4').perAgentPerMinute + RESOLUTION_PER_MINUTE,
     );
   }, 900_000);
 });
