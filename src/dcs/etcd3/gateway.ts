@@ -239,10 +239,13 @@ export class EtcdGateway {
     return this.call<LeaseGrantResponse>('/lease/grant', { TTL: ttl });
   }
 
-  /** Refreshes a lease; false when etcd no longer knows it (no or zero TTL in the answer). */
-  async leaseKeepAlive(id: string): Promise<boolean> {
+  /**
+   * Refreshes a lease: `alive` false when etcd no longer knows it (no or zero TTL in the answer); `revision` is the
+   * store revision etcd had reached when it answered (the response header's).
+   */
+  async leaseKeepAlive(id: string): Promise<{ readonly alive: boolean; readonly revision?: string }> {
     const result = await this.call<LeaseGrantResponse>('/lease/keepalive', { ID: id }, { kind: 'first' });
-    return result.TTL !== undefined && result.TTL !== '0';
+    return { alive: result.TTL !== undefined && result.TTL !== '0', revision: result.header?.revision };
   }
 
   /**
