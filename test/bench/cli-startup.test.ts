@@ -30,10 +30,22 @@ interface Row {
   readonly samples: Sample[];
 }
 
+/**
+ * The commands run in the environment a user's shell gives them, without the NODE_ENV=test vitest sets: under it
+ * oclif runs in development mode and registers a TypeScript loader, which doubled pgwarden's RSS and took 3-5 times
+ * its start-up (patronictl does not look at it).
+ */
+const { NODE_ENV: _vitestNodeEnv, ...USER_ENV } = process.env;
+
 /** One run under /usr/bin/time for the peak RSS; wall time measured here around the whole process. */
 function runOnce(cmd: readonly string[]): Sample {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(TIME, ['-f', 'RSS_KB=%M', ...cmd], { encoding: 'utf8', cwd: ROOT, timeout: 30_000 });
+  const r = spawnSync(TIME, ['-f', 'RSS_KB=%M', ...cmd], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    timeout: 30_000,
+    env: USER_ENV,
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${String(r.status)}): ${r.stderr}`);
   const kb = Number(/RSS_KB=(\d+)/.exec(r.stderr)?.[1] ?? NaN);
