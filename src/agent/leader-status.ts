@@ -76,7 +76,8 @@ export class LeaderStatus {
   private retainSlots(i: LeaderStatusInput, slots: Record<string, Lsn> | undefined): string[] | undefined {
     if (slots && Object.keys(slots).length > 0) {
       const members = new Set<string>();
-      for (const m of i.cluster.members) if (!pyBool(m.data.tags['nostream'])) members.add(i.slotName(m.name));
+      for (const m of i.cluster.members)
+        if (!pyBool(m.data.tags['nostream'])) members.add(i.slotName(m.name));
       if (!i.cluster.members.some((m) => m.name === i.self)) members.add(i.slotName(i.self));
       for (const name of Object.keys(slots)) if (members.has(name)) this.seen.set(name, i.now);
     }

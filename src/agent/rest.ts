@@ -150,7 +150,11 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
   const lockUntil = loop.leaderLockUntil();
   let state: string = node.currentState;
   if (state === 'running' && !postgres) state = 'unknown';
-  const role = postgres ? (postgres.xlog.kind === 'primary' ? 'primary' : 'replica') : wireRole(node.currentRole);
+  const role = postgres
+    ? postgres.xlog.kind === 'primary'
+      ? 'primary'
+      : 'replica'
+    : wireRole(node.currentRole);
   return {
     at: Date.now(),
     state,

@@ -56,7 +56,9 @@ export class Inspector {
     const dirState = dataDirState(dir);
     const empty = dirState === 'empty';
     const running = !empty && isRunning(dir) !== undefined;
-    const status = running ? await this.runningStatus() : await this.seenStopped(!empty && view?.paused === true);
+    const status = running
+      ? await this.runningStatus()
+      : await this.seenStopped(!empty && view?.paused === true);
     const sysid = empty ? undefined : await this.d.control.sysid().catch(() => undefined);
     if (empty) this.d.rewinder.dataDirEmptied();
     let stopped: Pick<PostgresInfo, 'controlState' | 'diverged'> = {};

@@ -42,6 +42,8 @@ export interface AgentClusterOptions {
   readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
   /** Extra top-level YAML sections for a node (e.g. `log:`), appended as written. */
   readonly topLevelExtra?: (node: AgentNode, index: number) => string;
+  /** The command that runs node `index` (argv after `env -i ...`); default: the pgwarden agent. Mixed clusters. */
+  readonly agentArgv?: (node: AgentNode, index: number) => readonly string[] | undefined;
 }
 
 export interface AgentStatusDoc {
@@ -272,6 +274,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     restapiAuth: options.restapiAuth,
     postgresqlExtra: options.postgresqlExtra ?? (() => ''),
     topLevelExtra: options.topLevelExtra ?? (() => ''),
+    agentArgv: options.agentArgv ?? (() => undefined),
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');
@@ -333,10 +336,12 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
         `HOME=${node.dir}`,
         'PATH=/usr/bin:/bin',
         'LANG=C.UTF-8',
-        process.execPath,
-        join(REPO, 'bin', 'run.js'),
-        'agent',
-        node.configFile,
+        ...(o.agentArgv(node, i) ?? [
+          process.execPath,
+          join(REPO, 'bin', 'run.js'),
+          'agent',
+          node.configFile,
+        ]),
       ],
       node.logFile,
       { cwd: node.dir },

@@ -8,12 +8,24 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { freePort, removeDir, startProcess, tempDir, waitFor, type Managed } from './process.js';
 
 export const PATRONI = '/usr/bin/patroni';
 export const PATRONICTL = '/usr/bin/patronictl';
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** Patroni 4.1.4 (`bin/patroni`, `bin/patronictl` wrappers on Debian's python3) from the shared/ checkout. */
+export const PATRONI4_DIR = resolve(
+  import.meta.dirname,
+  '..',
+  '..',
+  '..',
+  'shared',
+  'reference',
+  'patroni-4.1.4',
+);
+export const PATRONI4 = join(PATRONI4_DIR, 'bin', 'patroni');
+export const PATRONICTL4 = join(PATRONI4_DIR, 'bin', 'patronictl');
 const HOST = '127.0.0.1';
 
 export type PatroniDcs = 'etcd3' | 'zookeeper';
