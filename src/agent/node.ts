@@ -92,6 +92,11 @@ export class PostgresNode implements LocalNode {
     return this.pg.files.applier.pendingRestart;
   }
 
+  /** Patroni 4's `pending_restart_reason`: parameter -> old and new value. */
+  get pendingRestartReason(): Readonly<Record<string, { old_value: string; new_value: string }>> {
+    return this.pg.files.applier.pendingRestartReason;
+  }
+
   /** After each cycle (Patroni's reload_config): apply a changed configuration to the running server. */
   applyConfiguration(): Promise<void> {
     this.pg.files.saveDynamicCache();
@@ -179,7 +184,7 @@ export class PostgresNode implements LocalNode {
       tags: this.config.memberTags,
       checkpointAfterPromotePending: ctx.isLeader && this.pg.lifecycle.checkpointAfterPromotePending,
       pendingRestart: this.pendingRestart,
-      pendingRestartReason: this.pg.files.applier.pendingRestartReason,
+      pendingRestartReason: this.pendingRestartReason,
       ...(wal ? { wal } : {}),
       ...(this.scheduledRestart ? { scheduledRestart: this.scheduledRestart } : {}),
       pause: ctx.paused === true,

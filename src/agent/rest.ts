@@ -175,6 +175,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     tags: node.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
     pendingRestart: node.pendingRestart,
+    pendingRestartReason: node.pendingRestartReason,
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
     watchdogFailed: false,
     ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),

@@ -50,6 +50,8 @@ export interface PatroniClusterOptions {
   readonly upTimeoutMs?: number;
   /** restapi.authentication: Basic auth on the unsafe endpoints. */
   readonly restapiAuth?: { readonly username: string; readonly password: string };
+  /** Which Patroni runs the nodes (and `patronictl()`): Debian's 3.0.2 (default) or shared/'s 4.1.4. */
+  readonly patroniVersion?: '3.0.2' | '4.1.4';
 }
 
 export interface PatroniNode {
@@ -229,7 +231,9 @@ async function killPostmasters(node: PatroniNode): Promise<void> {
   }
 }
 
-type ResolvedOptions = Required<Omit<PatroniClusterOptions, 'upTimeoutMs' | 'restapiAuth'>> &
+type ResolvedOptions = Required<
+  Omit<PatroniClusterOptions, 'upTimeoutMs' | 'restapiAuth' | 'patroniVersion'>
+> &
   Pick<PatroniClusterOptions, 'restapiAuth'>;
 
 function patroniYml(opts: ResolvedOptions, node: PatroniNode, index: number): string {
@@ -374,6 +378,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
     restapiAuth: options.restapiAuth,
   };
   const upTimeoutMs = options.upTimeoutMs ?? 180_000;
+  const v4 = options.patroniVersion === '4.1.4';
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 9) {
     throw new Error(`nodes must be 1..9, got ${opts.nodes}`);
   }
@@ -535,7 +540,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
             'PATH=/usr/bin:/bin',
             'LANG=C.UTF-8',
             'PYTHONUNBUFFERED=1',
-            PATRONI,
+            v4 ? PATRONI4 : PATRONI,
             node.configFile,
           ],
           node.logFile,
@@ -590,7 +595,8 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
       killed.add(i);
     },
     patronictl(args, o = {}) {
-      return runPatronictl(['-c', cluster.configFile(0), ...args], o);
+      const argv = ['-c', cluster.configFile(0), ...args];
+      return v4 ? runCommand(PATRONICTL4, argv, o) : runPatronictl(argv, o);
     },
     logTails,
     stop,

@@ -14,6 +14,7 @@ import { clusterFromNodes } from '../../src/dcs/codec.js';
 import type { Cluster, JsonObject } from '../../src/model/cluster.js';
 import { clusterView, clusterViewJson } from '../../src/model/cluster-view.js';
 import { flavorFor, parseVersion } from '../../src/model/flavor.js';
+import { gucFromBaseUnit } from '../../src/model/guc-values.js';
 import { pyJson } from '../../src/model/pyjson.js';
 import { callbackArgv } from '../../src/postgres/callbacks.js';
 import { slotNameForMember } from '../../src/postgres/config-writer.js';
@@ -289,5 +290,20 @@ describe('patronictl 4.1.4 list -f json and callbacks', () => {
       'primary',
       'batman',
     ]);
+  });
+});
+
+describe('pending_restart_reason values as Patroni 4.1.4 converts them', () => {
+  it.each([
+    ['4096', 'integer', '8kB', '32MB'],
+    ['6144', 'integer', '8kB', '48MB'],
+    ['1025', 'integer', 'kB', '1025kB'],
+    ['50', 'integer', null, '50'],
+    ['4', 'integer', '256MB', '1GB'],
+    ['60', 'integer', 's', '1min'],
+    ['on', 'bool', null, 'on'],
+    ['0', 'integer', 'kB', '0'],
+  ] as const)('%s (%s, %s) -> %s', (value, vartype, unit, want) => {
+    expect(gucFromBaseUnit(value, vartype, unit)).toBe(want);
   });
 });
