@@ -171,6 +171,9 @@ export class ConfigApplier {
     this.pending = result.pendingRestart;
     if (!this.pending) this.reason = {};
     for (const c of result.plan.restartNeeded)
-      this.reason = { ...this.reason, [c.name]: { old_value: c.reasonOld ?? c.oldValue, new_value: c.reasonNew ?? c.newValue ?? '' } };
+      this.reason = {
+        ...this.reason,
+        [c.name]: { old_value: c.reasonOld ?? c.oldValue, new_value: c.reasonNew ?? c.newValue ?? '' },
+      };
   }
 }
