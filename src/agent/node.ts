@@ -9,14 +9,17 @@ import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from 
 import { haConfigFromDynamic } from '../ha/snapshot.js';
 import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
 import { parseConnUrl } from '../ha/loop.js';
-import type { Cluster, JsonObject, Member } from '../model/cluster.js';
+import { isPaused, type Cluster, type JsonObject, type Member } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { walPosition } from '../postgres/inspect.js';
 import { LocalPostgres } from '../postgres/local-postgres.js';
 import type { PeerPostgres } from '../postgres/ports.js';
-import type { PgSession } from '../postgres/queries.js';
+import { slotNameForMember } from '../postgres/config-writer.js';
+import { memberSlotNames } from '../postgres/member-slots.js';
+import { replicationSlots, replicationStateOf, type PgSession } from '../postgres/queries.js';
 import { worksWithoutLeader } from '../postgres/replica-methods.js';
+import { LeaderStatus } from './leader-status.js';
 import { memberValue } from './member.js';
 import { withStandbyNames } from './sync-replication.js';
 
@@ -44,6 +47,7 @@ export class PostgresNode implements LocalNode {
   private readonly pg: LocalPostgres;
   /** A restart scheduled over POST /restart, published in the member key (set by src/agent/endpoints.ts). */
   scheduledRestart: JsonObject | undefined;
+  private readonly leaderStatus = new LeaderStatus();
 
   constructor(config: AgentConfig, log: LoopLogger) {
     this.config = config;
@@ -86,6 +90,11 @@ export class PostgresNode implements LocalNode {
 
   get pendingRestart(): boolean {
     return this.pg.files.applier.pendingRestart;
+  }
+
+  /** Patroni 4's `pending_restart_reason`: parameter -> old and new value. */
+  get pendingRestartReason(): Readonly<Record<string, { old_value: string; new_value: string }>> {
+    return this.pg.files.applier.pendingRestartReason;
   }
 
   /** After each cycle (Patroni's reload_config): apply a changed configuration to the running server. */
@@ -141,7 +150,7 @@ export class PostgresNode implements LocalNode {
   inspect(cluster: Cluster | undefined): Promise<PostgresInfo> {
     const leader = cluster?.leader?.member;
     return this.pg.inspector.inspect(
-      cluster ? { leader: leader ? peerPostgres(leader) : undefined } : undefined,
+      cluster ? { leader: leader ? peerPostgres(leader) : undefined, paused: isPaused(cluster) } : undefined,
     );
   }
 
@@ -156,8 +165,15 @@ export class PostgresNode implements LocalNode {
       (ctx.pendingAsync === undefined || ctx.pendingAsync === 'promote') &&
       (state === 'running' || state === 'starting' || state === 'restarting') &&
       st !== undefined;
+    const replicationState = st ? replicationStateOf(st) : undefined;
     const wal = showWal
-      ? { location: walPosition(st), ...(st.timeline === undefined ? {} : { timeline: st.timeline }) }
+      ? {
+          location: walPosition(st),
+          ...(st.timeline === undefined ? {} : { timeline: st.timeline }),
+          ...(st.inRecovery && st.replayLsn !== undefined ? { replayLsn: st.replayLsn } : {}),
+          ...(st.inRecovery && st.receiveLsn !== undefined ? { receiveLsn: st.receiveLsn } : {}),
+          ...(replicationState ? { replicationState } : {}),
+        }
       : undefined;
     return memberValue({
       connUrl: this.config.connUrl,
@@ -168,15 +184,41 @@ export class PostgresNode implements LocalNode {
       tags: this.config.memberTags,
       checkpointAfterPromotePending: ctx.isLeader && this.pg.lifecycle.checkpointAfterPromotePending,
       pendingRestart: this.pendingRestart,
+      pendingRestartReason: this.pendingRestartReason,
       ...(wal ? { wal } : {}),
       ...(this.scheduledRestart ? { scheduledRestart: this.scheduledRestart } : {}),
       pause: ctx.paused === true,
     });
   }
 
-  async lastOperation(): Promise<Lsn | undefined> {
+  /** The `status` value of a leader cycle (src/agent/leader-status.ts); undefined while the optime is unknown. */
+  async leaderStatusValue(cluster: Cluster): Promise<string | undefined> {
     const st = await this.pg.session.queryStatus();
-    return st && !st.inRecovery ? st.flushLsn : undefined;
+    const optime = st && !st.inRecovery ? st.flushLsn : undefined;
+    if (!optime) return undefined;
+    const canAdvanceSlots = this.pg.files.majorVersion() >= 110000;
+    const managed = this.pg.files.useSlots() ? memberSlotNames(cluster, this.config.name) : new Set<string>();
+    const rows =
+      canAdvanceSlots && managed.size > 0
+        ? await this.pg.session.withSession((s) => replicationSlots(s)).catch(() => [])
+        : [];
+    return this.leaderStatus.value({
+      optime,
+      ownSlot: slotNameForMember(this.config.name),
+      memberSlots: rows
+        .filter((r) => r.slotType === 'physical' && managed.has(r.slotName))
+        .map((r) => ({ name: r.slotName, restartLsn: r.restartLsn })),
+      cluster,
+      self: this.config.name,
+      slotName: slotNameForMember,
+      now: Date.now() / 1000,
+      canAdvanceSlots,
+    });
+  }
+
+  /** The `status` value after a clean shutdown: its checkpoint as optime, the slots of the last leader cycle. */
+  shutdownStatusValue(optime: Lsn): string {
+    return this.leaderStatus.shutdownValue(optime);
   }
 
   historyValue(cluster: Cluster): Promise<string | undefined> {

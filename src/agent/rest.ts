@@ -20,9 +20,9 @@ import { parseBool } from '../model/python.js';
 import type { Lsn } from '../model/lsn.js';
 import { ApiSession, apiConnectOptions } from '../postgres/api-session.js';
 import { isRunning } from '../postgres/pg-ctl.js';
-import { instanceStatus, statReplication, type PgSession } from '../postgres/queries.js';
+import { instanceStatus, replicationStateOf, statReplication, type PgSession } from '../postgres/queries.js';
 import { agentEndpoints } from './endpoints.js';
-import { SPOKEN_PATRONI_VERSION } from './member.js';
+import { SPOKEN_PATRONI_VERSION, wireRole } from './member.js';
 import type { PostgresNode } from './node.js';
 import { createProber, probeTlsFor } from './peers.js';
 
@@ -66,7 +66,9 @@ async function queryPostgres(s: PgSession): Promise<PostgresSnapshot> {
         }
       : { kind: 'primary', location: st.flushLsn ?? 0n },
     timeline: st.timeline ?? null,
+    ...(replicationStateOf(st) ? { replicationState: replicationStateOf(st) } : {}),
     replication,
+    ...(st.inRecovery && st.latestEndLsn !== undefined ? { latestEndLsn: st.latestEndLsn } : {}),
   };
 }
 
@@ -113,7 +115,7 @@ function unsafeHandlers(deps: AgentRestDeps): ReturnType<typeof agentEndpoints> 
       isStarting: () => node.currentState === 'starting',
       pendingRestart: () => node.pendingRestart,
       restart: (timeout, task) => {
-        const primary = node.currentRole === 'master';
+        const primary = node.currentRole === 'master' || node.currentRole === 'primary';
         const leader = loop.lastCluster?.leader;
         const addr = primary ? undefined : parseConnUrl(leader?.member?.data.connUrl);
         const target =
@@ -148,7 +150,11 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
   const lockUntil = loop.leaderLockUntil();
   let state: string = node.currentState;
   if (state === 'running' && !postgres) state = 'unknown';
-  const role = postgres ? (postgres.xlog.kind === 'primary' ? 'master' : 'replica') : node.currentRole;
+  const role = postgres
+    ? postgres.xlog.kind === 'primary'
+      ? 'primary'
+      : 'replica'
+    : wireRole(node.currentRole);
   return {
     at: Date.now(),
     state,
@@ -169,6 +175,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     tags: node.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
     pendingRestart: node.pendingRestart,
+    pendingRestartReason: node.pendingRestartReason,
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
     watchdogFailed: loop.watchdogFailed,
     ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),

@@ -3,6 +3,7 @@
  * member POST /restart (patronictl 3.0.2's order). With --force and a new schedule, a member's existing scheduled
  * restart is deleted first.
  */
+import { flavorOfMembers, versionAtLeast } from '../model/flavor.js';
 import { postgresVersionToInt as versionToInt } from '../model/pg-version.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
@@ -68,6 +69,10 @@ export async function restartMembers(dcs: Dcs, io: ActionIo, req: RestartRequest
     );
   }
   const scheduledAt = parseScheduled(scheduled);
+  // patronictl 4.x drops the members without pending_restart before asking (not for a scheduled restart: which
+  // members need one is decided at the scheduled time); 3.0.2 asks every member and they answer 503.
+  const v4 = versionAtLeast(flavorOfMembers(cluster.members.map((m) => m.data.version)).version, [4, 0, 0]);
+  if (v4 && req.pending && !scheduledAt) members = members.filter((m) => m.data.pendingRestart);
   await confirmMembersAction(members, req.force, 'restart', io, scheduledAt?.iso);
 
   if (req.any) {

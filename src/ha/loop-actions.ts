@@ -175,8 +175,8 @@ export abstract class LoopActions {
         }
         this.lockRefreshed(sentAt);
         if (action.writeStatus) {
-          const optime = await this.node.lastOperation().catch(() => undefined);
-          if (optime !== undefined) await this.dcs.writeStatus(pyJson({ optime }, true));
+          const status = await this.node.leaderStatusValue(cluster).catch(() => undefined);
+          if (status !== undefined) await this.dcs.writeStatus(status);
         }
         return true;
       }
@@ -536,7 +536,7 @@ export abstract class LoopActions {
       const cluster = this.cluster;
       if (mode === 'graceful') {
         const lsn = await this.node.shutdownCheckpoint().catch(() => undefined);
-        if (lsn !== undefined) await this.dcs.writeStatus(pyJson({ optime: lsn }, true));
+        if (lsn !== undefined) await this.dcs.writeStatus(this.node.shutdownStatusValue(lsn));
       }
       if (cluster && this.heldByMe) await this.dcs.deleteLeader(cluster);
       this.forgetLock();

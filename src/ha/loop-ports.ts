@@ -55,8 +55,10 @@ export interface LocalNode {
     readonly pendingAsync?: AsyncKind;
     readonly paused?: boolean;
   }): Promise<string>;
-  /** The primary's last WAL position for `status.optime`; undefined when unknown. */
-  lastOperation(): Promise<Lsn | undefined>;
+  /** The `status` value of a leader cycle (optime, member slots); undefined while the optime is unknown. */
+  leaderStatusValue(cluster: Cluster): Promise<string | undefined>;
+  /** The `status` value after a clean shutdown whose checkpoint is `optime`. */
+  shutdownStatusValue(optime: Lsn): string;
   /** The dynamic configuration to write to the `config` key (compact JSON). */
   dynamicConfigValue(): string;
   /** The dynamic configuration from the local file (bootstrap.dcs) used until the DCS has one. */

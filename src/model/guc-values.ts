@@ -71,6 +71,30 @@ const ROUND_ORDER: Readonly<Record<string, string>> = {
   ms: 'us',
 };
 
+const DESCENDING: readonly (readonly string[])[] = [
+  ['TB', 'GB', 'MB', 'kB', 'B'],
+  ['d', 'h', 'min', 's', 'ms', 'us'],
+];
+
+/**
+ * utils.py `maybe_convert_from_base_unit` for an integer setting: `4096` in `8kB` pages -> `32MB` (the greatest
+ * unit that holds the value exactly); the value as it is when it is not an integer or the unit is unknown.
+ */
+export function gucFromBaseUnit(value: string, vartype: string, baseUnit: string | null): string {
+  if (vartype !== 'integer' || !baseUnit || !/^-?\d+$/.test(value.trim())) return value;
+  const [mult, base] = strtol(baseUnit, false);
+  const table = CONVERT[base];
+  const n = Number(value) * (mult ?? 1);
+  if (!table || n === 0) return value;
+  const units = DESCENDING.find((u) => u.includes(base)) ?? [];
+  for (const unit of units) {
+    const multiplier = table[unit];
+    if (multiplier === undefined) continue;
+    if (multiplier <= 1 || n % multiplier === 0) return `${Math.round(n / multiplier)}${unit}`;
+  }
+  return value;
+}
+
 function convertToBaseUnit(value: number, unit: string, baseUnit: string | null): number | undefined {
   let baseValue = 1;
   let base = baseUnit;

@@ -100,6 +100,8 @@ export interface ConfigApplierPorts {
 export class ConfigApplier {
   private applied: EffectivePgConfig | undefined;
   private pending = false;
+  /** Patroni 4's `pending_restart_reason`: parameter -> old and new value, kept until the next start. */
+  private reason: Record<string, { old_value: string; new_value: string }> = {};
   private sighup = false;
   /** Parameters PostgreSQL does not know: dropped for good (as Patroni drops them; one would fail the reload). */
   private invalid: ReadonlySet<string> = new Set();
@@ -108,6 +110,10 @@ export class ConfigApplier {
 
   get pendingRestart(): boolean {
     return this.pending;
+  }
+
+  get pendingRestartReason(): Readonly<Record<string, { old_value: string; new_value: string }>> {
+    return this.pending ? this.reason : {};
   }
 
   /** The effective configuration without the parameters PostgreSQL rejected. */
@@ -131,6 +137,7 @@ export class ConfigApplier {
   starting(config: EffectivePgConfig): void {
     this.applied = config;
     this.pending = false;
+    this.reason = {};
   }
 
   /** After each HA cycle: when the effective configuration changed (or on SIGHUP), plan, write, reload. */
@@ -162,5 +169,11 @@ export class ConfigApplier {
     dropInvalid(result.plan.parameters);
     this.applied = { ...next, parameters: result.plan.parameters };
     this.pending = result.pendingRestart;
+    if (!this.pending) this.reason = {};
+    for (const c of result.plan.restartNeeded)
+      this.reason = {
+        ...this.reason,
+        [c.name]: { old_value: c.reasonOld ?? c.oldValue, new_value: c.reasonNew ?? c.newValue ?? '' },
+      };
   }
 }

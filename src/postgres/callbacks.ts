@@ -1,5 +1,5 @@
 /**
- * `postgresql.callbacks` as Patroni 3.0.2's CallbackExecutor runs them: `<command...> <action> <role>
+ * `postgresql.callbacks` as Patroni 4.1.4's CallbackExecutor runs them: `<command...> <action> <role>
  * <scope>`, started without waiting (the HA loop and the lock refresh never wait for a callback), one at a time: a
  * new callback kills the one still running together with its children (its process group). `on_reload` has a slot
  * of its own. A missing or failing script is logged; it never throws into the agent.
@@ -16,9 +16,9 @@ import { shellSplit } from './shell.js';
 
 export type CallbackAction = CallbackName;
 
-/** Patroni's `call_nowait`: a role `promoted` is reported as `master` (3.x spelling). */
+/** Patroni 4's `call_nowait`: a role `promoted` (and the 3.x `master`) is reported as `primary`. */
 export function callbackRole(role: string): string {
-  return role === 'promoted' ? 'master' : role;
+  return role === 'promoted' || role === 'master' ? 'primary' : role;
 }
 
 /** The argv of a callback: the command split shell-like, then action, role and scope. */

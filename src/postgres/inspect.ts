@@ -36,6 +36,8 @@ export interface InspectorDeps {
 /** The DCS view of this cycle as the inspection needs it (undefined: DCS down). */
 export interface InspectView {
   readonly leader: PeerPostgres | undefined;
+  /** The cluster is paused: a postmaster found dead is `stopped`, not `crashed` (Patroni 4's run_cycle). */
+  readonly paused?: boolean;
 }
 
 /** A primary's flush position, a replica's furthest received or replayed position. */
@@ -54,7 +56,9 @@ export class Inspector {
     const dirState = dataDirState(dir);
     const empty = dirState === 'empty';
     const running = !empty && isRunning(dir) !== undefined;
-    const status = running ? await this.runningStatus() : await this.seenStopped();
+    const status = running
+      ? await this.runningStatus()
+      : await this.seenStopped(!empty && view?.paused === true);
     const sysid = empty ? undefined : await this.d.control.sysid().catch(() => undefined);
     if (empty) this.d.rewinder.dataDirEmptied();
     let stopped: Pick<PostgresInfo, 'controlState' | 'diverged'> = {};
@@ -91,12 +95,15 @@ export class Inspector {
     return status;
   }
 
-  /** No postmaster: a running or starting instance has crashed. */
-  private async seenStopped(): Promise<undefined> {
+  /** No postmaster: a running or starting instance has crashed; while paused, any instance is just `stopped`. */
+  private async seenStopped(paused: boolean): Promise<undefined> {
     const { state } = this.d;
     await this.d.session.drop();
     this.d.session.lastStatus = undefined;
-    if (!state.busy && (state.state === 'running' || state.state === 'starting')) state.set('crashed');
+    if (state.busy) return undefined;
+    if (paused) {
+      if (state.state !== 'stopped') state.set('stopped');
+    } else if (state.state === 'running' || state.state === 'starting') state.set('crashed');
     return undefined;
   }
 

@@ -185,6 +185,20 @@ export interface InstanceStatus {
   /** Replica: the slot and conninfo the WAL receiver uses. */
   readonly receiverSlotName: string | undefined;
   readonly receiverConninfo: string | undefined;
+  /** Replica: the WAL receiver's latest_end_lsn (readiness and the health checks' leader optime, 4.1+). */
+  readonly latestEndLsn: Lsn | undefined;
+  /** The `restore_command` GUC (PostgreSQL 12+), undefined when empty or unknown. */
+  readonly restoreCommand: string | undefined;
+}
+
+/**
+ * Patroni's `replication_state_from_parameters` (4.x): `streaming` while the WAL receiver streams, else
+ * `in archive recovery` when a restore_command is set; undefined on a primary.
+ */
+export function replicationStateOf(st: InstanceStatus): string | undefined {
+  if (!st.inRecovery) return undefined;
+  if (st.receiverState === 'streaming') return 'streaming';
+  return st.restoreCommand ? 'in archive recovery' : undefined;
 }
 
 const STATUS_SQL = `
@@ -200,6 +214,8 @@ SELECT r.in_recovery,
        CASE WHEN w.latest_end_lsn IS NULL THEN NULL ELSE w.received_tli END AS received_tli,
        w.slot_name AS receiver_slot,
        w.conninfo AS receiver_conninfo,
+       w.latest_end_lsn::text AS latest_end_lsn,
+       pg_catalog.current_setting('restore_command', true) AS restore_command,
        (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()) AS checkpoint_timeline
   FROM (SELECT pg_catalog.pg_is_in_recovery() AS in_recovery) r
   LEFT JOIN pg_catalog.pg_stat_get_wal_receiver() w ON true`;
@@ -221,6 +237,8 @@ export async function instanceStatus(s: PgSession): Promise<InstanceStatus> {
     receiverState: strOf(row['receiver_state']),
     receiverSlotName: strOf(row['receiver_slot']),
     receiverConninfo: strOf(row['receiver_conninfo']),
+    latestEndLsn: lsnOf(row['latest_end_lsn']),
+    restoreCommand: strOf(row['restore_command']) || undefined,
   };
 }
 

@@ -7,7 +7,7 @@
  * the `pg_settings` query for `settingsToQuery()`, writes the files and reloads.
  */
 import { RECOVERY_PARAMETERS } from './config-writer.js';
-import { parseGucInt, parseGucReal } from '../model/guc-values.js';
+import { gucFromBaseUnit, parseGucInt, parseGucReal } from '../model/guc-values.js';
 import { parseBool } from '../model/python.js';
 
 /** One row of `SELECT name, setting, unit, vartype, context FROM pg_settings`. */
@@ -46,6 +46,9 @@ export interface ParameterChange {
   readonly oldValue: string;
   /** The configured value; undefined when the parameter was removed from the configuration. */
   readonly newValue: string | undefined;
+  /** The old value as Patroni 4's `pending_restart_reason` shows it (converted from the base unit). */
+  readonly reasonOld?: string;
+  readonly reasonNew?: string;
 }
 
 export interface LogEntry {
@@ -179,7 +182,13 @@ export function planReload(input: ReloadPlanInput): ReloadPlan {
       changes.delete(name);
       if (value !== undefined && gucValuesEqual(row.vartype, row.unit, row.setting, value)) continue;
       confChanged = true;
-      const change: ParameterChange = { name: row.name, oldValue: withUnit(row), newValue: value };
+      const change: ParameterChange = {
+        name: row.name,
+        oldValue: withUnit(row),
+        newValue: value,
+        reasonOld: gucFromBaseUnit(row.setting, row.vartype, row.unit),
+        ...(value === undefined ? {} : { reasonNew: gucFromBaseUnit(value, row.vartype, row.unit) }),
+      };
       if (row.context === 'postmaster') {
         restartNeeded.push(change);
         logs.push({

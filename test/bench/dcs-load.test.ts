@@ -26,7 +26,6 @@
  * whole cluster every cycle).
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EtcdGateway } from '../../src/dcs/etcd3/gateway.js';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
@@ -46,18 +45,6 @@ const AGENTS = 3;
 const RESOLUTION_PER_MINUTE = 1 / (WINDOW_MS / 60_000);
 /** Calls per burst when pricing one call type. */
 const BURST = 1500;
-const PATRONI_414 = resolve(
-  import.meta.dirname,
-  '..',
-  '..',
-  '..',
-  'shared',
-  'reference',
-  'patroni-4.1.4',
-  'bin',
-  'patroni',
-);
-
 type Impl = 'pgwarden' | 'patroni-4.1.4' | 'patroni-3.0.2';
 type Dcs = 'etcd3' | 'zookeeper';
 
@@ -133,7 +120,7 @@ const describeWithNeeds = describeNeeding(
   'etcd',
   'zookeeper',
   'patroni',
-  'patroni-4.1.4',
+  'patroni4',
   'bundle',
   'root',
 );
@@ -197,7 +184,7 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
               scope,
               ...TIMING,
               useProxies: true,
-              ...(impl === 'patroni-4.1.4' ? { binary: PATRONI_414 } : {}),
+              ...(impl === 'patroni-4.1.4' ? { patroniVersion: '4.1.4' as const } : {}),
             }),
           );
         }

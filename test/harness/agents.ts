@@ -46,6 +46,8 @@ export interface AgentClusterOptions {
   readonly watchdog?: (node: AgentNode, index: number) => string;
   /** Write the files but start no agent (the test starts them with `start(i)`). */
   readonly deferStart?: boolean;
+  /** The command that runs node `index` (argv after `env -i ...`); default: the pgwarden agent. Mixed clusters. */
+  readonly agentArgv?: (node: AgentNode, index: number) => readonly string[] | undefined;
 }
 
 export interface AgentStatusDoc {
@@ -282,6 +284,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     topLevelExtra: options.topLevelExtra ?? (() => ''),
     watchdog: options.watchdog ?? (() => "mode: 'off'"),
     deferStart: options.deferStart ?? false,
+    agentArgv: options.agentArgv ?? (() => undefined),
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');
@@ -343,10 +346,12 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
         `HOME=${node.dir}`,
         'PATH=/usr/bin:/bin',
         'LANG=C.UTF-8',
-        process.execPath,
-        join(REPO, 'bin', 'run.js'),
-        'agent',
-        node.configFile,
+        ...(o.agentArgv(node, i) ?? [
+          process.execPath,
+          join(REPO, 'bin', 'run.js'),
+          'agent',
+          node.configFile,
+        ]),
       ],
       node.logFile,
       { cwd: node.dir },

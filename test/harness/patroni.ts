@@ -8,12 +8,24 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { freePort, removeDir, startProcess, tempDir, waitFor, type Managed } from './process.js';
 
 export const PATRONI = '/usr/bin/patroni';
 export const PATRONICTL = '/usr/bin/patronictl';
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** Patroni 4.1.4 (`bin/patroni`, `bin/patronictl` wrappers on Debian's python3) from the shared/ checkout. */
+export const PATRONI4_DIR = resolve(
+  import.meta.dirname,
+  '..',
+  '..',
+  '..',
+  'shared',
+  'reference',
+  'patroni-4.1.4',
+);
+export const PATRONI4 = join(PATRONI4_DIR, 'bin', 'patroni');
+export const PATRONICTL4 = join(PATRONI4_DIR, 'bin', 'patronictl');
 const HOST = '127.0.0.1';
 
 export type PatroniDcs = 'etcd3' | 'zookeeper';
@@ -38,8 +50,8 @@ export interface PatroniClusterOptions {
   readonly upTimeoutMs?: number;
   /** restapi.authentication: Basic auth on the unsafe endpoints. */
   readonly restapiAuth?: { readonly username: string; readonly password: string };
-  /** The agent's executable (default Debian's Patroni 3.0.2; e.g. ../shared/reference/patroni-4.1.4/bin/patroni). */
-  readonly binary?: string;
+  /** Which Patroni runs the nodes (and `patronictl()`): Debian's 3.0.2 (default) or shared/'s 4.1.4. */
+  readonly patroniVersion?: '3.0.2' | '4.1.4';
   /** etcd3.use_proxies: the hosts are proxies, no discovery of etcd's own client URLs (default false). */
   readonly useProxies?: boolean;
 }
@@ -222,7 +234,7 @@ async function killPostmasters(node: PatroniNode): Promise<void> {
 }
 
 type ResolvedOptions = Required<
-  Omit<PatroniClusterOptions, 'upTimeoutMs' | 'restapiAuth' | 'binary' | 'useProxies'>
+  Omit<PatroniClusterOptions, 'upTimeoutMs' | 'restapiAuth' | 'patroniVersion' | 'useProxies'>
 > &
   Pick<PatroniClusterOptions, 'restapiAuth' | 'useProxies'>;
 
@@ -369,6 +381,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
     useProxies: options.useProxies,
   };
   const upTimeoutMs = options.upTimeoutMs ?? 180_000;
+  const v4 = options.patroniVersion === '4.1.4';
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 9) {
     throw new Error(`nodes must be 1..9, got ${opts.nodes}`);
   }
@@ -531,7 +544,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
             'PATH=/usr/bin:/bin',
             'LANG=C.UTF-8',
             'PYTHONUNBUFFERED=1',
-            options.binary ?? PATRONI,
+            v4 ? PATRONI4 : PATRONI,
             node.configFile,
           ],
           node.logFile,
@@ -586,7 +599,8 @@ export async function startPatroniCluster(options: PatroniClusterOptions): Promi
       killed.add(i);
     },
     patronictl(args, o = {}) {
-      return runPatronictl(['-c', cluster.configFile(0), ...args], o);
+      const argv = ['-c', cluster.configFile(0), ...args];
+      return v4 ? runCommand(PATRONICTL4, argv, o) : runPatronictl(argv, o);
     },
     logTails,
     stop,

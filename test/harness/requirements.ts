@@ -15,7 +15,7 @@ import { describe } from 'vitest';
 import { ETCD } from './etcd.js';
 import { WRITER_PY } from './ha-probe.js';
 import { HAPROXY } from './haproxy.js';
-import { PATRONI, PATRONICTL, PG_BIN } from './patroni.js';
+import { PATRONI, PATRONI4, PATRONICTL, PATRONICTL4, PG_BIN } from './patroni.js';
 import { ZK_SERVER } from './zookeeper.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
@@ -48,10 +48,8 @@ const NEEDS = {
   zookeeper: fileCheck(ZK_SERVER, `ZooKeeper 3.8: ${INSTALL}`),
   patroni: fileCheck(PATRONI, `Patroni 3.0.2: ${INSTALL}`),
   patronictl: fileCheck(PATRONICTL, `Patroni 3.0.2: ${INSTALL}`),
-  'patroni-4.1.4': fileCheck(
-    resolve(REPO, '..', 'shared', 'reference', 'patroni-4.1.4', 'bin', 'patroni'),
-    'Patroni 4.1.4, from the shared/ checkout beside the repository (its README lists what it needs)',
-  ),
+  patroni4: fileCheck(PATRONI4, 'Patroni 4.1.4: the shared/ checkout beside the repository'),
+  patronictl4: fileCheck(PATRONICTL4, 'Patroni 4.1.4: the shared/ checkout beside the repository'),
   haproxy: fileCheck(HAPROXY, `HAProxy: ${INSTALL}`),
   'writer.py': fileCheck(
     WRITER_PY,

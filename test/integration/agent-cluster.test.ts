@@ -64,7 +64,7 @@ describeWithNeeds('pgwarden agents: bootstrap, failover, switch on SIGTERM', () 
 
     const li = indexOf(firstLeader);
     const st = await c().status(li);
-    expect(st?.role).toBe('master');
+    expect(st?.role).toBe('primary');
     expect(st?.state).toBe('running');
 
     // Real patronictl reads the DCS our agents wrote.
@@ -83,7 +83,7 @@ describeWithNeeds('pgwarden agents: bootstrap, failover, switch on SIGTERM', () 
     console.log(res.stdout);
     expect(res.stdout).toContain(`| ${firstLeader} `);
 
-    // The DCS holds what a Patroni 3.0.2 leader writes.
+    // The DCS holds what a Patroni 4.1.4 leader writes.
     const dcsView = await readDcs();
     expect(dcsView.leader?.name).toBe(firstLeader);
     expect(dcsView.initialize).toMatch(/^\d{10,}$/);
@@ -91,6 +91,9 @@ describeWithNeeds('pgwarden agents: bootstrap, failover, switch on SIGTERM', () 
       '{"ttl":20,"loop_wait":2,"retry_timeout":5,"maximum_lag_on_failover":1048576,"postgresql":{"use_pg_rewind":true,"use_slots":true,"parameters":{"max_connections":50,"shared_buffers":"32MB","wal_level":"replica","hot_standby":"on","max_wal_senders":10,"max_replication_slots":10,"wal_keep_size":"128MB","wal_log_hints":"on"}}}',
     );
     expect(dcsView.status.optime).toBeGreaterThan(0n);
+    // 4.x status: every member's slot (ours at the optime) and retain_slots.
+    expect(Object.keys(dcsView.status.slots).sort()).toEqual(['pg1', 'pg2', 'pg3']);
+    expect(dcsView.status.retainSlots).toEqual(['pg1', 'pg2', 'pg3']);
     const leaderKey = dcsView.members.find((m) => m.name === firstLeader)?.data.raw ?? {};
     expect(Object.keys(leaderKey)).toEqual([
       'conn_url',
@@ -101,9 +104,14 @@ describeWithNeeds('pgwarden agents: bootstrap, failover, switch on SIGTERM', () 
       'xlog_location',
       'timeline',
     ]);
-    expect(leaderKey).toMatchObject({ state: 'running', role: 'master', version: '3.0.2', timeline: 1 });
+    expect(leaderKey).toMatchObject({ state: 'running', role: 'primary', version: '4.1.4', timeline: 1 });
     for (const m of dcsView.members) {
-      if (m.name !== firstLeader) expect(m.data.raw).toMatchObject({ role: 'replica', state: 'running' });
+      if (m.name !== firstLeader)
+        expect(m.data.raw).toMatchObject({
+          role: 'replica',
+          state: 'running',
+          replication_state: 'streaming',
+        });
     }
 
     // Writes on the leader reach the replicas.

@@ -1,5 +1,5 @@
 /**
- * Hooks on three real pgwarden agents (PostgreSQL 15, etcd3): postgresql.callbacks fire with Patroni 3.0.2's
+ * Hooks on three real pgwarden agents (PostgreSQL 15, etcd3): postgresql.callbacks fire with Patroni 4.1.4's
  * arguments on start and on failover; replicas are cloned by a custom create_replica_methods entry (a script that
  * runs pg_basebackup itself) and, when it fails, by the built-in basebackup with postgresql.basebackup options
  * (waldir seen as a symlinked pg_wal); a pre_promote script that fails on the replica that takes the lock first
@@ -145,7 +145,7 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
       'on_start callbacks of all three members',
       () =>
         [
-          `${leader} on_start master ${scope}`,
+          `${leader} on_start primary ${scope}`,
           ...replicas.map((r) => `${r} on_start replica ${scope}`),
         ].every((l) => lines(cbLog).includes(l)),
       20_000,
@@ -221,16 +221,16 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
     );
     expect(failingLog).toContain('Promotion cancelled because the pre-promote script failed');
     await waitFor(
-      `on_role_change master on ${winner}`,
-      () => lines(cbLog).includes(`${winner} on_role_change master ${scope}`),
+      `on_role_change primary on ${winner}`,
+      () => lines(cbLog).includes(`${winner} on_role_change primary ${scope}`),
       10_000,
       100,
     );
-    expect(lines(cbLog)).not.toContain(`${failing} on_role_change master ${scope}`);
+    expect(lines(cbLog)).not.toContain(`${failing} on_role_change primary ${scope}`);
     expect((await c().status(indexOf(failing)))?.role).toBe('replica');
   });
 
-  it('a switchover: on_role_change master on the candidate; on_stop demoted, then on_role_change replica on the old leader', async () => {
+  it('a switchover: on_role_change primary on the candidate; on_stop demoted, then on_role_change replica on the old leader', async () => {
     const t0 = Date.now();
     const [candidate, old] = [replicas[0] ?? '', replicas[1] ?? ''];
     rmSync(join(hooks, `fail-pre-${candidate}`));
@@ -248,7 +248,7 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(await c().waitReady({ timeoutMs: 60_000, exclude: [leader] })).toBe(candidate);
     const expected = [
-      `${candidate} on_role_change master ${scope}`,
+      `${candidate} on_role_change primary ${scope}`,
       `${old} on_stop demoted ${scope}`,
       `${old} on_role_change replica ${scope}`,
     ];

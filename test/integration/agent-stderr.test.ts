@@ -88,12 +88,12 @@ describe.skipIf(!available)('a pgwarden agent whose stderr pipe is closed', () =
         const status = await cluster?.rest(0, '/patroni').catch(() => undefined);
         if (status?.status !== 200) return false;
         const doc = JSON.parse(status.body) as { role?: string; dcs_last_seen?: number };
-        return doc.role === 'master' && (doc.dcs_last_seen ?? 0) >= closedAt + 6 ? doc : false;
+        return doc.role === 'primary' && (doc.dcs_last_seen ?? 0) >= closedAt + 6 ? doc : false;
       },
       60_000,
       250,
     );
-    expect(last.role).toBe('master');
+    expect(last.role).toBe('primary');
     expect(exited(child)).toBe(false);
   }, 180_000);
 });

@@ -327,6 +327,18 @@ describe('restart', () => {
     expect(await restartMembers(dcs, capture().io, { ...base, force: true, pending: true })).toBe(false);
   });
 
+  it('--pending among 4.x members: only the members with pending_restart are asked (patronictl 4.1.4)', async () => {
+    for (const n of NAMES)
+      store.put(
+        `${PREFIX}members/${n}`,
+        member(n, { version: '4.1.4', ...(n === 'pg2' ? {} : { pending_restart: true }) }),
+      );
+    const c = capture();
+    expect(await restartMembers(dcs, c.io, { ...base, force: true, pending: true })).toBe(true);
+    expect(c.out.slice(-2)).toEqual(['Success: restart on member pg1', 'Success: restart on member pg3']);
+    expect(calls.map((x) => x.member)).toEqual(['pg1', 'pg3']);
+  });
+
   it('asks schedule, confirmation and version in patronictl 3.0.2 order', async () => {
     handler = () => ({ status: 202, body: 'Restart scheduled' });
     const prompts = scriptedPrompter(['2030-01-02T03:04', true, '15.4']);

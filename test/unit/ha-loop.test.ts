@@ -92,9 +92,12 @@ class FakeNode implements LocalNode {
       ...(ctx.pendingAsync ? { pending: ctx.pendingAsync } : {}),
     });
   }
-  async lastOperation(): Promise<Lsn | undefined> {
-    this.calls.push('lastOperation');
-    return 50331800n;
+  async leaderStatusValue(): Promise<string | undefined> {
+    this.calls.push('leaderStatusValue');
+    return '{"optime":50331800}';
+  }
+  shutdownStatusValue(optime: Lsn): string {
+    return `{"optime":${optime}}`;
   }
   dynamicConfigValue(): string {
     return '{"ttl":30,"loop_wait":10,"retry_timeout":10}';

@@ -72,7 +72,7 @@ function executor(commands: ConstructorParameters<typeof CallbackExecutor>[0]['c
 }
 
 describe('callbacks (postgresql.callbacks)', () => {
-  it('builds <command...> <action> <role> <scope>, promoted reported as master', () => {
+  it('builds <command...> <action> <role> <scope>, promoted and master reported as primary (4.x)', () => {
     expect(callbackArgv("/bin/cb.sh --opt 'a b'", 'on_start', 'replica', 'demo')).toEqual([
       '/bin/cb.sh',
       '--opt',
@@ -84,9 +84,10 @@ describe('callbacks (postgresql.callbacks)', () => {
     expect(callbackArgv('cb', 'on_role_change', 'promoted', 's')).toEqual([
       'cb',
       'on_role_change',
-      'master',
+      'primary',
       's',
     ]);
+    expect(callbackArgv('cb', 'on_start', 'master', 's')).toEqual(['cb', 'on_start', 'primary', 's']);
   });
 
   it('runs the script with its arguments without waiting for it', async () => {

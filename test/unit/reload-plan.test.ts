@@ -132,12 +132,12 @@ describe('planReload (Patroni 3.0.2 reload_config)', () => {
     expect(p.reloadApplies.map((c) => c.name)).toEqual(reloaded);
   });
 
-  it('keeps the old value with its unit and the new value for a pending restart', () => {
+  it('keeps the old value with its unit and the new value for a pending restart (and 4.x reason values)', () => {
     expect(plan(cfg({ shared_buffers: '48MB' })).restartNeeded).toEqual([
-      { name: 'shared_buffers', oldValue: '4096', newValue: '48MB' },
+      { name: 'shared_buffers', oldValue: '4096', newValue: '48MB', reasonOld: '32MB', reasonNew: '48MB' },
     ]);
     expect(plan(cfg({ work_mem: '8MB' })).reloadApplies).toEqual([
-      { name: 'work_mem', oldValue: '4096kB', newValue: '8MB' },
+      { name: 'work_mem', oldValue: '4096kB', newValue: '8MB', reasonOld: '4MB', reasonNew: '8MB' },
     ]);
     expect(plan(cfg({ shared_buffers: '48MB' })).logs).toContainEqual({
       level: 'info',
