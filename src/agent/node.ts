@@ -240,6 +240,10 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.checkpoint();
   }
 
+  markDemoted(): void {
+    this.pg.lifecycle.markDemoted();
+  }
+
   crashRecovery(_task: TaskControl): Promise<boolean> {
     return this.pg.lifecycle.crashRecovery();
   }

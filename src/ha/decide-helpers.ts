@@ -123,6 +123,7 @@ export function startPostgres(
   as: 'replica' | 'primary',
   target: FollowTarget,
   timeout: number | undefined,
+  description = 'restarting after failure',
 ): Action {
   return {
     type: 'StartPostgres',
@@ -131,7 +132,7 @@ export function startPostgres(
     ...(timeout === undefined ? {} : { timeout }),
     async: true,
     kind: 'start',
-    description: 'restarting after failure',
+    description,
   };
 }
 

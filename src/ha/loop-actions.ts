@@ -248,6 +248,9 @@ export abstract class LoopActions {
         this.forgetLock();
         return;
       }
+      case 'MarkDemoted':
+        this.node.markDemoted();
+        return;
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.promote(t, cluster, () => this.confirmLock());

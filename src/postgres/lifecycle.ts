@@ -133,6 +133,14 @@ export class Lifecycle {
     return this.start(as, target, timeoutSeconds);
   }
 
+  /** A start as primary failed while we held the lock (Patroni's `post_recover`): demoted, on_role_change fires. */
+  markDemoted(): void {
+    const { state } = this.d;
+    if (state.role !== 'master' && state.role !== 'primary') return;
+    state.role = 'demoted';
+    this.d.callbacks.fire('on_role_change');
+  }
+
   /** `pg_ctl reload` when PostgreSQL runs (on_reload fires). */
   async reload(): Promise<void> {
     if (isRunning(this.dataDir) === undefined) return;

@@ -146,6 +146,9 @@ class FakeNode implements LocalNode {
   async shutdownCheckpoint(): Promise<Lsn | undefined> {
     return undefined;
   }
+  markDemoted(): void {
+    this.calls.push('markDemoted');
+  }
   async crashRecovery(_task: TaskControl): Promise<boolean> {
     this.calls.push('crashRecovery');
     return true;
