@@ -69,6 +69,7 @@ function harness(o: { paused: boolean; leader: string; stopFails?: boolean }) {
     dcs: {
       writeStatus: async (v: string) => {
         calls.push(`writeStatus ${v}`);
+        return true;
       },
       getCluster: async () => cluster,
       deleteLeader: async () => {
@@ -77,6 +78,7 @@ function harness(o: { paused: boolean; leader: string; stopFails?: boolean }) {
       },
       touchMember: async () => {
         calls.push('touchMember');
+        return true;
       },
       close: async () => {
         calls.push('closeDcs');
