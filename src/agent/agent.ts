@@ -47,12 +47,14 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     ctl: false,
   });
   await refuseDynamicConfigAtStart(dcs, log);
-  // Only /liveness of an address found in the DCS: no credentials are sent (api_url is not vouched for).
+  // Only /liveness of an address found in the DCS: no password is sent (api_url is not vouched for), but the client
+  // certificate is, as Patroni's request does: a REST API with verify_client: required answers nothing without it.
+  const { certfile, keyfile } = probeTlsFor(config);
   if (
     await refuseDuplicateName({
       getCluster: () => dcs.getCluster(),
       name: config.name,
-      restOptions: { insecure: true },
+      restOptions: { insecure: true, ...(certfile ? { certfile } : {}), ...(keyfile ? { keyfile } : {}) },
       log,
     })
   ) {
