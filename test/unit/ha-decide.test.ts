@@ -653,10 +653,20 @@ const race: Scenario[] = [
     ['Wait(2000)', 'FollowLeader(none)'],
   ),
   sc(
-    'unlocked, failover_priority 0: never races',
-    snap({ cluster: unlocked(), tags: { failoverPriority: 0 }, peers: PEERS_BEHIND }),
+    'unlocked, failover_priority 0 (nofailover derived from it): never races',
+    snap({ cluster: unlocked(), tags: { nofailover: true, failoverPriority: 0 }, peers: PEERS_BEHIND }),
     'following a different leader because I am not allowed to promote',
     ['Wait(2000)', 'FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked, failover_priority 0 but an explicit nofailover: false (Patroni: nofailover wins): races',
+    snap({
+      cluster: unlocked(),
+      tags: { nofailover: false, failoverPriority: 0 },
+      peers: { node1: peer({ reachable: false }), node3: peer({ walPosition: WAL - 1000n }) },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'Promote~'],
   ),
   sc(
     'unlocked, check_timeline and my timeline is behind the cluster',
@@ -740,6 +750,24 @@ const switchover: Scenario[] = [
     leaderSnap({ cluster: cluster({ failover: { member: 'node2' } }), peers: { node2: peer() } }),
     'failover: demoting myself',
     [LEADER_LOCK_LOST, 'Demote(graceful)~'],
+  ),
+  sc(
+    'leader, failover to a candidate with failover_priority 0 but nofailover: false (nofailover wins): demote',
+    leaderSnap({
+      cluster: cluster({ failover: { member: 'node2' } }),
+      peers: { node2: peer({ nofailover: false, failoverPriority: 0 }), node3: peer({ reachable: false }) },
+    }),
+    'failover: demoting myself',
+    [LEADER_LOCK_LOST, 'Demote(graceful)~'],
+  ),
+  sc(
+    'leader, failover to a candidate with nofailover: true and failover_priority 1: clear the key, stay leader',
+    leaderSnap({
+      cluster: cluster({ failover: { member: 'node2' } }),
+      peers: { node2: peer({ nofailover: true, failoverPriority: 1 }), node3: peer({ reachable: false }) },
+    }),
+    'no action. I am (node1), the leader with the lock',
+    [LEADER_LOCK_LOST, 'ClearFailoverKey(7)', 'ProcessSyncReplication', 'WriteHistory'],
   ),
   sc(
     'leader, candidate unreachable: clear the key, stay leader',
