@@ -78,6 +78,28 @@ describeWithNeeds('pgwarden agents: crashed primary and shutdown while paused (P
   };
   const isPrimaryRole = (role: string | undefined): boolean => role === 'master' || role === 'primary';
   const logOf = (i: number): string => readFileSync(node(i).logFile, 'utf8');
+  /** A failed wait names what the agents logged last. */
+  const withLogs = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (e) {
+      const pglogs = c()
+        .nodes.map((n) => {
+          let text = '';
+          try {
+            text = readFileSync(join(n.dir, 'pglog', 'postgresql.log'), 'utf8')
+              .split('\n')
+              .slice(-15)
+              .join('\n');
+          } catch {
+            text = '(no log)';
+          }
+          return `--- ${n.name} postgresql.log (last 15 lines)\n${text}`;
+        })
+        .join('\n');
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${c().logTails(40)}\n${pglogs}`);
+    }
+  };
 
   beforeAll(async () => {
     etcd = await startEtcd();
@@ -117,17 +139,19 @@ describeWithNeeds('pgwarden agents: crashed primary and shutdown while paused (P
 
     process.kill(pid, 'SIGKILL');
     const t0 = Date.now();
-    await waitFor(
-      `${leader} primary again after its postmaster was killed`,
-      async () => {
-        const now = postmasterPid(node(li).dataDir);
-        if (now === undefined || now === pid) return false;
-        const st = await c()
-          .status(li)
-          .catch(() => undefined);
-        return isPrimaryRole(st?.role) && st?.state === 'running' ? st : false;
-      },
-      40_000,
+    await withLogs(
+      waitFor(
+        `${leader} primary again after its postmaster was killed`,
+        async () => {
+          const now = postmasterPid(node(li).dataDir);
+          if (now === undefined || now === pid) return false;
+          const st = await c()
+            .status(li)
+            .catch(() => undefined);
+          return isPrimaryRole(st?.role) && st?.state === 'running' ? st : false;
+        },
+        40_000,
+      ),
     );
     console.log(
       `crashed primary running as primary again ${Date.now() - t0} ms after kill -9 of its postmaster`,
