@@ -3,9 +3,10 @@
  * and etcd, two pgwarden agents:
  * - kill -9 of the primary's postmaster while its agent runs and holds the lock: the agent starts PostgreSQL again
  *   as a primary ("starting primary after failure"): same timeline, still the leader, the replica streams again;
- * - the same with `primary_start_timeout: 0`: the agent fails over instead (the replica takes the lock);
  * - SIGTERM of the leader's agent while the cluster is paused: PostgreSQL keeps running as a primary and the leader
- *   key stays; the agent started again carries on as the leader.
+ *   key stays; the agent started again carries on as the leader;
+ * - kill -9 of the postmaster with `primary_start_timeout: 0`: the agent fails over instead (the replica takes the
+ *   lock).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -175,6 +176,42 @@ describeWithNeeds('pgwarden agents: crashed primary and shutdown while paused (P
     expect(await c().waitReady({ timeoutMs: 30_000 })).toBe(leader);
   }, 180_000);
 
+  it('SIGTERM of the leader agent while paused leaves PostgreSQL running and the leader key in place', async () => {
+    const leader = await c().waitReady({ timeoutMs: 30_000 });
+    const li = indexOf(leader);
+    await patchConfig(li, { pause: true });
+    await waitFor(
+      `${leader} paused`,
+      async () => (await c().rest(li, '/patroni')).body.includes('"pause": true'),
+      15_000,
+    );
+    const pid = postmasterPid(node(li).dataDir);
+    if (pid === undefined) throw new Error('no postmaster.pid');
+
+    await c().terminate(li);
+    expect(c().running(li)).toBe(false);
+    expect(alive(pid)).toBe(true);
+    expect(postmasterPid(node(li).dataDir)).toBe(pid);
+    expect(await sql(li, 'SELECT pg_is_in_recovery()')).toBe('f');
+    expect(await leaderKey()).toBe(leader);
+    expect(logOf(li)).toContain('Leader key is not deleted and Postgresql is not stopped due paused state');
+
+    // Started again, the agent finds its primary running and its key, and carries on as the leader.
+    c().start(li);
+    await waitFor(
+      `${leader} leader again after its restart`,
+      async () => {
+        const st = await c()
+          .status(li)
+          .catch(() => undefined);
+        return isPrimaryRole(st?.role) && (await leaderKey()) === leader;
+      },
+      30_000,
+    );
+    expect(postmasterPid(node(li).dataDir)).toBe(pid);
+    await patchConfig(li, { pause: null });
+    expect(await c().waitReady({ timeoutMs: 60_000 })).toBe(leader);
+  }, 180_000);
   it('with primary_start_timeout 0 a crashed primary fails over to the healthy replica instead', async () => {
     const leader = await c().waitReady({ timeoutMs: 30_000 });
     const li = indexOf(leader);
@@ -213,45 +250,6 @@ describeWithNeeds('pgwarden agents: crashed primary and shutdown while paused (P
     expect(log).toContain('Primary crashed. Failing over.');
     expect(log).not.toContain('starting primary after failure');
 
-    // Back to the default for the next test, and the old primary rejoins as a replica.
-    await patchConfig(ri, { primary_start_timeout: null });
-    expect(await c().waitReady({ timeoutMs: 90_000 })).toBe(other);
-  }, 180_000);
-
-  it('SIGTERM of the leader agent while paused leaves PostgreSQL running and the leader key in place', async () => {
-    const leader = await c().waitReady({ timeoutMs: 30_000 });
-    const li = indexOf(leader);
-    await patchConfig(li, { pause: true });
-    await waitFor(
-      `${leader} paused`,
-      async () => (await c().rest(li, '/patroni')).body.includes('"pause": true'),
-      15_000,
-    );
-    const pid = postmasterPid(node(li).dataDir);
-    if (pid === undefined) throw new Error('no postmaster.pid');
-
-    await c().terminate(li);
-    expect(c().running(li)).toBe(false);
-    expect(alive(pid)).toBe(true);
-    expect(postmasterPid(node(li).dataDir)).toBe(pid);
-    expect(await sql(li, 'SELECT pg_is_in_recovery()')).toBe('f');
-    expect(await leaderKey()).toBe(leader);
-    expect(logOf(li)).toContain('Leader key is not deleted and Postgresql is not stopped due paused state');
-
-    // Started again, the agent finds its primary running and its key, and carries on as the leader.
-    c().start(li);
-    await waitFor(
-      `${leader} leader again after its restart`,
-      async () => {
-        const st = await c()
-          .status(li)
-          .catch(() => undefined);
-        return isPrimaryRole(st?.role) && (await leaderKey()) === leader;
-      },
-      30_000,
-    );
-    expect(postmasterPid(node(li).dataDir)).toBe(pid);
-    await patchConfig(li, { pause: null });
-    expect(await c().waitReady({ timeoutMs: 60_000 })).toBe(leader);
-  }, 180_000);
+    // Last in this file: the former primary's rejoin (crash recovery, pg_rewind) is agent-rejoin.test.ts's subject.
+  }, 120_000);
 });
