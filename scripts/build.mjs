@@ -43,8 +43,9 @@ await build({
       "const __dirname = __pgwardenFileURLToPath(new URL('.', import.meta.url));",
     ].join('\n'),
   },
-  // oclif's development-mode TypeScript support; an installed CLI runs compiled code only.
-  external: ['typescript', 'ts-node', 'tsx'],
+  // oclif's development-mode TypeScript support; an installed CLI runs compiled code only. koffi (the Linux
+  // watchdog's ioctl, src/agent/watchdog/linux.ts) stays a package: it finds its prebuilt binary next to itself.
+  external: ['typescript', 'ts-node', 'tsx', 'koffi'],
   plugins: [pgWithoutCloudflareProbe],
   logLevel: 'warning',
 });

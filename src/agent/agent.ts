@@ -17,6 +17,7 @@ import { createProber, probeTlsFor } from './peers.js';
 import { startAgentApi } from './rest.js';
 import { shutdown } from './shutdown.js';
 import { refuseDuplicateName } from './unique-name.js';
+import { AgentWatchdog } from './watchdog/watchdog.js';
 
 export interface AgentOptions {
   readonly configPath: string | undefined;
@@ -61,6 +62,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     await dcs.close();
     return 1;
   }
+  const watchdog = new AgentWatchdog(config.watchdog, log);
+  if (watchdog.unsupportedButRequired) {
+    log.error('Configuration requires a watchdog, but watchdog is not supported on this platform.');
+    await dcs.close();
+    return 1;
+  }
   let exitCode = 0;
   let shuttingDown = false;
   const loop = new HaLoop({
@@ -69,6 +76,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
     probe: createProber(() => probeTlsFor(config), log),
+    watchdog,
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);
       exitCode = code;
@@ -83,6 +91,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       for (const w of next.warnings) log.warning(w);
       config = next.config;
       node.updateConfig(config);
+      watchdog
+        .reload(config.watchdog)
+        .catch((e: unknown) => log.error(`reloading the watchdog failed: ${errorText(e)}`));
       api.reload(config).catch((e: unknown) => log.error(`reloading the REST API failed: ${errorText(e)}`));
       log.info('reloaded configuration file');
       loop.wake();
@@ -133,7 +144,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     await loop.run();
   } finally {
     process.off('SIGHUP', onHup);
-    await shutdown({ loop, node, dcs, log, closeApi: () => api.close(), name: config.name });
+    await shutdown({ loop, node, dcs, log, closeApi: () => api.close(), name: config.name, watchdog });
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
     log.close();

@@ -14,7 +14,7 @@ import type { EndpointDeps } from './routes/deps.js';
 import { restartEndpoints } from './routes/restart.js';
 
 export type { EndpointDeps, EndpointLoop, EndpointNode } from './routes/deps.js';
-export { parseSchedule, parseSeconds, postgresVersionToInt, type ScheduleResult } from './routes/parse.js';
+export { parseSchedule, postgresVersionToInt, type ScheduleResult } from './routes/parse.js';
 
 /** All unsafe endpoints of the agent, from the route modules in src/agent/routes. */
 export function agentEndpoints(deps: EndpointDeps): UnsafeHandlers {

@@ -170,7 +170,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
     pendingRestart: node.pendingRestart,
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
-    watchdogFailed: false,
+    watchdogFailed: loop.watchdogFailed,
     ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),
     standbyCluster: false,
     nextRunAt: loop.nextRun,

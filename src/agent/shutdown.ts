@@ -42,6 +42,7 @@ export interface ShutdownDeps {
   };
   readonly closeApi: () => Promise<void>;
   readonly name: string;
+  readonly watchdog: { readonly running: boolean; disable(): Promise<void> };
 }
 
 export async function shutdown(d: ShutdownDeps): Promise<void> {
@@ -53,16 +54,21 @@ export async function shutdown(d: ShutdownDeps): Promise<void> {
     paused: loop.haConfig.paused,
     wasLeader: loop.lastCluster?.leader?.name === d.name,
   });
-  if (!plan.stopPostgres)
+  if (!plan.stopPostgres) {
     log.info('Leader key is not deleted and Postgresql is not stopped due paused state');
+    await d.watchdog.disable();
+  }
   if (plan.stopPostgres) {
     try {
       await node.shutdown();
       log.info('stopped PostgreSQL');
+      // As Patroni: the watchdog is disarmed once PostgreSQL is down (its stop's safepoint), left armed otherwise.
+      await d.watchdog.disable();
     } catch (e) {
       // A primary still running keeps its lock: releasing it would let a replica promote next to it (Patroni too).
       // The DCS client is not closed either: a graceful ZooKeeper close would delete the ephemeral leader key.
-      log.error(`PostgreSQL shutdown failed, leader key not removed: ${errorText(e)}`);
+      const armed = d.watchdog.running ? ' Leaving watchdog running.' : '';
+      log.error(`PostgreSQL shutdown failed, leader key not removed: ${errorText(e)}.${armed}`);
       await node.close();
       return;
     }

@@ -134,7 +134,10 @@ export interface AgentTags {
 export interface WatchdogConfig {
   readonly mode: WatchdogMode;
   readonly device: string;
+  /** Seconds; -1: half the ttl. */
   readonly safetyMargin: number;
+  /** `default` (the Linux device) or `testing` (the acceptance suite's FIFO); anything else arms nothing. */
+  readonly driver: string;
 }
 
 export interface AgentConfig {

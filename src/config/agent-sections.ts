@@ -222,8 +222,8 @@ export function readBootstrap(tree: Node): BootstrapConfig | undefined {
 export function readWatchdog(tree: Node): WatchdogConfig {
   const wd = optMapping(tree, 'watchdog', '') ?? {};
   const raw = get(wd, 'mode');
-  // Patroni's default is automatic, which runs without a watchdog when none can be armed: pgwarden arms none.
-  let mode: WatchdogMode = 'off';
+  // Patroni's default: automatic, which arms a watchdog when one can be opened and runs without one otherwise.
+  let mode: WatchdogMode = 'automatic';
   if (raw === false) mode = 'off';
   else if (raw !== undefined) {
     const text = typeof raw === 'string' ? raw.toLowerCase() : undefined;
@@ -236,6 +236,7 @@ export function readWatchdog(tree: Node): WatchdogConfig {
     mode,
     device: optStr(wd, 'device', 'watchdog') ?? '/dev/watchdog',
     safetyMargin: optInt(wd, 'safety_margin', 'watchdog', { min: -1 }) ?? 5,
+    driver: optStr(wd, 'driver', 'watchdog') ?? 'default',
   };
 }
 

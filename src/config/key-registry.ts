@@ -294,14 +294,11 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.name': S,
 
   watchdog: S,
-  'watchdog.mode': refused(
-    '%v is not supported by pgwarden yet (no watchdog is armed)',
-    "set watchdog.mode to 'off' or remove the watchdog section",
-    (v) => v === false || isText('off', 'disable', 'disabled')(v),
-  ),
-  // Used only with an armed watchdog, as in Patroni with mode off.
+  'watchdog.mode': S,
   'watchdog.device': S,
   'watchdog.safety_margin': S,
+  // Not in Patroni's validator, but read by its Watchdog: `testing` is the acceptance suite's FIFO device.
+  'watchdog.driver': S,
 
   tags: S,
   'tags.nofailover': S,

@@ -3,8 +3,8 @@
  *
  * Execution contract (loop side):
  * - Actions run in array order.
- * - A *guard* action (`AcquireLock`, `RefreshLock`, `RaceInitialize`, `WriteSyncState`) reports success or a lost
- *   compare-and-set. When it fails, the loop drops the remaining actions and executes the guard's `otherwise`
+ * - A *guard* action (`AcquireLock`, `RefreshLock`, `RaceInitialize`, `WriteSyncState`, `WatchdogActivate`) reports
+ *   success or a lost compare-and-set (or a watchdog that could not be activated). When it fails, the loop drops the remaining actions and executes the guard's `otherwise`
  *   decision instead; the cycle's message becomes `otherwise.message`.
  * - `ProbePeers` is always the only action: the loop probes the named members (GET /patroni, 2 s timeout, no
  *   retries, in parallel) and calls `decide()` again in the same cycle with `peers` filled in. Its message is not
@@ -266,6 +266,31 @@ export interface Exit {
   readonly reason: string;
 }
 
+/** Open the watchdog and set its timeout (Patroni's `Watchdog.activate`, src/ha/watchdog.ts). Guard. */
+export interface WatchdogActivate {
+  readonly type: 'WatchdogActivate';
+  readonly timing: WatchdogTiming;
+  readonly otherwise: Decision;
+}
+
+/** Seconds: the watchdog timeout Patroni computes from ttl and safety_margin, and the timings it comes from. */
+export interface WatchdogTiming {
+  readonly timeout: number;
+  readonly ttl: number;
+  readonly loopWait: number;
+}
+
+/** Ping the armed watchdog; a changed `timeout` is set right after the ping (Patroni's `keepalive`). */
+export interface WatchdogKeepalive {
+  readonly type: 'WatchdogKeepalive';
+  readonly timing: WatchdogTiming;
+}
+
+/** Magic close (`V`), then close: the watchdog stops counting (Patroni's `disable`). */
+export interface WatchdogDisable {
+  readonly type: 'WatchdogDisable';
+}
+
 export interface UpdateMemory {
   readonly type: 'UpdateMemory';
   readonly patch: Partial<HaMemory>;
@@ -302,9 +327,12 @@ export type Action =
   | Reinitialize
   | Wait
   | Exit
-  | UpdateMemory;
+  | UpdateMemory
+  | WatchdogActivate
+  | WatchdogKeepalive
+  | WatchdogDisable;
 
-export type GuardAction = AcquireLock | RefreshLock | WriteSyncState | RaceInitialize;
+export type GuardAction = AcquireLock | RefreshLock | WriteSyncState | RaceInitialize | WatchdogActivate;
 export type AsyncAction = Extract<Action, { readonly async: true }>;
 
 export function isGuard(a: Action): a is GuardAction {

@@ -20,6 +20,7 @@ import {
 } from './decide-helpers.js';
 import { enforcePrimaryRole } from './decide-leader.js';
 import { follow } from './decide-recovery.js';
+import { watchdogHealthy } from './watchdog.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // unlocked cluster: the leader race (ha.py `process_unhealthy_cluster`) and the others' side of a switchover
@@ -106,6 +107,10 @@ function isHealthiestNode(ctx: Ctx): boolean {
   if (hasFailover) {
     if (isSyncMode(s) && f.leader && !syncMatches(c, s.me.name)) return false;
     return manualFailoverProcessNoLeader(ctx) ?? false;
+  }
+  if (!watchdogHealthy(s.watchdog, s.config)) {
+    ctx.logs.push({ level: 'warning', text: 'Watchdog device is not usable' });
+    return false;
   }
 
   const byName = new Map<string, Member>();

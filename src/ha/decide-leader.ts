@@ -17,8 +17,14 @@ import {
   syncMatches,
 } from './decide-helpers.js';
 import { follow } from './decide-recovery.js';
+import { withActivation } from './watchdog.js';
 
 export function enforcePrimaryRole(ctx: Ctx, message: string, promoteMessage: string): Decision {
+  // Outside pause the watchdog is activated first; failing that, no primary (src/ha/watchdog.ts).
+  return withActivation(ctx.s, primaryRole(ctx, message, promoteMessage));
+}
+
+function primaryRole(ctx: Ctx, message: string, promoteMessage: string): Decision {
   const { s, c } = ctx;
   if (!s.config.paused && s.memory.prePromoteFailed) {
     return done(

@@ -22,6 +22,7 @@ import {
 import { processUnhealthyCluster } from './decide-leader-race.js';
 import { manualFailoverFromLeader, processHealthyCluster } from './decide-leader.js';
 import { bootstrap, postBootstrap, recover } from './decide-recovery.js';
+import { withWatchdog } from './watchdog.js';
 
 /**
  * The line the loop logs for a cycle. The `PAUSE: ` prefix is added here, on the loop's side of the contract
@@ -32,6 +33,11 @@ export function cycleLogLine(snapshot: HaSnapshot, decision: Decision): string {
 }
 
 export function decide(s: HaSnapshot): Decision {
+  // The watchdog's pings and disarming follow from the decision (src/ha/watchdog.ts).
+  return withWatchdog(s, decideCycle(s));
+}
+
+function decideCycle(s: HaSnapshot): Decision {
   if (!s.dcsReachable || s.cluster === undefined) return handleDcsError(s);
   const ctx: Ctx = { s, c: s.cluster, pre: [], logs: [] };
   try {

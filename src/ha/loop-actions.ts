@@ -8,7 +8,15 @@ import { DcsError } from '../dcs/dcs.js';
 import type { Cluster } from '../model/cluster.js';
 import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
-import type { Action, Decision, DemoteMode, FollowTarget, LogLine } from './actions.js';
+import type {
+  Action,
+  ActionOf,
+  AsyncAction,
+  Decision,
+  DemoteMode,
+  FollowTarget,
+  LogLine,
+} from './actions.js';
 import { isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
 import { decide } from './decide.js';
@@ -140,6 +148,7 @@ export abstract class LoopActions {
       lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
+      ...(this.deps.watchdog ? { watchdog: this.deps.watchdog.view() } : {}),
     };
   }
 
@@ -173,6 +182,8 @@ export abstract class LoopActions {
       }
       case 'RaceInitialize':
         return this.dcs.initialize(true, '');
+      case 'WatchdogActivate':
+        return this.deps.watchdog ? this.deps.watchdog.activate(action.timing) : true;
       case 'WriteSyncState': {
         const value = pyJson(
           {
@@ -202,6 +213,12 @@ export abstract class LoopActions {
   private forgetLock(): void {
     this.heldByMe = false;
     this.lockRefreshedMono = undefined;
+  }
+
+  /** How long the lock lives from now, ms (after a refresh: for the watchdog's keepalive); undefined if not ours. */
+  private lockLeftMs(): number | undefined {
+    if (!this.heldByMe || this.lockRefreshedMono === undefined) return undefined;
+    return this.lockRefreshedMono + this.lockLifetimeMs - this.clock.monotonic();
   }
 
   /** The lock as decide() sees it: monotonic times turned into the snapshot's `now` frame. */
@@ -235,6 +252,10 @@ export abstract class LoopActions {
     return this.isLeader();
   }
 
+  /**
+   * One non-guard action, by concern. The switch names every action type (lint checks it exhaustive): a new type
+   * must be given a home here or it does not compile.
+   */
   private async runAction(action: Action, snapshot: HaSnapshot): Promise<void> {
     const cluster = this.cluster ?? snapshot.cluster;
     switch (action.type) {
@@ -242,15 +263,73 @@ export abstract class LoopActions {
       case 'RefreshLock':
       case 'RaceInitialize':
       case 'WriteSyncState':
+      case 'WatchdogActivate':
         throw new Error(`${action.type} is a guard`);
-      case 'ReleaseLock': {
-        if (cluster) await this.dcs.deleteLeader(cluster);
-        this.forgetLock();
+      case 'WatchdogKeepalive':
+        await this.deps.watchdog?.keepalive(action.timing, this.lockLeftMs());
         return;
-      }
+      case 'WatchdogDisable':
+        await this.deps.watchdog?.disable();
+        return;
       case 'MarkDemoted':
         this.node.markDemoted();
         return;
+      case 'ReleaseLock':
+      case 'TakeLeader':
+        return this.runLockAction(action, cluster);
+      case 'Promote':
+      case 'StartPostgres':
+      case 'CrashRecovery':
+      case 'Bootstrap':
+      case 'PostBootstrap':
+      case 'CloneFrom':
+      case 'Rewind':
+      case 'Reinitialize':
+        return this.startLongAction(action, cluster);
+      case 'Demote':
+      case 'FollowLeader':
+      case 'StopPostgres':
+      case 'ProcessSyncReplication':
+      case 'SetSynchronousStandbyNames':
+        return this.controlPostgres(action, cluster);
+      case 'ClearFailoverKey':
+      case 'RewriteFailoverKey':
+      case 'WriteHistory':
+      case 'WriteInitialize':
+      case 'CancelInitialization':
+      case 'WriteConfig':
+        return this.writeClusterKey(action, cluster);
+      case 'CancelAsync':
+      case 'ProbePeers':
+      case 'Wait':
+      case 'Exit':
+      case 'UpdateMemory':
+        return this.controlLoop(action);
+    }
+  }
+
+  /** The leader lock outside the guards: released on demand, or put plainly after a bootstrap. */
+  private async runLockAction(
+    action: ActionOf<'ReleaseLock' | 'TakeLeader'>,
+    cluster: Cluster | undefined,
+  ): Promise<void> {
+    switch (action.type) {
+      case 'ReleaseLock':
+        if (cluster) await this.dcs.deleteLeader(cluster);
+        this.forgetLock();
+        return;
+      case 'TakeLeader': {
+        const sentAt = this.clock.monotonic();
+        await this.dcs.takeLeader();
+        this.lockRefreshed(sentAt);
+        return;
+      }
+    }
+  }
+
+  /** The long actions: each starts a background task off the heartbeat path (see startTask). */
+  private async startLongAction(action: AsyncAction, cluster: Cluster | undefined): Promise<void> {
+    switch (action.type) {
       case 'Promote':
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.promote(t, cluster, () => this.confirmLock());
@@ -260,6 +339,80 @@ export abstract class LoopActions {
           else if (!ok && !t.cancelled()) this.log.error('failed to promote PostgreSQL');
         });
         return;
+      case 'StartPostgres': {
+        const target = await this.resolve(action.target);
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.start(action.as, target, action.timeout, t);
+          if (!ok) this.log.error('failed to start PostgreSQL');
+        });
+        return;
+      }
+      case 'CrashRecovery':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.crashRecovery(t);
+          if (!ok) this.log.error('crash recovery in single user mode failed');
+        });
+        return;
+      case 'Bootstrap':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.bootstrap(t);
+          if (!ok) this.memory = { ...this.memory, bootstrapResult: false };
+        });
+        return;
+      case 'PostBootstrap':
+        this.startTask(action.kind, action.description, async (t) => {
+          const ok = await this.node.postBootstrap(t);
+          this.memory = { ...this.memory, bootstrapResult: ok };
+        });
+        return;
+      case 'CloneFrom':
+        return this.startClone(action, cluster);
+      case 'Rewind':
+      case 'Reinitialize':
+        return this.startRewindOrReinitialize(action, cluster);
+    }
+  }
+
+  private startClone(action: ActionOf<'CloneFrom'>, cluster: Cluster | undefined): void {
+    const from =
+      action.member === undefined ? undefined : cluster?.members.find((m) => m.name === action.member);
+    if (action.member !== undefined && from === undefined) {
+      this.log.warning(`cannot clone from ${action.member}: it has no member key`);
+      return;
+    }
+    this.startTask(action.kind, action.description, async (t) => {
+      const ok = await this.node.clone(from, t);
+      if (ok) this.log.info(`bootstrapped ${from ? `from leader '${from.name}'` : '(without leader)'}`);
+      else this.log.error(`failed to bootstrap ${from ? `from '${from.name}'` : '(without leader)'}`);
+    });
+  }
+
+  private startRewindOrReinitialize(
+    action: ActionOf<'Rewind' | 'Reinitialize'>,
+    cluster: Cluster | undefined,
+  ): void {
+    const leader = cluster?.members.find((m) => m.name === action.member);
+    if (leader === undefined) {
+      this.log.warning(`cannot ${action.description}: ${action.member} has no member key`);
+      return;
+    }
+    this.startTask(action.kind, action.description, async (t) => {
+      const ok =
+        action.type === 'Rewind'
+          ? await this.node.rewind(leader, t)
+          : await this.node.reinitialize(leader, t);
+      if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
+    });
+  }
+
+  /** The local PostgreSQL, within the cycle (a demotion may run as a task): follow, stop, demote, sync standbys. */
+  private async controlPostgres(
+    action: ActionOf<
+      'Demote' | 'FollowLeader' | 'StopPostgres' | 'ProcessSyncReplication' | 'SetSynchronousStandbyNames'
+    >,
+    cluster: Cluster | undefined,
+  ): Promise<void> {
+    switch (action.type) {
       case 'Demote':
         if (action.async) {
           this.startTask(action.kind, action.description, () => this.demote(action.mode));
@@ -272,36 +425,31 @@ export abstract class LoopActions {
         await this.node.follow(target);
         return;
       }
-      case 'StartPostgres': {
-        const target = await this.resolve(action.target);
-        this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.start(action.as, target, action.timeout, t);
-          if (!ok) this.log.error('failed to start PostgreSQL');
-        });
-        return;
-      }
       case 'StopPostgres':
         await this.node.stop(action.mode);
         return;
-      case 'CrashRecovery':
-        this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.crashRecovery(t);
-          if (!ok) this.log.error('crash recovery in single user mode failed');
-        });
+      case 'ProcessSyncReplication':
+        await this.processSyncReplication(cluster);
         return;
-      case 'CancelAsync': {
-        const task = this.task;
-        if (task && task.pending.kind === action.kind) {
-          task.cancelled = true;
-          this.log.warning(
-            `cancelling ${task.pending.description}: it stops at its next step (a running program is not killed)`,
-          );
-        }
+      case 'SetSynchronousStandbyNames':
+        await this.deps.sync.setStandbyNames(action.names);
         return;
-      }
-      case 'ProbePeers':
-        this.log.warning('ProbePeers is only valid as the sole action of a decision; ignored');
-        return;
+    }
+  }
+
+  /** The cluster's shared keys besides the lock: failover, history, initialize, config. */
+  private async writeClusterKey(
+    action: ActionOf<
+      | 'ClearFailoverKey'
+      | 'RewriteFailoverKey'
+      | 'WriteHistory'
+      | 'WriteInitialize'
+      | 'CancelInitialization'
+      | 'WriteConfig'
+    >,
+    cluster: Cluster | undefined,
+  ): Promise<void> {
+    switch (action.type) {
       case 'ClearFailoverKey':
         await this.dcs.setFailoverValue('{}', action.version);
         return;
@@ -323,12 +471,6 @@ export abstract class LoopActions {
         if (value !== undefined) await this.dcs.setHistoryValue(value);
         return;
       }
-      case 'ProcessSyncReplication':
-        await this.processSyncReplication(cluster);
-        return;
-      case 'SetSynchronousStandbyNames':
-        await this.deps.sync.setStandbyNames(action.names);
-        return;
       case 'WriteInitialize':
         await this.dcs.initialize(action.createNew, action.sysid);
         return;
@@ -341,54 +483,27 @@ export abstract class LoopActions {
       case 'WriteConfig':
         await this.dcs.setConfigValue(this.node.dynamicConfigValue());
         return;
-      case 'TakeLeader': {
-        const sentAt = this.clock.monotonic();
-        await this.dcs.takeLeader();
-        this.lockRefreshed(sentAt);
-        return;
-      }
-      case 'Bootstrap':
-        this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.bootstrap(t);
-          if (!ok) this.memory = { ...this.memory, bootstrapResult: false };
-        });
-        return;
-      case 'PostBootstrap':
-        this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.postBootstrap(t);
-          this.memory = { ...this.memory, bootstrapResult: ok };
-        });
-        return;
-      case 'CloneFrom': {
-        const from =
-          action.member === undefined ? undefined : cluster?.members.find((m) => m.name === action.member);
-        if (action.member !== undefined && from === undefined) {
-          this.log.warning(`cannot clone from ${action.member}: it has no member key`);
-          return;
+    }
+  }
+
+  /** The loop itself: the running task, waits, the agent's exit, the memory carried between cycles. */
+  private async controlLoop(
+    action: ActionOf<'CancelAsync' | 'ProbePeers' | 'Wait' | 'Exit' | 'UpdateMemory'>,
+  ): Promise<void> {
+    switch (action.type) {
+      case 'CancelAsync': {
+        const task = this.task;
+        if (task && task.pending.kind === action.kind) {
+          task.cancelled = true;
+          this.log.warning(
+            `cancelling ${task.pending.description}: it stops at its next step (a running program is not killed)`,
+          );
         }
-        this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.clone(from, t);
-          if (ok) this.log.info(`bootstrapped ${from ? `from leader '${from.name}'` : '(without leader)'}`);
-          else this.log.error(`failed to bootstrap ${from ? `from '${from.name}'` : '(without leader)'}`);
-        });
         return;
       }
-      case 'Rewind':
-      case 'Reinitialize': {
-        const leader = cluster?.members.find((m) => m.name === action.member);
-        if (leader === undefined) {
-          this.log.warning(`cannot ${action.description}: ${action.member} has no member key`);
-          return;
-        }
-        this.startTask(action.kind, action.description, async (t) => {
-          const ok =
-            action.type === 'Rewind'
-              ? await this.node.rewind(leader, t)
-              : await this.node.reinitialize(leader, t);
-          if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
-        });
+      case 'ProbePeers':
+        this.log.warning('ProbePeers is only valid as the sole action of a decision; ignored');
         return;
-      }
       case 'Wait':
         await this.clock.sleep(action.ms);
         return;

@@ -5,8 +5,9 @@
 import type { Dcs } from '../dcs/dcs.js';
 import type { Cluster, Member } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
-import type { DemoteMode } from './actions.js';
-import type { AsyncKind, HaConfig, PeerStatus, PostgresInfo, SelfInfo } from './snapshot.js';
+import type { DemoteMode, WatchdogTiming } from './actions.js';
+export type { WatchdogTiming } from './actions.js';
+import type { AsyncKind, HaConfig, PeerStatus, PostgresInfo, SelfInfo, WatchdogView } from './snapshot.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Ports
@@ -122,6 +123,21 @@ export interface SyncReplicationPort {
   setStandbyNames(names: readonly string[]): Promise<void>;
 }
 
+/**
+ * The watchdog device (src/agent/watchdog/): Patroni's `Watchdog` facade. The decision says when (src/ha/watchdog.ts);
+ * the port says whether it worked and logs Patroni's lines.
+ */
+export interface WatchdogPort {
+  /** The state `decide()` sees this cycle (checks that the configured device is usable). */
+  view(): WatchdogView;
+  /** Open and set `timeout`; false when a `required` watchdog could not be armed safely (Patroni's `activate`). */
+  activate(timing: WatchdogTiming): Promise<boolean>;
+  /** Ping if armed, then apply a changed timeout; `lockLeftMs`: how long the just refreshed lock still lives. */
+  keepalive(timing: WatchdogTiming, lockLeftMs: number | undefined): Promise<void>;
+  /** Magic close if armed. */
+  disable(): Promise<void>;
+}
+
 export interface LoopDeps {
   readonly dcs: Dcs;
   readonly node: LocalNode;
@@ -132,6 +148,8 @@ export interface LoopDeps {
   readonly log: LoopLogger;
   /** A fatal decision (`Exit`, failed bootstrap): the agent shuts down with this code. */
   readonly onFatal: (code: number, reason: string) => void;
+  /** The watchdog; without it nothing is armed (tests, and `watchdog.mode: off` gets a port that arms nothing). */
+  readonly watchdog?: WatchdogPort;
 }
 
 export interface CycleResult {

@@ -15,6 +15,7 @@ import { errorText } from '../model/text.js';
 import type { LogLine } from './actions.js';
 import { cycleLogLine, decide } from './decide.js';
 import { LoopActions } from './loop-actions.js';
+import { watchdogHealthy } from './watchdog.js';
 import type { CycleResult, TaskControl } from './loop-ports.js';
 import {
   haConfigFromDynamic,
@@ -38,6 +39,8 @@ export type {
   ResolvedTarget,
   SyncReplicationPort,
   TaskControl,
+  WatchdogPort,
+  WatchdogTiming,
 } from './loop-ports.js';
 export { SYSTEM_CLOCK, parseConnUrl } from './loop-ports.js';
 
@@ -95,6 +98,11 @@ export class HaLoop extends LoopActions {
 
   get haMemory(): HaMemory {
     return this.memory;
+  }
+
+  /** GET /patroni's `watchdog_failed`: a `required` watchdog that cannot be used (src/ha/watchdog.ts). */
+  get watchdogFailed(): boolean {
+    return !watchdogHealthy(this.deps.watchdog?.view(), this.config);
   }
 
   // ---- running ----------------------------------------------------------------------------------------------
@@ -296,6 +304,7 @@ export class HaLoop extends LoopActions {
       lock: this.lockInfo(now),
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
+      ...(this.deps.watchdog ? { watchdog: this.deps.watchdog.view() } : {}),
     };
   }
 

@@ -195,6 +195,22 @@ export const INITIAL_MEMORY: HaMemory = Object.freeze({
   onStartCalled: false,
 });
 
+export type WatchdogMode = 'off' | 'automatic' | 'required';
+
+/** The watchdog as the loop sees it at the start of a cycle (src/ha/watchdog.ts decides with it). */
+export interface WatchdogView {
+  readonly mode: WatchdogMode;
+  /** The device is open and armed (Patroni's `is_running`). */
+  readonly running: boolean;
+  /**
+   * The configured device can be used: it exists and is writable, and no activation failed since the configuration
+   * last changed (Patroni's `impl.is_healthy`, false once it fell back to its null device).
+   */
+  readonly deviceUsable: boolean;
+  /** `watchdog.safety_margin`, seconds; -1: half the ttl. */
+  readonly safetyMargin: number;
+}
+
 export interface HaSnapshot {
   /** Milliseconds from the loop's injected clock (epoch based, so `scheduled_at` compares with it). */
   readonly now: number;
@@ -212,4 +228,6 @@ export interface HaSnapshot {
   readonly peers?: ReadonlyMap<string, PeerStatus>;
   readonly pendingAsync?: PendingAsync;
   readonly memory: HaMemory;
+  /** Absent when the loop has no watchdog port (tests): nothing is armed, pinged or checked. */
+  readonly watchdog?: WatchdogView;
 }

@@ -216,6 +216,33 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       await b.deleteCluster();
     });
 
+    it('shows another member’s write to the very next read, also to a reader at rest', async () => {
+      fresh();
+      const a = await client('a');
+      const b = await client('b');
+      const replica = '{"state":"running","role":"replica"}';
+      expect(await a.touchMember(replica)).toBe(true);
+      expect(await b.touchMember(replica)).toBe(true);
+      await b.getCluster();
+      // b is idle as between two HA cycles: its lease fresh, its cache current, nothing to wake it.
+      expect(await b.watch(300)).toBe(false);
+      for (let i = 1; i <= 10; i++) {
+        expect(await a.setConfigValue(`{"round":${i}}`)).toBe(true);
+        expect((await b.getCluster()).config?.data).toEqual({ round: i });
+        expect(await a.setFailoverValue(`{"leader":"a","member":"m${i}"}`)).toBe(true);
+        expect((await b.getCluster()).failover?.member).toBe(`m${i}`);
+      }
+      // A member joins (other members' data is only as fresh as the last read on ZooKeeper, as in Patroni; their
+      // comings and goings are seen at once).
+      const c = await client('c');
+      expect(await c.touchMember(replica)).toBe(true);
+      expect((await b.getCluster()).members.map((m) => m.name)).toEqual(['a', 'b', 'c']);
+      expect(await a.attemptToAcquireLeader()).toBe(true);
+      expect((await b.getCluster()).leader?.name).toBe('a');
+      expect(await a.deleteLeader(await a.getCluster())).toBe(true);
+      expect((await b.getCluster()).leader).toBeUndefined();
+    });
+
     it('wakes a watcher when the leader key changes, and times out when nothing does', async () => {
       fresh();
       const a = await client('a');

@@ -42,6 +42,10 @@ export interface AgentClusterOptions {
   readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
   /** Extra top-level YAML sections for a node (e.g. `log:`), appended as written. */
   readonly topLevelExtra?: (node: AgentNode, index: number) => string;
+  /** A node's `watchdog` section, unindented lines (default `mode: 'off'`). */
+  readonly watchdog?: (node: AgentNode, index: number) => string;
+  /** Write the files but start no agent (the test starts them with `start(i)`). */
+  readonly deferStart?: boolean;
 }
 
 export interface AgentStatusDoc {
@@ -242,8 +246,12 @@ ${o
   .map((l) => `  ${l}\n`)
   .join('')}
 watchdog:
-  mode: 'off'
-
+${o
+  .watchdog(node, index)
+  .split('\n')
+  .filter((l) => l.trim() !== '')
+  .map((l) => `  ${l}\n`)
+  .join('')}
 tags:
   nofailover: false
   noloadbalance: false
@@ -272,6 +280,8 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     restapiAuth: options.restapiAuth,
     postgresqlExtra: options.postgresqlExtra ?? (() => ''),
     topLevelExtra: options.topLevelExtra ?? (() => ''),
+    watchdog: options.watchdog ?? (() => "mode: 'off'"),
+    deferStart: options.deferStart ?? false,
   };
   const { uid, gid } = postgresIds();
   const root = tempDir('agents');
@@ -493,6 +503,6 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
       }
     },
   };
-  for (let i = 0; i < nodes.length; i++) start(i);
+  if (!o.deferStart) for (let i = 0; i < nodes.length; i++) start(i);
   return cluster;
 }

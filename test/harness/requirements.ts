@@ -48,6 +48,10 @@ const NEEDS = {
   zookeeper: fileCheck(ZK_SERVER, `ZooKeeper 3.8: ${INSTALL}`),
   patroni: fileCheck(PATRONI, `Patroni 3.0.2: ${INSTALL}`),
   patronictl: fileCheck(PATRONICTL, `Patroni 3.0.2: ${INSTALL}`),
+  'patroni-4.1.4': fileCheck(
+    resolve(REPO, '..', 'shared', 'reference', 'patroni-4.1.4', 'bin', 'patroni'),
+    'Patroni 4.1.4, from the shared/ checkout beside the repository (its README lists what it needs)',
+  ),
   haproxy: fileCheck(HAPROXY, `HAProxy: ${INSTALL}`),
   'writer.py': fileCheck(
     WRITER_PY,

@@ -12,6 +12,8 @@ export const ZK_SERVER = '/usr/share/zookeeper/bin/zkServer.sh';
 export interface ZooKeeperServer {
   /** `127.0.0.1:<port>` */
   readonly endpoint: string;
+  /** The JVM's pid (start-foreground execs java). */
+  readonly pid: number;
   /** Signals the server's process group (SIGSTOP/SIGCONT for fault tests). */
   signal(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
@@ -131,5 +133,6 @@ async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperS
   } finally {
     if (onExit) server.child.off('exit', onExit);
   }
-  return { endpoint: `127.0.0.1:${port}`, signal: (sig) => server.signal(sig), stop };
+  const pid = server.child.pid ?? 0;
+  return { endpoint: `127.0.0.1:${port}`, pid, signal: (sig) => server.signal(sig), stop };
 }

@@ -232,6 +232,58 @@ describeWithNeeds('etcd3 specifics', () => {
     expect(mine?.data.state).toBe('running');
   });
 
+  it('at rest an agent’s read is its lease keepalive: no range read, also while other clusters write', async () => {
+    const scope = freshScope();
+    const a = dcs(scope, 'a');
+    const b = dcs(scope, 'b');
+    const neighbour = dcs(freshScope(), 'n');
+    const gateway = (b as unknown as { gateway: EtcdGateway }).gateway;
+    const fullReads = vi.spyOn(gateway, 'range');
+    const fingerprints = vi.spyOn(gateway, 'rangeFingerprint');
+    const keepalives = vi.spyOn(gateway, 'leaseKeepAlive');
+    expect(await a.attemptToAcquireLeader()).toBe(true);
+    expect(await b.touchMember('{"state":"running","role":"replica"}')).toBe(true);
+    await b.getCluster();
+    await b.watch(300);
+    fullReads.mockClear();
+    keepalives.mockClear();
+    // An HA cycle: the read, then the member key (unchanged): one keepalive, nothing else.
+    for (let i = 0; i < 3; i++) {
+      expect((await b.getCluster()).leader?.name).toBe('a');
+      expect(await b.touchMember('{"state":"running","role":"replica"}')).toBe(true);
+    }
+    expect(keepalives).toHaveBeenCalledTimes(3);
+    expect(fullReads).not.toHaveBeenCalled();
+    expect(fingerprints).not.toHaveBeenCalled();
+    // Writes of another cluster move etcd's revision past anything b's stream delivers: b still reads no range, and
+    // its read waits for the stream no longer than the grace.
+    for (let i = 0; i < 3; i++) {
+      await neighbour.setConfigValue(`{"n":${i}}`);
+      const t0 = performance.now();
+      expect((await b.getCluster()).leader?.name).toBe('a');
+      expect(performance.now() - t0).toBeLessThan(1500);
+      await a.writeStatus(`{"optime":${i + 1}}`);
+      expect((await b.getCluster()).status.optime).toBe(BigInt(i + 1));
+      // Another member's data too: the stream carries the whole cluster prefix.
+      await a.touchMember(`{"state":"running","role":"master","xlog_location":${i + 1}}`);
+      const seen = (await b.getCluster()).members.find((m) => m.name === 'a');
+      expect(seen?.data.xlogLocation).toBe(BigInt(i + 1));
+    }
+    expect(fullReads).not.toHaveBeenCalled();
+    expect(fingerprints).not.toHaveBeenCalled();
+    // The leader's cycle: the read keeps the lease alive, so refreshing the lock right after costs no second call.
+    await a.getCluster(); // reads its own status write back from etcd
+    await a.watch(300); // ...which its stream has delivered by now
+    const leaderGateway = (a as unknown as { gateway: EtcdGateway }).gateway;
+    const leaderKeepalives = vi.spyOn(leaderGateway, 'leaseKeepAlive');
+    const leaderReads = vi.spyOn(leaderGateway, 'range');
+    const c = await a.getCluster();
+    expect(await a.updateLeader(c)).toBe(true);
+    expect(leaderKeepalives).toHaveBeenCalledTimes(1);
+    expect(leaderReads).not.toHaveBeenCalled();
+    await neighbour.deleteCluster();
+  });
+
   it('keeps member keys bound to the current lease after a ttl change', async () => {
     const scope = freshScope();
     const a = dcs(scope, 'a', { ttl: 10 });

@@ -205,7 +205,12 @@ describe('loadAgentConfig: the reference patroni.yml', () => {
     expect(pg.usePgRewind).toBeUndefined();
     expect(pg.removeDataDirectoryOnRewindFailure).toBe(false);
     expect(pg.removeDataDirectoryOnDivergedTimelines).toBe(false);
-    expect(config.watchdog).toEqual({ mode: 'off', device: '/dev/watchdog', safetyMargin: 5 });
+    expect(config.watchdog).toEqual({
+      mode: 'off',
+      device: '/dev/watchdog',
+      safetyMargin: 5,
+      driver: 'default',
+    });
     expect(config.tags).toEqual({
       nofailover: false,
       failoverPriority: 1,
@@ -669,9 +674,14 @@ describe('accepted variants', () => {
     expect(load({ watchdog: { mode } }).config.watchdog.mode).toBe(expected);
   });
 
-  it('defaults watchdog to off (pgwarden arms none) and pgpass to ~/pgpass', () => {
+  it('defaults watchdog to automatic (as Patroni) and pgpass to ~/pgpass', () => {
     const { config } = load({ watchdog: null, postgresql: { pgpass: null } });
-    expect(config.watchdog).toEqual({ mode: 'off', device: '/dev/watchdog', safetyMargin: 5 });
+    expect(config.watchdog).toEqual({
+      mode: 'automatic',
+      device: '/dev/watchdog',
+      safetyMargin: 5,
+      driver: 'default',
+    });
     expect(config.postgresql.pgpass).toBe(join(homedir(), 'pgpass'));
   });
 

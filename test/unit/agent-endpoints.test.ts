@@ -56,7 +56,13 @@ describe('agent endpoints behind the API server', () => {
     server = undefined;
   });
 
-  const setup = async (dcs: Dcs, pending = false, restarts: string[] = []): Promise<string> => {
+  /** `restartTimeouts`: run the restart task itself, recording the timeout it restarts PostgreSQL with. */
+  const setup = async (
+    dcs: Dcs,
+    pending = false,
+    restarts: string[] = [],
+    restartTimeouts?: number[],
+  ): Promise<string> => {
     const deps: EndpointDeps = {
       name: 'pg1',
       dcs,
@@ -64,9 +70,9 @@ describe('agent endpoints behind the API server', () => {
         lastCluster: undefined,
         haConfig: { loopWait: 1, primaryStartTimeout: 10 },
         wake: () => undefined,
-        startRequested: (_kind, description) => {
+        startRequested: (_kind, description, body) => {
           restarts.push(description);
-          return Promise.resolve(true);
+          return restartTimeouts ? body({ cancelled: () => false }) : Promise.resolve(true);
         },
         cancelTask: () => undefined,
       },
@@ -76,7 +82,10 @@ describe('agent endpoints behind the API server', () => {
         postmasterStartTime: () => Promise.resolve(undefined),
         isStarting: () => false,
         pendingRestart: () => pending,
-        restart: () => Promise.resolve(true),
+        restart: (timeout) => {
+          restartTimeouts?.push(timeout);
+          return Promise.resolve(true);
+        },
         reinitialize: () => Promise.resolve(true),
         reload: () => Promise.resolve(),
         setScheduledRestart: () => undefined,
@@ -193,6 +202,46 @@ describe('agent endpoints behind the API server', () => {
     await server?.close();
     expect(await post(await setup(dcs, true, restarts))).toEqual([200, 'restarted successfully']);
     expect(restarts).toEqual(['restart']);
+    await dcs.close();
+  });
+
+  it("POST /restart's timeout is utils.py parse_int(str(value), 's'): units, hex, exponents, Python's rounding", async () => {
+    const dcs = new MemoryDcs(new MemoryStore(), {
+      namespace: '/service',
+      scope: 'u',
+      ttl: 30,
+      retryTimeout: 10,
+      ctl: true,
+    });
+    const timeouts: number[] = [];
+    const base = await setup(dcs, false, [], timeouts);
+    const post = async (timeout: unknown): Promise<[number, string]> => {
+      const r = await fetch(`${base}/restart`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ timeout }),
+      });
+      return [r.status, await r.text()];
+    };
+    const accepted: readonly (readonly [unknown, number])[] = [
+      [30, 30],
+      ['45', 45],
+      [' 2min ', 120],
+      ['1500ms', 2], // 1.5 s to even
+      ['2500 ms', 2],
+      ['0x10', 16],
+      ['1e2', 100],
+      [2.5, 2],
+    ];
+    for (const [value, seconds] of accepted) {
+      expect(await post(value)).toEqual([200, 'restarted successfully']);
+      expect(timeouts.pop()).toBe(seconds);
+    }
+    const bad = 'Timeout should be a positive number of seconds';
+    for (const value of [0, -5, '400ms', 'soon', '5 parsecs', true, null, [30], { s: 30 }]) {
+      expect(await post(value)).toEqual([400, bad]);
+    }
+    expect(timeouts).toEqual([]);
     await dcs.close();
   });
 

@@ -44,6 +44,12 @@ function harness(o: { paused: boolean; leader: string; stopFails?: boolean }) {
   const cluster = { leader: { name: o.leader } } as unknown as Cluster;
   const deps: ShutdownDeps = {
     name: 'pg1',
+    watchdog: {
+      running: true,
+      disable: async () => {
+        calls.push('disableWatchdog');
+      },
+    },
     closeApi: async () => {
       calls.push('closeApi');
     },
@@ -97,7 +103,7 @@ describe('shutdown', () => {
   it('paused leader: neither stops PostgreSQL nor releases the key, and says so as Patroni does', async () => {
     const h = harness({ paused: true, leader: 'pg1' });
     await shutdown(h.deps);
-    expect(h.calls).toEqual(['closeApi', 'closeNode']);
+    expect(h.calls).toEqual(['closeApi', 'disableWatchdog', 'closeNode']);
     expect(h.lines).toContain(
       'INFO Leader key is not deleted and Postgresql is not stopped due paused state',
     );
@@ -109,6 +115,7 @@ describe('shutdown', () => {
     expect(h.calls).toEqual([
       'closeApi',
       'stopPostgres',
+      'disableWatchdog',
       'writeStatus {"optime":50331688}',
       'deleteLeader',
       'memberValue',
@@ -124,6 +131,7 @@ describe('shutdown', () => {
     expect(h.calls).toEqual([
       'closeApi',
       'stopPostgres',
+      'disableWatchdog',
       'memberValue',
       'touchMember',
       'closeNode',
@@ -136,7 +144,11 @@ describe('shutdown', () => {
     await shutdown(h.deps);
     expect(h.calls).toEqual(['closeApi', 'stopPostgres', 'closeNode']);
     expect(
-      h.lines.some((l) => l.startsWith('ERROR PostgreSQL shutdown failed, leader key not removed')),
+      h.lines.some((l) =>
+        l.startsWith(
+          'ERROR PostgreSQL shutdown failed, leader key not removed: pg_ctl stop timed out. Leaving watchdog running.',
+        ),
+      ),
     ).toBe(true);
   });
 });

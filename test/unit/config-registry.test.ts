@@ -72,14 +72,6 @@ function refusal(fn: () => unknown): string {
 describe('the registry: refused values, with the dotted path and what to do', () => {
   it.each([
     [
-      { watchdog: { mode: 'required' } },
-      "watchdog.mode: 'required' is not supported by pgwarden yet (no watchdog is armed); set watchdog.mode to 'off' or remove the watchdog section",
-    ],
-    [
-      { watchdog: { mode: 'automatic' } },
-      "watchdog.mode: 'automatic' is not supported by pgwarden yet (no watchdog is armed); set watchdog.mode to 'off' or remove the watchdog section",
-    ],
-    [
       { zookeeper: { hosts: ['z:2181'], set_acls: { admin: ['ALL'] } }, etcd3: null },
       'zookeeper.set_acls: not supported by pgwarden yet (its znodes get the default open ACL); remove zookeeper.set_acls',
     ],
@@ -152,6 +144,10 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
   it.each([
     [{ watchdog: { mode: 'off', device: '/dev/watchdog', safety_margin: 5 } }, []],
     [{ watchdog: { mode: false } }, []],
+    // Supported since the agent arms a watchdog (src/agent/watchdog): every mode, the testing driver too.
+    [{ watchdog: { mode: 'required', device: '/dev/watchdog', safety_margin: 5 } }, []],
+    [{ watchdog: { mode: 'automatic', safety_margin: -1 } }, []],
+    [{ watchdog: { mode: 'required', driver: 'testing', device: '/tmp/wd.fifo' } }, []],
     [{ log: { level: 'INFO', type: 'plain', format: '%(asctime)s %(levelname)s: %(message)s' } }, []],
     [{ etcd3: { use_proxies: false } }, []],
     [{ zookeeper: { hosts: ['z:2181'], use_ssl: false, set_acls: {} }, etcd3: null }, []],
@@ -251,9 +247,12 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
 
   it('reports every refusal at once, one line each', () => {
     const found = checkLocalKeys(
-      deepMerge(base(), { watchdog: { mode: 'required' }, tags: { nostream: true } }),
+      deepMerge(base(), {
+        postgresql: { before_stop: '/bin/true' },
+        tags: { nostream: true },
+      }),
     );
-    expect(found.errors.map((e) => e.split(':')[0])).toEqual(['watchdog.mode', 'tags.nostream']);
+    expect(found.errors.map((e) => e.split(':')[0])).toEqual(['postgresql.before_stop', 'tags.nostream']);
   });
 
   it('lets the most specific pattern win', () => {
@@ -279,7 +278,6 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
   };
 
   it.each([
-    ['watchdog required', 'watchdog:\n  mode: required\n', 'watchdog.mode:'],
     ['failsafe_mode', '', 'bootstrap.dcs.failsafe_mode:', { dcs: 'failsafe_mode: true' }],
     ['standby_cluster', '', 'bootstrap.dcs.standby_cluster:', { dcs: 'standby_cluster: {host: 10.0.0.9}' }],
     ['quorum', '', 'bootstrap.dcs.synchronous_mode:', { dcs: 'synchronous_mode: quorum' }],

@@ -222,6 +222,12 @@ function show(a: Action): string {
       return `Exit(${a.code})`;
     case 'CancelAsync':
       return `CancelAsync(${a.kind})`;
+    case 'WatchdogActivate':
+      return `WatchdogActivate(${a.timing.timeout}) else {${showDecision(a.otherwise)}}`;
+    case 'WatchdogKeepalive':
+      return `WatchdogKeepalive(${a.timing.timeout})`;
+    case 'WatchdogDisable':
+      return a.type;
     case 'SetSynchronousStandbyNames':
       return `SetSSN(${a.names.join(',')})`;
     case 'Promote':

@@ -13,8 +13,17 @@ import {
   type PeerProber,
   type ResolvedTarget,
   type TaskControl,
+  type WatchdogPort,
+  type WatchdogTiming,
 } from '../../src/ha/loop.js';
-import type { AsyncKind, HaConfig, PeerStatus, PostgresInfo, SelfInfo } from '../../src/ha/snapshot.js';
+import type {
+  AsyncKind,
+  HaConfig,
+  PeerStatus,
+  PostgresInfo,
+  SelfInfo,
+  WatchdogView,
+} from '../../src/ha/snapshot.js';
 import type { Cluster, Member } from '../../src/model/cluster.js';
 import type { Lsn } from '../../src/model/lsn.js';
 
@@ -835,5 +844,70 @@ describe('refused settings in the DCS config key (read the safe way: src/config/
     const refusals = logs.filter((l) => l.startsWith('ERROR: dynamic configuration (DCS config key): '));
     expect(refusals.map((l) => l.split(': ')[2])).toEqual(['synchronous_mode', 'standby_cluster']);
     expect(node.calls).not.toContain('promote');
+  });
+});
+
+describe('HaLoop and the watchdog port (src/ha/watchdog.ts decides, the port acts)', () => {
+  class FakeWatchdog implements WatchdogPort {
+    readonly calls: string[] = [];
+    running = false;
+    activates = true;
+    view(): WatchdogView {
+      return { mode: 'required', running: this.running, deviceUsable: true, safetyMargin: 5 };
+    }
+    async activate(t: WatchdogTiming): Promise<boolean> {
+      this.calls.push(`activate ${t.timeout}`);
+      this.running = this.activates;
+      return this.activates;
+    }
+    async keepalive(t: WatchdogTiming, lockLeftMs: number | undefined): Promise<void> {
+      this.calls.push(`keepalive ${t.timeout} lock left ${lockLeftMs ?? '-'}`);
+    }
+    async disable(): Promise<void> {
+      this.calls.push('disable');
+      this.running = false;
+    }
+  }
+
+  function watchdogLoop(wd: FakeWatchdog): HaLoop {
+    return new HaLoop({
+      dcs,
+      node,
+      probe,
+      clock,
+      sync: { process: () => Promise.resolve(), setStandbyNames: () => Promise.resolve() },
+      log: {
+        info: (t) => logs.push(`INFO: ${t}`),
+        warning: (t) => logs.push(`WARNING: ${t}`),
+        error: (t) => logs.push(`ERROR: ${t}`),
+      },
+      onFatal: (code, reason) => fatal.push({ code, reason }),
+      watchdog: wd,
+    });
+  }
+
+  it('a leader activates it once, then pings after each refresh with the lock time left; pause disarms it', async () => {
+    seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+    node.postgres = PRIMARY;
+    const wd = new FakeWatchdog();
+    const l = watchdogLoop(wd);
+    await l.runCycle();
+    await l.runCycle();
+    expect(wd.calls).toEqual(['activate 25', 'keepalive 25 lock left 30000']);
+    expect(l.watchdogFailed).toBe(false);
+    store.put(`${PREFIX}config`, '{"ttl":30,"loop_wait":10,"retry_timeout":10,"pause":true}');
+    await l.runCycle();
+    expect(wd.calls.at(-1)).toBe('disable');
+  });
+
+  it('a leader whose required watchdog cannot be activated demotes and releases the lock', async () => {
+    seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+    node.postgres = PRIMARY;
+    const wd = new FakeWatchdog();
+    wd.activates = false;
+    const l = watchdogLoop(wd);
+    expect((await l.runCycle()).message).toBe('Demoting self because watchdog could not be activated');
+    expect(node.calls).toContain('stop immediate');
+    expect(store.get(`${PREFIX}leader`)).toBeUndefined();
   });
 });

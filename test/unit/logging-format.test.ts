@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import {
   checkPlainFields,
   formatAsctime,
+  localTime,
   parsePlainFormat,
   pyFloatRepr,
   renderPlain,
@@ -127,6 +128,17 @@ describe('format details', () => {
     expect(strftime('%5Y|%-m|%_d|%e|%10A|%^B|%Ez|%', t)).toBe('02021|1| 1| 1|    Friday|JANUARY|+0000|%');
     expect(strftime('%f %Q', t)).toBe('%f %Q');
     expect(formatAsctime(t, 7, undefined)).toBe('2021-01-01 07:05:09,007');
+  });
+
+  it("local time: %Z is the zone's short name for that moment, %z its offset", () => {
+    const ms = Date.UTC(2026, 6, 1, 12, 0, 0);
+    const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' })
+      .formatToParts(new Date(ms))
+      .find((p) => p.type === 'timeZoneName')?.value;
+    const t = localTime(ms);
+    expect(strftime('%Z', t)).toBe(zone);
+    expect(t.offsetMinutes).toBe(-new Date(ms).getTimezoneOffset());
+    expect(strftime('%Z', localTime(ms + 1000))).toBe(zone);
   });
 
   it.each([

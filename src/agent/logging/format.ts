@@ -178,11 +178,18 @@ export interface BrokenDownTime {
   readonly epochSeconds: number;
 }
 
+/**
+ * The zone's short name, for `%Z` only: an Intl.DateTimeFormat costs ~2 ms to build in the agent's interpreter and
+ * loads ICU's data (~10 MiB RSS), so it is built at the first `%Z` and kept (agent-footprint bench).
+ */
+let zoneNames: Intl.DateTimeFormat | undefined;
+function zoneNameAt(d: Date): string {
+  zoneNames ??= new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' });
+  return zoneNames.formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? '';
+}
+
 export function localTime(ms: number): BrokenDownTime {
   const d = new Date(ms);
-  const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' })
-    .formatToParts(d)
-    .find((p) => p.type === 'timeZoneName')?.value;
   return {
     year: d.getFullYear(),
     month: d.getMonth(),
@@ -192,7 +199,9 @@ export function localTime(ms: number): BrokenDownTime {
     second: d.getSeconds(),
     weekday: d.getDay(),
     offsetMinutes: -d.getTimezoneOffset(),
-    zoneName: zone ?? '',
+    get zoneName() {
+      return zoneNameAt(d);
+    },
     epochSeconds: Math.floor(ms / 1000),
   };
 }

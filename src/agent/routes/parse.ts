@@ -1,7 +1,7 @@
 /**
  * Patroni's parsing and comparison helpers used by the unsafe endpoints (api.py `parse_schedule`, misc.py
- * `postgres_version_to_int`, utils.py `parse_int`), and the replies they share. Python's own semantics
- * (`bool()`, `str()`, `patch_config`, `deep_compare`) are in src/model/python.ts.
+ * `postgres_version_to_int`), and the replies they share. Python's own semantics (`bool()`, `str()`,
+ * `patch_config`, `deep_compare`) are in src/model/python.ts, utils.py `parse_int` in src/model/guc-values.ts.
  */
 import type { ApiReply } from '../../api/types.js';
 import type { Cluster, JsonObject } from '../../model/cluster.js';
@@ -76,16 +76,6 @@ export function parseSchedule(value: unknown, action: string, now: number = Date
 /** misc.py `postgres_version_to_int` of a JSON value (Python's `str()` of it first). */
 export function postgresVersionToInt(version: unknown): number | string {
   return versionToInt(pyStr(version));
-}
-
-/** utils.py `parse_int(value, 's')`: a number or a number with a time unit, rounded to seconds. */
-export function parseSeconds(value: unknown): number | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return Math.round(value);
-  if (typeof value !== 'string') return undefined;
-  const m = /^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(ms|s|min|h|d)?\s*$/.exec(value);
-  if (!m) return undefined;
-  const factor: Readonly<Record<string, number>> = { ms: 0.001, s: 1, min: 60, h: 3600, d: 86400 };
-  return Math.round(Number(m[1]) * (factor[m[2] ?? 's'] ?? 1));
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

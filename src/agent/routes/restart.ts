@@ -5,18 +5,12 @@
  */
 import type { ApiReply, ApiRequest, UnsafeHandlers } from '../../api/types.js';
 import { isPaused } from '../../model/cluster.js';
-import { parseBool, pyBool } from '../../model/python.js';
+import { parseGucInt } from '../../model/guc-values.js';
+import { parseBool, pyBool, pyStr } from '../../model/python.js';
 import { errorText } from '../../model/text.js';
 import type { EndpointDeps } from './deps.js';
 import { setLongTimeout, type LongTimer } from './long-timer.js';
-import {
-  freshCluster,
-  parseSchedule,
-  parseSeconds,
-  postgresVersionToInt,
-  text,
-  type Reply,
-} from './parse.js';
+import { freshCluster, parseSchedule, postgresVersionToInt, text, type Reply } from './parse.js';
 
 interface ScheduledRestart {
   readonly request: Readonly<Record<string, unknown>>;
@@ -121,7 +115,8 @@ class RestartRoutes {
           break;
         }
       } else if (k === 'timeout') {
-        const t = parseSeconds(v);
+        // api.py: parse_int(request['timeout'], 's'), of the JSON value's str().
+        const t = parseGucInt(pyStr(v), 's');
         if (t === undefined || t <= 0) {
           code = 400;
           data = 'Timeout should be a positive number of seconds';

@@ -45,11 +45,21 @@ const deleteOp = (key: string): RequestOp => ({ request_delete_range: { key: b64
 const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
 
 /**
+ * Longest a cached read waits for the watch stream to deliver what etcd had applied, at least: the change is queued
+ * for the stream before its writer is answered, so it normally arrives within a round trip (twice the keepalive's
+ * round trip when that is longer). Past it the revision etcd reported belongs to writes outside the cluster (other
+ * clusters on the same etcd), or the stream lags; the cache is served then, and the watch wakes the loop as soon as
+ * a change it had not seen arrives (docs/architecture.md, "The DCS").
+ */
+const STREAM_GRACE_MS = 100;
+
+/**
  * The agent's watch stream on the cluster prefix, left open across HA cycles, and the cache it keeps: seeded by a
  * range read at `appliedRevision`, started right after it, so every later change reaches `nodes` (Patroni's
- * KVCache). An agent then reads its cluster from memory once a keys-only fingerprint of the range (count, newest
- * revision) matches it; it reads every value again when the fingerprint differs (a change still in flight on the
- * stream), after a write of its own that the stream has not delivered yet, and when the stream breaks.
+ * KVCache). An agent then reads its cluster from memory once the stream has delivered every revision etcd had
+ * reached when the read began: the read's one round trip is the lease keepalive the cycle owes anyway, whose answer
+ * names that revision (without a lease yet, a keys-only fingerprint of the range: count, newest revision). It reads
+ * every value again after a write of its own that the stream has not delivered yet, and when the stream breaks.
  */
 interface LiveWatch {
   /** Cluster keys (relative to the prefix) as the last range read and every event since left them. */
@@ -161,16 +171,23 @@ export class Etcd3Dcs implements Dcs {
   private async refreshLease(force: boolean): Promise<string> {
     const lease = this.lease;
     if (lease === undefined) return this.grantLease();
-    if (!force && performance.now() - this.leaseRefreshedMs < (this.ttl * 1000) / 3) return lease;
-    const sentAt = performance.now();
-    const alive = await this.gateway.leaseKeepAlive(lease);
+    // Forced: unless this cycle's read has just kept it alive (a lock on it then lives as long, give or take that).
+    const fresh = force ? Math.min(1000, this.ttl * 100) : (this.ttl * 1000) / 3;
+    if (performance.now() - this.leaseRefreshedMs < fresh) return lease;
+    const ka = await this.keepAlive(lease);
     if (this.lease !== lease) return this.refreshLease(false); // setTimings dropped it meanwhile
-    if (!alive) {
-      this.lease = undefined;
-      return this.grantLease();
+    return ka.alive ? lease : this.grantLease();
+  }
+
+  /** One lease keepalive; its bookkeeping (refresh time, a lease etcd no longer knows) as `refreshLease` needs it. */
+  private async keepAlive(lease: string): Promise<{ readonly alive: boolean; readonly revision: bigint }> {
+    const sentAt = performance.now();
+    const ka = await this.gateway.leaseKeepAlive(lease);
+    if (this.lease === lease) {
+      if (ka.alive) this.leaseRefreshedMs = sentAt;
+      else this.lease = undefined;
     }
-    this.leaseRefreshedMs = sentAt;
-    return lease;
+    return { alive: ka.alive, revision: this.revisionOf(ka.revision) };
   }
 
   /** Runs `fn` with our lease; when etcd says the lease is gone, grants a new one and retries once. */
@@ -191,15 +208,9 @@ export class Etcd3Dcs implements Dcs {
     this.ensureOpen();
     if (options?.fresh) return this.freshCluster();
     const live = this.liveWatch;
-    if (live && !live.ended && !live.stale && live.appliedRevision >= this.ownWriteRevision) {
-      // A keys-only fingerprint (count and newest revision) instead of every value: when it matches the cache, the
-      // stream has delivered every change etcd has applied, so a write just made by another member is seen too.
-      const probe = await this.gateway.rangeFingerprint(this.prefix, prefixRangeEnd(this.prefix), true);
-      const cached = this.cachedCluster(live);
-      const newest = this.revisionOf(probe.kvs?.[0]?.mod_revision);
-      if (Number(probe.count ?? '0') === cached.nodes.length && newest === cached.newest) {
-        return this.clusterRead(cached, live.appliedRevision);
-      }
+    if (live && this.cacheServes(live)) {
+      const cached = await this.confirmedCache(live);
+      if (cached) return this.clusterRead(cached, live.appliedRevision);
     }
     // The CLI reads linearizably (fails without quorum, like patronictl); the agent serializably.
     const res = await this.gateway.range(this.prefix, prefixRangeEnd(this.prefix), !this.options.ctl);
@@ -241,6 +252,56 @@ export class Etcd3Dcs implements Dcs {
       modifyVersion: revision,
       ...(kv?.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
     };
+  }
+
+  /** The stream is up and has delivered our own latest write. */
+  private cacheServes(live: LiveWatch): boolean {
+    return !live.ended && !live.stale && live.appliedRevision >= this.ownWriteRevision;
+  }
+
+  /**
+   * The cache, once it holds every write etcd had applied when this read began (another member's just made write
+   * too); undefined when etcd must be read instead. One round trip: the lease keepalive (Patroni refreshes the lease
+   * every loop_wait; here the read does it, and touchMember / updateLeader find it fresh), whose answer names the
+   * revision etcd had reached; the stream, which etcd feeds before it answers a writer, delivers up to it.
+   */
+  private async confirmedCache(live: LiveWatch): Promise<NonNullable<LiveWatch['built']> | undefined> {
+    const lease = this.lease;
+    if (lease !== undefined) {
+      const sentAt = performance.now();
+      const ka = await this.keepAlive(lease);
+      if (ka.alive) {
+        const grace = Math.max(STREAM_GRACE_MS, 2 * (performance.now() - sentAt));
+        await this.streamReaches(live, ka.revision, grace);
+        return this.cacheServes(live) ? this.cachedCluster(live) : undefined;
+      }
+    }
+    // No lease (yet): a keys-only fingerprint (count and newest revision) instead of every value; when it matches
+    // the cache, the stream has delivered every change etcd has applied to the cluster.
+    const probe = await this.gateway.rangeFingerprint(this.prefix, prefixRangeEnd(this.prefix), true);
+    const cached = this.cachedCluster(live);
+    const newest = this.revisionOf(probe.kvs?.[0]?.mod_revision);
+    const matches = Number(probe.count ?? '0') === cached.nodes.length && newest === cached.newest;
+    return matches && this.cacheServes(live) ? cached : undefined;
+  }
+
+  /** Resolves once the stream has applied `revision`, ended, or `graceMs` passed. */
+  private streamReaches(live: LiveWatch, revision: bigint, graceMs: number): Promise<void> {
+    if (live.appliedRevision >= revision || live.ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        live.waiters.delete(check);
+        this.wakeOnClose.delete(done);
+        resolve();
+      };
+      const check = (): void => {
+        if (live.appliedRevision >= revision || live.ended) done();
+      };
+      const timer = setTimeout(done, graceMs);
+      live.waiters.add(check);
+      this.wakeOnClose.add(done);
+    });
   }
 
   private cachedCluster(live: LiveWatch): NonNullable<LiveWatch['built']> {

@@ -239,10 +239,13 @@ export class EtcdGateway {
     return this.call<LeaseGrantResponse>('/lease/grant', { TTL: ttl });
   }
 
-  /** Refreshes a lease; false when etcd no longer knows it (no or zero TTL in the answer). */
-  async leaseKeepAlive(id: string): Promise<boolean> {
+  /**
+   * Refreshes a lease: `alive` false when etcd no longer knows it (no or zero TTL in the answer); `revision` is the
+   * store revision etcd had reached when it answered (the response header's).
+   */
+  async leaseKeepAlive(id: string): Promise<{ readonly alive: boolean; readonly revision?: string }> {
     const result = await this.call<LeaseGrantResponse>('/lease/keepalive', { ID: id }, { kind: 'first' });
-    return result.TTL !== undefined && result.TTL !== '0';
+    return { alive: result.TTL !== undefined && result.TTL !== '0', revision: result.header?.revision };
   }
 
   /**
@@ -405,7 +408,7 @@ export class EtcdGateway {
     if (this.closed) throw new DcsError(`etcd3 client for ${this.endpoints.join(', ')} is closed`);
   }
 
-  /** One HTTP exchange with one endpoint. */
+  /** One HTTP exchange with one endpoint: the request, its one timer, and its answer read as the mode says. */
   private exchange(
     ep: Endpoint,
     httpMethod: 'GET' | 'POST',
@@ -416,35 +419,9 @@ export class EtcdGateway {
     mode: Mode,
   ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = {};
-      if (payload !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(payload);
-      }
-      if (token !== undefined) headers['authorization'] = token; // raw token, no "Bearer" (as etcd expects)
-      const mod = ep.https ? https : http;
-      const req = mod.request({
-        agent: this.agentFor(ep),
-        host: ep.hostname,
-        port: ep.port,
-        method: httpMethod,
-        path,
-        headers,
-      });
-
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (err: Error | undefined, value?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(value);
-      };
-      const arm = (ms: number, onFire: () => void): void => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(onFire, Math.max(0, ms));
-      };
+      const req = this.openRequest(ep, httpMethod, path, payload, token);
+      const exchange = settleOnce(req, resolve, reject);
+      const { finish, arm } = exchange;
       const timedOut = (): void => {
         finish(new SentNetworkError(`timed out after ${timeoutMs} ms`));
         req.destroy();
@@ -469,104 +446,147 @@ export class EtcdGateway {
         res.setEncoding('utf8');
         res.on('error', (e) => finish(new SentNetworkError(describeSocketError(e))));
         res.on('aborted', () => finish(new SentNetworkError('connection closed mid-response')));
-
-        if (status === 200 && mode.kind !== 'unary') {
-          const splitter = new JsonObjectSplitter();
-          let first = true;
-          res.on('data', (chunk: string) => {
-            if (settled) return;
-            for (const text of splitter.push(chunk)) {
-              let msg: unknown;
-              try {
-                msg = JSON.parse(text) as unknown;
-              } catch {
-                finish(
-                  new DcsError(`etcd3 at ${ep.label}: unreadable message on ${path}: ${text.slice(0, 200)}`),
-                );
-                req.destroy();
-                return;
-              }
-              const grpc = grpcErrorOf(msg);
-              if (grpc) {
-                finish(this.grpcError(ep, path, grpc));
-                req.destroy();
-                return;
-              }
-              const result = isObject(msg) && isObject(msg['result']) ? msg['result'] : {};
-              if (mode.kind === 'first') {
-                finish(undefined, result);
-                // The gateway ends this stream once it has answered our one request: reading it to the end hands
-                // the connection back to the pool. Should it linger, drop it.
-                const linger = setTimeout(() => req.destroy(), 1000);
-                linger.unref();
-                res.once('end', () => clearTimeout(linger));
-                res.once('close', () => clearTimeout(linger));
-                return;
-              }
-              if (first) {
-                first = false;
-                // Connected: from now on only the caller's deadline ends the watch.
-                arm(mode.untilMs - performance.now(), () => {
-                  finish(undefined, false);
-                  req.destroy();
-                });
-              }
-              const reason = result['cancel_reason'];
-              const compacted = (result['compact_revision'] ?? '0') !== '0';
-              if (result['canceled'] === true && !compacted && typeof reason === 'string' && reason !== '') {
-                // etcd refused the watch (e.g. a stale token): drop the token so the next call re-authenticates.
-                if ([...REAUTH_MESSAGES].some((m) => reason.includes(m))) this.token = undefined;
-                finish(new EtcdError(`etcd3 at ${ep.label}: ${path} cancelled: ${reason}`, 1, reason));
-                req.destroy();
-                return;
-              }
-              let stop: boolean;
-              try {
-                stop = mode.onResult(result);
-              } catch (e) {
-                finish(e instanceof Error ? e : new DcsError(String(e)));
-                req.destroy();
-                return;
-              }
-              if (stop) {
-                finish(undefined, true);
-                req.destroy();
-                return;
-              }
-            }
-          });
-          res.on('end', () => {
-            if (!settled) finish(new NetworkError(`stream ${path} ended`)); // no error (and stack) once answered
-          });
-          return;
-        }
-
-        let text = '';
-        res.on('data', (chunk: string) => {
-          text += chunk;
-        });
-        res.on('end', () => {
-          let body: unknown;
-          try {
-            body = JSON.parse(text) as unknown;
-          } catch {
-            body = undefined;
-          }
-          if (status === 200 && body !== undefined) {
-            finish(undefined, body);
-            return;
-          }
-          const grpc = grpcErrorOf(body);
-          if (grpc) finish(this.grpcError(ep, path, grpc));
-          else if (status === 502 || status === 503 || status === 504)
-            finish(new NetworkError(`HTTP ${status}`));
-          else {
-            const snippet = text.trim().slice(0, 200);
-            finish(new DcsError(`etcd3 at ${ep.label}: unexpected HTTP ${status} for ${path}: ${snippet}`));
-          }
-        });
+        if (status === 200 && mode.kind !== 'unary') this.readStream(ep, path, mode, res, exchange);
+        else this.readUnary(ep, path, status, res, exchange);
       });
       req.end(payload);
+    });
+  }
+
+  /** The HTTP request of one exchange (not yet sent): JSON payload, etcd's auth token, the endpoint's agent. */
+  private openRequest(
+    ep: Endpoint,
+    httpMethod: 'GET' | 'POST',
+    path: string,
+    payload: string | undefined,
+    token: string | undefined,
+  ): http.ClientRequest {
+    const headers: http.OutgoingHttpHeaders = {};
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(payload);
+    }
+    if (token !== undefined) headers['authorization'] = token; // raw token, no "Bearer" (as etcd expects)
+    const mod = ep.https ? https : http;
+    return mod.request({
+      agent: this.agentFor(ep),
+      host: ep.hostname,
+      port: ep.port,
+      method: httpMethod,
+      path,
+      headers,
+    });
+  }
+
+  /**
+   * A streamed answer (lease keepalive, watch): one JSON object per message. `first` settles on the first result;
+   * `stream` hands each result to `onResult` until it says stop or the caller's deadline passes.
+   */
+  private readStream(
+    ep: Endpoint,
+    path: string,
+    mode: Exclude<Mode, { readonly kind: 'unary' }>,
+    res: http.IncomingMessage,
+    exchange: Exchange,
+  ): void {
+    const { req, finish, arm } = exchange;
+    const splitter = new JsonObjectSplitter();
+    let first = true;
+    res.on('data', (chunk: string) => {
+      if (exchange.settled()) return;
+      for (const text of splitter.push(chunk)) {
+        let msg: unknown;
+        try {
+          msg = JSON.parse(text) as unknown;
+        } catch {
+          finish(new DcsError(`etcd3 at ${ep.label}: unreadable message on ${path}: ${text.slice(0, 200)}`));
+          req.destroy();
+          return;
+        }
+        const grpc = grpcErrorOf(msg);
+        if (grpc) {
+          finish(this.grpcError(ep, path, grpc));
+          req.destroy();
+          return;
+        }
+        const result = isObject(msg) && isObject(msg['result']) ? msg['result'] : {};
+        if (mode.kind === 'first') {
+          finish(undefined, result);
+          // The gateway ends this stream once it has answered our one request: reading it to the end hands
+          // the connection back to the pool. Should it linger, drop it.
+          const linger = setTimeout(() => req.destroy(), 1000);
+          linger.unref();
+          res.once('end', () => clearTimeout(linger));
+          res.once('close', () => clearTimeout(linger));
+          return;
+        }
+        if (first) {
+          first = false;
+          // Connected: from now on only the caller's deadline ends the watch.
+          arm(mode.untilMs - performance.now(), () => {
+            finish(undefined, false);
+            req.destroy();
+          });
+        }
+        const reason = result['cancel_reason'];
+        const compacted = (result['compact_revision'] ?? '0') !== '0';
+        if (result['canceled'] === true && !compacted && typeof reason === 'string' && reason !== '') {
+          // etcd refused the watch (e.g. a stale token): drop the token so the next call re-authenticates.
+          if ([...REAUTH_MESSAGES].some((m) => reason.includes(m))) this.token = undefined;
+          finish(new EtcdError(`etcd3 at ${ep.label}: ${path} cancelled: ${reason}`, 1, reason));
+          req.destroy();
+          return;
+        }
+        let stop: boolean;
+        try {
+          stop = mode.onResult(result);
+        } catch (e) {
+          finish(e instanceof Error ? e : new DcsError(String(e)));
+          req.destroy();
+          return;
+        }
+        if (stop) {
+          finish(undefined, true);
+          req.destroy();
+          return;
+        }
+      }
+    });
+    res.on('end', () => {
+      if (!exchange.settled()) finish(new NetworkError(`stream ${path} ended`)); // no error (and stack) once answered
+    });
+  }
+
+  /** A unary answer: the whole body, JSON; 502/503/504 and gRPC Unavailable move on to the next endpoint. */
+  private readUnary(
+    ep: Endpoint,
+    path: string,
+    status: number,
+    res: http.IncomingMessage,
+    { finish }: Exchange,
+  ): void {
+    let text = '';
+    res.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    res.on('end', () => {
+      let body: unknown;
+      try {
+        body = JSON.parse(text) as unknown;
+      } catch {
+        body = undefined;
+      }
+      if (status === 200 && body !== undefined) {
+        finish(undefined, body);
+        return;
+      }
+      const grpc = grpcErrorOf(body);
+      if (grpc) finish(this.grpcError(ep, path, grpc));
+      else if (status === 502 || status === 503 || status === 504) finish(new NetworkError(`HTTP ${status}`));
+      else {
+        const snippet = text.trim().slice(0, 200);
+        finish(new DcsError(`etcd3 at ${ep.label}: unexpected HTTP ${status} for ${path}: ${snippet}`));
+      }
     });
   }
 
@@ -575,4 +595,37 @@ export class EtcdGateway {
     if (grpc.code === GRPC_UNAVAILABLE) return new SentNetworkError(`${grpc.message} (unavailable)`);
     return new EtcdError(`etcd3 at ${ep.label}: ${path} failed: ${grpc.message}`, grpc.code, grpc.message);
   }
+}
+
+/** One exchange in flight: its request, and its promise settled once (the first outcome wins) behind one timer. */
+interface Exchange {
+  readonly req: http.ClientRequest;
+  readonly settled: () => boolean;
+  readonly finish: (err: Error | undefined, value?: unknown) => void;
+  /** (Re)arms the exchange's one timer. */
+  readonly arm: (ms: number, onFire: () => void) => void;
+}
+
+function settleOnce(
+  req: http.ClientRequest,
+  resolve: (value: unknown) => void,
+  reject: (err: Error) => void,
+): Exchange {
+  let settled = false;
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    req,
+    settled: () => settled,
+    finish: (err, value) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value);
+    },
+    arm: (ms, onFire) => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(onFire, Math.max(0, ms));
+    },
+  };
 }
