@@ -1,9 +1,6 @@
 /**
  * `pgwarden agent CONFIG`: one member. Wiring (configuration, DCS, local PostgreSQL, HA loop, REST API), signals
- * (SIGTERM/SIGINT: shut down; SIGHUP: reload the configuration file) and Patroni's shutdown sequence: the REST API
- * closes first (peers then see us as unreachable), PostgreSQL stops (fast), a leader writes the shutdown
- * checkpoint to `status` and releases the lock so that a replica takes over at once, and the member key is
- * published once more with state `stopped`.
+ * (SIGTERM/SIGINT: shut down; SIGHUP: reload the configuration file); the shutdown sequence is in shutdown.ts.
  */
 import { loadAgentConfig, refuseRoot, type AgentConfig } from '../config/agent-config.js';
 import { assertDynamicConfigAtStart } from '../config/config-check.js';
@@ -13,12 +10,12 @@ import { createDcs } from '../dcs/registry.js';
 import { SyncReplication } from './sync-replication.js';
 import { HaLoop } from '../ha/loop.js';
 import { haConfigFromDynamic } from '../ha/snapshot.js';
-import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
 import { createLogger } from './log.js';
 import { PostgresNode } from './node.js';
 import { createProber, probeTlsFor } from './peers.js';
 import { startAgentApi } from './rest.js';
+import { shutdown } from './shutdown.js';
 import { refuseDuplicateName } from './unique-name.js';
 import { AgentWatchdog } from './watchdog/watchdog.js';
 
@@ -51,12 +48,14 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     ctl: false,
   });
   await refuseDynamicConfigAtStart(dcs, log);
-  // Only /liveness of an address found in the DCS: no credentials are sent (api_url is not vouched for).
+  // Only /liveness of an address found in the DCS: no password is sent (api_url is not vouched for), but the client
+  // certificate is, as Patroni's request does: a REST API with verify_client: required answers nothing without it.
+  const { certfile, keyfile } = probeTlsFor(config);
   if (
     await refuseDuplicateName({
       getCluster: () => dcs.getCluster(),
       name: config.name,
-      restOptions: { insecure: true },
+      restOptions: { insecure: true, ...(certfile ? { certfile } : {}), ...(keyfile ? { keyfile } : {}) },
       log,
     })
   ) {
@@ -181,49 +180,4 @@ async function refuseDynamicConfigAtStart(dcs: Dcs, log: ReturnType<typeof creat
     throw e;
   }
   for (const w of warnings) log.warning(w);
-}
-
-interface ShutdownDeps {
-  readonly loop: HaLoop;
-  readonly node: PostgresNode;
-  readonly dcs: Dcs;
-  readonly log: ReturnType<typeof createLogger>;
-  readonly closeApi: () => Promise<void>;
-  readonly name: string;
-  readonly watchdog: AgentWatchdog;
-}
-
-/** Patroni's `Ha.shutdown` (not paused): stop PostgreSQL, release the lock with the shutdown LSN, touch member. */
-async function shutdown(d: ShutdownDeps): Promise<void> {
-  const { loop, node, dcs, log } = d;
-  await d.closeApi().catch((e: unknown) => log.warning(`closing the REST API: ${errorText(e)}`));
-  const task = loop.pendingAsync;
-  if (task) log.warning(`shutting down while ${task.description} is still running`);
-  const wasLeader = loop.lastCluster?.leader?.name === d.name;
-  try {
-    await node.shutdown();
-    log.info('stopped PostgreSQL');
-    // As Patroni: the watchdog is disarmed once PostgreSQL is down (its stop's safepoint), left armed otherwise.
-    await d.watchdog.disable();
-  } catch (e) {
-    const armed = d.watchdog.running ? ' Leaving watchdog running.' : '';
-    log.error(`stopping PostgreSQL failed: ${errorText(e)}.${armed}`);
-  }
-  if (wasLeader) {
-    try {
-      const lsn = await node.shutdownCheckpoint().catch(() => undefined);
-      if (lsn !== undefined) await dcs.writeStatus(pyJson({ optime: lsn }, true));
-      const cluster = await dcs.getCluster();
-      if (await dcs.deleteLeader(cluster)) log.info('Leader key released');
-    } catch (e) {
-      log.error(`releasing the leader key failed: ${errorText(e)}`);
-    }
-  }
-  try {
-    await dcs.touchMember(await node.memberValue({ isLeader: false }));
-  } catch (e) {
-    log.warning(`updating the member key failed: ${errorText(e)}`);
-  }
-  await node.close();
-  await dcs.close();
 }

@@ -41,8 +41,25 @@ export function peerPostgres(m: Member): PeerPostgres {
   };
 }
 
+function selfOf(config: AgentConfig): Omit<SelfInfo, 'canRewind'> {
+  return {
+    name: config.name,
+    tags: {
+      nofailover: config.tags.nofailover,
+      failoverPriority: config.tags.failoverPriority,
+      nosync: config.tags.nosync,
+      clonefrom: config.tags.clonefrom,
+      ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
+    },
+    hasBootstrapConfig: config.bootstrap !== undefined,
+    canCloneWithoutLeader: config.postgresql.createReplicaMethods.some((m) =>
+      worksWithoutLeader(m, config.postgresql.replicaMethods[m]),
+    ),
+  };
+}
+
 export class PostgresNode implements LocalNode {
-  private readonly baseSelf: Omit<SelfInfo, 'canRewind'>;
+  private baseSelf: Omit<SelfInfo, 'canRewind'>;
   private config: AgentConfig;
   private readonly pg: LocalPostgres;
   /** A restart scheduled over POST /restart, published in the member key (set by src/agent/endpoints.ts). */
@@ -56,20 +73,7 @@ export class PostgresNode implements LocalNode {
       standbyNames: withStandbyNames,
       prePromoteTimeoutMs: (dynamic) => haConfigFromDynamic(dynamic).ttl * 1000,
     });
-    this.baseSelf = {
-      name: config.name,
-      tags: {
-        nofailover: config.tags.nofailover,
-        failoverPriority: config.tags.failoverPriority,
-        nosync: config.tags.nosync,
-        clonefrom: config.tags.clonefrom,
-        ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
-      },
-      hasBootstrapConfig: config.bootstrap !== undefined,
-      canCloneWithoutLeader: config.postgresql.createReplicaMethods.some((m) =>
-        worksWithoutLeader(m, config.postgresql.replicaMethods[m]),
-      ),
-    };
+    this.baseSelf = selfOf(config);
   }
 
   /** This member for the HA core; `canRewind` follows use_pg_rewind and the data directory's pg_controldata. */
@@ -85,6 +89,8 @@ export class PostgresNode implements LocalNode {
   /** SIGHUP: a reloaded local configuration (tags, parameters, pg_hba take effect on the next write). */
   updateConfig(config: AgentConfig): void {
     this.config = config;
+    // Tags take effect on reload (SIGHUP, POST /reload), as in Patroni: the HA core reads them from here.
+    this.baseSelf = selfOf(config);
     this.pg.updateConfig(config);
   }
 
@@ -280,6 +286,10 @@ export class PostgresNode implements LocalNode {
 
   checkpoint(): Promise<void> {
     return this.pg.lifecycle.checkpoint();
+  }
+
+  markDemoted(): void {
+    this.pg.lifecycle.markDemoted();
   }
 
   crashRecovery(_task: TaskControl): Promise<boolean> {

@@ -161,6 +161,28 @@ function setPath(tree: ConfigTree, path: readonly string[], value: unknown): voi
   node[path[path.length - 1]!] = value;
 }
 
+/**
+ * Patroni's config.py reads three environment booleans with `parse_bool` (on/true/yes/1, off/false/no/0, any case)
+ * and drops an empty or unreadable value, so the file's setting (if any) stays.
+ */
+const ENV_BOOLS = [
+  ['ctl', 'insecure'],
+  ['restapi', 'allowlist_include_members'],
+  ['log', 'deduplicate_heartbeat_logs'],
+] as const;
+
+function parseEnvBools(out: ConfigTree): void {
+  for (const [section, key] of ENV_BOOLS) {
+    const node = out[section];
+    if (typeof node !== 'object' || node === null || Array.isArray(node) || !(key in node)) continue;
+    const s = node as Record<string, unknown>;
+    const value = s[key] === '' ? undefined : parseBool(s[key]);
+    if (value === undefined) delete s[key];
+    else s[key] = value;
+    if (Object.keys(s).length === 0) delete out[section];
+  }
+}
+
 export function applyPatroniEnv(
   tree: ConfigTree,
   env: Readonly<Record<string, string | undefined>>,
@@ -205,6 +227,7 @@ export function applyPatroniEnv(
     const v = get(`PATRONI_CTL_${k}`);
     if (v !== undefined) setPath(out, ['ctl', k.toLowerCase()], v);
   }
+  parseEnvBools(out);
   for (const [section, prefix] of [
     ['restapi', 'PATRONI_RESTAPI_'],
     ['ctl', 'PATRONI_CTL_'],

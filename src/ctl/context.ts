@@ -7,7 +7,8 @@ import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { createDcs } from '../dcs/registry.js';
 import type { RestClientOptions } from '../api/client.js';
-import { scalarText, textOf } from '../model/text.js';
+import { pyBool } from '../model/python.js';
+import { scalarText } from '../model/text.js';
 
 /** patronictl's default when the dynamic configuration is not known yet. */
 export const CTL_RETRY_TIMEOUT = 10;
@@ -32,20 +33,30 @@ export async function openDcs(config: LocalConfig, scope: string): Promise<Dcs> 
   });
 }
 
+/**
+ * The CLI's REST client settings, patronictl's request.py: credentials and the CA fall back from `ctl` to
+ * `restapi`; `ctl.insecure` counts when truthy (Python's `if insecure:`; the environment's PATRONI_CTL_INSECURE is
+ * already parsed as Patroni parses it, config/env.ts). The client certificate is `ctl.certfile`/`keyfile`, else the
+ * member's own `restapi.certfile`/`keyfile`, as patronictl 3.0.2 (`_get_cfg_value`) presents it to a REST API with
+ * `verify_client: required`. (4.1.4's request.py reads `ctl.*` only; the fallback only adds a certificate.)
+ */
 export function restOptions(config: LocalConfig, timeoutMs = 5000): RestClientOptions {
   const ctl = ctlSection(config);
-  const restapi = config.tree['restapi'];
+  const restapi = mappingOf(config.tree['restapi']);
   const str = scalarText;
+  const ctlCert = str(ctl['certfile']);
+  const certfile = ctlCert ?? str(restapi['certfile']);
+  const keyfile = ctlCert !== undefined ? str(ctl['keyfile']) : str(restapi['keyfile']);
   return {
     auth: restCredentials(config),
-    cacert:
-      str(ctl['cacert']) ??
-      (typeof restapi === 'object' && restapi !== null
-        ? str((restapi as Record<string, unknown>)['cafile'])
-        : undefined),
-    certfile: str(ctl['certfile']),
-    keyfile: str(ctl['keyfile']),
-    insecure: ctl['insecure'] === true || textOf(ctl['insecure']).toLowerCase() === 'true',
+    cacert: str(ctl['cacert']) ?? str(restapi['cafile']),
+    ...(certfile === undefined ? {} : { certfile }),
+    ...(keyfile === undefined ? {} : { keyfile }),
+    insecure: pyBool(ctl['insecure']),
     timeoutMs,
   };
+}
+
+function mappingOf(v: unknown): Readonly<Record<string, unknown>> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }

@@ -64,6 +64,13 @@ export interface ReleaseLock {
   readonly voluntarily: boolean;
 }
 
+/**
+ * A start as primary failed while we held the lock (ha.py `post_recover`): the local role becomes `demoted` and the
+ * on_role_change callback fires, before the lock is released.
+ */
+export interface MarkDemoted {
+  readonly type: 'MarkDemoted';
+}
 /** `pg_ctl promote` (after the pre_promote script, then the on_role_change callback). */
 export interface Promote {
   readonly type: 'Promote';
@@ -293,6 +300,7 @@ export type Action =
   | AcquireLock
   | RefreshLock
   | ReleaseLock
+  | MarkDemoted
   | Promote
   | Demote
   | FollowLeader

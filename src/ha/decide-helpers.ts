@@ -34,9 +34,13 @@ export function hasLock(ctx: Ctx): boolean {
   return ctx.c.leader?.name === ctx.s.me.name;
 }
 
-/** `nofailover`, or (4.x) a failover_priority of 0 or less: never promote. */
+/**
+ * Patroni's `Tags.nofailover`: never promote. It already folds in `failover_priority` (a priority of 0 or less counts
+ * only when no `nofailover` tag is given: an explicit `nofailover: false` wins, model/tags.ts), so the priority is
+ * not checked again here.
+ */
 export function iAmNoFailover(s: HaSnapshot): boolean {
-  return s.me.tags.nofailover || s.me.tags.failoverPriority <= 0;
+  return s.me.tags.nofailover;
 }
 
 export function isSyncMode(s: HaSnapshot): boolean {
@@ -61,7 +65,7 @@ export function peer(ctx: Ctx, name: string): PeerStatus | undefined {
 
 /** Patroni's `failover_limitation() is None`: reachable, may promote, watchdog fine. */
 export function peerCanPromote(st: PeerStatus): boolean {
-  return st.reachable && !st.nofailover && st.failoverPriority > 0 && !st.watchdogFailed;
+  return st.reachable && !st.nofailover && !st.watchdogFailed;
 }
 
 export function isLagging(ctx: Ctx, wal: Lsn): boolean {
@@ -123,6 +127,7 @@ export function startPostgres(
   as: 'replica' | 'primary',
   target: FollowTarget,
   timeout: number | undefined,
+  description = 'restarting after failure',
 ): Action {
   return {
     type: 'StartPostgres',
@@ -131,7 +136,7 @@ export function startPostgres(
     ...(timeout === undefined ? {} : { timeout }),
     async: true,
     kind: 'start',
-    description: 'restarting after failure',
+    description,
   };
 }
 

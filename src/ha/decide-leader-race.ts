@@ -231,7 +231,7 @@ function manualFailoverProcessNoLeader(ctx: Ctx): boolean | undefined {
       const why =
         st === undefined || !st.reachable
           ? 'not reachable'
-          : st.nofailover || st.failoverPriority <= 0
+          : st.nofailover
             ? 'not allowed to promote'
             : 'not watchdog capable';
       ctx.logs.push({ level: 'warning', text: `manual failover: member ${member.name} is ${why}` });

@@ -5,6 +5,7 @@
 import { tagCloneFrom } from '../model/tags.js';
 import type { Action, Decision, FollowTarget } from './actions.js';
 import type { Ctx } from './decide-helpers.js';
+import type { HaSnapshot } from './snapshot.js';
 import {
   demote,
   done,
@@ -42,6 +43,18 @@ export function recover(ctx: Ctx): Decision {
     }
   }
 
+  // Patroni 4.x: the lock is ours and was just refreshed, and PostgreSQL was running as a primary moments ago (it
+  // crashed under us, no recovery files): start it as a primary again, on the same timeline, waiting up to
+  // primary_start_timeout. A timeout of 0 that found nobody to fail over to falls through to the read-only start.
+  if (timeout !== undefined && timeout > 0 && crashedPrimary(pg)) {
+    const msg = 'starting primary after failure';
+    return done(msg, [
+      ...actions,
+      startPostgres('primary', { kind: 'none' }, timeout, msg),
+      { type: 'UpdateMemory', patch: { recovering: true, startTimeout: timeout } },
+    ]);
+  }
+
   const unclean =
     pg.controlState === 'in production' ||
     pg.controlState === 'shutting down' ||
@@ -70,6 +83,24 @@ export function recover(ctx: Ctx): Decision {
   }
   const d = asSecondary(nodeToFollow(ctx), timeout);
   return { ...d, actions: [...actions, ...d.actions] };
+}
+
+const CRASHED_PRIMARY_CONTROL_STATES = new Set([
+  'in production',
+  'in crash recovery',
+  'shutting down',
+  'shut down',
+]);
+
+/** The instance crashed while it ran as a primary and nothing would start it in recovery (ha.py `recover`). */
+function crashedPrimary(pg: HaSnapshot['postgres']): boolean {
+  return (
+    pg.state === 'crashed' &&
+    pg.wasPrimary === true &&
+    pg.recoveryConfExists !== true &&
+    pg.controlState !== undefined &&
+    CRASHED_PRIMARY_CONTROL_STATES.has(pg.controlState)
+  );
 }
 
 /**

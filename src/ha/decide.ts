@@ -117,6 +117,7 @@ function runCycle(ctx: Ctx): Decision {
       ctx.pre.push({ type: 'UpdateMemory', patch: { recovering: false } });
       if (hasLock(ctx)) {
         return done('removed leader key after trying and failing to start postgres', [
+          ...(pg.wasPrimary === true ? [{ type: 'MarkDemoted' } as const] : []),
           { type: 'ReleaseLock', voluntarily: false },
         ]);
       }

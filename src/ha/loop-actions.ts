@@ -271,6 +271,9 @@ export abstract class LoopActions {
       case 'WatchdogDisable':
         await this.deps.watchdog?.disable();
         return;
+      case 'MarkDemoted':
+        this.node.markDemoted();
+        return;
       case 'ReleaseLock':
       case 'TakeLeader':
         return this.runLockAction(action, cluster);

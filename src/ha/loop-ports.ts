@@ -89,6 +89,8 @@ export interface LocalNode {
   ): Promise<boolean | 'pre_promote_failed'>;
   /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
   stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
+  /** A start as primary failed while we held the lock: the role becomes `demoted`, on_role_change fires. */
+  markDemoted(): void;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
   checkpoint(): Promise<void>;
   /** pg_controldata's latest checkpoint location (after a stop). */

@@ -12,7 +12,10 @@ import { lsnFromJson } from '../model/lsn.js';
 /** This node's tags, as configured locally (plus `nosync` while it asks to leave `/sync`). */
 export interface MemberTags {
   readonly nofailover: boolean;
-  /** 4.x `failover_priority`; 1 unless configured. A value <= 0 means "never promote", like `nofailover`. */
+  /**
+   * 4.x `failover_priority`; 1 unless configured. A value <= 0 means "never promote" through `nofailover`, which
+   * is derived from it unless a `nofailover` tag is given (model/tags.ts).
+   */
   readonly failoverPriority: number;
   readonly nosync: boolean;
   readonly clonefrom: boolean;

@@ -47,6 +47,13 @@ export interface PostgresInfo {
   readonly sysid?: string;
   /** Only needed when PostgreSQL is down: decides crash recovery before a restart. */
   readonly controlState?: ControlDataState;
+  /**
+   * The role it last ran in was primary (Patroni's `state_handler.role`: `primary`, or 3.x `master`). Together with
+   * state `crashed` and `recoveryConfExists` it tells a crashed primary that may simply start again as one.
+   */
+  readonly wasPrimary?: boolean;
+  /** standby.signal, recovery.signal or recovery.conf is in the data directory (read only when it is stopped). */
+  readonly recoveryConfExists?: boolean;
   /** Milliseconds the instance has been in `state` (start timeout bookkeeping). */
   readonly msInState: number;
   /** The member it currently streams from (primary_conninfo target); undefined when none. */

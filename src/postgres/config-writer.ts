@@ -602,9 +602,14 @@ export function writeStandbySignal(dataDir: string, options: InstallOptions = {}
   writeOwned(join(dataDir, 'standby.signal'), '', 0o600, options.owner);
 }
 
+const RECOVERY_FILES = ['recovery.conf', 'standby.signal', 'recovery.signal'] as const;
+
 /** Removes recovery.conf, standby.signal and recovery.signal (we are to run as a primary). */
 export function removeRecoverySignals(dataDir: string): void {
-  for (const name of ['recovery.conf', 'standby.signal', 'recovery.signal']) {
-    rmSync(join(dataDir, name), { force: true });
-  }
+  for (const name of RECOVERY_FILES) rmSync(join(dataDir, name), { force: true });
+}
+
+/** Patroni's `recovery_conf_exists`: one of those files is there (the instance would start in recovery). */
+export function recoveryConfExists(dataDir: string): boolean {
+  return RECOVERY_FILES.some((name) => existsSync(join(dataDir, name)));
 }

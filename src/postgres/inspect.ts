@@ -9,6 +9,7 @@ import type { ConfigFiles } from './config-files.js';
 import { dataDirState, type ControlFile } from './data-dir.js';
 import type { InstanceState } from './instance-state.js';
 import type { LocalSession } from './local-session.js';
+import { recoveryConfExists } from './config-writer.js';
 import { controldata, isRunning, summarizeControldata } from './pg-ctl.js';
 import type { PeerPostgres } from './ports.js';
 import type { InstanceStatus } from './queries.js';
@@ -76,6 +77,8 @@ export class Inspector {
       ...(sysid === undefined ? {} : { sysid }),
       ...(controlState === undefined ? {} : { controlState }),
       ...(diverged === undefined ? {} : { diverged }),
+      wasPrimary: this.d.state.role === 'master' || this.d.state.role === 'primary',
+      ...(running || empty ? {} : { recoveryConfExists: recoveryConfExists(dir) }),
       msInState: this.d.state.msInState(),
     };
   }

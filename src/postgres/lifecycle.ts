@@ -9,6 +9,7 @@ import { runPrePromote, type RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { cmdlineArgs } from './config-writer.js';
 import type { InstanceState } from './instance-state.js';
+import { waitForOrphanedBackends } from './lifecycle-orphans.js';
 import type { LocalSession } from './local-session.js';
 import type { MemberSlots } from './member-slots.js';
 import {
@@ -79,6 +80,8 @@ export class Lifecycle {
       this.d.files.writeForStart(as === 'replica' ? (target ? { primary: target } : {}) : undefined);
       state.set('starting');
       state.role = as === 'replica' ? 'replica' : 'master';
+      if (isRunning(this.dataDir) === undefined)
+        await waitForOrphanedBackends(this.dataDir, 10_000, this.d.log);
       await this.startServer(timeoutSeconds);
       state.set('running');
       ok = true;
@@ -131,6 +134,14 @@ export class Lifecycle {
     this.d.callbacks.restartBegins();
     await this.stop('fast', undefined, true);
     return this.start(as, target, timeoutSeconds);
+  }
+
+  /** A start as primary failed while we held the lock (Patroni's `post_recover`): demoted, on_role_change fires. */
+  markDemoted(): void {
+    const { state } = this.d;
+    if (state.role !== 'master' && state.role !== 'primary') return;
+    state.role = 'demoted';
+    this.d.callbacks.fire('on_role_change');
   }
 
   /** `pg_ctl reload` when PostgreSQL runs (on_reload fires). */

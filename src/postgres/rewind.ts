@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseLsnText, type Lsn } from '../model/lsn.js';
 import { runPgTool, writePrivateFile, type PgBinariesConfig, type RunResult } from './binaries.js';
 import { formatConninfo, renderPgpass } from './config-writer.js';
+import { pgClientSsl } from './pg-ssl.js';
 
 type PgModule = typeof import('pg');
 
@@ -104,6 +105,14 @@ export interface ServerAddress {
 export interface Credentials {
   readonly username: string;
   readonly password?: string | undefined;
+  /** libpq keywords given with the user (sslmode, sslcert, sslkey, sslrootcert, ...). */
+  readonly connectionParams?: Readonly<Record<string, string>>;
+}
+
+/** node-postgres options for `user` (its SSL keywords applied, src/postgres/pg-ssl.ts). */
+function sslOf(user: Credentials): Pick<ClientConfig, 'ssl'> {
+  const ssl = pgClientSsl(user.connectionParams);
+  return ssl === undefined ? {} : { ssl };
 }
 
 /** IDENTIFY_SYSTEM and (when the primary is ahead of `localTimeline`) TIMELINE_HISTORY over a replication connection. */
@@ -123,6 +132,7 @@ export async function primaryTimeline(
     application_name: 'Patroni',
     replication: 'true',
     ...(replication.password !== undefined ? { password: replication.password } : {}),
+    ...sslOf(replication),
   };
   const client = new pg.Client(config);
   client.on('error', () => undefined);
@@ -162,6 +172,7 @@ export async function queryPrimary(
     statement_timeout: 2_000,
     application_name: 'Patroni',
     ...(user.password !== undefined ? { password: user.password } : {}),
+    ...sslOf(user),
   });
   client.on('error', () => undefined);
   await client.connect();
@@ -230,6 +241,8 @@ export interface PgRewindOptions {
 /** The `--source-server` connection string Patroni builds (`format_dsn`), with `target_session_attrs`. */
 export function rewindDsn(o: Pick<PgRewindOptions, 'source' | 'user' | 'database'>): string {
   return formatConninfo({
+    // The user's libpq keywords (sslmode, sslcert, ...), as Patroni's format_dsn of `conn_kwargs(auth)`.
+    ...o.user.connectionParams,
     dbname: o.database,
     user: o.user.username,
     host: o.source.host,

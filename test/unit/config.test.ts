@@ -210,7 +210,7 @@ describe('PATRONI_* environment', () => {
         authentication: { superuser: { username: 'postgres' } },
       },
       log: { level: 'DEBUG' },
-      ctl: { insecure: 'true' },
+      ctl: { insecure: true },
     });
   });
 

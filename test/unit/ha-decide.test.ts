@@ -236,6 +236,7 @@ function show(a: Action): string {
     case 'CrashRecovery':
       return `${a.type}~`;
     case 'StopPostgres':
+    case 'MarkDemoted':
     case 'WriteHistory':
     case 'ProcessSyncReplication':
     case 'CancelInitialization':
@@ -658,10 +659,20 @@ const race: Scenario[] = [
     ['Wait(2000)', 'FollowLeader(none)'],
   ),
   sc(
-    'unlocked, failover_priority 0: never races',
-    snap({ cluster: unlocked(), tags: { failoverPriority: 0 }, peers: PEERS_BEHIND }),
+    'unlocked, failover_priority 0 (nofailover derived from it): never races',
+    snap({ cluster: unlocked(), tags: { nofailover: true, failoverPriority: 0 }, peers: PEERS_BEHIND }),
     'following a different leader because I am not allowed to promote',
     ['Wait(2000)', 'FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked, failover_priority 0 but an explicit nofailover: false (Patroni: nofailover wins): races',
+    snap({
+      cluster: unlocked(),
+      tags: { nofailover: false, failoverPriority: 0 },
+      peers: { node1: peer({ reachable: false }), node3: peer({ walPosition: WAL - 1000n }) },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'Promote~'],
   ),
   sc(
     'unlocked, check_timeline and my timeline is behind the cluster',
@@ -745,6 +756,24 @@ const switchover: Scenario[] = [
     leaderSnap({ cluster: cluster({ failover: { member: 'node2' } }), peers: { node2: peer() } }),
     'failover: demoting myself',
     [LEADER_LOCK_LOST, 'Demote(graceful)~'],
+  ),
+  sc(
+    'leader, failover to a candidate with failover_priority 0 but nofailover: false (nofailover wins): demote',
+    leaderSnap({
+      cluster: cluster({ failover: { member: 'node2' } }),
+      peers: { node2: peer({ nofailover: false, failoverPriority: 0 }), node3: peer({ reachable: false }) },
+    }),
+    'failover: demoting myself',
+    [LEADER_LOCK_LOST, 'Demote(graceful)~'],
+  ),
+  sc(
+    'leader, failover to a candidate with nofailover: true and failover_priority 1: clear the key, stay leader',
+    leaderSnap({
+      cluster: cluster({ failover: { member: 'node2' } }),
+      peers: { node2: peer({ nofailover: true, failoverPriority: 1 }), node3: peer({ reachable: false }) },
+    }),
+    'no action. I am (node1), the leader with the lock',
+    [LEADER_LOCK_LOST, 'ClearFailoverKey(7)', 'ProcessSyncReplication', 'WriteHistory'],
   ),
   sc(
     'leader, candidate unreachable: clear the key, stay leader',
@@ -860,6 +889,123 @@ const switchover: Scenario[] = [
     snap({ config: { paused: true }, cluster: unlocked({ failover: { leader: 'node1', member: 'node2' } }) }),
     'promoted self to leader by acquiring session lock',
     [ACQUIRE_ELSE_FOLLOW, 'RewriteFailoverKey(node2;v7)', 'Promote~'],
+  ),
+];
+
+const CRASHED_PRIMARY = {
+  isRunning: false,
+  isPrimary: false,
+  state: 'crashed',
+  wasPrimary: true,
+  recoveryConfExists: false,
+} as const;
+const REFRESH_ELSE_SECONDARY =
+  'RefreshLock else {starting as a secondary: StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}';
+
+const crashedPrimary: Scenario[] = [
+  ...(['in production', 'in crash recovery', 'shutting down', 'shut down'] as const).map((controlState) =>
+    sc(
+      `primary crashed under us (${controlState}), lock held: start it as primary again, same timeline`,
+      leaderSnap({ pg: { ...CRASHED_PRIMARY, controlState } }),
+      'starting primary after failure',
+      [
+        REFRESH_ELSE_SECONDARY,
+        'StartPostgres(primary,none,300)~',
+        'UpdateMemory(recovering=true,startTimeout=300)',
+      ],
+    ),
+  ),
+  sc(
+    'primary crashed under us, primary_start_timeout 60: start as primary, waiting up to 60 s',
+    leaderSnap({
+      config: { primaryStartTimeout: 60 },
+      pg: { ...CRASHED_PRIMARY, controlState: 'in production' },
+    }),
+    'starting primary after failure',
+    [
+      REFRESH_ELSE_SECONDARY,
+      'StartPostgres(primary,none,60)~',
+      'UpdateMemory(recovering=true,startTimeout=60)',
+    ],
+  ),
+  sc(
+    'primary crashed under us, primary_start_timeout 0, a healthy replica: fail over instead',
+    leaderSnap({
+      config: { primaryStartTimeout: 0 },
+      pg: { ...CRASHED_PRIMARY, controlState: 'in production' },
+      peers: { node2: peer(), node3: peer() },
+    }),
+    'stopped PostgreSQL to fail over after a crash',
+    [REFRESH_ELSE_SECONDARY, 'Demote(immediate)'],
+  ),
+  sc(
+    'primary crashed under us, primary_start_timeout 0, nobody to fail over to: read-only start (timeout 0)',
+    leaderSnap({
+      config: { primaryStartTimeout: 0 },
+      pg: { ...CRASHED_PRIMARY, controlState: 'in production' },
+      peers: { node2: peer({ reachable: false }), node3: peer({ walPosition: 0n }) },
+    }),
+    'starting as readonly because i had the session lock',
+    [
+      REFRESH_ELSE_SECONDARY,
+      'StartPostgres(replica,none,0)~',
+      'UpdateMemory(recovering=true,startTimeout=0)',
+    ],
+  ),
+  sc(
+    'crashed primary with standby.signal in its data directory: not started as primary',
+    leaderSnap({ pg: { ...CRASHED_PRIMARY, recoveryConfExists: true, controlState: 'in production' } }),
+    'starting as readonly because i had the session lock',
+    [
+      REFRESH_ELSE_SECONDARY,
+      'StartPostgres(replica,none,300)~',
+      'UpdateMemory(recovering=true,startTimeout=300)',
+    ],
+  ),
+  sc(
+    'primary found stopped at agent start (state stopped, not crashed): read-only start, as Patroni',
+    leaderSnap({ pg: { ...CRASHED_PRIMARY, state: 'stopped', controlState: 'in production' } }),
+    'starting as readonly because i had the session lock',
+    [
+      REFRESH_ELSE_SECONDARY,
+      'StartPostgres(replica,none,300)~',
+      'UpdateMemory(recovering=true,startTimeout=300)',
+    ],
+  ),
+  sc(
+    'crashed replica (last role replica) holding the lock: read-only start',
+    leaderSnap({ pg: { ...CRASHED_PRIMARY, wasPrimary: false, controlState: 'in production' } }),
+    'starting as readonly because i had the session lock',
+    [
+      REFRESH_ELSE_SECONDARY,
+      'StartPostgres(replica,none,300)~',
+      'UpdateMemory(recovering=true,startTimeout=300)',
+    ],
+  ),
+  sc(
+    'crashed primary left in archive recovery (not a primary control state): read-only start',
+    leaderSnap({ pg: { ...CRASHED_PRIMARY, controlState: 'in archive recovery' } }),
+    'starting as readonly because i had the session lock',
+    [
+      REFRESH_ELSE_SECONDARY,
+      'StartPostgres(replica,none,300)~',
+      'UpdateMemory(recovering=true,startTimeout=300)',
+    ],
+  ),
+  sc(
+    'crashed primary, the lock held by another member: never started as primary',
+    snap({ pg: { ...CRASHED_PRIMARY, controlState: 'shut down' } }),
+    'starting as a secondary',
+    ['StartPostgres(replica,node1,-)~', 'UpdateMemory(recovering=true,startTimeout=undefined)'],
+  ),
+  sc(
+    'start as primary after a crash failed, lock held: demoted (on_role_change), then the lock removed',
+    leaderSnap({
+      memory: { recovering: true },
+      pg: { isRunning: false, isPrimary: false, state: 'start failed', wasPrimary: true },
+    }),
+    'removed leader key after trying and failing to start postgres',
+    ['UpdateMemory(recovering=false)', 'MarkDemoted', 'ReleaseLock(delete)'],
   ),
 ];
 
@@ -1249,6 +1395,7 @@ const groups: Readonly<Record<string, readonly Scenario[]>> = {
   'unlocked cluster: the leader race': race,
   'switchover / failover key': switchover,
   'crash recovery and start timeouts': crash,
+  'a crashed primary holding the lock (Patroni 4.x)': crashedPrimary,
   'long actions in progress': longActions,
   'synchronous mode': synchronous,
 };

@@ -158,6 +158,9 @@ class FakeNode implements LocalNode {
   async shutdownCheckpoint(): Promise<Lsn | undefined> {
     return undefined;
   }
+  markDemoted(): void {
+    this.calls.push('markDemoted');
+  }
   async crashRecovery(_task: TaskControl): Promise<boolean> {
     this.calls.push('crashRecovery');
     return true;
@@ -699,6 +702,29 @@ describe('HaLoop executor', () => {
     promotion.resolve(true);
     await loop.waitForTask();
     expect(loop.pendingAsync).toBeUndefined();
+  });
+
+  it('a crashed primary holding the lock starts as primary; a failed start is marked demoted, then the lock goes', async () => {
+    seedCluster(ME, { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442, { role: 'master' }) });
+    node.postgres = {
+      ...REPLICA,
+      state: 'crashed',
+      isRunning: false,
+      wasPrimary: true,
+      recoveryConfExists: false,
+      controlState: 'in production',
+    };
+    expect((await loop.runCycle()).message).toBe('starting primary after failure');
+    await loop.waitForTask();
+    expect(node.started.at(-1)).toEqual({ as: 'primary', target: undefined });
+    expect(loop.haMemory.recovering).toBe(true);
+
+    node.postgres = { ...node.postgres, state: 'start failed', controlState: 'shut down' };
+    expect((await loop.runCycle()).message).toBe(
+      'removed leader key after trying and failing to start postgres',
+    );
+    expect(node.calls.filter((c) => c === 'markDemoted')).toHaveLength(1);
+    expect(store.get(`${PREFIX}leader`)).toBeUndefined();
   });
 
   it('publishes the member key after a cycle whose DCS access succeeded, not after one that failed', async () => {

@@ -112,4 +112,24 @@ describe('pg_rewind support (spec 6.9)', () => {
       }),
     ).toBe('dbname=postgres user=rewind_user host=127.0.0.1 port=5433 target_session_attrs=read-write');
   });
+
+  it("passes the rewind user's SSL keywords in the --source-server string, in Patroni's format_dsn order", () => {
+    expect(
+      rewindDsn({
+        source: { host: '127.0.0.1', port: 5433 },
+        user: {
+          username: 'rewind_user',
+          connectionParams: {
+            sslrootcert: '/c/ca.crt',
+            sslmode: 'verify-ca',
+            sslkey: '/c/k.key',
+            sslcert: '/c/c.crt',
+          },
+        },
+        database: 'postgres',
+      }),
+    ).toBe(
+      'dbname=postgres user=rewind_user host=127.0.0.1 port=5433 sslmode=verify-ca sslcert=/c/c.crt sslkey=/c/k.key sslrootcert=/c/ca.crt target_session_attrs=read-write',
+    );
+  });
 });

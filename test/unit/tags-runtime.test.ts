@@ -81,3 +81,17 @@ describe('tags given as strings (Patroni 4.1.4 accepts them at start)', () => {
     expect(load('{nofailover: false, failover_priority: 2}').warnings).toEqual([]);
   });
 });
+
+describe('tags take effect on reload for the HA core (PostgresNode.self)', () => {
+  it('a reloaded nofailover: false over failover_priority 0 lets the member promote', async () => {
+    const { PostgresNode } = await import('../../src/agent/node.js');
+    const quiet = { info: () => undefined, warning: () => undefined, error: () => undefined };
+    const node = new PostgresNode(load('{failover_priority: 0}').config, quiet);
+    expect(node.self.tags).toMatchObject({ nofailover: true, failoverPriority: 0 });
+    node.updateConfig(load('{failover_priority: 0, nofailover: false}').config);
+    expect(node.self.tags).toMatchObject({ nofailover: false, failoverPriority: 0 });
+    node.updateConfig(load('{nofailover: true, failover_priority: 1}').config);
+    expect(node.self.tags).toMatchObject({ nofailover: true, failoverPriority: 0 });
+    await node.close();
+  });
+});
