@@ -36,17 +36,16 @@ export async function openDcs(config: LocalConfig, scope: string): Promise<Dcs> 
 /**
  * The CLI's REST client settings, patronictl's request.py: credentials and the CA fall back from `ctl` to
  * `restapi`; `ctl.insecure` counts when truthy (Python's `if insecure:`; the environment's PATRONI_CTL_INSECURE is
- * already parsed as Patroni parses it, config/env.ts). The client certificate is `ctl.certfile`/`keyfile`, else the
- * member's own `restapi.certfile`/`keyfile`, as patronictl 3.0.2 (`_get_cfg_value`) presents it to a REST API with
- * `verify_client: required`. (4.1.4's request.py reads `ctl.*` only; the fallback only adds a certificate.)
+ * already parsed as Patroni parses it, config/env.ts). The client certificate is `ctl.certfile`/`keyfile` only, as
+ * patronictl 4.1.4's request.py reads it (3.0.2 fell back to `restapi.certfile`; 4.1.4, the target, does not, and a
+ * certificate the server cannot verify would fail a handshake that works without one).
  */
 export function restOptions(config: LocalConfig, timeoutMs = 5000): RestClientOptions {
   const ctl = ctlSection(config);
   const restapi = mappingOf(config.tree['restapi']);
   const str = scalarText;
-  const ctlCert = str(ctl['certfile']);
-  const certfile = ctlCert ?? str(restapi['certfile']);
-  const keyfile = ctlCert !== undefined ? str(ctl['keyfile']) : str(restapi['keyfile']);
+  const certfile = str(ctl['certfile']);
+  const keyfile = certfile === undefined ? undefined : str(ctl['keyfile']);
   return {
     auth: restCredentials(config),
     cacert: str(ctl['cacert']) ?? str(restapi['cafile']),

@@ -73,9 +73,11 @@ describe('the CLI client certificate', () => {
     expect(o).toMatchObject({ certfile: '/c/ctl.crt', keyfile: '/c/ctl.key' });
   });
 
-  it('falls back to restapi.certfile and restapi.keyfile when ctl.certfile is absent', () => {
+  it('does not fall back to restapi.certfile/keyfile (patronictl 4.1.4), but the CA does fall back to restapi.cafile', () => {
     const o = load('restapi: {certfile: /r/api.crt, keyfile: /r/api.key, cafile: /r/ca.crt}\n');
-    expect(o).toMatchObject({ certfile: '/r/api.crt', keyfile: '/r/api.key', cacert: '/r/ca.crt' });
+    expect(o.certfile).toBeUndefined();
+    expect(o.keyfile).toBeUndefined();
+    expect(o.cacert).toBe('/r/ca.crt');
   });
 
   it('never mixes a ctl certificate with the REST API key', () => {
@@ -84,9 +86,9 @@ describe('the CLI client certificate', () => {
     expect(o.keyfile).toBeUndefined();
   });
 
-  it('from the environment: PATRONI_RESTAPI_CERTFILE/KEYFILE, overridden by PATRONI_CTL_CERTFILE/KEYFILE', () => {
+  it('from the environment: PATRONI_CTL_CERTFILE/KEYFILE, not PATRONI_RESTAPI_CERTFILE/KEYFILE', () => {
     const env = { PATRONI_RESTAPI_CERTFILE: '/e/api.crt', PATRONI_RESTAPI_KEYFILE: '/e/api.key' };
-    expect(load('', env)).toMatchObject({ certfile: '/e/api.crt', keyfile: '/e/api.key' });
+    expect(load('', env).certfile).toBeUndefined();
     expect(
       load('', { ...env, PATRONI_CTL_CERTFILE: '/e/ctl.crt', PATRONI_CTL_KEYFILE: '/e/ctl.key' }),
     ).toMatchObject({ certfile: '/e/ctl.crt', keyfile: '/e/ctl.key' });
