@@ -394,10 +394,25 @@ export function startMembers(
       why = `leader ${at(li).name} streams to ${streaming ? `[${names.join(', ')}]` : '(no answer)'}`;
       return undefined;
     }
+    // A replica whose timeline forked off the leader's still shows up as `streaming` for a moment every few seconds
+    // (it re-reads the old timeline's history, then stops): each replica must stream the leader's timeline.
+    const tl = await sqlRows(
+      at(li).host.ip,
+      "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text AS tli",
+    );
+    const leaderTimeline = tl?.[0]?.['tli'];
     for (const o of others) {
-      const r = await sqlRows(o.host.ip, 'SELECT pg_is_in_recovery()::text AS standby');
+      const r = await sqlRows(
+        o.host.ip,
+        `SELECT pg_is_in_recovery()::text AS standby,
+                (SELECT received_tli::text FROM pg_stat_wal_receiver WHERE status = 'streaming') AS tli`,
+      );
       if (r?.[0]?.['standby'] !== 'true') {
         why = `${o.name} is ${r ? 'not in recovery' : 'not answering SQL'}`;
+        return undefined;
+      }
+      if (leaderTimeline === undefined || r[0]['tli'] !== leaderTimeline) {
+        why = `${o.name} streams timeline ${String(r[0]['tli'])}, the leader is on ${String(leaderTimeline)}`;
         return undefined;
       }
     }

@@ -15,6 +15,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, hostname, release, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { createLab, CLIENT_IP, sweepStale } from '../harness/netns-lab.js';
@@ -219,6 +220,18 @@ async function runRow(row: Row): Promise<RowResult> {
   }
 }
 
+/** The commit this run's code is at, `+changes` when src/ or test/ differ from it (named in each row). */
+function codeCommit(): string {
+  const git = (...args: string[]): string =>
+    execFileSync('git', args, { cwd: REPO, encoding: 'utf8' }).trim();
+  try {
+    const dirty = git('status', '--porcelain', '--', 'src', 'test') !== '';
+    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? '+changes' : ''}`;
+  } catch {
+    return 'unknown commit';
+  }
+}
+
 function readStored(): StoredRow[] {
   if (!existsSync(JSON_FILE)) return [];
   const doc = JSON.parse(readFileSync(JSON_FILE, 'utf8')) as { rows?: StoredRow[] };
@@ -244,7 +257,10 @@ function writeReport(rows: readonly StoredRow[]): void {
 
 Written by \`npm run test:faults [FILTER]\` (test/faults/run.ts); do not edit by hand. Rows run
 ${dates[0]?.slice(0, 16) ?? '-'} to ${dates.at(-1)?.slice(0, 16) ?? '-'} UTC on ${machine()}, while other work
-shared the machine's CPUs. Rows not in the table have not been run.
+shared the machine's CPUs. Rows not in the table have not been run. The \`code\` column names the pgwarden
+commit each row ran on (the suite's code; for Patroni rows Patroni's own code ran the agents) and the time it
+ended; \`faults@d7e1450\` rows ran on the fault suite's first version (branch \`faults\`, results committed in
+d7e1450), between 17:06 and 18:29 UTC.
 
 Each row: a fresh 3-member cluster (agent + PostgreSQL 15 per network namespace), a 3-node etcd cluster (one
 namespace per node), HAProxy on the client side with \`OPTIONS /primary\` checks; ttl ${TIMING.ttl}, loop_wait ${TIMING.loopWait},
@@ -300,7 +316,8 @@ async function main(): Promise<void> {
   sweepStale();
   sweepStaleDisks(join(tmpdir(), 'pgwarden-faults-'));
   for (const d of readdirSync(tmpdir())) if (d.startsWith('pgwarden-faults-')) removeDir(join(tmpdir(), d));
-  log(`${rows.length} row(s); client side ${CLIENT_IP}`);
+  const commit = codeCommit();
+  log(`${rows.length} row(s) on ${commit}; client side ${CLIENT_IP}`);
   let failed = 0;
   for (const row of rows) {
     const started = Date.now();
@@ -308,7 +325,9 @@ async function main(): Promise<void> {
     const seconds = Math.round((Date.now() - started) / 1000);
     log(`${row.id}: ${JSON.stringify(result)} (${seconds} s)`);
     const stored = readStored().filter((r) => r.id !== row.id);
-    writeReport([...stored, { ...result, id: row.id, date: new Date().toISOString(), seconds }]);
+    const date = new Date().toISOString();
+    const code = `${commit} ${date.slice(11, 16)}`;
+    writeReport([...stored, { ...result, code, id: row.id, date, seconds }]);
     const missed =
       result.error !== undefined ||
       (row.fault.control === true && result.doubleWritable === 0) ||
