@@ -303,6 +303,26 @@ Targets (pgwarden rows that ran to the end; rows with an error are listed in the
 
 ${targetLines(sorted, (name) => FAULTS.some((f) => f.name === name.replace(/ \(.*\)$/, '') && f.control === true)).join('\n')}
 
+What the rows show (written with the code, not measured by it):
+
+- \`isolated\`, \`dcs-split-leader-minority\`: on code before 2409559 the ex-primary never rejoined. It demotes itself
+  (offline) and runs as a replica, but its timeline forked off the new leader's (its own last writes and shutdown
+  checkpoint are past the fork) and the divergence was only checked on a stopped instance: PostgreSQL logged "new
+  timeline N forked off current database system timeline" forever. A running replica is now checked as in Patroni
+  4.1.4 (after a start, a new leader, or a later leader timeline), then pg_rewind runs and it streams again.
+- The offline demotion of an isolated leader lasts as long as the partition, at most wal_sender_timeout (60 s):
+  PostgreSQL's fast shutdown has written its shutdown checkpoint but waits for its WAL senders to deliver it to
+  standbys it cannot reach. Patroni 4.1.4 stops the same way (\`pg_ctl stop -m fast\`, then waits for the postmaster).
+  No writes are accepted meanwhile.
+- Synchronous mode: since b1357ec the leader writes \`/sync\` with its name and no standby as soon as synchronous
+  mode is on (Patroni 4's \`_maybe_enable_synchronous_mode\`). Before, a failover in the seconds before the first
+  standby was confirmed could promote a replica that did not have the last commits: one run of
+  dcs-split-leader-minority/on on e1337d2 lost 101 acknowledged writes (4 more runs lost none).
+- \`sigstop-agent\`: a frozen agent cannot demote its PostgreSQL; only a watchdog (not on this machine) prevents the
+  rounds with two writable members, on Patroni as on pgwarden.
+- \`heals\` is checked more strictly since e1337d2: every replica's WAL receiver must stream the leader's timeline (a
+  replica whose timeline forked off shows \`streaming\` in pg_stat_replication for a moment every few seconds).
+
 Rows whose fault is marked \`(zookeeper)\` ran on a 3-node ZooKeeper 3.8 ensemble (one namespace per server,
 tickTime 1 s) instead of etcd; the DCS faults then apply to its servers (\`etcd-leader-kill\`: ZooKeeper's leader).
 Not covered yet: ZooKeeper beyond the rows listed (quorum loss), Patroni 3.0.2 beyond the rows listed.
