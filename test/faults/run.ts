@@ -171,6 +171,16 @@ async function runRow(row: Row): Promise<RowResult> {
       100,
     );
 
+    if (row.sync !== 'off') {
+      // The fault hits a cluster whose synchronous standby is in place, not the seconds before the leader names one.
+      await waitFor(
+        'a synchronous standby (GET /sync 200 on a member)',
+        async () =>
+          (await Promise.all(members.list.map((_m, i) => members.restStatus(i, '/sync')))).includes(200),
+        30_000,
+        250,
+      );
+    }
     const faultStart = Date.now();
     log(`${row.id}: ${row.fault.what} (leader ${leaderMember.name})`);
     await row.fault.run({ lab, etcd, members, leader, hold });
