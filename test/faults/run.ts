@@ -327,7 +327,10 @@ What the rows show (written with the code, not measured by it):
 - Synchronous mode: since b1357ec the leader writes \`/sync\` with its name and no standby as soon as synchronous
   mode is on (Patroni 4's \`_maybe_enable_synchronous_mode\`). Before, a failover in the seconds before the first
   standby was confirmed could promote a replica that did not have the last commits: one run of
-  dcs-split-leader-minority/on on e1337d2 lost 101 acknowledged writes (4 more runs lost none).
+  dcs-split-leader-minority/on on e1337d2 lost 101 acknowledged writes (4 more runs lost none). Now a fault in
+  that window means no failover until it heals (as on Patroni 4.1.4: its isolated/on and
+  dcs-split-leader-minority/on rows waited 57-58 s). Since 459f967 rows with synchronous mode on/strict start the
+  fault only once a synchronous standby is in place; rows run before did not wait.
 - \`sigstop-agent\`: a frozen agent cannot demote its PostgreSQL; only a watchdog (not on this machine) prevents the
   rounds with two writable members, on Patroni as on pgwarden.
 - \`heals\` is checked more strictly since e1337d2: every replica's WAL receiver must stream the leader's timeline (a
