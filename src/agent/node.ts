@@ -37,6 +37,7 @@ export function peerPostgres(m: Member): PeerPostgres {
     address: parseConnUrl(m.data.connUrl),
     dbname,
     role: m.data.role,
+    timeline: m.data.timeline,
     checkpointAfterPromote: m.data.checkpointAfterPromote,
   };
 }

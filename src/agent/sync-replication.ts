@@ -218,6 +218,21 @@ export class SyncReplication implements SyncReplicationPort {
       await this.setStandbyNames([]);
       return;
     }
+    let syncVersion = cluster.sync.version;
+    if (cluster.sync.leader === undefined) {
+      // Patroni 4's _maybe_enable_synchronous_mode: /sync names the leader (no standby) before any standby is
+      // confirmed, so that no replica is promoted meanwhile: commits are not synchronous yet (docs/faults.md).
+      const version = await this.dcs.setSyncStateValue(
+        pyJson(syncStateValue(this.name, []), true),
+        syncVersion,
+      );
+      if (version === false) {
+        this.log.warning('Updating sync state failed');
+        return;
+      }
+      this.log.info('Enabled synchronous replication');
+      syncVersion = version;
+    }
     const current = cluster.sync.leader === undefined ? [] : cluster.sync.members;
     const first = await this.state(cluster);
     const picked = first.picked;
@@ -234,7 +249,7 @@ export class SyncReplication implements SyncReplicationPort {
       this.log.info(
         `Updating synchronous privilege temporarily from ${pyList(current)} to ${pyList(plan.shrinkTo)}`,
       );
-      if (!(await this.writeSync(plan.shrinkTo, cluster.sync.version))) {
+      if (!(await this.writeSync(plan.shrinkTo, syncVersion))) {
         this.log.info('Synchronous replication key updated by someone else.');
         return;
       }

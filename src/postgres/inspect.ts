@@ -56,7 +56,8 @@ export class Inspector {
     const dir = this.d.files.dataDir;
     const dirState = dataDirState(dir);
     const empty = dirState === 'empty';
-    const running = !empty && isRunning(dir) !== undefined;
+    const pid = empty ? undefined : isRunning(dir);
+    const running = pid !== undefined;
     const status = running
       ? await this.runningStatus()
       : await this.seenStopped(!empty && view?.paused === true);
@@ -64,8 +65,10 @@ export class Inspector {
     if (empty) this.d.rewinder.dataDirEmptied();
     let stopped: Pick<PostgresInfo, 'controlState' | 'diverged'> = {};
     if (!running && !empty && sysid !== undefined) stopped = await this.stoppedControlState(view);
-    else if (running) this.d.rewinder.seenRunning();
-    const { controlState, diverged } = stopped;
+    const { controlState } = stopped;
+    let diverged = stopped.diverged;
+    if (pid !== undefined && status && !this.d.state.busy)
+      diverged = await this.runningDivergence(view, pid, status);
     return {
       state: this.d.state.state,
       isRunning: running,
@@ -96,6 +99,26 @@ export class Inspector {
       state.set('starting');
     }
     return status;
+  }
+
+  /**
+   * A running replica's divergence from the leader (a primary has none). Without the DCS (view undefined) a check
+   * that is due waits for the leader to be known again.
+   */
+  private async runningDivergence(
+    view: InspectView | undefined,
+    pid: number,
+    status: InstanceStatus,
+  ): Promise<PostgresInfo['diverged']> {
+    if (!status.inRecovery) {
+      this.d.rewinder.seenPrimary(pid);
+      return undefined;
+    }
+    return this.d.rewinder.checkRunning(view?.leader, {
+      pid,
+      timeline: status.timeline,
+      replayLsn: status.replayLsn,
+    });
   }
 
   /** No postmaster: a running or starting instance has crashed; while paused, any instance is just `stopped`. */

@@ -30,6 +30,8 @@ export interface PeerPostgres {
   /** The database named in `conn_url` (undefined: none there). */
   readonly dbname: string | undefined;
   readonly role: string | undefined;
+  /** The timeline it published (undefined: none). */
+  readonly timeline?: number | undefined;
   /** `checkpoint_after_promote` as published (false: a promotion's CHECKPOINT is still running). */
   readonly checkpointAfterPromote: boolean | undefined;
 }

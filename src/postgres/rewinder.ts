@@ -14,10 +14,12 @@ import type { InstanceState } from './instance-state.js';
 import { isRunning } from './pg-ctl.js';
 import { errorText } from '../model/text.js';
 import type { Cancellation, PeerPostgres, PgLog } from './ports.js';
+import { localConnectOptions } from './local-session.js';
 import {
   checkpointEnd,
   leaderIsPrimary,
   localPositionFromControldata,
+  type LocalPosition,
   pgRewind,
   primaryTimeline,
   rewindNeeded,
@@ -37,8 +39,54 @@ export interface RewinderDeps {
 const lsnText = (v: bigint): string =>
   `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
 
+/** This cycle's running replica, as the divergence check needs it. */
+export interface RunningReplica {
+  /** The postmaster's pid: a new one means PostgreSQL was (re)started. */
+  readonly pid: number;
+  /** From the status query (WAL receiver's or checkpoint's timeline); a hint, IDENTIFY_SYSTEM is asked first. */
+  readonly timeline: number | undefined;
+  readonly replayLsn: bigint | undefined;
+}
+
+/** What the previous cycles saw of a running instance: the triggers below are edges, not levels. */
+export interface SeenRunning {
+  readonly pid?: number;
+  readonly leader?: string;
+  /** `leaderTimeline/localTimeline` when last seen. */
+  readonly timelines?: string;
+}
+
+/**
+ * Why a running replica's timeline must be compared with the leader's now, or undefined (Patroni's
+ * `trigger_check_diverged_lsn` call sites): `started` (a new postmaster running as a replica: after a demotion,
+ * offline or not, after a crash or a restart; ha.py's on_start), `new leader` (we follow another member: ha.py's
+ * `follow` when primary_conninfo changes), `leader timeline ahead` (the leader published a later timeline than ours:
+ * ha.py's `_last_timeline < _leader_timeline`; once per change of either timeline).
+ */
+export function runningCheckTrigger(
+  seen: SeenRunning,
+  now: {
+    readonly pid: number;
+    readonly leader: string | undefined;
+    readonly leaderTimeline: number | undefined;
+    readonly localTimeline: number | undefined;
+  },
+): 'started' | 'new leader' | 'leader timeline ahead' | undefined {
+  if (seen.pid !== now.pid) return 'started';
+  if (now.leader !== undefined && seen.leader !== undefined && now.leader !== seen.leader)
+    return 'new leader';
+  const ahead =
+    now.leaderTimeline !== undefined &&
+    now.localTimeline !== undefined &&
+    now.leaderTimeline > now.localTimeline;
+  if (ahead && seen.timelines !== `${now.leaderTimeline}/${now.localTimeline}`)
+    return 'leader timeline ahead';
+  return undefined;
+}
+
 export class Rewinder {
   private status: RewindState = 'initial';
+  private seen: SeenRunning = {};
 
   constructor(private readonly d: RewinderDeps) {}
 
@@ -56,11 +104,6 @@ export class Rewinder {
     this.status = 'initial';
   }
 
-  /** PostgreSQL runs: a new check is due after its next stop, unless a rewind is known to be needed. */
-  seenRunning(): void {
-    if (this.status !== 'need') this.status = 'initial';
-  }
-
   private credentials(): PgUser {
     const auth = this.d.files.config.postgresql.authentication;
     return auth.rewind ?? auth.superuser;
@@ -75,18 +118,90 @@ export class Rewinder {
     leader: PeerPostgres | undefined,
     data: ReadonlyMap<string, string>,
   ): Promise<PostgresInfo['diverged']> {
-    const pg = this.d.files.config.postgresql;
-    const canRewind = this.canRewind();
-    if (!canRewind && !pg.removeDataDirectoryOnDivergedTimelines) return undefined;
+    const remedy = this.remedy();
+    if (remedy === undefined) return undefined;
     if (!leader || leader.name === this.d.files.config.name) return undefined;
-    const remedy = canRewind ? 'rewind' : 'reinitialize';
     if (this.status === 'need') return { leader: leader.name, remedy };
     if (this.status === 'success' || this.status === 'failed') return undefined;
     this.status = 'check';
-    const address = leader.address;
-    if (!address || !['master', 'primary'].includes(leader.role ?? '')) return undefined;
     const local = localPositionFromControldata(data);
     if (!local) return undefined;
+    return this.compare(leader, local, remedy);
+  }
+
+  /**
+   * A running replica's divergence from the leader (Patroni checks a running replica too: `_get_local_timeline_lsn`
+   * from a replication connection and the replayed LSN). The check runs once per trigger (see `runningCheckTrigger`)
+   * and is kept pending until a leader can answer it; a divergence found stays known until pg_rewind or a reinit.
+   */
+  async checkRunning(
+    leader: PeerPostgres | undefined,
+    replica: RunningReplica,
+  ): Promise<PostgresInfo['diverged']> {
+    const remedy = this.remedy();
+    const trigger = runningCheckTrigger(this.seen, {
+      pid: replica.pid,
+      leader: leader?.name,
+      leaderTimeline: leader?.timeline,
+      localTimeline: replica.timeline,
+    });
+    this.seen = {
+      pid: replica.pid,
+      leader: leader?.name ?? this.seen.leader,
+      timelines: `${leader?.timeline}/${replica.timeline}`,
+    };
+    if (remedy === undefined) return undefined;
+    if (trigger !== undefined && this.status !== 'need') this.status = 'check';
+    if (!leader || leader.name === this.d.files.config.name) return undefined;
+    if (this.status === 'need') return { leader: leader.name, remedy };
+    if (this.status !== 'check' || replica.replayLsn === undefined) return undefined;
+    const timeline = (await this.localReplicaTimeline()) ?? replica.timeline;
+    if (timeline === undefined) return undefined;
+    return this.compare(leader, { inRecovery: true, timeline, lsn: replica.replayLsn }, remedy);
+  }
+
+  /** A running primary: no divergence to check; a later stop or start as a replica checks anew. */
+  seenPrimary(pid: number): void {
+    this.seen = { ...this.seen, pid };
+    if (this.status !== 'need') this.status = 'initial';
+  }
+
+  /** What can be done about a divergence, or undefined when neither pg_rewind nor removing the data is allowed. */
+  private remedy(): 'rewind' | 'reinitialize' | undefined {
+    if (this.canRewind()) return 'rewind';
+    return this.d.files.config.postgresql.removeDataDirectoryOnDivergedTimelines ? 'reinitialize' : undefined;
+  }
+
+  /** The timeline a running replica replays, from IDENTIFY_SYSTEM on a local replication connection (as Patroni). */
+  private async localReplicaTimeline(): Promise<number | undefined> {
+    const pg = this.d.files.config.postgresql;
+    const local = localConnectOptions(pg, pg.authentication.replication);
+    try {
+      const r = await primaryTimeline(
+        { host: local.host, port: local.port },
+        pg.authentication.replication,
+        Number.MAX_SAFE_INTEGER,
+        pg.database,
+      );
+      return r.timeline;
+    } catch (e) {
+      this.d.log.warning(`Can not fetch local timeline from replication connection: ${errorText(e)}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * Patroni's `_check_timeline_and_lsn` against the leader: `need` or `not-need` once the leader answered as a
+   * primary; the status stays as it was (the check is retried) when it could not.
+   */
+  private async compare(
+    leader: PeerPostgres,
+    local: LocalPosition,
+    remedy: 'rewind' | 'reinitialize',
+  ): Promise<PostgresInfo['diverged']> {
+    const pg = this.d.files.config.postgresql;
+    const address = leader.address;
+    if (!address || !['master', 'primary'].includes(leader.role ?? '')) return undefined;
     this.d.log.info(`Local timeline=${local.timeline} lsn=${lsnText(local.lsn)}`);
     try {
       if (!(await leaderIsPrimary(address, this.credentials(), pg.database))) {

@@ -9,6 +9,7 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'no
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { etcdPost } from '../harness/etcd.js';
+import { fourLetterWord, ZK_SERVER } from '../harness/zookeeper.js';
 import type { Host, Lab } from '../harness/netns-lab.js';
 import { runCommand } from '../harness/patroni.js';
 import { freePort, startProcess, waitFor, type Managed } from '../harness/process.js';
@@ -72,11 +73,15 @@ export async function sqlRows(ip: string, sql: string): Promise<Record<string, u
 
 // ---------------------------------------------------------------------------------------------------- etcd
 
+export type DcsKind = 'etcd3' | 'zookeeper';
+
+/** The DCS servers of a row: a 3-node etcd cluster or a 3-node ZooKeeper ensemble. */
 export interface EtcdCluster {
+  readonly kind: DcsKind;
   readonly hosts: readonly Host[];
-  /** `ip:2379,ip:2379,ip:2379` */
+  /** `ip:port,ip:port,ip:port` */
   readonly endpoints: string;
-  /** Index of etcd's own raft leader, or undefined when none answers. */
+  /** Index of the DCS's own leader (etcd's raft leader, ZooKeeper's `Mode: leader`), or undefined when none answers. */
   leader(): Promise<number | undefined>;
   kill9(i: number): void;
   start(i: number): void;
@@ -134,6 +139,7 @@ export async function startEtcdCluster(lab: Lab, dir: string): Promise<EtcdClust
     return undefined;
   };
   return {
+    kind: 'etcd3',
     hosts,
     endpoints: hosts.map((h) => `${h.ip}:2379`).join(','),
     leader,
@@ -146,6 +152,94 @@ export async function startEtcdCluster(lab: Lab, dir: string): Promise<EtcdClust
     },
     async stop() {
       await Promise.all(procs.map((p) => (p ? p.stop(3000) : Promise.resolve())));
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ ZooKeeper
+
+/** A 3-node ZooKeeper ensemble (z1..z3, 10.213.0.31-33), each server in its namespace; tickTime 1 s. */
+export async function startZooKeeperEnsemble(lab: Lab, dir: string): Promise<EtcdCluster> {
+  const hosts = [1, 2, 3].map((k) => lab.addHost(`z${k}`, 30 + k));
+  const servers = hosts.map((h, i) => `server.${i + 1}=${h.ip}:2888:3888`);
+  const procs: (Managed | undefined)[] = [];
+  const cfgs = hosts.map((h, i) => {
+    const data = join(dir, `${h.name}.data`);
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, 'myid'), `${i + 1}\n`);
+    const cfg = join(dir, `${h.name}.cfg`);
+    writeFileSync(
+      cfg,
+      [
+        'tickTime=1000',
+        'initLimit=10',
+        'syncLimit=5',
+        `dataDir=${data}`,
+        'clientPort=2181',
+        `clientPortAddress=${h.ip}`,
+        'maxSessionTimeout=60000',
+        'maxClientCnxns=200',
+        'admin.enableServer=false',
+        '4lw.commands.whitelist=ruok,srvr,stat,mntr',
+        'autopurge.purgeInterval=0',
+        ...servers,
+        '',
+      ].join('\n'),
+    );
+    return cfg;
+  });
+  const start = (i: number): void => {
+    const h = hosts[i];
+    if (!h) throw new Error(`no zookeeper ${i}`);
+    procs[i] = startProcess(
+      'ip',
+      ['netns', 'exec', h.ns, ZK_SERVER, 'start-foreground', cfgs[i] ?? ''],
+      join(dir, `${h.name}.log`),
+      {
+        cwd: dir,
+        env: {
+          ...process.env,
+          JMXDISABLE: 'true',
+          SERVER_JVMFLAGS:
+            '-Xms32m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.admin.enableServer=false',
+        },
+      },
+    );
+  };
+  hosts.forEach((_h, i) => start(i));
+  const mode = async (h: Host): Promise<string | undefined> => {
+    try {
+      return /^Mode: (\S+)/m.exec(await fourLetterWord(h.ip, 2181, 'srvr', 1000))?.[1];
+    } catch {
+      return undefined;
+    }
+  };
+  await waitFor(
+    'a 3-node ZooKeeper ensemble with a leader',
+    async () => {
+      const modes = await Promise.all(hosts.map(mode));
+      return modes.every((m) => m === 'leader' || m === 'follower') && modes.includes('leader');
+    },
+    90_000,
+    500,
+  );
+  return {
+    kind: 'zookeeper',
+    hosts,
+    endpoints: hosts.map((h) => `${h.ip}:2181`).join(','),
+    async leader() {
+      for (const [i, h] of hosts.entries()) if ((await mode(h)) === 'leader') return i;
+      return undefined;
+    },
+    kill9: (i) => procs[i]?.signal('SIGKILL'),
+    start: (i) => {
+      const p = procs[i];
+      if (p && p.child.exitCode === null && p.child.signalCode === null)
+        throw new Error(`zookeeper ${i} still runs`);
+      start(i);
+    },
+    async stop() {
+      await Promise.all(procs.map((p) => (p ? p.stop(5000) : Promise.resolve())));
     },
   };
 }
@@ -225,7 +319,15 @@ function syncLines(sync: SyncMode): string {
   return '    synchronous_mode: true\n    synchronous_mode_strict: true';
 }
 
-export function memberYml(m: Member, etcdEndpoints: string, sync: SyncMode): string {
+function dcsSection(dcs: Pick<EtcdCluster, 'kind' | 'endpoints'>): string {
+  if (dcs.kind === 'etcd3') return `etcd3:\n  hosts: ${dcs.endpoints}`;
+  return `zookeeper:\n  hosts:\n${dcs.endpoints
+    .split(',')
+    .map((e) => `  - ${e}`)
+    .join('\n')}`;
+}
+
+export function memberYml(m: Member, dcs: Pick<EtcdCluster, 'kind' | 'endpoints'>, sync: SyncMode): string {
   return `# generated by test/faults/cluster.ts
 scope: faults
 namespace: /service
@@ -235,8 +337,7 @@ restapi:
   listen: ${m.host.ip}:${REST_PORT}
   connect_address: ${m.host.ip}:${REST_PORT}
 
-etcd3:
-  hosts: ${etcdEndpoints}
+${dcsSection(dcs)}
 
 bootstrap:
   dcs:
@@ -299,7 +400,7 @@ export function startMembers(
   dir: string,
   impl: Implementation,
   sync: SyncMode,
-  etcdEndpoints: string,
+  dcs: Pick<EtcdCluster, 'kind' | 'endpoints'>,
   diskMb?: number,
 ): Members {
   const { uid, gid } = postgresIds();
@@ -317,7 +418,7 @@ export function startMembers(
   });
   for (const m of list) {
     mkdirSync(join(m.dir, 'pglog'), { recursive: true });
-    writeFileSync(m.configFile, memberYml(m, etcdEndpoints, sync));
+    writeFileSync(m.configFile, memberYml(m, dcs, sync));
     writeFileSync(m.logFile, '');
     for (const p of [m.dir, join(m.dir, 'pglog'), m.configFile, m.logFile]) chownSync(p, uid, gid);
     chmodSync(m.dir, 0o700);
@@ -394,10 +495,25 @@ export function startMembers(
       why = `leader ${at(li).name} streams to ${streaming ? `[${names.join(', ')}]` : '(no answer)'}`;
       return undefined;
     }
+    // A replica whose timeline forked off the leader's still shows up as `streaming` for a moment every few seconds
+    // (it re-reads the old timeline's history, then stops): each replica must stream the leader's timeline.
+    const tl = await sqlRows(
+      at(li).host.ip,
+      "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text AS tli",
+    );
+    const leaderTimeline = tl?.[0]?.['tli'];
     for (const o of others) {
-      const r = await sqlRows(o.host.ip, 'SELECT pg_is_in_recovery()::text AS standby');
+      const r = await sqlRows(
+        o.host.ip,
+        `SELECT pg_is_in_recovery()::text AS standby,
+                (SELECT received_tli::text FROM pg_stat_wal_receiver WHERE status = 'streaming') AS tli`,
+      );
       if (r?.[0]?.['standby'] !== 'true') {
         why = `${o.name} is ${r ? 'not in recovery' : 'not answering SQL'}`;
+        return undefined;
+      }
+      if (leaderTimeline === undefined || r[0]['tli'] !== leaderTimeline) {
+        why = `${o.name} streams timeline ${String(r[0]['tli'])}, the leader is on ${String(leaderTimeline)}`;
         return undefined;
       }
     }

@@ -52,9 +52,10 @@ describe('fault suite metrics', () => {
       resumeSeconds: null,
       healed: false,
       healSeconds: null,
+      code: 'abc1234 20:41',
     };
     expect(markdownTable([row]).split('\n')[2]).toBe(
-      '| dcs-cut | pgwarden | on | **2** | 10 | **1** | never | **no** | never | double: m1+m2 |',
+      '| dcs-cut | pgwarden | on | **2** | 10 | **1** | never | **no** | never | abc1234 20:41 | double: m1+m2 |',
     );
   });
 

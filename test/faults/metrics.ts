@@ -25,6 +25,8 @@ export interface RowResult {
   readonly healSeconds: number | null;
   /** Set when the row could not run to the end (set-up failure, time-out); the figures are then partial. */
   readonly error?: string;
+  /** Which code ran the row and when: `<commit> <HH:MM UTC>` (the suite's and pgwarden's commit). */
+  readonly code?: string;
 }
 
 export function doubleRounds(rounds: readonly ProbeRound[]): ProbeRound[] {
@@ -67,8 +69,8 @@ function cell(v: number | null | boolean, unit = ''): string {
 
 export function markdownTable(rows: readonly RowResult[]): string {
   const head =
-    '| fault | implementation | sync | two writable (rounds) | acked | lost | writes resume after (s) | heals | heal time (s) | notes |\n' +
-    '|---|---|---|---:|---:|---:|---:|---|---:|---|';
+    '| fault | implementation | sync | two writable (rounds) | acked | lost | writes resume after (s) | heals | heal time (s) | code, run at (UTC) | notes |\n' +
+    '|---|---|---|---:|---:|---:|---:|---|---:|---|---|';
   const lines = rows.map((r) => {
     const notes = [
       r.doubleWritable > 0 ? `double: ${r.doubleWho.join(', ')}` : '',
@@ -78,7 +80,7 @@ export function markdownTable(rows: readonly RowResult[]): string {
       .join('; ');
     const two = r.doubleWritable > 0 ? `**${r.doubleWritable}**` : '0';
     const lost = r.lost > 0 ? `**${r.lost}**` : '0';
-    return `| ${r.fault} | ${r.impl} | ${r.sync} | ${two} | ${r.acked} | ${lost} | ${cell(r.resumeSeconds)} | ${cell(r.healed)} | ${cell(r.healSeconds)} | ${notes} |`;
+    return `| ${r.fault} | ${r.impl} | ${r.sync} | ${two} | ${r.acked} | ${lost} | ${cell(r.resumeSeconds)} | ${cell(r.healed)} | ${cell(r.healSeconds)} | ${r.code ?? ''} | ${notes} |`;
   });
   return [head, ...lines].join('\n');
 }

@@ -15,12 +15,15 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, hostname, release, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { createLab, CLIENT_IP, sweepStale } from '../harness/netns-lab.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
 import {
   startEtcdCluster,
+  startZooKeeperEnsemble,
+  type DcsKind,
   startFaultHaproxy,
   startMembers,
   sweepStaleDisks,
@@ -49,12 +52,14 @@ const DOC_FILE = join(REPO, 'docs', 'faults.md');
 const ROW_LIMIT_MS = 7 * 60_000;
 const IMPLS: readonly Implementation[] = ['pgwarden', 'patroni-4.1.4', 'patroni-3.0.2'];
 const SYNCS: readonly SyncMode[] = ['off', 'on', 'strict'];
+const DCSS: readonly DcsKind[] = ['etcd3', 'zookeeper'];
 
 interface Row {
   readonly id: string;
   readonly fault: Fault;
   readonly impl: Implementation;
   readonly sync: SyncMode;
+  readonly dcs: DcsKind;
 }
 
 interface StoredRow extends RowResult {
@@ -66,7 +71,15 @@ interface StoredRow extends RowResult {
 function allRows(): Row[] {
   return FAULTS.flatMap((fault) =>
     IMPLS.flatMap((impl) =>
-      SYNCS.map((sync) => ({ id: `${fault.name}/${impl}/${sync}`, fault, impl, sync })),
+      DCSS.flatMap((dcs) =>
+        SYNCS.map((sync) => ({
+          id: `${fault.name}/${impl}/${sync}${dcs === 'etcd3' ? '' : `/${dcs}`}`,
+          fault,
+          impl,
+          sync,
+          dcs,
+        })),
+      ),
     ),
   );
 }
@@ -96,7 +109,7 @@ async function healthy(members: Members): Promise<{ index: number } | undefined>
   return index === undefined ? undefined : { index };
 }
 
-/** A row that did not heal leaves its members' logs under .bench/faults-logs/<row>/ for a post-mortem. */
+/** A row that did not heal or lost acknowledged writes leaves its members' logs under .bench/faults-logs/<row>/. */
 function keepLogs(row: Row, list: readonly Member[]): void {
   const to = join(REPO, '.bench', 'faults-logs', row.id.replace(/\//g, '_'));
   rmSync(to, { recursive: true, force: true });
@@ -120,12 +133,14 @@ async function runRow(row: Row): Promise<RowResult> {
   };
   const left = (): number => Math.max(1000, deadline - Date.now());
   const stops: (() => Promise<void>)[] = [];
-  const base = { fault: row.fault.name, impl: row.impl, sync: row.sync };
+  const fault = row.dcs === 'etcd3' ? row.fault.name : `${row.fault.name} (${row.dcs})`;
+  const base = { fault, impl: row.impl, sync: row.sync };
   let partial: Partial<RowResult> = {};
   try {
-    const etcd = await startEtcdCluster(lab, dir);
+    const etcd =
+      row.dcs === 'zookeeper' ? await startZooKeeperEnsemble(lab, dir) : await startEtcdCluster(lab, dir);
     stops.push(() => etcd.stop());
-    const members = startMembers(lab, dir, row.impl, row.sync, etcd.endpoints, row.fault.diskMb);
+    const members = startMembers(lab, dir, row.impl, row.sync, etcd, row.fault.diskMb);
     stops.unshift(() => members.stop());
     let leader: number;
     try {
@@ -156,6 +171,16 @@ async function runRow(row: Row): Promise<RowResult> {
       100,
     );
 
+    if (row.sync !== 'off') {
+      // The fault hits a cluster whose synchronous standby is in place, not the seconds before the leader names one.
+      await waitFor(
+        'a synchronous standby (GET /sync 200 on a member)',
+        async () =>
+          (await Promise.all(members.list.map((_m, i) => members.restStatus(i, '/sync')))).includes(200),
+        30_000,
+        250,
+      );
+    }
     const faultStart = Date.now();
     log(`${row.id}: ${row.fault.what} (leader ${leaderMember.name})`);
     await row.fault.run({ lab, etcd, members, leader, hold });
@@ -206,6 +231,17 @@ async function runRow(row: Row): Promise<RowResult> {
     const pm = primary === undefined ? undefined : members.list[primary];
     if (!pm) throw new Error(`no single primary at the end to count lost writes on\n${members.logTails()}`);
     const lost = lostAcks(acks, await storedIds(pm.host.ip, 5432));
+    if (lost.length > 0) {
+      // Which writes, acknowledged when (s from the fault's start), for the post-mortem; with the members' logs.
+      const at = new Map(acks.map((a) => [a.id, a.at]));
+      const when = (id: number | undefined): string =>
+        id === undefined ? '?' : (((at.get(id) ?? faultStart) - faultStart) / 1000).toFixed(1);
+      log(
+        `${row.id}: ${lost.length} acknowledged ids missing on ${pm.name}: ${lost[0]} (at ${when(lost[0])} s) to ` +
+          `${lost.at(-1)} (at ${when(lost.at(-1))} s)`,
+      );
+      if (finalLeader !== undefined) keepLogs(row, members.list);
+    }
     if (finalLeader === undefined)
       log(`${row.id}: did not heal (${members.unhealthyBecause()})\n${members.logTails(15)}`);
     return { ...base, ...EMPTY, ...partial, lost: lost.length };
@@ -216,6 +252,18 @@ async function runRow(row: Row): Promise<RowResult> {
     lab.destroy();
     unmountDisks();
     removeDir(dir);
+  }
+}
+
+/** The commit this run's code is at, `+changes` when src/ or test/ differ from it (named in each row). */
+function codeCommit(): string {
+  const git = (...args: string[]): string =>
+    execFileSync('git', args, { cwd: REPO, encoding: 'utf8' }).trim();
+  try {
+    const dirty = git('status', '--porcelain', '--', 'src', 'test') !== '';
+    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? '+changes' : ''}`;
+  } catch {
+    return 'unknown commit';
   }
 }
 
@@ -244,7 +292,10 @@ function writeReport(rows: readonly StoredRow[]): void {
 
 Written by \`npm run test:faults [FILTER]\` (test/faults/run.ts); do not edit by hand. Rows run
 ${dates[0]?.slice(0, 16) ?? '-'} to ${dates.at(-1)?.slice(0, 16) ?? '-'} UTC on ${machine()}, while other work
-shared the machine's CPUs. Rows not in the table have not been run.
+shared the machine's CPUs. Rows not in the table have not been run. The \`code\` column names the pgwarden
+commit each row ran on (the suite's code; for Patroni rows Patroni's own code ran the agents) and the time it
+ended; \`faults@d7e1450\` rows ran on the fault suite's first version (branch \`faults\`, results committed in
+d7e1450), between 17:06 and 18:29 UTC.
 
 Each row: a fresh 3-member cluster (agent + PostgreSQL 15 per network namespace), a 3-node etcd cluster (one
 namespace per node), HAProxy on the client side with \`OPTIONS /primary\` checks; ttl ${TIMING.ttl}, loop_wait ${TIMING.loopWait},
@@ -260,9 +311,34 @@ ${markdownTable(sorted)}
 
 Targets (pgwarden rows that ran to the end; rows with an error are listed in the table only):
 
-${targetLines(sorted, (name) => FAULTS.some((f) => f.name === name && f.control === true)).join('\n')}
+${targetLines(sorted, (name) => FAULTS.some((f) => f.name === name.replace(/ \(.*\)$/, '') && f.control === true)).join('\n')}
 
-Not covered yet: ZooKeeper (a 3-node ensemble, quorum loss), Patroni 3.0.2 beyond the rows listed.
+What the rows show (written with the code, not measured by it):
+
+- \`isolated\`, \`dcs-split-leader-minority\`: on code before 2409559 the ex-primary never rejoined. It demotes itself
+  (offline) and runs as a replica, but its timeline forked off the new leader's (its own last writes and shutdown
+  checkpoint are past the fork) and the divergence was only checked on a stopped instance: PostgreSQL logged "new
+  timeline N forked off current database system timeline" forever. A running replica is now checked as in Patroni
+  4.1.4 (after a start, a new leader, or a later leader timeline), then pg_rewind runs and it streams again.
+- The offline demotion of an isolated leader lasts as long as the partition, at most wal_sender_timeout (60 s):
+  PostgreSQL's fast shutdown has written its shutdown checkpoint but waits for its WAL senders to deliver it to
+  standbys it cannot reach. Patroni 4.1.4 stops the same way (\`pg_ctl stop -m fast\`, then waits for the postmaster).
+  No writes are accepted meanwhile.
+- Synchronous mode: since b1357ec the leader writes \`/sync\` with its name and no standby as soon as synchronous
+  mode is on (Patroni 4's \`_maybe_enable_synchronous_mode\`). Before, a failover in the seconds before the first
+  standby was confirmed could promote a replica that did not have the last commits: one run of
+  dcs-split-leader-minority/on on e1337d2 lost 101 acknowledged writes (4 more runs lost none). Now a fault in
+  that window means no failover until it heals (as on Patroni 4.1.4: its isolated/on and
+  dcs-split-leader-minority/on rows waited 57-58 s). Since 459f967 rows with synchronous mode on/strict start the
+  fault only once a synchronous standby is in place; rows run before did not wait.
+- \`sigstop-agent\`: a frozen agent cannot demote its PostgreSQL; only a watchdog (not on this machine) prevents the
+  rounds with two writable members, on Patroni as on pgwarden.
+- \`heals\` is checked more strictly since e1337d2: every replica's WAL receiver must stream the leader's timeline (a
+  replica whose timeline forked off shows \`streaming\` in pg_stat_replication for a moment every few seconds).
+
+Rows whose fault is marked \`(zookeeper)\` ran on a 3-node ZooKeeper 3.8 ensemble (one namespace per server,
+tickTime 1 s) instead of etcd; the DCS faults then apply to its servers (\`etcd-leader-kill\`: ZooKeeper's leader).
+Not covered yet: ZooKeeper beyond the rows listed (quorum loss), Patroni 3.0.2 beyond the rows listed.
 Partitions are blackhole routes inside each namespace (no nftables/iptables/tc drop on this machine): the cut
 host's own connection attempts fail at once (EINVAL), its peers' time out. The client side (writer, probe,
 HAProxy) is the root namespace on the bridge address 10.213.0.1. Watchdog is off (no softdog here), so a frozen
@@ -300,7 +376,8 @@ async function main(): Promise<void> {
   sweepStale();
   sweepStaleDisks(join(tmpdir(), 'pgwarden-faults-'));
   for (const d of readdirSync(tmpdir())) if (d.startsWith('pgwarden-faults-')) removeDir(join(tmpdir(), d));
-  log(`${rows.length} row(s); client side ${CLIENT_IP}`);
+  const commit = codeCommit();
+  log(`${rows.length} row(s) on ${commit}; client side ${CLIENT_IP}`);
   let failed = 0;
   for (const row of rows) {
     const started = Date.now();
@@ -308,7 +385,9 @@ async function main(): Promise<void> {
     const seconds = Math.round((Date.now() - started) / 1000);
     log(`${row.id}: ${JSON.stringify(result)} (${seconds} s)`);
     const stored = readStored().filter((r) => r.id !== row.id);
-    writeReport([...stored, { ...result, id: row.id, date: new Date().toISOString(), seconds }]);
+    const date = new Date().toISOString();
+    const code = `${commit} ${date.slice(11, 16)}`;
+    writeReport([...stored, { ...result, code, id: row.id, date, seconds }]);
     const missed =
       result.error !== undefined ||
       (row.fault.control === true && result.doubleWritable === 0) ||

@@ -545,7 +545,12 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
     pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events).toEqual(['SSN=pg2', '/sync={"leader":"pg1","sync_standby":"pg2"}']);
+    // Patroni 4's _maybe_enable_synchronous_mode: /sync names the leader before any standby is confirmed.
+    expect(events).toEqual([
+      '/sync={"leader":"pg1","sync_standby":null}',
+      'SSN=pg2',
+      '/sync={"leader":"pg1","sync_standby":"pg2"}',
+    ]);
 
     events.length = 0;
     await sync.process(await dcs.getCluster(), SYNC_ON);
@@ -573,8 +578,10 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
     pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/1000000' }];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events).toEqual(['SSN=pg2']);
-    expect((await dcs.getCluster()).sync.leader).toBeUndefined();
+    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=pg2']);
+    // Sync mode is active with no standby yet: no replica may be promoted while commits are not synchronous.
+    expect((await dcs.getCluster()).sync.leader).toBe('pg1');
+    expect((await dcs.getCluster()).sync.members).toEqual([]);
   });
 
   it('swap on nosync: /sync shrinks, SSN names the other standby, /sync grows', async () => {
