@@ -96,11 +96,11 @@ done
 
 pgwarden() { node "$ROOT/bin/run.js" -c "$DIR/pg1/pgwarden.yml" "$@"; }
 echo "cluster-up: waiting for a leader and two streaming replicas (logs: $DIR/pg*/agent.log)" >&2
-ready() { # one leader running, two replicas running, and the leader sees both streaming
+ready() { # one leader running, two replicas streaming (a 4.x replica's state), and the leader sees both streaming
   local leader_rest
   leader_rest=$(pgwarden list -f json 2>/dev/null | jq -r '
     if ([.[] | select(.Role == "Leader" and .State == "running")] | length) == 1 and
-       ([.[] | select(.Role == "Replica" and .State == "running")] | length) == 2
+       ([.[] | select(.Role == "Replica" and .State == "streaming")] | length) == 2
     then .[] | select(.Role == "Leader") | .Member else empty end') || return 1
   [ -n "$leader_rest" ] || return 1
   curl -fsS "http://127.0.0.1:$((REST_PORT + ${leader_rest#pg} - 1))/patroni" 2>/dev/null |

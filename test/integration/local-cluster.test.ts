@@ -61,7 +61,7 @@ describeWithNeeds('npm run cluster:up / cluster:down', () => {
     const table = up.stdout.split('\n').filter((l) => /^\| pg\d /.test(l));
     expect(table).toHaveLength(3);
     expect(table.filter((l) => /\| Leader +\| running /.test(l))).toHaveLength(1);
-    expect(table.filter((l) => /\| Replica +\| running /.test(l))).toHaveLength(2);
+    expect(table.filter((l) => /\| Replica +\| streaming /.test(l))).toHaveLength(2);
     expect(up.stdout).toContain('Stop: npm run cluster:down');
 
     for (const f of ['etcd.pid', 'pg1/agent.pid', 'pg2/agent.pid', 'pg3/agent.pid']) {
