@@ -1,7 +1,7 @@
 /**
  * The agent's REST API: `startApiServer` fed with a status built from fresh queries of the local PostgreSQL (as
  * Patroni's `get_postgresql_status` does on every request, on the API's own connection) and the HA loop's cached
- * cluster view. A reload (SIGHUP, POST /reload) applies the new `restapi` settings (Patroni's `reload_config`).
+ * cluster view; `GET /metrics` renders the same status (src/api/metrics.ts). A reload (SIGHUP, POST /reload) applies the new `restapi` settings (Patroni's `reload_config`).
  */
 import {
   serverHeaderFor,
@@ -10,7 +10,8 @@ import {
   type ApiServer,
   type ApiServerOptions,
 } from '../api/server.js';
-import type { AgentStatus, PostgresSnapshot, WalSender } from '../api/status.js';
+import { metricsText } from '../api/metrics.js';
+import { statusJson, type AgentStatus, type PostgresSnapshot, type WalSender } from '../api/status.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { Dcs } from '../dcs/dcs.js';
 import type { HaLoop, LoopLogger } from '../ha/loop.js';
@@ -236,6 +237,8 @@ export async function startAgentApi(initial: AgentRestDeps): Promise<AgentApi> {
     listen: listenOf(config),
     ...apiSecurityFor(config),
     getStatus: () => buildStatus(deps),
+    // GET /metrics reads the status document GET /patroni answers, as Patroni's do_GET_metrics does.
+    getMetrics: async () => metricsText(statusJson(await buildStatus(deps))),
     getCluster: () => deps.loop.lastCluster,
     readCluster: async () => {
       try {

@@ -3,7 +3,9 @@
  * it bootstraps (either kind may win), switches over to pgwarden and back with patronictl 4.1.4, and in every
  * state patronictl 4.1.4's `list -f json` shows the pgwarden member with the same fields and values as a 4.1.4
  * member in the same role and state. On etcd the raw member keys and the `status` key are compared too (field
- * sets equal; the values that do not move equal).
+ * sets equal; the values that do not move equal). `GET /metrics` of the pgwarden member, as a replica and as the
+ * primary, has the 4.1.4 member's Content-Type, comment lines (HELP, TYPE, the state legend), metric names in the
+ * same order with the same label keys, and the same role and state values.
  *
  * Needs: root, PostgreSQL 15, etcd, ZooKeeper, the shared/ checkout beside the repository (Patroni 4.1.4 on
  * Debian's python3) and a built pgwarden.
@@ -26,6 +28,67 @@ const TEST_MS = 240_000;
 function comparable(row: Row | undefined): Row {
   const { Member: _m, Host: _h, ...rest } = row ?? {};
   return rest;
+}
+
+interface Metrics {
+  readonly contentType: string | null;
+  /** Comment lines as written; sample lines as `name{label keys}`. */
+  readonly shape: readonly string[];
+  readonly values: ReadonlyMap<string, string>;
+  readonly labels: ReadonlyMap<string, Row>;
+}
+
+async function metricsOf(port: number): Promise<Metrics> {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+  if (r.status !== 200) throw new Error(`GET /metrics: ${r.status}`);
+  const text = await r.text();
+  const shape: string[] = [];
+  const values = new Map<string, string>();
+  const labels = new Map<string, Row>();
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m) {
+      shape.push(line);
+      continue;
+    }
+    const [, name = '', body = '', value = ''] = m;
+    const pairs = [...body.matchAll(/(\w+)="([^"]*)"/g)].map(([, k = '', v = '']) => [k, v] as const);
+    shape.push(`${name}{${pairs.map(([k]) => k).join(',')}}`);
+    values.set(name, value);
+    labels.set(name, Object.fromEntries(pairs));
+  }
+  return { contentType: r.headers.get('content-type'), shape, values, labels };
+}
+
+/** The metrics whose values depend only on a member's role and state, not on its position or clock. */
+const ROLE_METRICS = [
+  'patroni_version',
+  'patroni_postgres_running',
+  'patroni_primary',
+  'patroni_standby_leader',
+  'patroni_replica',
+  'patroni_sync_standby',
+  'patroni_quorum_standby',
+  'patroni_xlog_paused',
+  'patroni_postgres_streaming',
+  'patroni_postgres_in_archive_recovery',
+  'patroni_postgres_server_version',
+  'patroni_cluster_unlocked',
+  'patroni_failsafe_mode_is_active',
+  'patroni_pending_restart',
+  'patroni_is_paused',
+  'patroni_postgres_state',
+];
+const roleValues = (m: Metrics): Row => Object.fromEntries(ROLE_METRICS.map((n) => [n, m.values.get(n)]));
+
+/** pgwarden's metrics against a 4.1.4 member's in the same role: same format, labels and role values. */
+function expectSameMetrics(mine: Metrics, theirs: Metrics, name: string, scope: string): void {
+  expect(mine.contentType).toBe(theirs.contentType);
+  expect(mine.shape).toEqual(theirs.shape);
+  expect(roleValues(mine)).toEqual(roleValues(theirs));
+  for (const labels of mine.labels.values()) expect(labels).toEqual({ scope, name });
+  const count = (m: Metrics): number => m.shape.filter((l) => l.startsWith('# TYPE ')).length;
+  console.info(`GET /metrics: pgwarden ${name} ${count(mine)} metrics, Patroni 4.1.4 ${count(theirs)}`);
 }
 
 /** The member-key fields whose values do not depend on the member itself (addresses differ). */
@@ -68,6 +131,24 @@ for (const dcs of ['etcd3', 'zookeeper'] as const satisfies readonly Dcs[]) {
           Buffer.from(kv.key, 'base64').toString().slice(prefix.length),
           Buffer.from(kv.value ?? '', 'base64').toString(),
         ]),
+      );
+    };
+    const portOf = (name: string): number => c().nodes.find((n) => n.name === name)?.restPort ?? 0;
+    /** Polls until the two members' role values agree (a replica's streaming state settles), then returns both. */
+    const metricsAlike = async (mine: string, theirs: string): Promise<[Metrics, Metrics]> => {
+      const both = async (): Promise<[Metrics, Metrics]> =>
+        Promise.all([metricsOf(portOf(mine)), metricsOf(portOf(theirs))]);
+      return waitFor(
+        `GET /metrics of ${mine} and ${theirs} alike`,
+        async () => {
+          const [a, b] = await both();
+          return JSON.stringify(roleValues(a)) === JSON.stringify(roleValues(b)) ? ([a, b] as const) : false;
+        },
+        30_000,
+        500,
+      ).then(
+        ([a, b]) => [a, b],
+        async () => both(),
       );
     };
     const switchover = async (leader: string, candidate: string): Promise<void> => {
@@ -128,6 +209,14 @@ for (const dcs of ['etcd3', 'zookeeper'] as const satisfies readonly Dcs[]) {
       const rows = await sameRows(PGWARDEN, other);
       expect(rows.get(PGWARDEN)).toMatchObject({ Role: 'Replica', State: 'streaming' });
       expect(Object.keys(rows.get(PGWARDEN) ?? {}).sort()).toEqual(Object.keys(rows.get(other) ?? {}).sort());
+      const [mine, theirs] = await metricsAlike(PGWARDEN, other);
+      expectSameMetrics(mine, theirs, PGWARDEN, c().scope);
+      expect(mine.values.get('patroni_replica')).toBe('1');
+      expect(mine.values.get('patroni_postgres_streaming')).toBe('1');
+      expect(Number(mine.values.get('patroni_xlog_received_location'))).toBeGreaterThan(0);
+      expect(mine.values.get('patroni_postgres_timeline')).toBe(
+        theirs.values.get('patroni_postgres_timeline'),
+      );
       if (dcs !== 'etcd3') return;
       const kv = await waitFor(
         'member keys alike',
@@ -159,7 +248,17 @@ for (const dcs of ['etcd3', 'zookeeper'] as const satisfies readonly Dcs[]) {
         const before = dcs === 'etcd3' ? await keys() : undefined;
         const oldLeader = (await c().primaries())[0] ?? '';
         const before4 = (await list()).get(oldLeader);
+        const theirMetrics = await metricsOf(portOf(oldLeader));
         await switchover(oldLeader, PGWARDEN);
+        const myMetrics = await metricsOf(portOf(PGWARDEN));
+        expectSameMetrics(myMetrics, theirMetrics, PGWARDEN, c().scope);
+        expect(myMetrics.values.get('patroni_primary')).toBe('1');
+        expect(Number(myMetrics.values.get('patroni_xlog_location'))).toBeGreaterThan(
+          Number(theirMetrics.values.get('patroni_xlog_location')),
+        );
+        expect(Number(myMetrics.values.get('patroni_postgres_timeline'))).toBe(
+          Number(theirMetrics.values.get('patroni_postgres_timeline')) + 1,
+        );
         const rows = await list();
         expect(Object.keys(rows.get(PGWARDEN) ?? {}).sort()).toEqual(Object.keys(before4 ?? {}).sort());
         expect(rows.get(PGWARDEN)).toMatchObject({ Role: 'Leader', State: 'running' });

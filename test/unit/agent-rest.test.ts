@@ -1,7 +1,8 @@
 /**
  * The agent's REST wiring (src/agent/rest.ts) on 127.0.0.1 with stand-ins for the node, the loop and the DCS: a
  * reload (what SIGHUP and POST /reload run) applies new restapi credentials, allowlist and server_tokens to the
- * running server, and moves it when restapi.listen changes.
+ * running server, and moves it when restapi.listen changes. GET /metrics answers from the same status as GET /patroni
+ * and, like it, is not subject to the allowlist or authentication.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -52,11 +53,21 @@ function deps(config: AgentConfig): AgentRestDeps {
     node: {
       currentState: 'stopped',
       currentRole: 'replica',
+      memberTags: {},
+      pendingRestart: false,
       reloadPostgresql: async () => {
         reloads.push('postgresql');
       },
     } as unknown as PostgresNode,
-    loop: { lastCluster: undefined, wake: () => undefined } as unknown as HaLoop,
+    loop: {
+      lastCluster: undefined,
+      wake: () => undefined,
+      haConfig: { ttl: 30, maximumLagOnFailover: 1048576 },
+      leaderLockUntil: () => undefined,
+      dcsLastSeen: 1795316134,
+      watchdogFailed: false,
+      nextRun: 0,
+    } as unknown as HaLoop,
     dcs: {} as Dcs,
     onError: () => undefined,
     reloadConfig: () => reloads.push('config'),
@@ -105,5 +116,32 @@ describe('agent REST reload', () => {
     await api.reload(configFor(second, ''));
     expect((await postReload(second))[0]).toBe(202);
     await expect(fetch(`http://127.0.0.1:${first}/reload`, { method: 'POST' })).rejects.toThrow();
+  });
+});
+
+describe('agent GET /metrics', () => {
+  it('Prometheus text from the status document, open like GET /patroni under allowlist and authentication', async () => {
+    const port = await freePort();
+    const restapi = '  allowlist: [10.0.0.0/8]\n  authentication:\n    username: admin\n    password: secret';
+    api = await startAgentApi(deps(configFor(port, restapi)));
+    const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('text/plain');
+    const body = await r.text();
+    // PostgreSQL is stopped here: the status says so, and the metrics with it.
+    const patroni = (await (await fetch(`http://127.0.0.1:${port}/patroni`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(patroni).toMatchObject({ state: 'stopped', role: 'replica', dcs_last_seen: 1795316134 });
+    expect(body).toContain('patroni_postgres_running{scope="demo",name="pg1"} 0\n');
+    expect(body).toContain('patroni_replica{scope="demo",name="pg1"} 1\n');
+    expect(body).toContain('patroni_dcs_last_seen{scope="demo",name="pg1"} 1795316134\n');
+    expect(body).toContain('patroni_postgres_state{scope="demo",name="pg1"} 12\n');
+    expect(body).toContain('patroni_cluster_unlocked{scope="demo",name="pg1"} 1\n');
+    // The unsafe endpoints stay behind the allowlist.
+    expect((await postReload(port, basic('admin', 'secret'))).slice(0, 2)).toEqual([403, 'Access is denied']);
+    // HEAD /metrics is a health check in Patroni too (do_HEAD): a bare status.
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'HEAD' })).status).toBe(503);
   });
 });

@@ -7,6 +7,7 @@ import { clusterView, clusterViewJson } from '../../model/cluster-view.js';
 import { flavorFor, type VersionTuple } from '../../model/flavor.js';
 import { pyJson } from '../../model/pyjson.js';
 import { healthCheck, type QueryParams } from '../health.js';
+import { METRICS_CONTENT_TYPE } from '../metrics.js';
 import { spokenVersion, statusJson, type AgentStatus, type PrimaryRoleSpelling } from '../status.js';
 import type { MaybePromise } from '../types.js';
 import type { Responder } from '../wire.js';
@@ -17,7 +18,7 @@ export interface ReadSources {
   readonly getCluster: () => MaybePromise<Cluster | undefined>;
   /** A fresh DCS read for `GET /cluster` (Patroni re-reads); defaults to `getCluster`. */
   readonly readCluster?: () => MaybePromise<Cluster | undefined>;
-  /** `GET /metrics` body; without it `/metrics` is an ordinary (503) health check. */
+  /** `GET /metrics` body (`metricsText` of the status document); without it `/metrics` is an ordinary health check. */
   readonly getMetrics?: () => MaybePromise<string>;
   /** `GET /failsafe`; defaults to the cached view's failsafe key; undefined => 502. */
   readonly getFailsafe?: () => MaybePromise<Readonly<Record<string, string>> | undefined>;
@@ -79,7 +80,7 @@ export function readRoutes(src: ReadSources): Readonly<Record<string, ReadRoute 
       json(respond, config.data);
     },
     GET_metrics: src.getMetrics
-      ? async ({ respond }) => respond.text(200, await src.getMetrics!(), 'text/plain')
+      ? async ({ respond }) => respond.text(200, await src.getMetrics!(), METRICS_CONTENT_TYPE)
       : undefined,
     GET_failsafe: async ({ respond }) => {
       const failsafe = src.getFailsafe ? await src.getFailsafe() : (await src.getCluster())?.failsafe;
