@@ -133,20 +133,6 @@ describe('member slots', () => {
     ]);
     expect([...memberSlotNames(c, 'pg1')].sort()).toEqual(['pg4', 'pg_2']);
   });
-
-  it.each([
-    [{ nostream: true }, []],
-    [{ nostream: 'true' }, []],
-    [{ nostream: 'on' }, []],
-    // parse_bool: 'false', 'off' and anything unparseable do not stop streaming.
-    [{ nostream: 'false' }, ['pg2']],
-    [{ nostream: 'off' }, ['pg2']],
-    [{ nostream: 'x' }, ['pg2']],
-    [{ nostream: false }, ['pg2']],
-  ])('a member tagged %j gets a slot: %j', (tags, want) => {
-    const c = cluster([member('pg1'), member('pg2', { tags })]);
-    expect([...memberSlotNames(c, 'pg1')]).toEqual(want);
-  });
 });
 
 describe('role callbacks (which callback a start, restart or inspection fires)', () => {
