@@ -50,6 +50,7 @@ function selfOf(config: AgentConfig): Omit<SelfInfo, 'canRewind'> {
       failoverPriority: config.tags.failoverPriority,
       nosync: config.tags.nosync,
       clonefrom: config.tags.clonefrom,
+      ...(config.tags.nostream ? { nostream: true } : {}),
       ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
     },
     hasBootstrapConfig: config.bootstrap !== undefined,

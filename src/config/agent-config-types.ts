@@ -123,9 +123,12 @@ export interface AgentTags {
   /** 1 unless configured; 0 when `nofailover` is true. */
   readonly failoverPriority: number;
   readonly nosync: boolean;
+  /** `sync_priority`: 1 unless configured; 0 when `nosync` is true. */
+  readonly syncPriority: number;
   readonly clonefrom: boolean;
   readonly replicatefrom?: string;
   readonly noloadbalance: boolean;
+  /** `nostream` (parse_bool): no WAL streaming, only restore_command. */
   readonly nostream: boolean;
   /** Every tag that is not one of the above, verbatim. */
   readonly custom: Node;

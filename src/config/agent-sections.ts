@@ -36,13 +36,15 @@ import {
 } from './config-values.js';
 import { dcsTarget, type DcsTarget, type LocalConfig } from './local-config.js';
 import { parseGucInt } from '../model/guc-values.js';
-import { parseBool, pyBool, pyStr } from '../model/python.js';
+import { pyBool, pyStr } from '../model/python.js';
 import {
   tagCloneFrom,
   tagFailoverPriority,
   tagNoFailover,
   tagNoLoadBalance,
+  tagNoStream,
   tagNoSync,
+  tagSyncPriority,
 } from '../model/tags.js';
 
 /** Tags Patroni drops from the member key when falsy (spec 1.2.3). */
@@ -265,10 +267,11 @@ export function readTags(tree: Node, warn: (text: string) => void): AgentTags {
     nofailover: tagNoFailover(t),
     failoverPriority: tagFailoverPriority(t),
     nosync: tagNoSync(t),
+    syncPriority: tagSyncPriority(t),
     clonefrom: tagCloneFrom(t),
     replicatefrom: optStr(t, 'replicatefrom', 'tags'),
     noloadbalance: tagNoLoadBalance(t),
-    nostream: parseBool(get(t, 'nostream')) ?? false,
+    nostream: tagNoStream(t),
     custom,
   };
 }

@@ -10,8 +10,6 @@
  * `<replica_method>` a `postgresql.create_replica_methods` entry. A rule with `subtree` covers everything below it
  * (its values are checked by the section parsers).
  */
-import { parseGucInt } from '../model/guc-values.js';
-import { parseBool } from '../model/python.js';
 import { pyShown } from './config-values.js';
 import { USER_KEYS } from './postgresql-section.js';
 
@@ -307,21 +305,11 @@ export const LOCAL_RULES: RuleTable = {
   'tags.noloadbalance': S,
   'tags.replicatefrom': S,
   'tags.nosync': S,
-  // 0 or less means nosync (model/tags.ts), 1 is the default; higher priorities would order the sync standbys.
-  'tags.sync_priority': refused(
-    '%v is not supported by pgwarden yet (synchronous standbys are picked without priorities)',
-    'remove tags.sync_priority (or use nosync: true for 0)',
-    (v) => {
-      const p = parseGucInt(v);
-      return p !== undefined && p <= 1;
-    },
-  ),
-  'tags.nostream': refused(
-    'not supported by pgwarden yet (every replica streams)',
-    'remove tags.nostream or set it to false',
-    // Patroni reads it with parse_bool: only a true value asks for anything.
-    (v) => parseBool(v) !== true,
-  ),
+  // Read at run time as tags.py does (model/tags.ts): 0 or less means nosync, higher priorities are picked first
+  // as synchronous standbys (ha/sync.ts).
+  'tags.sync_priority': S,
+  // parse_bool: a true value stops streaming (no primary_conninfo, WAL from restore_command) and the primary's slot.
+  'tags.nostream': S,
   // Custom tags are published in the member key as written.
   'tags.*': TREE,
 };

@@ -100,6 +100,8 @@ export function formatSeconds(x: number): string {
 
 export function nodeToFollow(ctx: Ctx): FollowTarget {
   const { c, s } = ctx;
+  // ha.py `_get_node_to_follow`: a `nostream` member streams from nobody, it replays WAL from the archive.
+  if (s.me.tags.nostream) return { kind: 'none' };
   const rf = s.me.tags.replicatefrom;
   let name: string | undefined;
   let connUrl: string | undefined;

@@ -578,7 +578,8 @@ export abstract class LoopActions {
         connUrl = this.cluster?.leader?.member?.data.connUrl;
       }
     }
-    if (!name || name === this.node.self.name) return undefined;
+    // A `nostream` member follows nobody, also after a lost race or a demotion (ha.py `_get_node_to_follow`).
+    if (!name || name === this.node.self.name || this.node.self.tags.nostream) return undefined;
     const addr = parseConnUrl(connUrl);
     if (!addr) {
       this.log.warning(`cannot follow ${name}: its member key has no usable conn_url`);

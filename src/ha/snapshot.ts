@@ -20,6 +20,8 @@ export interface MemberTags {
   readonly nosync: boolean;
   readonly clonefrom: boolean;
   readonly replicatefrom?: string;
+  /** `nostream`: follow nobody (no primary_conninfo), WAL comes from restore_command only. */
+  readonly nostream?: boolean;
 }
 
 export interface SelfInfo {

@@ -8,12 +8,13 @@
  * - shrinking the set: `/sync` first, then SSN.
  *
  * Behaviour follows Patroni 3.0.2 (`SyncHandler.current_state`, `set_synchronous_standby_names`,
- * `Ha.process_sync_replication`). The I/O around it lives in src/agent/sync-replication.ts.
+ * `Ha.process_sync_replication`), with 4.1.4's `sync_priority` tag ordering the candidates. The I/O around it lives
+ * in src/agent/sync-replication.ts.
  */
 import type { Member } from '../model/cluster.js';
 import { parseIntLenient } from '../model/cluster.js';
 import { parseBool } from '../model/python.js';
-import { tagNoFailover, tagNoSync } from '../model/tags.js';
+import { tagNoFailover, tagNoSync, tagSyncPriority } from '../model/tags.js';
 import type { Lsn } from '../model/lsn.js';
 import { lsnFromJson } from '../model/lsn.js';
 
@@ -191,32 +192,47 @@ export function syncEligible(m: Member): boolean {
   return m.data.state === 'running' && !tagNoSync(m.data.tags);
 }
 
+interface SyncReplica {
+  readonly pid: number;
+  readonly name: string;
+  readonly syncState: string;
+  readonly lsn: Lsn;
+  readonly nofailover: boolean;
+  readonly syncPriority: number;
+}
+
+/** `_ReplicaList`'s order: (sync_priority, sync_state, lsn) descending, ties kept in pg_stat_replication order. */
+export function compareSyncReplicas(
+  a: Pick<SyncReplica, 'syncPriority' | 'syncState' | 'lsn'>,
+  b: Pick<SyncReplica, 'syncPriority' | 'syncState' | 'lsn'>,
+): number {
+  if (a.syncPriority !== b.syncPriority) return b.syncPriority - a.syncPriority;
+  if (a.syncState !== b.syncState) return a.syncState < b.syncState ? 1 : -1;
+  return a.lsn === b.lsn ? 0 : a.lsn < b.lsn ? 1 : -1;
+}
+
 /**
- * Picks the synchronous standbys as Patroni 3.0.2: streaming rows of running members without `nosync`, sorted by
- * (sync_state, lsn) descending (sync > potential > async), members without `nofailover` first (stable), skipping
- * members lagging more than maximum_lag_on_syncnode, up to synchronous_node_count (1 before PostgreSQL 9.6).
+ * Picks the synchronous standbys as Patroni 4.1.4 (`_ReplicaList`, `SyncHandler.current_state`): streaming rows of
+ * running members without `nosync`, sorted by (sync_priority, sync_state, lsn) descending (a higher `sync_priority`
+ * tag first, then sync > potential > async, then the most advanced), members without `nofailover` first (stable),
+ * skipping members lagging more than maximum_lag_on_syncnode, up to synchronous_node_count (1 before 9.6).
  */
 export function currentState(input: CurrentStateInput): CurrentState {
   const byName = new Map(input.members.map((m) => [m.name.toLowerCase(), m]));
-  const rows = input.replication
-    .filter((r): r is ReplicationInfo & { readonly lsn: Lsn } => r.lsn !== undefined)
-    .slice()
-    .sort((a, b) => {
-      if (a.syncState !== b.syncState) return a.syncState < b.syncState ? 1 : -1;
-      return a.lsn === b.lsn ? 0 : a.lsn < b.lsn ? 1 : -1;
-    });
-  const replicas: { pid: number; name: string; syncState: string; lsn: Lsn; nofailover: boolean }[] = [];
-  for (const r of rows) {
+  const replicas: SyncReplica[] = [];
+  for (const r of input.replication) {
     const m = byName.get(r.applicationName.toLowerCase());
-    if (!m || !syncEligible(m)) continue;
+    if (r.lsn === undefined || !m || !syncEligible(m)) continue;
     replicas.push({
       pid: r.pid,
       name: m.name,
       syncState: r.syncState,
       lsn: r.lsn,
       nofailover: tagNoFailover(m.data.tags),
+      syncPriority: tagSyncPriority(m.data.tags),
     });
   }
+  replicas.sort(compareSyncReplicas);
   const maxLsn =
     replicas.length > 1 ? replicas.reduce((a, r) => (r.lsn > a ? r.lsn : a), 0n) : input.lastOperation;
   const count = input.majorVersion > 0 && input.majorVersion < 90600 ? 1 : Math.max(1, input.nodeCount);

@@ -1,11 +1,11 @@
 /**
  * Patroni's reading of a member's `tags` (tags.py `Tags`), the same for the member key in the DCS, the `tags` of a
  * peer's REST status and our own configuration. The boolean tags are read with Python's `bool()`, so a tag written
- * as the string `"false"` is set (only `nostream`, which pgwarden reads from its own validated configuration, goes
- * through `parse_bool`).
+ * as the string `"false"` is set; only `nostream` goes through `parse_bool` (so `"false"` and `"off"` are not set
+ * there, and `"true"` is).
  */
 import { parseGucInt } from './guc-values.js';
-import { pyBool } from './python.js';
+import { parseBool, pyBool } from './python.js';
 
 type Tags = Readonly<Record<string, unknown>>;
 
@@ -36,6 +36,19 @@ export function tagFailoverPriority(tags: Tags): number {
 /** `Tags.nosync`: never a synchronous standby. */
 export function tagNoSync(tags: Tags): boolean {
   return boolTag(tags, 'nosync', 'sync_priority');
+}
+
+/** `Tags.sync_priority`: higher is picked first as a synchronous standby; 0 when `nosync` is set. */
+export function tagSyncPriority(tags: Tags): number {
+  return priorityTag(tags, 'nosync', 'sync_priority');
+}
+
+/**
+ * `Tags.nostream`: `parse_bool(tags.get('nostream')) or False`. Such a member does not stream (it replays WAL
+ * from the archive only), the primary keeps no slot for it and it never carries permanent logical slots.
+ */
+export function tagNoStream(tags: Tags): boolean {
+  return parseBool(tags['nostream']) ?? false;
 }
 
 /** `Tags.noloadbalance`: `bool(tags.get('noloadbalance', False))`. */

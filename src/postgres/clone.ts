@@ -1,6 +1,7 @@
 /**
  * A replica made from another member (Patroni's `clone`): the create_replica_methods tried in order, each creating
- * the data directory itself (the agent does not), then a start as a replica of that member; reinitialize removes
+ * the data directory itself (the agent does not), then a start as a replica of that member (of nobody with the
+ * `nostream` tag); reinitialize removes
  * the directory and clones anew.
  */
 import type { ConfigFiles } from './config-files.js';
@@ -61,9 +62,11 @@ export class Cloner {
     state.set('stopped');
     state.busy = false;
     if (method === undefined || task.cancelled()) return false;
+    // A `nostream` replica follows nobody once cloned (ha.py `clone` starts it via `_get_node_to_follow`).
+    const streamFrom = files.config.tags.nostream ? undefined : from;
     return this.d.lifecycle.start(
       'replica',
-      from && address ? { name: from.name, ...address } : undefined,
+      streamFrom && address ? { name: streamFrom.name, ...address } : undefined,
       undefined,
     );
   }

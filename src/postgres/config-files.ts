@@ -12,6 +12,7 @@ import { parseBool } from '../model/python.js';
 import { ConfigApplier } from './apply-config.js';
 import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
 import {
+  RECOVERY_PARAMETERS,
   buildReplicaSettings,
   buildServerParameters,
   installHbaFile,
@@ -214,18 +215,30 @@ export class ConfigFiles {
     readonly pgpass: string;
   } {
     if (!standby) return { recovery: undefined, pgpass: '' };
-    if (!standby.primary) return { recovery: [['recovery_target_timeline', 'latest']], pgpass: '' };
     const pg = this.current.postgresql;
     const settings = buildReplicaSettings({
       memberName: this.current.name,
-      primary: { host: standby.primary.host, port: standby.primary.port },
+      primary: standby.primary ? { host: standby.primary.host, port: standby.primary.port } : undefined,
       replication: this.replicationCredentials(),
       majorVersion: this.majorVersion(),
       useSlots: this.useSlots(),
       pgpassPath: pg.pgpass,
-      recoveryConf: pg.recoveryConf ?? null,
+      recoveryConf: this.recoveryConf(),
     });
     return { recovery: settings.recovery, pgpass: settings.pgpass };
+  }
+
+  /**
+   * config.py `_adjust_recovery_parameters`: recovery settings given among the server parameters (e.g. a
+   * `restore_command` in the dynamic `postgresql.parameters`) replace `postgresql.recovery_conf`.
+   */
+  private recoveryConf(): Readonly<Record<string, unknown>> | null {
+    const fromParameters: Record<string, string> = {};
+    for (const [name, value] of this.serverParameters().parameters) {
+      if (RECOVERY_PARAMETERS.has(name.toLowerCase())) fromParameters[name] = value;
+    }
+    if (Object.keys(fromParameters).length > 0) return fromParameters;
+    return this.current.postgresql.recoveryConf ?? null;
   }
 
   // ---- custom bootstrap -------------------------------------------------------------------------------------

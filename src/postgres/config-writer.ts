@@ -475,8 +475,8 @@ export interface ReplicationCredentials {
 export interface ReplicaSettingsInput {
   /** Our member name: application_name on the primary, and (via slotNameForMember) our slot there. */
   readonly memberName: string;
-  /** Where to stream from. */
-  readonly primary: { readonly host: string; readonly port: number };
+  /** Where to stream from; undefined: nowhere (no primary_conninfo, no slot: WAL from restore_command only). */
+  readonly primary: { readonly host: string; readonly port: number } | undefined;
   readonly replication: ReplicationCredentials;
   /** server_version_num style, >= 120000. */
   readonly majorVersion: number;
@@ -498,7 +498,10 @@ export interface ReplicaSettings {
   readonly standbySignal: true;
 }
 
-/** The standby configuration Patroni writes for PostgreSQL 12+. */
+const sortedRecovery = (params: ReadonlyMap<string, string>): (readonly [string, string])[] =>
+  [...params.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** The standby configuration Patroni writes for PostgreSQL 12+ (config.py `build_recovery_params`). */
 export function buildReplicaSettings(input: ReplicaSettingsInput): ReplicaSettings {
   if (input.majorVersion < 120000) {
     throw new PgConfigError('recovery.conf (PostgreSQL < 12) is not supported');
@@ -522,12 +525,16 @@ export function buildReplicaSettings(input: ReplicaSettingsInput): ReplicaSettin
   ]) {
     params.set(name, '');
   }
+  const primary = input.primary;
+  if (primary === undefined) {
+    return { recovery: sortedRecovery(params), pgpass: '', standbySignal: true };
+  }
   const r = input.replication;
   const usePassfile = r.password !== undefined && input.pgpassPath !== undefined;
   const conninfo: Record<string, string | number> = {
     user: r.username,
-    host: input.primary.host,
-    port: input.primary.port,
+    host: primary.host,
+    port: primary.port,
     application_name: input.memberName,
     sslmode: r.sslmode ?? 'prefer',
     gssencmode: r.gssencmode ?? 'prefer',
@@ -543,11 +550,11 @@ export function buildReplicaSettings(input: ReplicaSettingsInput): ReplicaSettin
   params.set('primary_conninfo', formatConninfo(conninfo));
   if (input.useSlots ?? true) params.set('primary_slot_name', slotNameForMember(input.memberName));
 
-  const recovery = [...params.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const recovery = sortedRecovery(params);
   const pgpass = usePassfile
     ? renderPgpass({
-        host: input.primary.host,
-        port: input.primary.port,
+        host: primary.host,
+        port: primary.port,
         user: r.username,
         password: r.password,
       })

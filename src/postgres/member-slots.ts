@@ -4,6 +4,7 @@
  * inactive physical slots are dropped.
  */
 import type { Cluster } from '../model/cluster.js';
+import { tagNoStream } from '../model/tags.js';
 import { slotNameForMember } from './config-writer.js';
 import type { PgLog } from './ports.js';
 import { createPhysicalSlot, dropSlot, replicationSlots, type PgSession, type SlotRow } from './queries.js';
@@ -12,7 +13,8 @@ import { createPhysicalSlot, dropSlot, replicationSlots, type PgSession, type Sl
 export function memberSlotNames(cluster: Cluster, self: string): ReadonlySet<string> {
   return new Set(
     cluster.members
-      .filter((m) => m.name !== self)
+      // A `nostream` member does not stream: no slot for it (dcs `_get_members_slots`).
+      .filter((m) => m.name !== self && !tagNoStream(m.data.tags))
       .filter((m) => {
         const rf = m.data.tags['replicatefrom'];
         return typeof rf !== 'string' || rf === self;

@@ -215,6 +215,7 @@ describe('loadAgentConfig: the reference patroni.yml', () => {
       nofailover: false,
       failoverPriority: 1,
       nosync: false,
+      syncPriority: 1,
       clonefrom: false,
       replicatefrom: undefined,
       noloadbalance: false,

@@ -92,10 +92,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'postgresql.before_stop: not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
     ],
     [
-      { tags: { nostream: true } },
-      'tags.nostream: not supported by pgwarden yet (every replica streams); remove tags.nostream or set it to false',
-    ],
-    [
       { kubernetes: { labels: {} }, etcd3: null },
       'kubernetes: the Kubernetes DCS is not supported by pgwarden; use an etcd3 or zookeeper section instead',
     ],
@@ -153,6 +149,9 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
     [{ zookeeper: { hosts: ['z:2181'], use_ssl: false, set_acls: {} }, etcd3: null }, []],
     [{ restapi: { allowlist: [], allowlist_include_members: false, server_tokens: 'original' } }, []],
     [{ tags: { nostream: false, sync_priority: 1 } }, []],
+    // Supported since the agent honours them (model/tags.ts, ha/sync.ts, the follow target and the member slots).
+    [{ tags: { nostream: true, sync_priority: 5 } }, []],
+    [{ tags: { nostream: 'true', sync_priority: '2' } }, []],
     [
       {
         bootstrap: {
@@ -248,11 +247,13 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
   it('reports every refusal at once, one line each', () => {
     const found = checkLocalKeys(
       deepMerge(base(), {
-        postgresql: { before_stop: '/bin/true' },
-        tags: { nostream: true },
+        postgresql: { before_stop: '/bin/true', krbsrvname: 'postgres' },
       }),
     );
-    expect(found.errors.map((e) => e.split(':')[0])).toEqual(['postgresql.before_stop', 'tags.nostream']);
+    expect(found.errors.map((e) => e.split(':')[0])).toEqual([
+      'postgresql.before_stop',
+      'postgresql.krbsrvname',
+    ]);
   });
 
   it('lets the most specific pattern win', () => {
@@ -261,7 +262,7 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
       subtree: true,
     });
     expect(classify(DYNAMIC_RULES, ['postgresql', 'pg_ctl_timeout'])?.status).toBe('refused');
-    expect(classify(LOCAL_RULES, ['tags', 'nostream'])?.status).toBe('refused');
+    expect(classify(LOCAL_RULES, ['tags', 'nostream'])?.status).toBe('supported');
     expect(classify(LOCAL_RULES, ['tags', 'rack'])?.status).toBe('supported');
     expect(classify(LOCAL_RULES, ['postgresql', 'wal_g'])).toBeUndefined();
     expect(classify(LOCAL_RULES, ['postgresql', 'wal_g'], { replicaMethods: ['wal_g'] })?.status).toBe(

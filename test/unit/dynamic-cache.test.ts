@@ -147,4 +147,31 @@ describe('ConfigFiles with a cached dynamic configuration', () => {
     f.saveDynamicCache();
     expect(readFileSync(join(data, 'patroni.dynamic.json'), 'utf8')).toBe('{"ttl": 20}');
   });
+  // config.py `_adjust_recovery_parameters` and `build_recovery_params`: a restore_command among the dynamic
+  // parameters goes to the recovery section of a standby, with or without an upstream (nostream).
+  it('a restore_command of the dynamic parameters is a recovery setting of every standby', () => {
+    const data = join(dir, 'files3');
+    mkdirSync(data);
+    writeFileSync(join(data, 'PG_VERSION'), '15\n');
+    const { files: f } = files(data);
+    f.dynamicConfigChanged({
+      postgresql: { parameters: { restore_command: 'cp /arch/%f %p', work_mem: '8MB' } },
+    });
+    const recoverySection = (): string => {
+      const text = readFileSync(join(data, 'postgresql.conf'), 'utf8');
+      const at = text.indexOf('# recovery.conf');
+      return at < 0 ? '' : text.slice(at);
+    };
+    f.write({});
+    expect(recoverySection()).toContain("restore_command = 'cp /arch/%f %p'");
+    expect(recoverySection()).toContain("recovery_target_timeline = 'latest'");
+    expect(recoverySection()).not.toContain('primary_conninfo');
+    expect(readFileSync(join(data, 'postgresql.conf'), 'utf8')).toContain("work_mem = '8MB'");
+    f.write({ primary: { name: 'pg1', host: '127.0.0.1', port: 5433 } });
+    expect(recoverySection()).toContain("restore_command = 'cp /arch/%f %p'");
+    expect(recoverySection()).toContain('primary_conninfo');
+    f.write(undefined);
+    expect(recoverySection()).toBe('');
+    expect(readFileSync(join(data, 'postgresql.conf'), 'utf8')).not.toContain('restore_command');
+  });
 });

@@ -572,6 +572,12 @@ const lockedReplica: Scenario[] = [
     ['FollowLeader(node3)'],
   ),
   sc(
+    'nostream tag: follow nobody (WAL from restore_command only), replicatefrom or not',
+    snap({ tags: { nostream: true, replicatefrom: 'node3' } }),
+    'no action. I am (node2), a secondary, and following a leader (node1)',
+    ['FollowLeader(none)'],
+  ),
+  sc(
     'primary without the lock while another member holds it: demote at once',
     snap({ pg: { isPrimary: true } }),
     'demoting self because I do not have the lock and I was a leader',

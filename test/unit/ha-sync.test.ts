@@ -264,6 +264,129 @@ describe('choosing synchronous standbys (Patroni SyncHandler.current_state)', ()
     expect(r.syncNodes).toEqual(c.sync);
   });
 
+  // Patroni 4.1.4's `_ReplicaList` sorts by (sync_priority, sync_state, lsn), reverse and stable; `current_state`
+  // then puts nofailover members last (stable). The priority comes from the member key's tags (tags.py).
+  const tagged = (tags: Record<string, Record<string, unknown>>): Member[] =>
+    ['pg1', 'pg2', 'pg3'].map((n) => member(n, { tags: tags[n] ?? {} }));
+  const priorityCases: readonly Case[] = [
+    {
+      d: 'a higher sync_priority wins over the current sync standby',
+      in: {
+        members: tagged({ pg3: { sync_priority: '2' } }),
+        replication: [row(1, 'pg2', 'sync', L), row(2, 'pg3', 'async', L - MB)],
+        standbyNames: names('pg2'),
+        syncKeyMembers: ['pg2'],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'the higher priority standby, once sync, is the synchronous one',
+      in: {
+        members: tagged({ pg2: { sync_priority: 1 }, pg3: { sync_priority: 2 } }),
+        replication: [row(1, 'pg2', 'potential', L), row(2, 'pg3', 'sync', L)],
+        standbyNames: names('pg3'),
+      },
+      candidates: ['pg3'],
+      sync: ['pg3'],
+    },
+    {
+      d: 'sync_priority 0 alone means nosync: never picked',
+      in: { members: tagged({ pg2: { sync_priority: '0' } }), replication: [row(1, 'pg2', 'sync', L)] },
+      candidates: [],
+      sync: [],
+    },
+    {
+      d: 'nosync true over sync_priority 2: never picked',
+      in: {
+        members: tagged({ pg2: { nosync: true, sync_priority: '2' } }),
+        replication: [row(1, 'pg2', 'sync', L), row(2, 'pg3', 'async', L - MB)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'nosync false over sync_priority 0: eligible with priority 0, after priority 1',
+      in: {
+        members: tagged({ pg2: { nosync: false, sync_priority: '0' } }),
+        replication: [row(1, 'pg2', 'sync', L + MB), row(2, 'pg3', 'async', L)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'nosync false over sync_priority 0: picked when it is the only one',
+      in: {
+        members: tagged({ pg2: { nosync: false, sync_priority: '0' } }),
+        replication: [row(1, 'pg2', 'sync', L)],
+        standbyNames: names('pg2'),
+      },
+      candidates: ['pg2'],
+      sync: ['pg2'],
+    },
+    {
+      d: 'same priority: sync_state first (potential over async)',
+      in: {
+        members: tagged({ pg2: { sync_priority: 2 }, pg3: { sync_priority: 2 } }),
+        replication: [row(1, 'pg2', 'async', L + MB), row(2, 'pg3', 'potential', L)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'same priority and state: the one further ahead',
+      in: {
+        members: tagged({ pg2: { sync_priority: 3 }, pg3: { sync_priority: 3 } }),
+        replication: [row(1, 'pg2', 'async', L), row(2, 'pg3', 'async', L + 1n)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'a full tie keeps the pg_stat_replication order (pg3 first)',
+      in: {
+        members: tagged({ pg2: { sync_priority: 3 }, pg3: { sync_priority: '3' } }),
+        replication: [row(2, 'pg3', 'async', L), row(1, 'pg2', 'async', L)],
+      },
+      candidates: ['pg3'],
+      sync: [],
+    },
+    {
+      d: 'a full tie keeps the pg_stat_replication order (pg2 first)',
+      in: {
+        members: tagged({ pg2: { sync_priority: 3 }, pg3: { sync_priority: '3' } }),
+        replication: [row(1, 'pg2', 'async', L), row(2, 'pg3', 'async', L)],
+      },
+      candidates: ['pg2'],
+      sync: [],
+    },
+    {
+      d: 'nofailover comes last even with the highest priority',
+      in: {
+        nodeCount: 2,
+        members: tagged({ pg2: { nofailover: true, sync_priority: 5 } }),
+        replication: [row(1, 'pg2', 'sync', L), row(2, 'pg3', 'async', L)],
+      },
+      candidates: ['pg3', 'pg2'],
+      sync: [],
+    },
+    {
+      d: 'synchronous_node_count 2: both, by priority',
+      in: {
+        nodeCount: 2,
+        members: tagged({ pg3: { sync_priority: 2 } }),
+        replication: [row(1, 'pg2', 'sync', L), row(2, 'pg3', 'async', L - MB)],
+      },
+      candidates: ['pg3', 'pg2'],
+      sync: [],
+    },
+  ];
+  it.each(priorityCases)('sync_priority: $d', (c) => {
+    const r = currentState({ ...base, ...c.in });
+    expect(r.candidates).toEqual(c.candidates);
+    expect(r.syncNodes).toEqual(c.sync);
+  });
+
   it('a verified replica stays verified while it is listed', () => {
     const first = currentState({
       ...base,

@@ -328,6 +328,28 @@ describe('replica settings', () => {
     expect(r.pgpass).toBe('');
   });
 
+  it('following nobody (nostream): the recovery settings without primary_conninfo, slot or pgpass', () => {
+    const r = buildReplicaSettings({
+      memberName: 'node-2',
+      primary: undefined,
+      replication: { username: 'replicator', password: 'secret' },
+      majorVersion: 150000,
+      pgpassPath: '/home/pg/pgpass',
+      recoveryConf: { restore_command: 'cp /a/%f %p', archive_cleanup_command: 'true' },
+    });
+    expect(Object.fromEntries(r.recovery)).toEqual({
+      archive_cleanup_command: 'true',
+      recovery_target: '',
+      recovery_target_lsn: '',
+      recovery_target_name: '',
+      recovery_target_time: '',
+      recovery_target_timeline: 'latest',
+      recovery_target_xid: '',
+      restore_command: 'cp /a/%f %p',
+    });
+    expect(r.pgpass).toBe('');
+  });
+
   it('refuses PostgreSQL < 12', () => {
     expect(() =>
       buildReplicaSettings({

@@ -9,7 +9,9 @@ import {
   tagFailoverPriority,
   tagNoFailover,
   tagNoLoadBalance,
+  tagNoStream,
   tagNoSync,
+  tagSyncPriority,
 } from '../../src/model/tags.js';
 import { errorText } from '../../src/model/text.js';
 
@@ -180,6 +182,58 @@ describe('tags.py Tags', () => {
     expect(tagNoLoadBalance({ noloadbalance: 0 })).toBe(false);
     expect(tagCloneFrom({ clonefrom: true })).toBe(true);
     expect(tagCloneFrom({})).toBe(false);
+  });
+
+  // What tags.py answers (Patroni 4.1.4, run with python3): the boolean tag wins, priorities are parse_int'ed.
+  const syncCases: readonly (readonly [Record<string, unknown>, { nosync: boolean; priority: number }])[] = [
+    [{}, { nosync: false, priority: 1 }],
+    [{ sync_priority: '2' }, { nosync: false, priority: 2 }],
+    [{ sync_priority: 2 }, { nosync: false, priority: 2 }],
+    [{ sync_priority: '2.6' }, { nosync: false, priority: 3 }],
+    [{ sync_priority: 'x' }, { nosync: false, priority: 1 }],
+    [{ sync_priority: null }, { nosync: false, priority: 1 }],
+    [{ sync_priority: '0' }, { nosync: true, priority: 0 }],
+    [{ sync_priority: -3 }, { nosync: true, priority: -3 }],
+    [
+      { nosync: true, sync_priority: '2' },
+      { nosync: true, priority: 0 },
+    ],
+    [
+      { nosync: false, sync_priority: '0' },
+      { nosync: false, priority: 0 },
+    ],
+    [
+      { nosync: 'false', sync_priority: 5 },
+      { nosync: true, priority: 0 },
+    ],
+  ];
+  it.each(syncCases)('nosync / sync_priority of %j', (tags, want) => {
+    expect(tagNoSync(tags)).toBe(want.nosync);
+    expect(tagSyncPriority(tags)).toBe(want.priority);
+  });
+
+  // nostream is parse_bool(...) or False, not bool(): the string 'false' is not set, 2 is not set either.
+  const nostreamCases: readonly (readonly [unknown, boolean])[] = [
+    [true, true],
+    ['true', true],
+    ['True', true],
+    ['yes', true],
+    ['on', true],
+    ['1', true],
+    [1, true],
+    ['false', false],
+    ['off', false],
+    ['no', false],
+    [0, false],
+    [false, false],
+    [null, false],
+    [undefined, false],
+    ['x', false],
+    [2, false],
+    ['', false],
+  ];
+  it.each(nostreamCases)('nostream of %j is %s', (value, want) => {
+    expect(tagNoStream(value === undefined ? {} : { nostream: value })).toBe(want);
   });
 });
 

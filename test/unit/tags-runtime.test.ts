@@ -42,6 +42,7 @@ describe('tags given as strings (Patroni 4.1.4 accepts them at start)', () => {
       failoverPriority: 0,
       clonefrom: true,
       nosync: true, // sync_priority 0
+      syncPriority: 0,
       noloadbalance: true, // Python truthiness: a non-empty string
       nostream: false, // parse_bool
     });
@@ -79,6 +80,31 @@ describe('tags given as strings (Patroni 4.1.4 accepts them at start)', () => {
       'Conflicting configuration between nosync: False and sync_priority: 0. Defaulting to nosync: False',
     ]);
     expect(load('{nofailover: false, failover_priority: 2}').warnings).toEqual([]);
+  });
+});
+
+describe('nostream and sync_priority (Patroni 4.1.4 runs with them)', () => {
+  it.each([
+    ["{nostream: 'true', sync_priority: '2'}", { nostream: true, syncPriority: 2, nosync: false }],
+    ['{nostream: yes, sync_priority: 3}', { nostream: true, syncPriority: 3, nosync: false }],
+    ["{nostream: 'off'}", { nostream: false, syncPriority: 1, nosync: false }],
+    ['{nostream: 2}', { nostream: false, syncPriority: 1, nosync: false }],
+    ["{nosync: true, sync_priority: '2'}", { nostream: false, syncPriority: 0, nosync: true }],
+  ])('%s starts and reads as tags.py', (tags, want) => {
+    const { config } = load(tags);
+    expect(config.tags).toMatchObject(want);
+  });
+
+  it('a reloaded nostream reaches the HA core', async () => {
+    const { PostgresNode } = await import('../../src/agent/node.js');
+    const quiet = { info: () => undefined, warning: () => undefined, error: () => undefined };
+    const node = new PostgresNode(load('{}').config, quiet);
+    expect(node.self.tags.nostream).toBeUndefined();
+    node.updateConfig(load("{nostream: 'true'}").config);
+    expect(node.self.tags.nostream).toBe(true);
+    node.updateConfig(load('{nostream: false}').config);
+    expect(node.self.tags.nostream).toBeUndefined();
+    await node.close();
   });
 });
 
