@@ -170,7 +170,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     quorumStandby: false,
     pause: cluster ? isPaused(cluster) : false,
     clusterUnlocked: !cluster?.leader,
-    failsafeModeIsActive: false,
+    failsafeModeIsActive: loop.failsafeIsActive(),
     dcsLastSeen: loop.dcsLastSeen,
     tags: node.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
@@ -237,6 +237,7 @@ export async function startAgentApi(initial: AgentRestDeps): Promise<AgentApi> {
     ...apiSecurityFor(config),
     getStatus: () => buildStatus(deps),
     getCluster: () => deps.loop.lastCluster,
+    getFailsafe: () => deps.loop.failsafeTopology,
     readCluster: async () => {
       try {
         return await deps.dcs.getCluster({ fresh: true });
