@@ -13,6 +13,7 @@ import { haConfigFromDynamic } from '../ha/snapshot.js';
 import { errorText } from '../model/text.js';
 import { createLogger } from './log.js';
 import { PostgresNode } from './node.js';
+import { createFailsafeCaller } from './failsafe.js';
 import { createProber, probeTlsFor } from './peers.js';
 import { startAgentApi } from './rest.js';
 import { shutdown } from './shutdown.js';
@@ -76,6 +77,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
     probe: createProber(() => probeTlsFor(config), log),
+    failsafe: createFailsafeCaller(() => config, log),
     watchdog,
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);

@@ -54,6 +54,7 @@ function selfOf(config: AgentConfig): Omit<SelfInfo, 'canRewind'> {
       ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
     },
     hasBootstrapConfig: config.bootstrap !== undefined,
+    apiUrl: config.apiUrl,
     canCloneWithoutLeader: config.postgresql.createReplicaMethods.some((m) =>
       worksWithoutLeader(m, config.postgresql.replicaMethods[m]),
     ),

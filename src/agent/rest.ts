@@ -171,7 +171,7 @@ export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
     quorumStandby: false,
     pause: cluster ? isPaused(cluster) : false,
     clusterUnlocked: !cluster?.leader,
-    failsafeModeIsActive: false,
+    failsafeModeIsActive: loop.failsafeIsActive(),
     dcsLastSeen: loop.dcsLastSeen,
     tags: node.memberTags,
     ...(node.sysidKnown ? { sysid: node.sysidKnown } : {}),
@@ -240,6 +240,7 @@ export async function startAgentApi(initial: AgentRestDeps): Promise<AgentApi> {
     // GET /metrics reads the status document GET /patroni answers, as Patroni's do_GET_metrics does.
     getMetrics: async () => metricsText(statusJson(await buildStatus(deps))),
     getCluster: () => deps.loop.lastCluster,
+    getFailsafe: () => deps.loop.failsafeTopology,
     readCluster: async () => {
       try {
         return await deps.dcs.getCluster({ fresh: true });

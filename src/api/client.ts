@@ -17,6 +17,8 @@ export interface RestClientOptions {
 export interface RestResponse {
   readonly status: number;
   readonly body: string;
+  /** Lower-cased names (e.g. the `lsn` of a POST /failsafe answer). */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 export function endpointUrl(apiUrl: string, endpoint: string): string {
@@ -82,7 +84,11 @@ export async function requestMember(
       });
       res.on('end', () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        resolve({
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString('utf8'),
+          headers: res.headers,
+        });
       });
     });
     req.end(payload);

@@ -165,8 +165,6 @@ export function assertDynamicConfigChange(before: Tree, after: Tree): string[] {
  *   only the synchronous standbys may be promoted (never less durable than asked; a 3.0.2 node would run async);
  * - a non-empty `standby_cluster` acts as `pause: true`: hands off, no promotion and no demotion, PostgreSQL left
  *   as it is, because running this cluster as a primary cluster could fork it from its source;
- * - `failsafe_mode: true` is kept: the leader race still admits only the members of the `failsafe` key, and a
- *   primary that loses the DCS demotes, as without failsafe;
  * - permanent slots, `ignore_slots` and `member_slots_ttl` are kept, and `slotsMayBeDropped` then tells the
  *   primary to drop no slot at all (none of them is lost to a cleanup this node does not understand);
  * - everything else refused at start has no effect (e.g. a dynamic `postgresql.pg_ctl_timeout`: the local value

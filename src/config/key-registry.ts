@@ -352,11 +352,7 @@ export const DYNAMIC_RULES: RuleTable = {
     'remove master_stop_timeout or set it to 0',
     isNumber(0),
   ),
-  failsafe_mode: refused(
-    'true is not supported by pgwarden yet (a primary that loses the DCS always demotes)',
-    'set failsafe_mode to false or remove it',
-    isFalse,
-  ),
+  failsafe_mode: S,
   standby_cluster: refused(
     'standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster)',
     'remove standby_cluster',

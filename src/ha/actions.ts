@@ -3,7 +3,8 @@
  *
  * Execution contract (loop side):
  * - Actions run in array order.
- * - A *guard* action (`AcquireLock`, `RefreshLock`, `RaceInitialize`, `WriteSyncState`, `WatchdogActivate`) reports
+ * - A *guard* action (`AcquireLock`, `RefreshLock`, `RaceInitialize`, `WriteSyncState`, `WatchdogActivate`,
+ *   `FailsafeCheck`) reports
  *   success or a lost compare-and-set (or a watchdog that could not be activated). When it fails, the loop drops the remaining actions and executes the guard's `otherwise`
  *   decision instead; the cycle's message becomes `otherwise.message`.
  * - `ProbePeers` is always the only action: the loop probes the named members (GET /patroni, 2 s timeout, no
@@ -291,6 +292,24 @@ export interface WatchdogDisable {
   readonly type: 'WatchdogDisable';
 }
 
+/**
+ * Failsafe mode with the DCS out of reach (Patroni's `check_failsafe_topology`): POST /failsafe to each member (2 s
+ * timeout, in parallel); success when every one answers 200 `Accepted` (none: a one-node cluster). On success the
+ * loop counts the lock as held for another ttl (`set_is_leader(True)`) and failsafe mode as active; the DCS is not
+ * touched. Guard.
+ */
+export interface FailsafeCheck {
+  readonly type: 'FailsafeCheck';
+  readonly members: readonly { readonly name: string; readonly apiUrl: string }[];
+  readonly otherwise: Decision;
+}
+
+/** Write the `/failsafe` key (name -> api_url), right after a lock refresh (Patroni's `write_failsafe`). */
+export interface WriteFailsafe {
+  readonly type: 'WriteFailsafe';
+  readonly topology: Readonly<Record<string, string>>;
+}
+
 export interface UpdateMemory {
   readonly type: 'UpdateMemory';
   readonly patch: Partial<HaMemory>;
@@ -330,9 +349,12 @@ export type Action =
   | UpdateMemory
   | WatchdogActivate
   | WatchdogKeepalive
-  | WatchdogDisable;
+  | WatchdogDisable
+  | FailsafeCheck
+  | WriteFailsafe;
 
-export type GuardAction = AcquireLock | RefreshLock | WriteSyncState | RaceInitialize | WatchdogActivate;
+export type GuardAction =
+  AcquireLock | RefreshLock | WriteSyncState | RaceInitialize | WatchdogActivate | FailsafeCheck;
 export type AsyncAction = Extract<Action, { readonly async: true }>;
 
 export function isGuard(a: Action): a is GuardAction {

@@ -23,6 +23,7 @@ import { processUnhealthyCluster } from './decide-leader-race.js';
 import { manualFailoverFromLeader, processHealthyCluster } from './decide-leader.js';
 import { bootstrap, postBootstrap, recover } from './decide-recovery.js';
 import { withWatchdog } from './watchdog.js';
+import { failsafeOnDcsError, withFailsafeWrites } from './failsafe.js';
 
 /**
  * The line the loop logs for a cycle. The `PAUSE: ` prefix is added here, on the loop's side of the contract
@@ -34,7 +35,8 @@ export function cycleLogLine(snapshot: HaSnapshot, decision: Decision): string {
 
 export function decide(s: HaSnapshot): Decision {
   // The watchdog's pings and disarming follow from the decision (src/ha/watchdog.ts).
-  return withWatchdog(s, decideCycle(s));
+  // The /failsafe key follows every lock refresh (src/ha/failsafe.ts).
+  return withWatchdog(s, withFailsafeWrites(s, decideCycle(s)));
 }
 
 function decideCycle(s: HaSnapshot): Decision {
@@ -55,9 +57,19 @@ function decideCycle(s: HaSnapshot): Decision {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// DCS unreachable without failsafe_mode (Patroni's ha.py `_run_cycle` on a DCSError)
+// DCS unreachable (Patroni's ha.py `_run_cycle` on a DCSError, `_handle_dcs_error`)
 
 function handleDcsError(s: HaSnapshot): Decision {
+  const withoutFailsafe = handleDcsErrorWithoutFailsafe(s);
+  const pg = s.postgres;
+  if (s.config.paused || !pg.isRunning || !pg.isPrimary || s.pendingAsync?.kind === 'demote') {
+    return withoutFailsafe;
+  }
+  // failsafe_mode: stay primary while every member of the /failsafe topology accepts us, else as without it.
+  return failsafeOnDcsError(s, withoutFailsafe) ?? withoutFailsafe;
+}
+
+function handleDcsErrorWithoutFailsafe(s: HaSnapshot): Decision {
   const pg = s.postgres;
   if (!s.config.paused && pg.isRunning && pg.isPrimary) {
     // Patroni's DCS client retries for retry_timeout before reporting the error; our loop may report sooner, so a
@@ -72,7 +84,6 @@ function handleDcsError(s: HaSnapshot): Decision {
     if (last !== undefined && s.now - last < retryMs && s.now + retryMs <= expiresAt) {
       return done('DCS is not accessible');
     }
-    // Failsafe mode (POST /failsafe to every member) is not implemented: always demote.
     // A demote already under way (this one, or a switchover's) brings PostgreSQL down: never start a second one.
     if (s.pendingAsync?.kind === 'demote') return done(`${s.pendingAsync.description} in progress`);
     if (s.pendingAsync !== undefined) {

@@ -19,6 +19,7 @@ import type {
 } from './actions.js';
 import { isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
+import { FailsafeState } from './loop-failsafe.js';
 import { decide } from './decide.js';
 import type {
   LocalNode,
@@ -65,6 +66,8 @@ export abstract class LoopActions {
   protected readonly budget: CycleDcsBudget;
   protected cluster: Cluster | undefined;
   protected task: RunningTask | undefined;
+  /** Failsafe mode's state, shared with POST /failsafe (loop-failsafe.ts). */
+  protected readonly failsafe: FailsafeState;
 
   constructor(protected readonly deps: LoopDeps) {
     this.node = deps.node;
@@ -72,6 +75,7 @@ export abstract class LoopActions {
     this.budget = new CycleDcsBudget(() => this.clock.monotonic());
     this.dcs = this.budget.wrap(deps.dcs);
     this.log = deps.log;
+    this.failsafe = new FailsafeState(() => this.clock.monotonic());
   }
 
   /** Ends the current wait early (an async task finished, a REST request changed something). */
@@ -119,10 +123,20 @@ export abstract class LoopActions {
     stale: HaSnapshot,
   ): Promise<{ message: string; logs: LogLine[]; acted: boolean }> {
     const offline = await this.offlineSnapshot(stale);
-    const again = decide(offline);
+    let again = decide(offline);
     const logs: LogLine[] = [...(again.logs ?? [])];
     try {
-      for (const a of again.actions) if (!isGuard(a)) await this.runAction(a, offline);
+      // Guards need the DCS and are skipped, except the failsafe check, which needs only the members.
+      for (let i = 0; i < again.actions.length; i++) {
+        const a = again.actions[i];
+        if (a?.type === 'FailsafeCheck' && !(await this.runGuard(a, offline))) {
+          again = a.otherwise;
+          logs.push(...(again.logs ?? []));
+          i = -1;
+        } else if (a !== undefined && !isGuard(a)) {
+          await this.runAction(a, offline);
+        }
+      }
     } catch (e) {
       logs.push({ level: 'error', text: `${again.message}: ${errorText(e)}` });
     }
@@ -149,6 +163,7 @@ export abstract class LoopActions {
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
       ...(this.deps.watchdog ? { watchdog: this.deps.watchdog.view() } : {}),
+      failsafe: this.failsafe.view(this.config.ttl),
     };
   }
 
@@ -184,6 +199,18 @@ export abstract class LoopActions {
         return this.dcs.initialize(true, '');
       case 'WatchdogActivate':
         return this.deps.watchdog ? this.deps.watchdog.activate(action.timing) : true;
+      case 'FailsafeCheck': {
+        const sentAt = this.clock.monotonic();
+        if (!(await this.failsafe.check(action, this.deps.failsafe, this.log))) {
+          this.failsafe.reset();
+          return false;
+        }
+        // Patroni's set_is_leader(True): the lock counts as ours for another ttl, the DCS untouched.
+        this.heldByMe = true;
+        this.lockRefreshedMono = sentAt;
+        this.failsafe.activate();
+        return true;
+      }
       case 'WriteSyncState': {
         const value = pyJson(
           {
@@ -264,6 +291,7 @@ export abstract class LoopActions {
       case 'RaceInitialize':
       case 'WriteSyncState':
       case 'WatchdogActivate':
+      case 'FailsafeCheck':
         throw new Error(`${action.type} is a guard`);
       case 'WatchdogKeepalive':
         await this.deps.watchdog?.keepalive(action.timing, this.lockLeftMs());
@@ -299,6 +327,10 @@ export abstract class LoopActions {
       case 'CancelInitialization':
       case 'WriteConfig':
         return this.writeClusterKey(action, cluster);
+      case 'WriteFailsafe':
+        await this.dcs.writeFailsafe(pyJson(action.topology, true));
+        this.failsafe.topology = action.topology;
+        return;
       case 'CancelAsync':
       case 'ProbePeers':
       case 'Wait':
@@ -331,6 +363,7 @@ export abstract class LoopActions {
   private async startLongAction(action: AsyncAction, cluster: Cluster | undefined): Promise<void> {
     switch (action.type) {
       case 'Promote':
+        this.failsafe.reset(); // Patroni resets the failsafe state when it promotes
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.promote(t, cluster, () => this.confirmLock());
           // decide() releases the lock on the next cycle and backs off the race for ttl.

@@ -114,6 +114,18 @@ export type PeerProber = (
   members: readonly { readonly name: string; readonly apiUrl: string }[],
 ) => Promise<ReadonlyMap<string, PeerStatus>>;
 
+/** One member's answer to POST /failsafe: `accepted` only for 200 `Accepted`; `lsn` from its `lsn` header. */
+export interface FailsafeAnswer {
+  readonly name: string;
+  readonly accepted: boolean;
+  readonly lsn?: bigint;
+}
+
+/** POST /failsafe to each member in parallel, with a timeout (src/agent/failsafe.ts). Never rejects per member. */
+export type FailsafeCaller = (
+  members: readonly { readonly name: string; readonly apiUrl: string }[],
+) => Promise<readonly FailsafeAnswer[]>;
+
 /**
  * Synchronous replication bookkeeping on the leader (ha.py `process_sync_replication`); src/agent/sync-replication.ts
  * implements it.
@@ -146,6 +158,8 @@ export interface LoopDeps {
   /** Synchronous mode: synchronous_standby_names and `/sync` (src/agent/sync-replication.ts). */
   readonly sync: SyncReplicationPort;
   readonly probe: PeerProber;
+  /** Failsafe mode's POST /failsafe to the other members; without it a check with members fails. */
+  readonly failsafe?: FailsafeCaller;
   readonly clock?: LoopClock;
   readonly log: LoopLogger;
   /** A fatal decision (`Exit`, failed bootstrap): the agent shuts down with this code. */

@@ -14,12 +14,14 @@ import type { Cluster } from '../model/cluster.js';
 import { errorText } from '../model/text.js';
 import type { LogLine } from './actions.js';
 import { cycleLogLine, decide } from './decide.js';
+import { withFailsafeLeader } from './failsafe.js';
 import { LoopActions } from './loop-actions.js';
 import { watchdogHealthy } from './watchdog.js';
 import type { CycleResult, TaskControl } from './loop-ports.js';
 import {
   haConfigFromDynamic,
   type AsyncKind,
+  type FailsafeLeader,
   type HaConfig,
   type HaMemory,
   type HaSnapshot,
@@ -31,6 +33,8 @@ import {
 // The ports live in loop-ports.ts; importers keep reading them from here.
 export type {
   CycleResult,
+  FailsafeAnswer,
+  FailsafeCaller,
   LocalNode,
   LoopClock,
   LoopDeps,
@@ -59,6 +63,8 @@ export class HaLoop extends LoopActions {
   /** Monotonic ms of the next cycle. */
   private nextRunMono = 0;
   private cyclePromise: Promise<void> | undefined;
+  /** The last inspection of the local PostgreSQL (Patroni's `_last_wal_lsn` comes from it). */
+  private lastPostgres: PostgresInfo | undefined;
 
   // ---- views for the REST API and shutdown ------------------------------------------------------------------
 
@@ -98,6 +104,28 @@ export class HaLoop extends LoopActions {
 
   get haMemory(): HaMemory {
     return this.memory;
+  }
+
+  // ---- failsafe mode (src/ha/failsafe.ts) ---------------------------------------------------------------------
+
+  /** Patroni's `failsafe_is_active()`: GET /patroni's `failsafe_mode_is_active`. */
+  failsafeIsActive(): boolean {
+    return this.failsafe.isActive(this.config.ttl);
+  }
+
+  /** Patroni's `dcs.failsafe` (GET /failsafe): the `/failsafe` topology last read or written. */
+  get failsafeTopology(): Readonly<Record<string, string>> | undefined {
+    return this.failsafe.topology;
+  }
+
+  /**
+   * POST /failsafe from a leader (Patroni's `update_failsafe`; the caller checked that PostgreSQL is no running
+   * primary): remember the leader for ttl. Returns our last known received/replayed position (the `lsn` header).
+   */
+  failsafeContactedBy(leader: FailsafeLeader): bigint | undefined {
+    this.failsafe.contactedBy(leader);
+    const pg = this.lastPostgres;
+    return pg !== undefined && !pg.isPrimary && pg.walPosition > 0n ? pg.walPosition : undefined;
   }
 
   /** GET /patroni's `watchdog_failed`: a `required` watchdog that cannot be used (src/ha/watchdog.ts). */
@@ -217,11 +245,18 @@ export class HaLoop extends LoopActions {
       dcsOk = false;
       this.log.error(`Error communicating with DCS: ${e.message}`);
     }
-    if (cluster) this.absorbCluster(cluster);
+    if (cluster) {
+      this.absorbCluster(cluster);
+      // An unlocked cluster shows the leader that contacted us by POST /failsafe within ttl (Patroni's
+      // load_cluster_from_dcs).
+      cluster = withFailsafeLeader(cluster, this.config, this.failsafe.activeLeader(this.config.ttl));
+      this.cluster = cluster;
+    }
 
     let postgres: PostgresInfo;
     try {
       postgres = await this.node.inspect(cluster);
+      this.lastPostgres = postgres;
     } catch (e) {
       this.log.error(`Error communicating with PostgreSQL. Will try again later (${errorText(e)})`);
       if (dcsOk) await this.touchMember();
@@ -245,6 +280,8 @@ export class HaLoop extends LoopActions {
 
     const outcome = await this.execute(decision, snapshot);
     if (!outcome.dcsOk) dcsOk = false;
+    // Patroni's `finally`: a leader that could use the DCS is not in failsafe mode.
+    if (dcsOk && this.isLeader()) this.failsafe.reset();
     this.writeLogs(outcome.logs);
     this.log.info(cycleLogLine(snapshot, { ...decision, message: outcome.message }));
     await this.node.applyConfiguration?.().catch((e: unknown) => {
@@ -269,6 +306,7 @@ export class HaLoop extends LoopActions {
     const name = this.node.self.name;
     this.heldByMe = cluster.leader?.name === name;
     if (cluster.leader?.name) this.lastLockedCluster = cluster;
+    this.failsafe.topology = cluster.failsafe;
     const data = cluster.config?.valid ? cluster.config.data : undefined;
     const dynamic =
       data && Object.keys(data).length > 0 ? this.configGuard.absorb(data, this.log) : undefined;
@@ -305,6 +343,7 @@ export class HaLoop extends LoopActions {
       ...(this.task ? { pendingAsync: this.task.pending } : {}),
       memory: this.memory,
       ...(this.deps.watchdog ? { watchdog: this.deps.watchdog.view() } : {}),
+      failsafe: this.failsafe.view(this.config.ttl),
     };
   }
 

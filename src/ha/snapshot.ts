@@ -33,6 +33,8 @@ export interface SelfInfo {
   readonly canCloneWithoutLeader: boolean;
   /** `use_pg_rewind` is on and pg_rewind is usable (binary present, wal_log_hints or data checksums). */
   readonly canRewind: boolean;
+  /** Our REST API's api_url (`restapi.connect_address`), for the `/failsafe` key. */
+  readonly apiUrl?: string;
 }
 
 export type SynchronousMode = 'off' | 'on' | 'quorum';
@@ -213,6 +215,24 @@ export interface WatchdogView {
   readonly safetyMargin: number;
 }
 
+/** The leader that POSTed /failsafe to this node within ttl (Patroni's `Failsafe.leader`). */
+export interface FailsafeLeader {
+  readonly name: string;
+  readonly apiUrl?: string;
+  readonly connUrl?: string;
+}
+
+/** What the loop knows of failsafe mode at the start of a cycle (src/ha/failsafe.ts). */
+export interface FailsafeView {
+  /**
+   * Patroni's `dcs.failsafe`: the `/failsafe` topology last read from the DCS or written by this node; kept while
+   * the DCS cannot be read. Undefined when unknown or not a JSON object.
+   */
+  readonly topology?: Readonly<Record<string, string>>;
+  /** Present while a leader's POST /failsafe is younger than ttl (replicas only). */
+  readonly leader?: FailsafeLeader;
+}
+
 export interface HaSnapshot {
   /** Milliseconds from the loop's injected clock (epoch based, so `scheduled_at` compares with it). */
   readonly now: number;
@@ -232,4 +252,6 @@ export interface HaSnapshot {
   readonly memory: HaMemory;
   /** Absent when the loop has no watchdog port (tests): nothing is armed, pinged or checked. */
   readonly watchdog?: WatchdogView;
+  /** Failsafe mode's state (src/ha/failsafe.ts); absent: nothing known. */
+  readonly failsafe?: FailsafeView;
 }

@@ -116,7 +116,9 @@ function withKeepalives(d: Decision, timing: WatchdogTiming): Decision {
     } else {
       actions.push(a);
     }
-    if (a.type === 'RefreshLock') actions.push({ type: 'WatchdogKeepalive', timing });
+    // A passed failsafe check stands in for the lock refresh (Patroni's `_handle_dcs_error` keepalive).
+    if (a.type === 'RefreshLock' || a.type === 'FailsafeCheck')
+      actions.push({ type: 'WatchdogKeepalive', timing });
   }
   return { ...d, actions };
 }

@@ -163,9 +163,9 @@ describe('agent endpoints behind the API server', () => {
       });
       return [r.status, await r.text()];
     };
-    const [patchCode, patchText] = await send('PATCH', { failsafe_mode: true });
+    const [patchCode, patchText] = await send('PATCH', { primary_stop_timeout: 5 });
     expect(patchCode).toBe(400);
-    expect(patchText).toMatch(/^failsafe_mode: /);
+    expect(patchText).toMatch(/^primary_stop_timeout: /);
     const [putCode, putText] = await send('PUT', { ttl: 30, synchronous_mode: 'quorum' });
     expect(putCode).toBe(400);
     expect(putText).toMatch(/^synchronous_mode: /);

@@ -51,7 +51,9 @@ describe('requestMember', () => {
 
   it('GETs with the user agent and answers status and body (UTF-8)', async () => {
     const res = await requestMember(base, 'patroni', { timeoutMs: 2000 });
-    expect(res).toEqual({ status: 200, body: 'olá' });
+    expect(res).toMatchObject({ status: 200, body: 'olá' });
+    // The answer's headers too (POST /failsafe reads `lsn` from them).
+    expect(res.headers?.['content-type']).toBe('text/plain');
     const last = seen[seen.length - 1];
     expect(last?.method).toBe('GET');
     expect(last?.url).toBe('/patroni');
@@ -67,7 +69,7 @@ describe('requestMember', () => {
       'POST',
       { leader: 'pg1', candidate: 'pg2' },
     );
-    expect(res).toEqual({ status: 412, body: 'candidate name does not match' });
+    expect(res).toMatchObject({ status: 412, body: 'candidate name does not match' });
     const last = seen[seen.length - 1];
     expect(last?.method).toBe('POST');
     expect(last?.body).toBe('{"leader":"pg1","candidate":"pg2"}');

@@ -100,8 +100,8 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'citus: Citus clusters are not supported by pgwarden; remove the citus section',
     ],
     [
-      { bootstrap: { dcs: { failsafe_mode: true } } },
-      'bootstrap.dcs.failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+      { bootstrap: { dcs: { primary_stop_timeout: 5 } } },
+      'bootstrap.dcs.primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
     ],
     [
       { bootstrap: { dcs: { synchronous_mode: 'quorum' } } },
@@ -279,7 +279,7 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
   };
 
   it.each([
-    ['failsafe_mode', '', 'bootstrap.dcs.failsafe_mode:', { dcs: 'failsafe_mode: true' }],
+    ['primary_stop_timeout', '', 'bootstrap.dcs.primary_stop_timeout:', { dcs: 'primary_stop_timeout: 5' }],
     ['standby_cluster', '', 'bootstrap.dcs.standby_cluster:', { dcs: 'standby_cluster: {host: 10.0.0.9}' }],
     ['quorum', '', 'bootstrap.dcs.synchronous_mode:', { dcs: 'synchronous_mode: quorum' }],
     ['slots', '', 'bootstrap.dcs.slots:', { dcs: 'slots: {s1: {type: physical}}' }],
@@ -353,11 +353,11 @@ describe('edit-config refuses before writing (memory DCS)', () => {
     store.put(`${PREFIX}config`, JSON.stringify({ ttl: 30, loop_wait: 10 }));
   });
 
-  it('-s failsafe_mode=true: refused with the path, nothing written', async () => {
+  it('-s primary_stop_timeout=5: refused with the path, nothing written', async () => {
     const before = store.get(`${PREFIX}config`)?.value;
-    await expect(editConfig(dcs, io, { ...req, set: ['failsafe_mode=true'] })).rejects.toThrow(
+    await expect(editConfig(dcs, io, { ...req, set: ['primary_stop_timeout=5'] })).rejects.toThrow(
       new UserError(
-        'failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+        'primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
       ),
     );
     expect(store.get(`${PREFIX}config`)?.value).toBe(before);
@@ -371,19 +371,19 @@ describe('edit-config refuses before writing (memory DCS)', () => {
   });
 
   it('the safe values are written', async () => {
-    await editConfig(dcs, io, { ...req, set: ['failsafe_mode=false', 'synchronous_mode=true'] });
+    await editConfig(dcs, io, { ...req, set: ['failsafe_mode=true', 'synchronous_mode=true'] });
     expect(JSON.parse(store.get(`${PREFIX}config`)!.value)).toMatchObject({
-      failsafe_mode: false,
+      failsafe_mode: true,
       synchronous_mode: true,
     });
   });
 
   it('a refused value already in the DCS (a Patroni node wrote it) does not block an unrelated change', async () => {
-    store.put(`${PREFIX}config`, JSON.stringify({ ttl: 30, failsafe_mode: true }));
+    store.put(`${PREFIX}config`, JSON.stringify({ ttl: 30, primary_stop_timeout: 5 }));
     await editConfig(dcs, io, { ...req, set: ['loop_wait=5'] });
     expect(JSON.parse(store.get(`${PREFIX}config`)!.value)).toEqual({
       ttl: 30,
-      failsafe_mode: true,
+      primary_stop_timeout: 5,
       loop_wait: 5,
     });
   });
@@ -401,11 +401,11 @@ describe('edit-config refuses before writing (memory DCS)', () => {
 describe('agent start: the DCS config key', () => {
   it('stops the agent on a refused setting, naming every one and what to do', () => {
     expect(
-      refusal(() => assertDynamicConfigAtStart({ ttl: 30, failsafe_mode: true, slots: { s: {} } })),
+      refusal(() => assertDynamicConfigAtStart({ ttl: 30, primary_stop_timeout: 5, slots: { s: {} } })),
     ).toBe(
       [
         "the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:",
-        'failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+        'primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
         'slots: pgwarden does not manage permanent slots yet; remove slots (or leave it empty)',
         'change it with pgwarden edit-config',
       ].join('\n'),
@@ -434,10 +434,12 @@ describe('run time: refused settings in the DCS config key', () => {
     expect(haConfigFromDynamic(effective as Record<string, never>).paused).toBe(true);
   });
 
-  it('failsafe_mode true is kept for the leader race, and logged', () => {
-    const { effective, errors } = runtimeDynamicConfig({ failsafe_mode: true });
-    expect(effective).toEqual({ failsafe_mode: true });
-    expect(errors).toHaveLength(1);
+  it('failsafe_mode true is supported: no refusal, taken as it is', () => {
+    const data = { failsafe_mode: true };
+    const { effective, errors } = runtimeDynamicConfig(data);
+    expect(errors).toEqual([]);
+    expect(effective).toBe(data);
+    expect(haConfigFromDynamic(effective as Record<string, never>).failsafeMode).toBe(true);
   });
 
   it('permanent slots, ignore_slots and member_slots_ttl stop the primary from dropping any slot', () => {
@@ -459,13 +461,13 @@ describe('run time: refused settings in the DCS config key', () => {
     const logged: string[] = [];
     const log = { error: (t: string): number => logged.push(t) };
     const guard = new DynamicConfigGuard();
-    guard.absorb({ failsafe_mode: true }, log);
-    guard.absorb({ failsafe_mode: true }, log);
+    guard.absorb({ primary_stop_timeout: 5 }, log);
+    guard.absorb({ primary_stop_timeout: 5 }, log);
     expect(logged).toEqual([
-      'dynamic configuration (DCS config key): failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it; this node goes on with the safe reading',
+      'dynamic configuration (DCS config key): primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0; this node goes on with the safe reading',
     ]);
-    guard.absorb({ failsafe_mode: false }, log);
-    guard.absorb({ failsafe_mode: true }, log);
+    guard.absorb({ primary_stop_timeout: 0 }, log);
+    guard.absorb({ primary_stop_timeout: 5 }, log);
     expect(logged).toHaveLength(2);
   });
 });
@@ -529,9 +531,9 @@ describe("Patroni 4.1.4's PATRONI_* variables: mapped as Patroni maps them", () 
 
 describe('validateDynamicConfig', () => {
   it('prefixes its messages with where the configuration sits', () => {
-    expect(validateDynamicConfig({ failsafe_mode: 'on', x: 1 }, 'bootstrap.dcs')).toEqual({
+    expect(validateDynamicConfig({ primary_stop_timeout: 5, x: 1 }, 'bootstrap.dcs')).toEqual({
       errors: [
-        'bootstrap.dcs.failsafe_mode: true is not supported by pgwarden yet (a primary that loses the DCS always demotes); set failsafe_mode to false or remove it',
+        'bootstrap.dcs.primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
       ],
       warnings: ['bootstrap.dcs.x: unknown key, ignored'],
     });

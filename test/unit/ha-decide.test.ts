@@ -226,6 +226,10 @@ function show(a: Action): string {
       return `WatchdogActivate(${a.timing.timeout}) else {${showDecision(a.otherwise)}}`;
     case 'WatchdogKeepalive':
       return `WatchdogKeepalive(${a.timing.timeout})`;
+    case 'FailsafeCheck':
+      return `FailsafeCheck(${a.members.map((m) => m.name).join(',')}) else {${showDecision(a.otherwise)}}`;
+    case 'WriteFailsafe':
+      return `WriteFailsafe(${Object.keys(a.topology).join(',')})`;
     case 'WatchdogDisable':
       return a.type;
     case 'SetSynchronousStandbyNames':

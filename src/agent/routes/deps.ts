@@ -1,13 +1,19 @@
 /** What the unsafe endpoints (src/agent/routes) get from the agent, so they run without PostgreSQL in tests. */
 import type { Dcs } from '../../dcs/dcs.js';
 import type { PeerProber, TaskControl } from '../../ha/loop.js';
-import type { AsyncKind } from '../../ha/snapshot.js';
+import type { AsyncKind, FailsafeLeader } from '../../ha/snapshot.js';
 import type { Cluster, JsonObject, Member } from '../../model/cluster.js';
 
 /** The HA loop as the endpoints see it. */
 export interface EndpointLoop {
   readonly lastCluster: Cluster | undefined;
-  readonly haConfig: { readonly loopWait: number; readonly primaryStartTimeout: number };
+  readonly haConfig: {
+    readonly loopWait: number;
+    readonly primaryStartTimeout: number;
+    readonly failsafeMode?: boolean;
+  };
+  /** POST /failsafe: a leader contacted us; returns our received/replayed position (src/ha/loop.ts). */
+  failsafeContactedBy?(leader: FailsafeLeader): bigint | undefined;
   wake(): void;
   startRequested(
     kind: AsyncKind,
