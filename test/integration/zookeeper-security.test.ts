@@ -8,16 +8,16 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
-import type { ACL, Client, Exception } from 'node-zookeeper-client';
+import type { Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { DcsError, type Dcs, type DcsOptions } from '../../src/dcs/dcs.js';
 import type { ZooKeeperTls } from '../../src/dcs/target.js';
 import { ZooKeeperDcs } from '../../src/dcs/zookeeper/zookeeper-dcs.js';
 import type { ZooKeeperSecurity } from '../../src/dcs/zookeeper/zookeeper-session.js';
-import { secureContextFor, useTls } from '../../src/dcs/zookeeper/zk-security.js';
 import { describeNeeding } from '../harness/requirements.js';
 import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
 import { makeTestCerts, type TestCerts } from '../helpers/tls-certs.js';
+import { aclOf, rawZkClient, zkCall, zkOutcome, znodeTree } from '../helpers/zk-raw.js';
 
 const describeWithNeeds = describeNeeding('zookeeper');
 const PRINCIPAL = 'CN=pg-member';
@@ -95,46 +95,17 @@ describeWithNeeds('ZooKeeper security (TLS, set_acls, auth_data) on a real serve
   };
 
   /** A raw client: over TLS with the member's certificate, or plain and unauthenticated. */
-  const raw = async (how: 'tls' | 'plain', auth?: string): Promise<Client> => {
-    const endpoint = how === 'tls' ? secure() : zk().endpoint;
-    const client = zookeeper.createClient(endpoint, { sessionTimeout: 10_000, spinDelay: 200 });
-    raws.push(client);
-    if (how === 'tls') useTls(client, secureContextFor(tls(), endpoint), true);
-    if (auth) client.addAuthInfo('digest', Buffer.from(auth));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`raw ${how} client: no zookeeper at ${endpoint}`)),
-        10_000,
-      );
-      client.once('connected', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      client.connect();
+  const raw = async (how: 'tls' | 'plain', digest?: string): Promise<Client> => {
+    const client = await rawZkClient(how === 'tls' ? secure() : zk().endpoint, {
+      ...(how === 'tls' ? { tls: tls() } : {}),
+      ...(digest ? { digest } : {}),
     });
+    raws.push(client);
     return client;
   };
-
-  const call = <T>(start: (done: (e: Exception | null, v: T) => void) => void): Promise<T> =>
-    new Promise<T>((resolve, reject) => start((e, v) => (e ? reject(e) : resolve(v))));
-  const codeOf = async (p: Promise<unknown>): Promise<string> => {
-    try {
-      await p;
-      return 'OK';
-    } catch (e) {
-      return (e as Exception).getName();
-    }
-  };
-  const aclOf = async (client: Client, path: string): Promise<string[]> =>
-    (await call<ACL[]>((done) => client.getACL(path, (e, acls) => done(e, acls)))).map(
-      (a) => `${a.id.scheme}:${a.id.id}:${a.permission}`,
-    );
-  /** Every znode from `path` down. */
-  const walk = async (client: Client, path: string): Promise<string[]> => {
-    const children = await call<string[]>((done) => client.getChildren(path, (e, ch) => done(e, ch)));
-    const below = await Promise.all(children.map((ch) => walk(client, `${path}/${ch}`)));
-    return [path, ...below.flat()];
-  };
+  const call = zkCall;
+  const codeOf = zkOutcome;
+  const walk = znodeTree;
 
   it('connects over TLS with the client certificate; every znode it creates carries set_acls, and an unauthenticated client can neither delete /leader nor read it', async () => {
     const scope = `acl${++n}`;
