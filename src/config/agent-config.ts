@@ -27,6 +27,7 @@ import {
 import { readPostgresql } from './postgresql-section.js';
 import { checkLocalKeys } from './config-check.js';
 import { readLogSettings } from './log-section.js';
+import { zookeeperWarnings } from './zookeeper-section.js';
 
 export type {
   AgentConfig,
@@ -101,7 +102,7 @@ export function agentConfigFromTree(tree: ConfigTree, source: string): LoadedAge
     proxyUrl: postgresql.proxyAddress === undefined ? undefined : pgUrl(postgresql.proxyAddress),
     watchdog,
   };
-  return { config, warnings: [...keys.warnings, ...tagWarnings] };
+  return { config, warnings: [...keys.warnings, ...zookeeperWarnings(tree), ...tagWarnings] };
 }
 
 /**

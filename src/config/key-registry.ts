@@ -67,8 +67,6 @@ const NO_DCS = (name: string): KeyRule =>
     true,
   );
 
-const ZK_TLS = 'pgwarden connects to ZooKeeper without TLS';
-
 /** A PostgreSQL user: its name, password and the libpq keywords Patroni passes on. */
 function userRules(path: string): RuleTable {
   const keys = ['username', 'password', ...USER_KEYS];
@@ -187,28 +185,15 @@ export const LOCAL_RULES: RuleTable = {
   ),
   zookeeper: S,
   'zookeeper.hosts': S,
-  'zookeeper.use_ssl': refused(
-    `not supported: ${ZK_TLS}`,
-    'remove zookeeper.use_ssl or set it to false',
-    isFalse,
-  ),
-  'zookeeper.cacert': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.cacert'),
-  'zookeeper.cert': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.cert'),
-  'zookeeper.key': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.key'),
-  'zookeeper.key_password': refused(`not supported: ${ZK_TLS}`, 'remove zookeeper.key_password'),
-  'zookeeper.verify': warned('ignored: only used with use_ssl, which pgwarden does not support'),
-  'zookeeper.set_acls': refused(
-    'not supported by pgwarden yet (its znodes get the default open ACL)',
-    'remove zookeeper.set_acls',
-    isEmpty,
-    true,
-  ),
-  'zookeeper.auth_data': refused(
-    'not supported by pgwarden yet (it does not authenticate to ZooKeeper)',
-    'remove zookeeper.auth_data',
-    isEmpty,
-    true,
-  ),
+  // TLS, digest (or other) authentication and znode ACLs: src/config/zookeeper-section.ts, src/dcs/zookeeper/.
+  'zookeeper.use_ssl': S,
+  'zookeeper.cacert': S,
+  'zookeeper.cert': S,
+  'zookeeper.key': S,
+  'zookeeper.key_password': S,
+  'zookeeper.verify': S,
+  'zookeeper.set_acls': TREE,
+  'zookeeper.auth_data': TREE,
   consul: NO_DCS('Consul'),
   exhibitor: NO_DCS('Exhibitor'),
   kubernetes: NO_DCS('Kubernetes'),

@@ -10,6 +10,7 @@ import { errorText, scalarText, textOf } from '../model/text.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
 import { deepMerge, isMapping, type ConfigTree } from './tree.js';
+import { zookeeperSecurity } from './zookeeper-section.js';
 import type { DcsTarget, Etcd3Target } from '../dcs/target.js';
 
 export type { ConfigTree } from './tree.js';
@@ -184,7 +185,11 @@ export function dcsTarget(config: LocalConfig): DcsTarget {
   if (isMapping(t['zookeeper'])) {
     const hosts = t['zookeeper']['hosts'];
     if (hosts === undefined) throw new UserError(`zookeeper.hosts is missing in ${where}`);
-    return { kind: 'zookeeper', hosts: hostList(hosts, 2181, `zookeeper.hosts in ${where}`) };
+    return {
+      kind: 'zookeeper',
+      hosts: hostList(hosts, 2181, `zookeeper.hosts in ${where}`),
+      ...zookeeperSecurity(t['zookeeper'], where),
+    };
   }
   if (isMapping(t['etcd'])) {
     throw new UserError(

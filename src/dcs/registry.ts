@@ -8,5 +8,5 @@ export async function createDcs(target: DcsTarget, options: DcsOptions): Promise
     return new Etcd3Dcs(options, target);
   }
   const { ZooKeeperDcs } = await import('./zookeeper/zookeeper-dcs.js');
-  return new ZooKeeperDcs(options, target.hosts);
+  return new ZooKeeperDcs(options, target.hosts, target);
 }

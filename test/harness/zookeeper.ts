@@ -1,8 +1,10 @@
 /**
  * A throwaway standalone ZooKeeper 3.8 (Debian package) on 127.0.0.1 for integration tests: free client port, temp
- * data dir, stopped by pid. Mirrors ../shared/reference/zk-up.sh.
+ * data dir, stopped by pid. Mirrors ../shared/reference/zk-up.sh. Optionally also a TLS client port
+ * (`secureClientPort`, Netty, PEM key and trust stores) whose clients are authenticated by their certificate's
+ * subject DN (x509 auth provider), so that znodes can carry `x509:CN=...` ACLs.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, removeDir, startProcess, tempDir, waitFor } from './process.js';
@@ -12,6 +14,8 @@ export const ZK_SERVER = '/usr/share/zookeeper/bin/zkServer.sh';
 export interface ZooKeeperServer {
   /** `127.0.0.1:<port>` */
   readonly endpoint: string;
+  /** `127.0.0.1:<port>` of the TLS client port, when started with `tls`. */
+  readonly secureEndpoint?: string;
   /** The JVM's pid (start-foreground execs java). */
   readonly pid: number;
   /** Signals the server's process group (SIGSTOP/SIGCONT for fault tests). */
@@ -64,6 +68,62 @@ export async function startZooKeeper(options: ZooKeeperOptions = {}): Promise<Zo
 export interface ZooKeeperOptions {
   /** The server's cap on the session timeout clients negotiate (default 60 s). */
   readonly maxSessionTimeoutMs?: number;
+  /**
+   * Also serve TLS clients on a second port (PEM files; the key unencrypted PKCS#8). Clients must present a
+   * certificate signed by `caCert` (ZooKeeper's default `ssl.clientAuth=need`); its subject DN is their x509 id.
+   */
+  readonly tls?: {
+    readonly caCert: string;
+    readonly serverCert: string;
+    readonly serverKey: string;
+  };
+}
+
+/**
+ * The Debian package's classpath (zkEnv.sh, and the jar's manifest) lacks netty-codec, which the Netty connection
+ * factory needs (its TLS handler is a codec): every connection would fail with NoClassDefFoundError. A second `-cp`
+ * in SERVER_JVMFLAGS comes after zkServer.sh's own and wins; slf4j-simple makes the server's warnings visible.
+ */
+const TLS_CLASSPATH = [
+  '/etc/zookeeper/conf',
+  '/usr/share/java/zookeeper.jar',
+  '/usr/share/java/netty-codec.jar',
+  '/usr/share/java/netty-resolver.jar',
+  '/usr/share/java/slf4j-simple.jar',
+].join(':');
+
+/** zoo.cfg lines for the TLS port; the key store is one PEM file holding the key and the certificate. */
+function tlsConfig(dir: string, port: number, tls: NonNullable<ZooKeeperOptions['tls']>): string[] {
+  const keyStore = join(dir, 'server-keystore.pem');
+  writeFileSync(keyStore, readFileSync(tls.serverKey, 'utf8') + readFileSync(tls.serverCert, 'utf8'));
+  return [
+    'serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory',
+    `secureClientPort=${port}`,
+    'secureClientPortAddress=127.0.0.1',
+    `ssl.keyStore.location=${keyStore}`,
+    'ssl.keyStore.type=PEM',
+    `ssl.trustStore.location=${tls.caCert}`,
+    'ssl.trustStore.type=PEM',
+    // The test's client certificates name no host; the clients check the server, not the other way round.
+    'ssl.hostnameVerification=false',
+    'authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider',
+  ];
+}
+
+/** Whether a TCP connect to the port succeeds. */
+async function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
 }
 
 async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperServer> {
@@ -71,6 +131,8 @@ async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperS
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
   const port = await freePort();
+  let securePort = 0;
+  while (options.tls && (securePort === 0 || securePort === port)) securePort = await freePort();
   const cfg = join(dir, 'zoo.cfg');
   // tickTime=500 lets clients ask for short sessions (min = 2 * tickTime); maxSessionTimeout keeps Patroni's
   // default ttl of 30 s possible too (the default max would be 20 * tickTime = 10 s).
@@ -88,6 +150,7 @@ async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperS
       'admin.enableServer=false',
       '4lw.commands.whitelist=ruok,stat,srvr,mntr,conf,cons',
       'autopurge.purgeInterval=0',
+      ...(options.tls ? tlsConfig(dir, securePort, options.tls) : []),
       '',
     ].join('\n'),
   );
@@ -99,6 +162,7 @@ async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperS
       ...process.env,
       JMXDISABLE: 'true',
       SERVER_JVMFLAGS:
+        (options.tls ? `-cp ${TLS_CLASSPATH} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn ` : '') +
         '-Xms32m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.admin.enableServer=false',
     },
   });
@@ -121,7 +185,8 @@ async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperS
         // Once the server exited the race is already lost; end the polling too.
         async () =>
           server.child.exitCode !== null ||
-          (await fourLetterWord('127.0.0.1', port, 'ruok', 1000)) === 'imok',
+          ((await fourLetterWord('127.0.0.1', port, 'ruok', 1000)) === 'imok' &&
+            (securePort === 0 || (await accepts(securePort)))),
         60_000,
         100,
       ),
@@ -134,5 +199,11 @@ async function startZooKeeperOnce(options: ZooKeeperOptions): Promise<ZooKeeperS
     if (onExit) server.child.off('exit', onExit);
   }
   const pid = server.child.pid ?? 0;
-  return { endpoint: `127.0.0.1:${port}`, pid, signal: (sig) => server.signal(sig), stop };
+  return {
+    endpoint: `127.0.0.1:${port}`,
+    ...(securePort ? { secureEndpoint: `127.0.0.1:${securePort}` } : {}),
+    pid,
+    signal: (sig) => server.signal(sig),
+    stop,
+  };
 }

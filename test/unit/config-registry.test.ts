@@ -71,13 +71,14 @@ function refusal(fn: () => unknown): string {
 
 describe('the registry: refused values, with the dotted path and what to do', () => {
   it.each([
+    // The zookeeper security keys are supported; only values that could not take effect are refused.
     [
-      { zookeeper: { hosts: ['z:2181'], set_acls: { admin: ['ALL'] } }, etcd3: null },
-      'zookeeper.set_acls: not supported by pgwarden yet (its znodes get the default open ACL); remove zookeeper.set_acls',
+      { zookeeper: { hosts: ['z:2181'], set_acls: { 'CN=admin': ['ALL', 'RAED'] } }, etcd3: null },
+      'zookeeper.set_acls.CN=admin in node.yml: unknown permission "RAED"; use READ, WRITE, CREATE, DELETE, ADMIN, ALL',
     ],
     [
-      { zookeeper: { hosts: ['z:2181'], use_ssl: true }, etcd3: null },
-      'zookeeper.use_ssl: not supported: pgwarden connects to ZooKeeper without TLS; remove zookeeper.use_ssl or set it to false',
+      { zookeeper: { hosts: ['z:2181'], use_ssl: true, cert: '/etc/zk/client.pem' }, etcd3: null },
+      'zookeeper.cert in node.yml needs zookeeper.key too (the client certificate and its key go together)',
     ],
     [
       { etcd3: { srv: 'example.com' } },
@@ -214,8 +215,11 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
       ['thread_pool_size: ignored: pgwarden has no thread pool (one event loop serves the REST API)'],
     ],
     [
-      { zookeeper: { hosts: ['z:2181'], verify: false }, etcd3: null },
-      ['zookeeper.verify: ignored: only used with use_ssl, which pgwarden does not support'],
+      { zookeeper: { hosts: ['z:2181'], verify: false, cacert: '/ca.pem' }, etcd3: null },
+      [
+        'zookeeper.cacert: ignored without zookeeper.use_ssl: true (as in Patroni)',
+        'zookeeper.verify: ignored without zookeeper.use_ssl: true (as in Patroni)',
+      ],
     ],
     [
       { failsafe_mode: true },
@@ -290,16 +294,28 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
     expect(refusal(() => loadAgentConfig(p, {}))).toMatch(new RegExp(`^${path.replace(/\./g, '\\.')} `));
   });
 
-  it('zookeeper set_acls', () => {
+  it('zookeeper set_acls: accepted and applied, a permission that is no permission refused', () => {
     const p = write('zk.yml', '');
-    writeFileSync(
-      p,
+    const zk = (acls: string): string =>
       NODE_YML.replace(
         'etcd3:\n  hosts: 127.0.0.1:2379',
-        'zookeeper:\n  hosts: [z:2181]\n  set_acls: {admin: [ALL]}',
-      ),
+        `zookeeper:\n  hosts: [z:2181]\n  set_acls: ${acls}`,
+      );
+    writeFileSync(p, zk("{'CN=admin': [ALL], 'CN=monitor': [read]}"));
+    const { config, warnings } = loadAgentConfig(p, {});
+    expect(warnings).toEqual([]);
+    expect(config.dcs).toEqual({
+      kind: 'zookeeper',
+      hosts: ['z:2181'],
+      acls: [
+        { scheme: 'x509', id: 'CN=admin', perms: 31 },
+        { scheme: 'x509', id: 'CN=monitor', perms: 1 },
+      ],
+    });
+    writeFileSync(p, zk("{'CN=admin': ALL}"));
+    expect(refusal(() => loadAgentConfig(p, {}))).toMatch(
+      /^zookeeper\.set_acls\.CN=admin in .*zk\.yml must be a list of permissions/,
     );
-    expect(refusal(() => loadAgentConfig(p, {}))).toMatch(/^zookeeper\.set_acls: /);
   });
 
   it('through the environment too', () => {

@@ -43,6 +43,17 @@ declare module 'node-zookeeper-client' {
       getCode(): number;
     }
 
+    interface Id {
+      readonly scheme: string;
+      readonly id: string;
+    }
+
+    interface ACL {
+      /** The constructor refuses 0; the field may be set to 0 afterwards (an entry granting nothing). */
+      permission: number;
+      readonly id: Id;
+    }
+
     type Watcher = (event: Event) => void;
     type ErrorCallback = (error: Exception | null) => void;
 
@@ -74,6 +85,16 @@ declare module 'node-zookeeper-client' {
         mode: number,
         callback: (error: Exception | null, path: string) => void,
       ): void;
+      create(
+        path: string,
+        data: Buffer | null,
+        acls: readonly ACL[],
+        mode: number,
+        callback: (error: Exception | null, path: string) => void,
+      ): void;
+      /** Sent after every (re)connect, in the order added. */
+      addAuthInfo(scheme: string, auth: Buffer): void;
+      getACL(path: string, callback: (error: Exception | null, acls: ACL[], stat: Stat) => void): void;
       remove(path: string, version: number, callback: ErrorCallback): void;
       exists(
         path: string,
@@ -106,10 +127,27 @@ declare module 'node-zookeeper-client' {
         callback: (error: Exception | null, stat: Stat) => void,
       ): void;
       mkdirp(path: string, callback: (error: Exception | null, path: string) => void): void;
+      mkdirp(
+        path: string,
+        data: Buffer | null,
+        acls: readonly ACL[],
+        mode: number,
+        callback: (error: Exception | null, path: string) => void,
+      ): void;
     }
 
     interface Module {
       createClient(connectionString: string, options?: ClientOptions): Client;
+      readonly ACL: new (permission: number, id: Id) => ACL;
+      readonly Id: new (scheme: string, id: string) => Id;
+      readonly Permission: {
+        readonly READ: number;
+        readonly WRITE: number;
+        readonly CREATE: number;
+        readonly DELETE: number;
+        readonly ADMIN: number;
+        readonly ALL: number;
+      };
       readonly CreateMode: {
         readonly PERSISTENT: number;
         readonly EPHEMERAL: number;
@@ -123,6 +161,8 @@ declare module 'node-zookeeper-client' {
         readonly NODE_EXISTS: number;
         readonly NOT_EMPTY: number;
         readonly SESSION_EXPIRED: number;
+        readonly NO_AUTH: number;
+        readonly AUTH_FAILED: number;
       };
       readonly State: {
         readonly DISCONNECTED: State;

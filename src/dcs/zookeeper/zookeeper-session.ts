@@ -4,6 +4,7 @@
  * DcsError. `ZooKeeperDcs` (zookeeper-dcs.ts) builds the Dcs interface on it.
  */
 import type {
+  ACL,
   Client,
   Event as ZkEvent,
   Exception as ZkException,
@@ -12,6 +13,11 @@ import type {
 } from 'node-zookeeper-client';
 import { clusterPrefix, DcsError, type DcsOptions } from '../dcs.js';
 import { errorText } from '../../model/text.js';
+import type { ZooKeeperTarget } from '../target.js';
+import { addAuth, secureContextFor, useTls, znodeAcl, type TlsProbe } from './zk-security.js';
+
+/** TLS, `auth_data` and `set_acls` of the `zookeeper` section (zk-security.ts). */
+export type ZooKeeperSecurity = Pick<ZooKeeperTarget, 'tls' | 'acls' | 'auth'>;
 
 let loading: Promise<ZkModule> | undefined;
 
@@ -78,10 +84,15 @@ export abstract class ZooKeeperSession {
   protected refetch = true;
   /** The session whose watches are all in place; cleared when one of them fires. */
   protected armedFor?: Session;
+  /** The ACL of every znode we create (`set_acls`); undefined: the library's open ACL. */
+  private acl?: ACL[];
+  /** The last TLS connect's error, for the timeout message. */
+  private tlsProbe?: TlsProbe;
 
   constructor(
     readonly options: DcsOptions,
     hosts: readonly string[],
+    private readonly security: ZooKeeperSecurity = {},
   ) {
     if (hosts.length === 0) throw new DcsError('no zookeeper hosts configured; set zookeeper.hosts');
     this.endpoints = [...hosts];
@@ -137,6 +148,10 @@ export abstract class ZooKeeperSession {
 
   private async connect(): Promise<Session> {
     const zk = (this.zk ??= await loadZooKeeper());
+    this.acl ??= znodeAcl(zk, this.security.acls);
+    const { tls } = this.security;
+    // Files are read on every connect, as kazoo does (renewed certificates are picked up).
+    const context = tls ? secureContextFor(tls, this.hostList) : undefined;
     const seconds = this.retryTimeout;
     const connectSentAt = performance.now();
     const client = zk.createClient(this.hostList, {
@@ -146,15 +161,25 @@ export abstract class ZooKeeperSession {
     });
     // Every call waiting for a reconnect listens for 'connected'; a busy getCluster has dozens.
     client.setMaxListeners(0);
+    if (tls && context) this.tlsProbe = useTls(client, context, tls.verify);
+    addAuth(client, this.security.auth);
     const session = await new Promise<Session>((resolve, reject) => {
       const timer = setTimeout(() => {
         client.removeListener('connected', onConnected);
+        client.removeListener('authenticationFailed', onAuthFailed);
         // The library would keep retrying forever and hold the process open.
         this.forceClose(client);
         reject(this.connectError(seconds));
       }, seconds * 1000);
+      const onAuthFailed = (): void => {
+        clearTimeout(timer);
+        client.removeListener('connected', onConnected);
+        this.forceClose(client);
+        reject(this.authError());
+      };
       const onConnected = (): void => {
         clearTimeout(timer);
+        client.removeListener('authenticationFailed', onAuthFailed);
         resolve({
           client,
           id: longToDecimal(client.getSessionId()),
@@ -164,10 +189,20 @@ export abstract class ZooKeeperSession {
         });
       };
       client.once('connected', onConnected);
+      client.once('authenticationFailed', onAuthFailed);
       client.connect();
     });
     client.on('disconnected', () => this.onConnectionTrouble(session, false));
     client.on('expired', () => this.onConnectionTrouble(session, true));
+    // The server answers the credentials after the session is open, then closes the connection if it refused them.
+    client.on('authenticationFailed', () => {
+      if (session.dead) return;
+      session.dead = true;
+      const e = this.authError();
+      for (const reject of [...session.inflight]) reject(e);
+      session.inflight.clear();
+      this.wake();
+    });
     if (this.closed) {
       await this.shutdown(session, true);
       throw new DcsError(`zookeeper client for ${this.hostList} is closed`);
@@ -264,8 +299,17 @@ export abstract class ZooKeeperSession {
   }
 
   private connectError(seconds = this.retryTimeout): DcsError {
+    const tlsError = this.tlsProbe?.lastError;
+    const tls = tlsError ? ` (TLS: ${tlsError}; check zookeeper.use_ssl, cacert, cert, key, verify)` : '';
     return new DcsError(
-      `no zookeeper at ${this.hostList}: connection timed out after ${seconds} s; ${this.hint()}`,
+      `no zookeeper at ${this.hostList}: connection timed out after ${seconds} s${tls}; ${this.hint()}`,
+    );
+  }
+
+  private authError(): DcsError {
+    const schemes = (this.security.auth ?? []).map((a) => a.scheme).join(', ');
+    return new DcsError(
+      `zookeeper at ${this.hostList}: the server refused the credentials of zookeeper.auth_data (${schemes || 'none'}); check zookeeper.auth_data and the server's authProvider settings`,
     );
   }
 
@@ -430,16 +474,21 @@ export abstract class ZooKeeperSession {
   ): Promise<void> {
     this.refetch = true;
     const mode = ephemeral ? this.mod.CreateMode.EPHEMERAL : this.mod.CreateMode.PERSISTENT;
+    const { acl } = this;
+    const data = Buffer.from(value, 'utf8');
     const once = (): Promise<string> =>
       this.request<string>(s, deadline, `create ${path}`, (done) =>
-        s.client.create(path, Buffer.from(value, 'utf8'), mode, done),
+        acl ? s.client.create(path, data, acl, mode, done) : s.client.create(path, data, mode, done),
       );
     try {
       await once();
     } catch (e) {
       if (!hasCode(e, this.mod.Exception.NO_NODE)) throw e;
+      // Parents get the same ACL, as kazoo's makepath.
       await this.request<string>(s, deadline, `create ${parentOf(path)}`, (done) =>
-        s.client.mkdirp(parentOf(path), done),
+        acl
+          ? s.client.mkdirp(parentOf(path), null, acl, this.mod.CreateMode.PERSISTENT, done)
+          : s.client.mkdirp(parentOf(path), done),
       );
       await once();
     }
@@ -478,6 +527,8 @@ export abstract class ZooKeeperSession {
       const code = e.getCode();
       if (code === this.zk?.Exception.CONNECTION_LOSS) cause = `connection lost; ${this.hint()}`;
       else if (code === this.zk?.Exception.SESSION_EXPIRED) cause = `session expired; ${this.hint()}`;
+      else if (code === this.zk?.Exception.NO_AUTH)
+        cause = `not allowed by the ACL of ${e.getPath() ?? 'the znode'}; check zookeeper.set_acls, auth_data and the client certificate (cert, key)`;
       else cause = e.getName() + (e.getPath() ? ` (${e.getPath()})` : '');
     }
     return new DcsError(`zookeeper at ${this.hostList}: ${what} failed: ${cause}`, { cause: e });
