@@ -66,6 +66,7 @@ function deps(config: AgentConfig): AgentRestDeps {
       leaderLockUntil: () => undefined,
       dcsLastSeen: 1795316134,
       watchdogFailed: false,
+      failsafeIsActive: () => false,
       nextRun: 0,
     } as unknown as HaLoop,
     dcs: {} as Dcs,
