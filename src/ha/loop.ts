@@ -49,6 +49,7 @@ export { SYSTEM_CLOCK, parseConnUrl } from './loop-ports.js';
 
 export class HaLoop extends LoopActions {
   private configApplied = false;
+  private absorbedConfig: unknown;
   /** Refused settings in the DCS config key: logged, and read the safe way (src/config/config-check.ts). */
   private readonly configGuard = new DynamicConfigGuard();
   private lastLockedCluster: Cluster | undefined;
@@ -269,6 +270,12 @@ export class HaLoop extends LoopActions {
     const name = this.node.self.name;
     this.heldByMe = cluster.leader?.name === name;
     if (cluster.leader?.name) this.lastLockedCluster = cluster;
+    // The config key as last absorbed (its text; the object itself for a cluster built without one): an unchanged
+    // key, nearly every cycle, is neither validated nor applied again, as its data is parsed from that text alone.
+    const config = cluster.config;
+    const seen: unknown = config?.valid ? config.raw || config.data : undefined;
+    if (this.configApplied && seen === this.absorbedConfig) return;
+    this.absorbedConfig = seen;
     const data = cluster.config?.valid ? cluster.config.data : undefined;
     const dynamic =
       data && Object.keys(data).length > 0 ? this.configGuard.absorb(data, this.log) : undefined;
