@@ -81,6 +81,14 @@ export abstract class LoopActions {
   /** Ends the current wait early (an async task finished, a REST request changed something). */
   abstract wake(): void;
 
+  private ownName: string | undefined;
+
+  /** This member's name, fixed for the agent's life (`node.self` as a whole is read afresh: it checks pg_rewind). */
+  protected get myName(): string {
+    this.ownName ??= this.node.self.name;
+    return this.ownName;
+  }
+
   /** Patroni's `is_leader()`: we hold the lock and refreshed it within ttl. */
   abstract isLeader(): boolean;
 
@@ -573,7 +581,7 @@ export abstract class LoopActions {
       try {
         const c = await dcs.getCluster();
         this.cluster = c;
-        this.heldByMe = c.leader?.name === this.node.self.name;
+        this.heldByMe = c.leader?.name === this.myName;
         name = c.leader?.name;
         connUrl = c.leader?.member?.data.connUrl;
       } catch (e) {
@@ -582,7 +590,7 @@ export abstract class LoopActions {
         connUrl = this.cluster?.leader?.member?.data.connUrl;
       }
     }
-    if (!name || name === this.node.self.name) return undefined;
+    if (!name || name === this.myName) return undefined;
     const addr = parseConnUrl(connUrl);
     if (!addr) {
       this.log.warning(`cannot follow ${name}: its member key has no usable conn_url`);

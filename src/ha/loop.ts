@@ -229,7 +229,7 @@ export class HaLoop extends LoopActions {
       return { message: 'Error communicating with PostgreSQL. Will try again later', dcsOk };
     }
 
-    if (cluster && dcsOk && !cluster.members.some((m) => m.name === this.node.self.name)) {
+    if (cluster && dcsOk && !cluster.members.some((m) => m.name === this.myName)) {
       dcsOk = await this.touchMember();
     }
 
@@ -267,8 +267,7 @@ export class HaLoop extends LoopActions {
 
   private absorbCluster(cluster: Cluster): void {
     this.cluster = cluster;
-    const name = this.node.self.name;
-    this.heldByMe = cluster.leader?.name === name;
+    this.heldByMe = cluster.leader?.name === this.myName;
     if (cluster.leader?.name) this.lastLockedCluster = cluster;
     // The config key as last absorbed (its text; the object itself for a cluster built without one): an unchanged
     // key, nearly every cycle, is neither validated nor applied again, as its data is parsed from that text alone.
