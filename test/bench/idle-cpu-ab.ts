@@ -8,7 +8,7 @@
  * Environment:
  *   PGWARDEN   label=repository[,label=repository...]   pgwarden builds to run (default: this repository as `new`)
  *   PATRONI    4.1.4,3.0.2 (default) or empty            Patroni versions to run next to them
- *   WINDOW_S   seconds per window (default 120)           REPS windows (default 5) after SETTLE_S (default 30)
+ *   WINDOW_S   seconds per window (default 120)           REPS windows (default 5) after SETTLE_S (default 60)
  *   NODE_ARGS  label=flag flag...                         extra node flags for one pgwarden variant (e.g. --cpu-prof)
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ const REPO = resolve(import.meta.dirname, '..', '..');
 const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
 const WINDOW_S = Number(process.env.WINDOW_S ?? 120);
 const REPS = Number(process.env.REPS ?? 5);
-const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
+const SETTLE_S = Number(process.env.SETTLE_S ?? 60);
 
 interface Agent {
   readonly variant: string;
