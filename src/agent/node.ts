@@ -23,8 +23,20 @@ import { LeaderStatus } from './leader-status.js';
 import { memberValue } from './member.js';
 import { withStandbyNames } from './sync-replication.js';
 
+/** Members are immutable and a quiet cluster is served from the same objects cycle after cycle. */
+const peers = new WeakMap<Member, PeerPostgres>();
+
 /** A member's PostgreSQL as src/postgres needs it: the address and database from its `conn_url`. */
 export function peerPostgres(m: Member): PeerPostgres {
+  let peer = peers.get(m);
+  if (peer === undefined) {
+    peer = parsePeer(m);
+    peers.set(m, peer);
+  }
+  return peer;
+}
+
+function parsePeer(m: Member): PeerPostgres {
   let dbname: string | undefined;
   try {
     const path = m.data.connUrl ? new URL(m.data.connUrl).pathname.replace(/^\//, '') : '';

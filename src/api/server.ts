@@ -36,8 +36,6 @@ export interface ApiLimits {
   readonly headersTimeoutMs: number;
   /** Until the whole request (headers and body) is in; handlers may then take as long as they need. */
   readonly requestTimeoutMs: number;
-  /** How often node looks for requests over those deadlines. */
-  readonly checkIntervalMs: number;
   readonly maxHeaderBytes: number;
   readonly maxBodyBytes: number;
   /** Further connections are closed on accept. */
@@ -48,7 +46,6 @@ export interface ApiLimits {
 export const DEFAULT_LIMITS: ApiLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
-  checkIntervalMs: 1_000,
   maxHeaderBytes: 16 * 1024,
   maxBodyBytes: 1024 * 1024,
   maxConnections: 64,
@@ -122,9 +119,11 @@ const listenerShape = (s: ApiSecurity): string => (s.tls ? `tls:${s.tls.verifyCl
 
 function createHttpServer(options: ApiServerOptions, limits: ApiLimits, onRequest: http.RequestListener) {
   const httpOptions: http.ServerOptions = {
-    headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
-    connectionsCheckingInterval: limits.checkIntervalMs,
+    // The deadlines are enforced per connection (enforceDeadlines); node's own checker would be a process-wide
+    // interval, so it is switched off and its timer pushed as far out as setInterval allows.
+    headersTimeout: 0,
+    requestTimeout: 0,
+    connectionsCheckingInterval: NODE_CHECKER_OFF_MS,
     keepAliveTimeout: 5_000,
     maxHeaderSize: limits.maxHeaderBytes,
     // Patroni (Python http.server) does not insist on Host; HAProxy's HTTP/1.1 checks may omit it.
@@ -143,6 +142,45 @@ function createHttpServer(options: ApiServerOptions, limits: ApiLimits, onReques
     },
     onRequest,
   );
+}
+
+/** setInterval's longest delay (a longer one fires after 1 ms). */
+const NODE_CHECKER_OFF_MS = 2 ** 31 - 1;
+
+/**
+ * `headersTimeoutMs` and `requestTimeoutMs` per connection, with one timer that exists only while a request is still
+ * coming in; over its deadline the client gets the 408 node's checker would send. Node's checker
+ * (`connectionsCheckingInterval`) is one interval for the whole process instead, waking an idle agent at every tick:
+ * at 1 s that was about 0.4 s of CPU per 10 minutes, half of what an idle agent used (test/bench/idle-cpu-ab.ts).
+ */
+function enforceDeadlines(server: http.Server, limits: ApiLimits, tls: boolean): void {
+  const pending = new WeakMap<
+    Socket,
+    { readonly startedMs: number; timer: NodeJS.Timeout; req?: http.IncomingMessage }
+  >();
+  const expire = (socket: Socket): void => {
+    const entry = pending.get(socket);
+    pending.delete(socket);
+    // A request received in full may take its handler as long as it needs.
+    if (socket.destroyed || entry?.req?.complete === true) return;
+    onClientError(Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+  };
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    const timer = setTimeout(() => expire(socket), limits.headersTimeoutMs);
+    pending.set(socket, { startedMs: performance.now(), timer });
+    socket.once('close', () => {
+      clearTimeout(pending.get(socket)?.timer);
+      pending.delete(socket);
+    });
+  });
+  server.on('request', (req: http.IncomingMessage) => {
+    const entry = pending.get(req.socket);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    entry.req = req;
+    const left = entry.startedMs + limits.requestTimeoutMs - performance.now();
+    entry.timer = setTimeout(() => expire(req.socket), Math.max(0, left));
+  });
 }
 
 /** A request node's parser refused (garbage, oversized headers, too slow): a short answer and the socket closed. */
@@ -219,6 +257,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
 
   const server = createHttpServer(options, limits, (req, res) => void serve(req, res));
+  enforceDeadlines(server, limits, options.tls !== undefined);
   server.maxConnections = limits.maxConnections;
   server.maxHeadersCount = 100;
   server.on('clientError', onClientError);

@@ -2,8 +2,13 @@
  * One HA cycle's DCS time: all the calls a cycle makes share one retry_timeout, not one each. Two calls that each
  * took retry_timeout would leave the lock no time for the demotion (Patroni sizes ttl for one retry_timeout per
  * cycle). Past the budget a call fails as a DcsError and the cycle decides as if the DCS were unreachable.
+ *
+ * The budget is the cycle's by call site, not by async context: the loop makes a cycle's DCS calls through the
+ * wrapped view (`wrap`), charged while a cycle runs, and a long action's through the DCS itself (exempt: a long
+ * action's DCS calls are not part of the heartbeat). An AsyncLocalStorage did this by context before, but it turns
+ * on node's promise hooks for the whole process: every promise of every request then paid for them (about a tenth
+ * of an idle agent's CPU, test/bench/idle-cpu-ab.ts).
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { DcsError, type Dcs } from '../dcs/dcs.js';
 
 /** What one cycle may still spend, ms. */
@@ -16,22 +21,25 @@ export interface DcsBudget {
 const UNBUDGETED = new Set<string>(['watch', 'close', 'setTimings', 'lockLifetime', 'leaseRefreshedAt']);
 
 export class CycleDcsBudget {
-  private readonly scope = new AsyncLocalStorage<DcsBudget>();
+  /** The budget of the cycle running now, if one is. */
+  private current: DcsBudget | undefined;
 
   /** `monotonic`: ms that an NTP step does not move. */
   constructor(private readonly monotonic: () => number) {}
 
-  /** Runs `body` (a cycle) with a budget of `limitMs` for every DCS call made in its async context. */
-  run<T>(limitMs: number, body: () => Promise<T>): Promise<T> {
-    return this.scope.run({ limitMs, spentMs: 0 }, body);
+  /** Runs `body` (a cycle) with a budget of `limitMs` for every call made through the wrapped view meanwhile. */
+  async run<T>(limitMs: number, body: () => Promise<T>): Promise<T> {
+    const outer = this.current;
+    const budget: DcsBudget = { limitMs, spentMs: 0 };
+    this.current = budget;
+    try {
+      return await body();
+    } finally {
+      if (this.current === budget) this.current = outer;
+    }
   }
 
-  /** Runs `body` outside any cycle's budget (a long action started by a cycle is not part of the heartbeat). */
-  exempt<T>(body: () => T): T {
-    return this.scope.exit(body);
-  }
-
-  /** `dcs` with every request charged to the budget of the cycle it is made in. */
+  /** `dcs` with every request made while a cycle runs charged to that cycle's budget. */
   wrap(dcs: Dcs): Dcs {
     return new Proxy(dcs, {
       get: (target, prop, receiver) => {
@@ -46,7 +54,7 @@ export class CycleDcsBudget {
   }
 
   private async within<T>(what: string, call: () => Promise<T>): Promise<T> {
-    const budget = this.scope.getStore();
+    const budget = this.current;
     if (budget === undefined) return call();
     const left = budget.limitMs - budget.spentMs;
     const spent = (): string =>

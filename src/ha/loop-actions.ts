@@ -51,7 +51,10 @@ class StopActions extends Error {}
 
 /** The state the executor keeps between cycles and the actions that change it; `HaLoop` (loop.ts) drives it. */
 export abstract class LoopActions {
+  /** The DCS as a cycle uses it: each call charged to the running cycle's budget (src/ha/dcs-budget.ts). */
   protected readonly dcs: Dcs;
+  /** The DCS as a long action uses it: outside any cycle's budget (its calls are not part of the heartbeat). */
+  private readonly taskDcs: Dcs;
   protected readonly node: LocalNode;
   protected readonly clock: LoopClock;
   protected readonly log: LoopLogger;
@@ -74,12 +77,21 @@ export abstract class LoopActions {
     this.clock = deps.clock ?? SYSTEM_CLOCK;
     this.budget = new CycleDcsBudget(() => this.clock.monotonic());
     this.dcs = this.budget.wrap(deps.dcs);
+    this.taskDcs = deps.dcs;
     this.log = deps.log;
     this.failsafe = new FailsafeState(() => this.clock.monotonic());
   }
 
   /** Ends the current wait early (an async task finished, a REST request changed something). */
   abstract wake(): void;
+
+  private ownName: string | undefined;
+
+  /** This member's name, fixed for the agent's life (`node.self` as a whole is read afresh: it checks pg_rewind). */
+  protected get myName(): string {
+    this.ownName ??= this.node.self.name;
+    return this.ownName;
+  }
 
   /** Patroni's `is_leader()`: we hold the lock and refreshed it within ttl. */
   abstract isLeader(): boolean;
@@ -259,12 +271,12 @@ export abstract class LoopActions {
    * Right before `pg_ctl promote`: refresh the lock and confirm it is still ours and not about to expire. A
    * candidate whose pre_promote ran long may have lost the DCS or the lock meanwhile.
    */
-  private async confirmLock(): Promise<boolean> {
+  private async confirmLock(dcs: Dcs): Promise<boolean> {
     const cluster = this.cluster;
     if (!this.heldByMe || cluster === undefined) return false;
     const sentAt = this.clock.monotonic();
     try {
-      if (!(await this.dcs.updateLeader(cluster))) {
+      if (!(await dcs.updateLeader(cluster))) {
         this.forgetLock();
         this.log.warning('lost the leader lock before pg_ctl promote: not promoting');
         return false;
@@ -365,7 +377,7 @@ export abstract class LoopActions {
       case 'Promote':
         this.failsafe.reset(); // Patroni resets the failsafe state when it promotes
         this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.promote(t, cluster, () => this.confirmLock());
+          const ok = await this.node.promote(t, cluster, () => this.confirmLock(this.taskDcs));
           // decide() releases the lock on the next cycle and backs off the race for ttl.
           if (ok === 'pre_promote_failed' && !t.cancelled())
             this.memory = { ...this.memory, prePromoteFailed: true };
@@ -373,7 +385,7 @@ export abstract class LoopActions {
         });
         return;
       case 'StartPostgres': {
-        const target = await this.resolve(action.target);
+        const target = await this.resolve(action.target, this.dcs);
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.start(action.as, target, action.timeout, t);
           if (!ok) this.log.error('failed to start PostgreSQL');
@@ -448,13 +460,13 @@ export abstract class LoopActions {
     switch (action.type) {
       case 'Demote':
         if (action.async) {
-          this.startTask(action.kind, action.description, () => this.demote(action.mode));
+          this.startTask(action.kind, action.description, () => this.demote(action.mode, this.taskDcs));
         } else {
-          await this.demote(action.mode);
+          await this.demote(action.mode, this.dcs);
         }
         return;
       case 'FollowLeader': {
-        const target = await this.resolve(action.target);
+        const target = await this.resolve(action.target, this.dcs);
         await this.node.follow(target);
         return;
       }
@@ -558,7 +570,7 @@ export abstract class LoopActions {
    * Stop PostgreSQL as the mode says, then start it again as a replica: of the lock holder, or (offline: the DCS
    * cannot be read) of nobody, read-only with standby settings, as Patroni's `demote('offline')` does.
    */
-  private async demote(mode: DemoteMode): Promise<void> {
+  private async demote(mode: DemoteMode, dcs: Dcs): Promise<void> {
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful') {
       await this.node.checkpoint().catch((e: unknown) => {
@@ -572,9 +584,9 @@ export abstract class LoopActions {
       const cluster = this.cluster;
       if (mode === 'graceful') {
         const lsn = await this.node.shutdownCheckpoint().catch(() => undefined);
-        if (lsn !== undefined) await this.dcs.writeStatus(this.node.shutdownStatusValue(lsn));
+        if (lsn !== undefined) await dcs.writeStatus(this.node.shutdownStatusValue(lsn));
       }
-      if (cluster && this.heldByMe) await this.dcs.deleteLeader(cluster);
+      if (cluster && this.heldByMe) await dcs.deleteLeader(cluster);
       this.forgetLock();
     }
     if (mode === 'offline') {
@@ -586,11 +598,11 @@ export abstract class LoopActions {
     // After an immediate stop the timelines may have diverged: with pg_rewind usable, PostgreSQL stays stopped and
     // the next cycles run crash recovery, the divergence check and pg_rewind before starting it as a replica.
     if (mode !== 'graceful' && this.node.self.canRewind) return;
-    const target = await this.resolve({ kind: 'lock-holder' });
+    const target = await this.resolve({ kind: 'lock-holder' }, dcs);
     await this.node.start('replica', target, undefined, { cancelled: () => false });
   }
 
-  private async resolve(target: FollowTarget): Promise<ResolvedTarget | undefined> {
+  private async resolve(target: FollowTarget, dcs: Dcs): Promise<ResolvedTarget | undefined> {
     let name: string | undefined;
     let connUrl: string | undefined;
     if (target.kind === 'none') return undefined;
@@ -600,9 +612,9 @@ export abstract class LoopActions {
     } else {
       // Re-read the cluster and follow whoever holds the lock now.
       try {
-        const c = await this.dcs.getCluster();
+        const c = await dcs.getCluster();
         this.cluster = c;
-        this.heldByMe = c.leader?.name === this.node.self.name;
+        this.heldByMe = c.leader?.name === this.myName;
         name = c.leader?.name;
         connUrl = c.leader?.member?.data.connUrl;
       } catch (e) {
@@ -612,7 +624,7 @@ export abstract class LoopActions {
       }
     }
     // A `nostream` member follows nobody, also after a lost race or a demotion (ha.py `_get_node_to_follow`).
-    if (!name || name === this.node.self.name || this.node.self.tags.nostream) return undefined;
+    if (!name || name === this.myName || this.node.self.tags.nostream) return undefined;
     const addr = parseConnUrl(connUrl);
     if (!addr) {
       this.log.warning(`cannot follow ${name}: its member key has no usable conn_url`);
@@ -630,8 +642,8 @@ export abstract class LoopActions {
     const pending: PendingAsync = { kind, description, startedAt: this.clock.now() };
     const holder: { cancelled: boolean } = { cancelled: false };
     const control: TaskControl = { cancelled: () => holder.cancelled };
-    // Outside the cycle's DCS budget: a long action's DCS calls are not part of the heartbeat.
-    const done = this.budget.exempt(async (): Promise<void> => {
+    // A long action's DCS calls go through taskDcs, outside the cycle's budget: they are not part of the heartbeat.
+    const done = (async (): Promise<void> => {
       // Let the cycle that started the task finish first.
       await Promise.resolve();
       try {
@@ -644,7 +656,7 @@ export abstract class LoopActions {
         this.task = undefined;
         this.wake();
       }
-    });
+    })();
     const task: RunningTask = {
       pending,
       get cancelled() {

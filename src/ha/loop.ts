@@ -53,6 +53,7 @@ export { SYSTEM_CLOCK, parseConnUrl } from './loop-ports.js';
 
 export class HaLoop extends LoopActions {
   private configApplied = false;
+  private absorbedConfig: unknown;
   /** Refused settings in the DCS config key: logged, and read the safe way (src/config/config-check.ts). */
   private readonly configGuard = new DynamicConfigGuard();
   private lastLockedCluster: Cluster | undefined;
@@ -263,7 +264,7 @@ export class HaLoop extends LoopActions {
       return { message: 'Error communicating with PostgreSQL. Will try again later', dcsOk };
     }
 
-    if (cluster && dcsOk && !cluster.members.some((m) => m.name === this.node.self.name)) {
+    if (cluster && dcsOk && !cluster.members.some((m) => m.name === this.myName)) {
       dcsOk = await this.touchMember();
     }
 
@@ -303,10 +304,15 @@ export class HaLoop extends LoopActions {
 
   private absorbCluster(cluster: Cluster): void {
     this.cluster = cluster;
-    const name = this.node.self.name;
-    this.heldByMe = cluster.leader?.name === name;
+    this.heldByMe = cluster.leader?.name === this.myName;
     if (cluster.leader?.name) this.lastLockedCluster = cluster;
     this.failsafe.topology = cluster.failsafe;
+    // The config key as last absorbed (its text; the object itself for a cluster built without one): an unchanged
+    // key, nearly every cycle, is neither validated nor applied again, as its data is parsed from that text alone.
+    const config = cluster.config;
+    const seen: unknown = config?.valid ? config.raw || config.data : undefined;
+    if (this.configApplied && seen === this.absorbedConfig) return;
+    this.absorbedConfig = seen;
     const data = cluster.config?.valid ? cluster.config.data : undefined;
     const dynamic =
       data && Object.keys(data).length > 0 ? this.configGuard.absorb(data, this.log) : undefined;

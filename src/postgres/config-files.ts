@@ -157,6 +157,7 @@ export class ConfigFiles {
 
   /** After each cycle (Patroni's save_cache): patroni.dynamic.json once the data directory is initialized. */
   saveDynamicCache(): void {
+    if (!this.dynamicCache.pending) return;
     if (this.deps.state.role === 'uninitialized' || dataDirState(this.dataDir) !== 'populated') return;
     this.dynamicCache.save();
   }

@@ -63,6 +63,8 @@ export class DynamicCache {
   readonly loaded: JsonObject | undefined;
   private saved: string;
   private current: JsonObject | undefined;
+  /** The object last found equal to the file (or written to it): compared again only once another is set. */
+  private compared: JsonObject | undefined;
 
   constructor(
     private readonly dataDir: () => string,
@@ -78,15 +80,24 @@ export class DynamicCache {
     this.current = data;
   }
 
+  /** Whether `set` was given a configuration not yet compared with the file (an unchanged one is set rarely). */
+  get pending(): boolean {
+    return this.current !== undefined && this.current !== this.compared;
+  }
+
   /** After a cycle: write the file when the configuration changed since it was last written. */
   save(): void {
     const data = this.current;
-    if (data === undefined) return;
+    if (data === undefined || data === this.compared) return;
     const text = canonicalJson(data);
-    if (text === this.saved) return;
+    if (text === this.saved) {
+      this.compared = data;
+      return;
+    }
     try {
       saveDynamicCache(this.dataDir(), data);
       this.saved = text;
+      this.compared = data;
     } catch (e) {
       this.log.error(
         `Exception when saving file: ${join(this.dataDir(), DYNAMIC_CACHE_FILE)}: ${errorText(e)}`,

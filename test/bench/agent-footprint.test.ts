@@ -21,7 +21,7 @@
  * plus one clock tick over the window: an idle agent uses a few 10 ms ticks in 120 s, and a difference below one
  * tick cannot be measured this way.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
@@ -31,8 +31,13 @@ import { describeNeeding } from '../harness/requirements.js';
 import { benchFigures } from './figures.js';
 
 const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
-/** After bootstrap: long enough for both agents' first cycles, JIT warm-up and replicas' first slots. */
-const SETTLE_MS = 20_000;
+/**
+ * After bootstrap: long enough for both agents' first cycles, replicas' first slots and the agents' start-up garbage.
+ * The first minute after a cluster is ready is no idle: measured on 2026-12-07 (test/bench/idle-cpu-ab.ts, 60 s
+ * windows), a pgwarden replica used 1.45 s of CPU per 10 min in the window from 20 s to 80 s after it, 0.6-0.9 s
+ * from then on; Patroni 3.0.2's 0.5-0.7 s throughout.
+ */
+const SETTLE_MS = 90_000;
 /**
  * Twelve HA cycles at loop_wait 10. An idle agent uses ~100 ms of CPU a minute and /proc/<pid>/stat counts in
  * 10 ms ticks, so a shorter window would compare rounding more than work.
@@ -57,11 +62,21 @@ function pssKb(pid: number): number {
   return Number(m?.[1] ?? Number.NaN);
 }
 
-/** utime + stime in clock ticks (fields 14 and 15; counted after the parenthesised command name). */
+/**
+ * CPU time of every thread of the process, in clock ticks: the sum of /proc/<pid>/task/<tid>/schedstat (on-CPU
+ * nanoseconds) rather than utime + stime of /proc/<pid>/stat, whose 10 ms ticks are a tenth of what an idle agent
+ * uses in the window.
+ */
 function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* the thread is gone */
+    }
+  }
+  return (ns / 1e9) * CLK_TCK;
 }
 
 const CLK_TCK = 100;

@@ -96,7 +96,16 @@ export function grpcErrorOf(body: unknown): { code: number; message: string } | 
   return { code, message };
 }
 
-/** Splits a stream of concatenated JSON objects (newline-delimited or not) into whole objects. */
+/** Inside a string: the next quote or backslash. */
+const IN_STRING = /["\\]/g;
+/** Outside strings: the next quote or brace. */
+const OUTSIDE = /["{}]/g;
+
+/**
+ * Splits a stream of concatenated JSON objects (newline-delimited or not) into whole objects. It jumps from one
+ * character that matters to the next with a regular expression rather than stepping through every character in
+ * JavaScript: the agent runs without V8's compilers, and a watch event's base64 values are long.
+ */
 export class JsonObjectSplitter {
   private buf = '';
   private pos = 0;
@@ -108,21 +117,34 @@ export class JsonObjectSplitter {
   push(chunk: string): string[] {
     this.buf += chunk;
     const out: string[] = [];
-    for (; this.pos < this.buf.length; this.pos++) {
-      const ch = this.buf[this.pos];
+    while (this.pos < this.buf.length) {
+      if (this.escaped) {
+        this.escaped = false;
+        this.pos++;
+        continue;
+      }
+      const re = this.inString ? IN_STRING : OUTSIDE;
+      re.lastIndex = this.pos;
+      const m = re.exec(this.buf);
+      if (m === null) {
+        this.pos = this.buf.length;
+        break;
+      }
+      this.pos = m.index;
+      const ch = m[0];
       if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (ch === '\\') this.escaped = true;
-        else if (ch === '"') this.inString = false;
+        if (ch === '\\') this.escaped = true;
+        else this.inString = false;
       } else if (ch === '"') this.inString = true;
       else if (ch === '{') {
         if (this.depth++ === 0) this.start = this.pos;
-      } else if (ch === '}' && this.depth > 0 && --this.depth === 0) {
+      } else if (this.depth > 0 && --this.depth === 0) {
         out.push(this.buf.slice(this.start, this.pos + 1));
         this.buf = this.buf.slice(this.pos + 1);
         this.pos = -1;
         this.start = -1;
       }
+      this.pos++;
     }
     if (this.depth === 0) {
       // Only whitespace/delimiters left: drop them so the buffer does not grow.
