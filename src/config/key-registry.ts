@@ -276,10 +276,8 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.remove_data_directory_on_rewind_failure': S,
   'postgresql.remove_data_directory_on_diverged_timelines': S,
   'postgresql.pre_promote': S,
-  'postgresql.before_stop': refused(
-    'not supported by pgwarden yet (the command would never run)',
-    'remove postgresql.before_stop',
-  ),
+  // Run before every stop of a running PostgreSQL (src/postgres/before-stop.ts).
+  'postgresql.before_stop': S,
   'postgresql.krbsrvname': refused(
     'not supported by pgwarden yet (it is not passed to replication connections)',
     'remove postgresql.krbsrvname',

@@ -88,8 +88,8 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'etcd3.use_proxies: not supported by pgwarden (it always discovers the cluster members); remove etcd3.use_proxies or set it to false',
     ],
     [
-      { postgresql: { before_stop: '/bin/true' } },
-      'postgresql.before_stop: not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
+      { postgresql: { krbsrvname: 'postgres' } },
+      'postgresql.krbsrvname: not supported by pgwarden yet (it is not passed to replication connections); remove postgresql.krbsrvname',
     ],
     [
       { tags: { nostream: true } },
@@ -248,11 +248,11 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
   it('reports every refusal at once, one line each', () => {
     const found = checkLocalKeys(
       deepMerge(base(), {
-        postgresql: { before_stop: '/bin/true' },
+        postgresql: { krbsrvname: 'postgres' },
         tags: { nostream: true },
       }),
     );
-    expect(found.errors.map((e) => e.split(':')[0])).toEqual(['postgresql.before_stop', 'tags.nostream']);
+    expect(found.errors.map((e) => e.split(':')[0])).toEqual(['postgresql.krbsrvname', 'tags.nostream']);
   });
 
   it('lets the most specific pattern win', () => {
