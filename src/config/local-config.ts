@@ -6,6 +6,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { PYYAML_PARSE } from './pyyaml-schema.js';
 import { errorText, scalarText, textOf } from '../model/text.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
@@ -35,7 +36,7 @@ function readYamlFile(path: string): ConfigTree {
   }
   let parsed: unknown;
   try {
-    parsed = parseYaml(text, { version: '1.1', prettyErrors: true });
+    parsed = parseYaml(text, { ...PYYAML_PARSE, prettyErrors: true });
   } catch (e) {
     // The parser's first line says what and where; drop the trailing ':' that introduces its context lines.
     const first = errorText(e).split('\n')[0]?.replace(/:\s*$/, '');
