@@ -156,14 +156,9 @@ export const LOCAL_RULES: RuleTable = {
   'etcd3.cacert': S,
   'etcd3.cert': S,
   'etcd3.key': S,
-  'etcd3.srv': refused(
-    'DNS SRV discovery is not supported by pgwarden',
-    'list the etcd endpoints in etcd3.hosts',
-  ),
-  'etcd3.srv_suffix': refused(
-    'DNS SRV discovery is not supported by pgwarden',
-    'list the etcd endpoints in etcd3.hosts',
-  ),
+  // DNS SRV discovery as Patroni (src/dcs/etcd3/srv.ts).
+  'etcd3.srv': S,
+  'etcd3.srv_suffix': S,
   'etcd3.discovery_srv': refused(
     'DNS SRV discovery is not supported by pgwarden',
     'list the etcd endpoints in etcd3.hosts',

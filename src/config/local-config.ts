@@ -210,7 +210,10 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
   let username = str('username');
   let password = str('password');
   let hosts: string[];
-  if (s['hosts'] !== undefined) hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
+  // Patroni: a proxy first, then SRV records (hosts, then host, when they name nothing), then hosts, then host.
+  const srv = s['proxy'] === undefined ? str('srv') : undefined;
+  if (srv !== undefined && s['hosts'] === undefined && s['host'] === undefined) hosts = [];
+  else if (s['hosts'] !== undefined) hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
   else if (s['host'] !== undefined) hosts = hostList(textOf(s['host']), defaultPort, `${where}: host`);
   else if (s['url'] !== undefined || s['proxy'] !== undefined) {
     const raw = str('url') ?? str('proxy') ?? '';
@@ -224,7 +227,7 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     if (u.username) username = decodeURIComponent(u.username);
     if (u.password) password = decodeURIComponent(u.password);
     hosts = [`${u.hostname}:${u.port || defaultPort}`];
-  } else if (s['srv'] !== undefined || s['discovery_srv'] !== undefined || s['srv_domain'] !== undefined) {
+  } else if (s['discovery_srv'] !== undefined || s['srv_domain'] !== undefined) {
     throw new UserError(
       `${where}: DNS SRV discovery is not supported by pgwarden; list the endpoints in etcd3.hosts`,
     );
@@ -240,6 +243,7 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     cacert: str('cacert'),
     cert: str('cert'),
     key: str('key'),
+    ...(srv !== undefined ? { srv, srvSuffix: str('srv_suffix') } : {}),
   };
 }
 

@@ -8,6 +8,9 @@ export interface Etcd3Target {
   readonly cacert?: string;
   readonly cert?: string;
   readonly key?: string;
+  /** `etcd3.srv`: the domain whose DNS SRV records name the endpoints (src/dcs/etcd3/srv.ts); `hosts` is the fallback. */
+  readonly srv?: string;
+  readonly srvSuffix?: string;
 }
 
 export interface ZooKeeperTarget {

@@ -80,8 +80,8 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'zookeeper.use_ssl: not supported: pgwarden connects to ZooKeeper without TLS; remove zookeeper.use_ssl or set it to false',
     ],
     [
-      { etcd3: { srv: 'example.com' } },
-      'etcd3.srv: DNS SRV discovery is not supported by pgwarden; list the etcd endpoints in etcd3.hosts',
+      { etcd3: { srv_domain: 'example.com' } },
+      'etcd3.srv_domain: DNS SRV discovery is not supported by pgwarden; list the etcd endpoints in etcd3.hosts',
     ],
     [
       { etcd3: { use_proxies: true } },
