@@ -166,6 +166,7 @@ export function checkDcs(tree: Node): void {
       'key',
       'srv',
       'srv_suffix',
+      'key_password',
     ]) {
       optStr(etcd3, k, 'etcd3');
     }

@@ -172,10 +172,8 @@ export const LOCAL_RULES: RuleTable = {
     'remove etcd3.use_proxies or set it to false',
     isFalse,
   ),
-  'etcd3.key_password': refused(
-    'not supported by pgwarden (encrypted client keys cannot be used)',
-    'decrypt the key file and remove etcd3.key_password',
-  ),
+  // The passphrase of an encrypted etcd3.key (src/dcs/etcd3/gateway.ts).
+  'etcd3.key_password': S,
   etcd: refused(
     'the etcd v2 API is not supported by pgwarden, which speaks etcd v3 only',
     'rename the section to etcd3 (Patroni reads the same keys there only if the cluster was created on v3)',

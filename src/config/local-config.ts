@@ -243,6 +243,7 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     cacert: str('cacert'),
     cert: str('cert'),
     key: str('key'),
+    keyPassword: str('key_password'),
     ...(srv !== undefined ? { srv, srvSuffix: str('srv_suffix') } : {}),
   };
 }
