@@ -9,6 +9,9 @@ export default class Agent extends Command {
   static override examples = [
     '<%= config.bin %> agent /etc/patroni/node1.yml',
     '<%= config.bin %> agent -c node1.yml',
+    '<%= config.bin %> agent --validate-config node1.yml',
+    '<%= config.bin %> agent --generate-sample-config /tmp/sample.yml',
+    "<%= config.bin %> agent --generate-config --dsn 'host=/var/run/postgresql port=5432 user=postgres' node1.yml",
   ];
   static override args = {
     config: Args.string({
@@ -20,12 +23,49 @@ export default class Agent extends Command {
       char: 'c',
       summary: 'Configuration file (same as the positional argument).',
     }),
+    'validate-config': Flags.boolean({
+      summary:
+        'Check the configuration file as `patroni --validate-config` does, then exit (0: valid, 1: not).',
+      exclusive: ['generate-config', 'generate-sample-config'],
+    }),
+    'generate-sample-config': Flags.boolean({
+      summary: 'Write a sample configuration to the file (stdout without one), then exit.',
+      exclusive: ['validate-config', 'generate-config'],
+    }),
+    'generate-config': Flags.boolean({
+      summary:
+        'Write the configuration of a running PostgreSQL (reached with --dsn, else the PG* environment) to the file (stdout without one), then exit.',
+      exclusive: ['validate-config', 'generate-sample-config'],
+    }),
+    dsn: Flags.string({
+      summary: 'With --generate-config: the superuser connection to the running instance (libpq DSN or URI).',
+    }),
+    'ignore-listen-port': Flags.boolean({
+      char: 'i',
+      summary: 'With --validate-config: a listen port already in use is no error.',
+    }),
+    print: Flags.boolean({
+      char: 'p',
+      summary: 'With --validate-config: print the local configuration (environment included) as YAML.',
+    }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Agent);
+    const path = flags['config-file'] ?? args.config;
+    if (flags['validate-config'] || flags['generate-config'] || flags['generate-sample-config']) {
+      const { runConfigTool } = await import('../ctl/config-tool.js');
+      const code = await runConfigTool({
+        mode: flags['validate-config'] ? 'validate' : flags['generate-config'] ? 'generate' : 'sample',
+        path,
+        dsn: flags.dsn,
+        ignoreListenPort: flags['ignore-listen-port'],
+        print: flags.print,
+      });
+      process.exit(code);
+    }
     const { runAgentProcess } = await import('../agent/main.js');
-    await runAgentProcess(flags['config-file'] ?? args.config);
+    await runAgentProcess(path);
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {

@@ -157,7 +157,19 @@ export function checkDcs(tree: Node): void {
     optEnum(etcd3, 'protocol', 'etcd3', ['http', 'https']);
     optInt(etcd3, 'port', 'etcd3', { min: 1, max: 65535 });
     optBool(etcd3, 'use_proxies', 'etcd3');
-    for (const k of ['host', 'url', 'proxy', 'username', 'password', 'cacert', 'cert', 'key']) {
+    for (const k of [
+      'host',
+      'url',
+      'proxy',
+      'username',
+      'password',
+      'cacert',
+      'cert',
+      'key',
+      'srv',
+      'srv_suffix',
+      'key_password',
+    ]) {
       optStr(etcd3, k, 'etcd3');
     }
     const hosts = get(etcd3, 'hosts');

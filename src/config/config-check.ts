@@ -48,7 +48,8 @@ function walk(w: Walk, node: Tree, path: readonly string[]): void {
       continue;
     }
     if (rule.status === 'warned') {
-      if (value !== null && value !== undefined) w.out.warnings.push(warningMessage(dotted, rule));
+      if (value !== null && value !== undefined && !(rule.accepts?.(value) ?? false))
+        w.out.warnings.push(warningMessage(dotted, rule));
       continue;
     }
     if (

@@ -1,5 +1,6 @@
 /** `PATRONI_*` environment variables, mapped onto the configuration tree as Patroni maps them (config.py). */
 import { parse as parseYaml } from 'yaml';
+import { PYYAML_PARSE } from './pyyaml-schema.js';
 import { parseBool } from '../model/python.js';
 import { UserError } from './errors.js';
 import { deepMerge, type ConfigTree } from './tree.js';
@@ -143,7 +144,7 @@ const BOOL_SUFFIXES = new Set([
 
 function yamlValue(name: string, text: string): unknown {
   try {
-    return parseYaml(text, { version: '1.1' }) as unknown;
+    return parseYaml(text, PYYAML_PARSE) as unknown;
   } catch (e) {
     throw new UserError(
       `environment variable ${name} is not valid YAML: ${(e as Error).message.split('\n')[0]}`,

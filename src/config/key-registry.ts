@@ -10,6 +10,7 @@
  * `<replica_method>` a `postgresql.create_replica_methods` entry. A rule with `subtree` covers everything below it
  * (its values are checked by the section parsers).
  */
+import { parseBool } from '../model/python.js';
 import { pyShown } from './config-values.js';
 import { USER_KEYS } from './postgresql-section.js';
 
@@ -25,7 +26,13 @@ export type KeyRule =
       /** Values that ask for what pgwarden does anyway (the default); a `null` value is always accepted. */
       readonly accepts?: (value: unknown) => boolean;
     }
-  | { readonly status: 'warned'; readonly subtree?: boolean; readonly reason: string };
+  | {
+      readonly status: 'warned';
+      readonly subtree?: boolean;
+      readonly reason: string;
+      /** Values that ask for what pgwarden does: accepted without a warning. */
+      readonly accepts?: (value: unknown) => boolean;
+    };
 
 export type RuleTable = Readonly<Record<string, KeyRule>>;
 
@@ -41,11 +48,14 @@ function refused(
   return { status: 'refused', problem, fix, subtree, ...(accepts ? { accepts } : {}) };
 }
 
-const warned = (reason: string, subtree = false): KeyRule => ({ status: 'warned', reason, subtree });
+const warned = (reason: string, subtree = false, accepts?: (value: unknown) => boolean): KeyRule => ({
+  status: 'warned',
+  reason,
+  subtree,
+  ...(accepts ? { accepts } : {}),
+});
 
 // Safe-value predicates: the value asks for what pgwarden does anyway.
-const isFalse = (v: unknown): boolean =>
-  v === false || (typeof v === 'string' && /^(false|off|no|0)$/i.test(v));
 const isEmpty = (v: unknown): boolean =>
   v === '' ||
   (Array.isArray(v) && v.length === 0) ||
@@ -152,14 +162,9 @@ export const LOCAL_RULES: RuleTable = {
   'etcd3.cacert': S,
   'etcd3.cert': S,
   'etcd3.key': S,
-  'etcd3.srv': refused(
-    'DNS SRV discovery is not supported by pgwarden',
-    'list the etcd endpoints in etcd3.hosts',
-  ),
-  'etcd3.srv_suffix': refused(
-    'DNS SRV discovery is not supported by pgwarden',
-    'list the etcd endpoints in etcd3.hosts',
-  ),
+  // DNS SRV discovery as Patroni (src/dcs/etcd3/srv.ts).
+  'etcd3.srv': S,
+  'etcd3.srv_suffix': S,
   'etcd3.discovery_srv': refused(
     'DNS SRV discovery is not supported by pgwarden',
     'list the etcd endpoints in etcd3.hosts',
@@ -168,15 +173,15 @@ export const LOCAL_RULES: RuleTable = {
     'DNS SRV discovery is not supported by pgwarden',
     'list the etcd endpoints in etcd3.hosts',
   ),
-  'etcd3.use_proxies': refused(
-    'not supported by pgwarden (it always discovers the cluster members)',
-    'remove etcd3.use_proxies or set it to false',
-    isFalse,
+  // pgwarden talks to the listed hosts only, which is what `use_proxies: true` asks for; Patroni's default (false)
+  // also discovers the etcd members from /v3/cluster/member/list, which pgwarden does not do yet.
+  'etcd3.use_proxies': warned(
+    'pgwarden does not discover etcd members (it uses etcd3.hosts as listed, as with use_proxies: true): list every etcd member in etcd3.hosts',
+    false,
+    (v) => parseBool(v) === true,
   ),
-  'etcd3.key_password': refused(
-    'not supported by pgwarden (encrypted client keys cannot be used)',
-    'decrypt the key file and remove etcd3.key_password',
-  ),
+  // The passphrase of an encrypted etcd3.key (src/dcs/etcd3/gateway.ts).
+  'etcd3.key_password': S,
   etcd: refused(
     'the etcd v2 API is not supported by pgwarden, which speaks etcd v3 only',
     'rename the section to etcd3 (Patroni reads the same keys there only if the cluster was created on v3)',
@@ -259,10 +264,8 @@ export const LOCAL_RULES: RuleTable = {
   'postgresql.remove_data_directory_on_rewind_failure': S,
   'postgresql.remove_data_directory_on_diverged_timelines': S,
   'postgresql.pre_promote': S,
-  'postgresql.before_stop': refused(
-    'not supported by pgwarden yet (the command would never run)',
-    'remove postgresql.before_stop',
-  ),
+  // Run before every stop of a running PostgreSQL (src/postgres/before-stop.ts).
+  'postgresql.before_stop': S,
   'postgresql.krbsrvname': refused(
     'not supported by pgwarden yet (it is not passed to replication connections)',
     'remove postgresql.krbsrvname',

@@ -6,6 +6,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { PYYAML_PARSE } from './pyyaml-schema.js';
 import { errorText, scalarText, textOf } from '../model/text.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
@@ -36,7 +37,7 @@ function readYamlFile(path: string): ConfigTree {
   }
   let parsed: unknown;
   try {
-    parsed = parseYaml(text, { version: '1.1', prettyErrors: true });
+    parsed = parseYaml(text, { ...PYYAML_PARSE, prettyErrors: true });
   } catch (e) {
     // The parser's first line says what and where; drop the trailing ':' that introduces its context lines.
     const first = errorText(e).split('\n')[0]?.replace(/:\s*$/, '');
@@ -214,7 +215,10 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
   let username = str('username');
   let password = str('password');
   let hosts: string[];
-  if (s['hosts'] !== undefined) hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
+  // Patroni: a proxy first, then SRV records (hosts, then host, when they name nothing), then hosts, then host.
+  const srv = s['proxy'] === undefined ? str('srv') : undefined;
+  if (srv !== undefined && s['hosts'] === undefined && s['host'] === undefined) hosts = [];
+  else if (s['hosts'] !== undefined) hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
   else if (s['host'] !== undefined) hosts = hostList(textOf(s['host']), defaultPort, `${where}: host`);
   else if (s['url'] !== undefined || s['proxy'] !== undefined) {
     const raw = str('url') ?? str('proxy') ?? '';
@@ -228,7 +232,7 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     if (u.username) username = decodeURIComponent(u.username);
     if (u.password) password = decodeURIComponent(u.password);
     hosts = [`${u.hostname}:${u.port || defaultPort}`];
-  } else if (s['srv'] !== undefined || s['discovery_srv'] !== undefined || s['srv_domain'] !== undefined) {
+  } else if (s['discovery_srv'] !== undefined || s['srv_domain'] !== undefined) {
     throw new UserError(
       `${where}: DNS SRV discovery is not supported by pgwarden; list the endpoints in etcd3.hosts`,
     );
@@ -244,6 +248,8 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     cacert: str('cacert'),
     cert: str('cert'),
     key: str('key'),
+    keyPassword: str('key_password'),
+    ...(srv !== undefined ? { srv, srvSuffix: str('srv_suffix') } : {}),
   };
 }
 

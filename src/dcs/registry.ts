@@ -5,7 +5,8 @@ import type { Dcs, DcsOptions } from './dcs.js';
 export async function createDcs(target: DcsTarget, options: DcsOptions): Promise<Dcs> {
   if (target.kind === 'etcd3') {
     const { Etcd3Dcs } = await import('./etcd3/etcd3-dcs.js');
-    return new Etcd3Dcs(options, target);
+    const { withSrvEndpoints } = await import('./etcd3/srv.js');
+    return new Etcd3Dcs(options, await withSrvEndpoints(target));
   }
   const { ZooKeeperDcs } = await import('./zookeeper/zookeeper-dcs.js');
   return new ZooKeeperDcs(options, target.hosts, target);

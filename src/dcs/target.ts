@@ -8,6 +8,11 @@ export interface Etcd3Target {
   readonly cacert?: string;
   readonly cert?: string;
   readonly key?: string;
+  /** `etcd3.key_password`: the passphrase of an encrypted `key`. */
+  readonly keyPassword?: string;
+  /** `etcd3.srv`: the domain whose DNS SRV records name the endpoints (src/dcs/etcd3/srv.ts); `hosts` is the fallback. */
+  readonly srv?: string;
+  readonly srvSuffix?: string;
 }
 
 /** `zookeeper.use_ssl: true` and the files that go with it (kazoo's `create_tcp_connection`). */

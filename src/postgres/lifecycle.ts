@@ -5,6 +5,7 @@
 import type { Lsn } from '../model/lsn.js';
 import type { Cluster } from '../model/cluster.js';
 import { runPgTool, type PgBinariesConfig } from './binaries.js';
+import { runBeforeStop } from './before-stop.js';
 import { runPrePromote, type RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { cmdlineArgs } from './config-writer.js';
@@ -110,6 +111,8 @@ export class Lifecycle {
     await this.d.session.drop();
     state.set('stopping');
     try {
+      // Patroni's `_before_stop`: the user's script runs once the state is `stopping`, before `pg_ctl stop`.
+      await runBeforeStop(this.d.files.config.postgresql.beforeStop, this.d.log);
       await stopPostgres({ bins: this.bins, dataDir: this.dataDir, mode });
       state.set('stopped');
       if (demote === 'graceful') state.role = 'demoted';

@@ -26,8 +26,8 @@ function pyYamlTags(tags: Tags): Tags {
   });
 }
 
-/** `yaml.safe_dump(value, default_flow_style=False, allow_unicode=True, width=200)` */
-export function pyYaml(value: unknown): string {
+/** `yaml.safe_dump(value, default_flow_style=False, allow_unicode=True, width=200)` (PyYAML's default width: 80). */
+export function pyYaml(value: unknown, options: { readonly width?: number } = {}): string {
   const doc = new Document(value, { version: '1.1', customTags: pyYamlTags, sortMapEntries: true });
   visit(doc, {
     Scalar(_key, node) {
@@ -35,7 +35,12 @@ export function pyYaml(value: unknown): string {
       if (typeof node.value === 'string' && node.value.includes('\n')) node.type = 'QUOTE_SINGLE';
     },
   });
-  return doc.toString({ indentSeq: false, singleQuote: true, lineWidth: 200, minContentWidth: 0 });
+  return doc.toString({
+    indentSeq: false,
+    singleQuote: true,
+    lineWidth: options.width ?? 200,
+    minContentWidth: 0,
+  });
 }
 
 /** The same in flow style on one line (`{mytag: hello}`), as patronictl prints tags in tsv and topology. */

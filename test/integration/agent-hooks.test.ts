@@ -3,7 +3,8 @@
  * arguments on start and on failover; replicas are cloned by a custom create_replica_methods entry (a script that
  * runs pg_basebackup itself) and, when it fails, by the built-in basebackup with postgresql.basebackup options
  * (waldir seen as a symlinked pg_wal); a pre_promote script that fails on the replica that takes the lock first
- * makes it release the lock, and the other replica wins.
+ * makes it release the lock, and the other replica wins; postgresql.before_stop runs on the old leader of a
+ * switchover while its PostgreSQL still runs.
  *
  * Every script takes the node's name as its first argument and appends its argv to a log file.
  */
@@ -53,6 +54,7 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
   const cbLog = join(hooks, 'callbacks.log');
   const preLog = join(hooks, 'pre_promote.log');
   const cloneLog = join(hooks, 'clone.log');
+  const stopLog = join(hooks, 'before_stop.log');
   let leader = '';
   let replicas: string[] = [];
   const c = (): AgentCluster => {
@@ -80,6 +82,7 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
       chmodSync(path, 0o755);
     };
     script('cb.sh', `echo "$*" >> ${cbLog}`);
+    script('stop.sh', `[ -e "$2/postmaster.pid" ] && s=running || s=stopped; echo "$1 $s" >> ${stopLog}`);
     script('pre.sh', `echo "$*" >> ${preLog}\n[ -e ${hooks}/fail-pre-$1 ] && exit 1\nexit 0`);
     script(
       'clone.sh',
@@ -122,6 +125,7 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
             (a) => `  ${a}: ${hooks}/cb.sh ${n.name}`,
           ),
           `pre_promote: ${hooks}/pre.sh ${n.name}`,
+          `before_stop: ${hooks}/stop.sh ${n.name} ${n.dataDir}`,
           'create_replica_methods:',
           '- mycopy',
           '- basebackup',
@@ -236,6 +240,7 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
     rmSync(join(hooks, `fail-pre-${candidate}`));
     const scope = c().scope;
     const seen = lines(cbLog).length;
+    const stopsSeen = lines(stopLog).length;
     const r = await c().patronictl([
       'switchover',
       scope,
@@ -265,6 +270,8 @@ describeWithNeeds('pgwarden agents: callbacks, pre_promote, create_replica_metho
     // A role change replaces on_start / on_restart (Patroni's follow with change_role).
     expect(after).not.toContain(`${old} on_start replica ${scope}`);
     expect(after).not.toContain(`${old} on_restart replica ${scope}`);
+    // before_stop ran once, on the demoted leader, before its PostgreSQL was stopped.
+    expect(lines(stopLog).slice(stopsSeen)).toEqual([`${old} running`]);
     console.log(`switchover with callbacks: ${Date.now() - t0} ms`);
   });
 

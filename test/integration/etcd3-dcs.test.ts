@@ -623,4 +623,52 @@ describeWithNeeds('etcd3 under faults', () => {
       removeDir(dir);
     }
   });
+
+  it('etcd3.key_password decrypts an encrypted client key (a wrong one fails with the reason)', async () => {
+    const dir = tempDir('etcd3-keypw');
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    const clientKey = join(dir, 'client.key');
+    const clientEncrypted = join(dir, 'client-enc.key');
+    const clientCert = join(dir, 'client.pem');
+    const openssl = (args: string[]): void => {
+      execFileSync('openssl', args, { stdio: 'ignore' });
+    };
+    const selfSigned = (key: string, cert: string, cn: string, ext: string[]): void =>
+      openssl(
+        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2'].concat([
+          '-subj',
+          `/CN=${cn}`,
+          ...ext,
+        ]),
+      );
+    selfSigned(keyFile, certFile, '127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
+    selfSigned(clientKey, clientCert, 'pg-member', []);
+    openssl(['pkey', '-in', clientKey, '-aes256', '-passout', 'pass:s3cret', '-out', clientEncrypted]);
+    own = await startEtcd({ tls: { certFile, keyFile } });
+    const options: DcsOptions = {
+      namespace: 'service',
+      scope: freshScope(),
+      name: 'a',
+      ttl: 10,
+      retryTimeout: 2,
+      ctl: false,
+    };
+    const tls = { hosts: [own.endpoint], protocol: 'https' as const, cacert: certFile, cert: clientCert };
+    const withPassword = new Etcd3Dcs(options, { ...tls, key: clientEncrypted, keyPassword: 's3cret' });
+    const wrongPassword = new Etcd3Dcs(
+      { ...options, retryTimeout: 1 },
+      { ...tls, key: clientEncrypted, keyPassword: 'nope' },
+    );
+    try {
+      expect(await withPassword.attemptToAcquireLeader()).toBe(true);
+      expect((await withPassword.getCluster()).leader?.name).toBe('a');
+      await expect(wrongPassword.getCluster()).rejects.toThrow(/decrypt/i);
+    } finally {
+      await Promise.all([withPassword.close(), wrongPassword.close()]);
+      await own.stop();
+      own = undefined;
+      removeDir(dir);
+    }
+  });
 });

@@ -81,16 +81,12 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'zookeeper.cert in node.yml needs zookeeper.key too (the client certificate and its key go together)',
     ],
     [
-      { etcd3: { srv: 'example.com' } },
-      'etcd3.srv: DNS SRV discovery is not supported by pgwarden; list the etcd endpoints in etcd3.hosts',
+      { etcd3: { srv_domain: 'example.com' } },
+      'etcd3.srv_domain: DNS SRV discovery is not supported by pgwarden; list the etcd endpoints in etcd3.hosts',
     ],
     [
-      { etcd3: { use_proxies: true } },
-      'etcd3.use_proxies: not supported by pgwarden (it always discovers the cluster members); remove etcd3.use_proxies or set it to false',
-    ],
-    [
-      { postgresql: { before_stop: '/bin/true' } },
-      'postgresql.before_stop: not supported by pgwarden yet (the command would never run); remove postgresql.before_stop',
+      { postgresql: { krbsrvname: 'postgres' } },
+      'postgresql.krbsrvname: not supported by pgwarden yet (it is not passed to replication connections); remove postgresql.krbsrvname',
     ],
     [
       { kubernetes: { labels: {} }, etcd3: null },
@@ -146,7 +142,6 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
     [{ watchdog: { mode: 'automatic', safety_margin: -1 } }, []],
     [{ watchdog: { mode: 'required', driver: 'testing', device: '/tmp/wd.fifo' } }, []],
     [{ log: { level: 'INFO', type: 'plain', format: '%(asctime)s %(levelname)s: %(message)s' } }, []],
-    [{ etcd3: { use_proxies: false } }, []],
     [{ zookeeper: { hosts: ['z:2181'], use_ssl: false, set_acls: {} }, etcd3: null }, []],
     [{ restapi: { allowlist: [], allowlist_include_members: false, server_tokens: 'original' } }, []],
     [{ tags: { nostream: false, sync_priority: 1 } }, []],
@@ -234,6 +229,14 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
       ],
     ],
     [{ colour: 'blue' }, ['colour: unknown key, ignored']],
+    // pgwarden uses the listed hosts only: what use_proxies: true asks for; false asks for member discovery.
+    [{ etcd3: { hosts: ['e:2379'], use_proxies: true } }, []],
+    [
+      { etcd3: { hosts: ['e:2379'], use_proxies: false } },
+      [
+        'etcd3.use_proxies: pgwarden does not discover etcd members (it uses etcd3.hosts as listed, as with use_proxies: true): list every etcd member in etcd3.hosts',
+      ],
+    ],
   ] as const)('%j', (override, warnings) => {
     expect(agentConfigFromTree(deepMerge(base(), override as ConfigTree), 'node.yml').warnings).toEqual(
       warnings,
@@ -251,12 +254,13 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
   it('reports every refusal at once, one line each', () => {
     const found = checkLocalKeys(
       deepMerge(base(), {
-        postgresql: { before_stop: '/bin/true', krbsrvname: 'postgres' },
+        postgresql: { krbsrvname: 'postgres' },
+        ctl: { keyfile_password: 'secret' },
       }),
     );
     expect(found.errors.map((e) => e.split(':')[0])).toEqual([
-      'postgresql.before_stop',
       'postgresql.krbsrvname',
+      'ctl.keyfile_password',
     ]);
   });
 

@@ -121,6 +121,7 @@ export class Etcd3Dcs implements Dcs {
       cacert: conn.cacert,
       cert: conn.cert,
       key: conn.key,
+      keyPassword: conn.keyPassword,
       retryTimeout: options.retryTimeout,
     });
     this.gateway.onWrite = (revision) => this.wrote(revision);

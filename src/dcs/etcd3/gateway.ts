@@ -166,6 +166,8 @@ export class EtcdGateway {
         ca: read(this.options.cacert),
         cert: read(this.options.cert),
         key: read(this.options.key),
+        // etcd3.key_password: an encrypted client key is decrypted with it, as Patroni passes it to urllib3.
+        ...(this.options.keyPassword ? { passphrase: this.options.keyPassword } : {}),
       });
     }
     return this.httpsAgent;
