@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { etcdPost, startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { runCommand } from '../harness/patroni.js';
 import { removeDir, tempDir } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
 import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
@@ -174,7 +175,17 @@ describeWithNeeds('list --all over 1,000 clusters of 3 members', () => {
           kind === 'etcd3'
             ? writeConfig('etcd3-proxy.yml', `etcd3:\n  hosts: ${proxy.endpoint}\n`)
             : writeConfig('zookeeper-proxy.yml', `zookeeper:\n  hosts:\n  - ${proxy.endpoint}\n`);
-        runOnce(config, ['list', '--all', '-f', 'json']);
+        // Not spawnSync: the proxy forwards on this process's event loop.
+        const r = await runCommand(
+          process.execPath,
+          [join(ROOT, 'bin', 'run.js'), '-c', config, 'list', '--all'],
+          {
+            timeoutMs: 60_000,
+            env: USER_ENV,
+          },
+        );
+        expect(r.code, r.stderr).toBe(0);
+        expect((r.stdout.match(/^\+ Cluster: /gm) ?? []).length).toBe(CLUSTERS);
         counted[kind] = proxy.counts();
       } finally {
         await proxy.close();
