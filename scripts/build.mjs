@@ -2,6 +2,7 @@
 // Start-up time is dominated by loading hundreds of small CommonJS files; one bundle avoids that.
 import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
+import { packing, vendorKoffi, writeLicences } from './bundle-extras.mjs';
 
 // pg asks `typeof Response` to tell a Cloudflare Worker from Node. On Node 20 that global is a lazy getter that
 // loads Node's whole bundled fetch (undici, http2, zlib, web streams): about 15 MiB of resident memory in an
@@ -20,7 +21,7 @@ const pgWithoutCloudflareProbe = {
 };
 
 rmSync('dist', { recursive: true, force: true });
-await build({
+const { metafile } = await build({
   // dist/agent.js: `pgwarden agent CONFIG` without oclif (bin/run.js), for a smaller resident daemon.
   entryPoints: { cli: 'src/cli.ts', agent: 'src/agent/main.ts' },
   outdir: 'dist',
@@ -30,7 +31,8 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
-  // Less source for V8 to parse at every start; the source map keeps stack traces readable.
+  // Less source for V8 to parse at every start; the source map keeps stack traces readable in a checkout
+  // (`node --enable-source-maps`). The package leaves the maps out (package.json `files`).
   minify: true,
   chunkNames: 'chunks/[name]-[hash]',
   // CommonJS dependencies inside an ES module bundle still call require() and read __dirname.
@@ -44,8 +46,15 @@ await build({
     ].join('\n'),
   },
   // oclif's development-mode TypeScript support; an installed CLI runs compiled code only. koffi (the Linux
-  // watchdog's ioctl, src/agent/watchdog/linux.ts) stays a package: it finds its prebuilt binary next to itself.
+  // watchdog's ioctl, src/agent/watchdog/linux.ts) is a native module: the bundle loads its binary from
+  // dist/vendor/koffi, and only a development checkout imports the package.
   external: ['typescript', 'ts-node', 'tsx', 'koffi'],
   plugins: [pgWithoutCloudflareProbe],
+  metafile: true,
   logLevel: 'warning',
 });
+
+// The package has no runtime dependencies: what the bundle holds and koffi's binaries, with their licences.
+const root = process.cwd();
+const koffi = vendorKoffi(root, 'dist', { strict: packing() });
+writeLicences(root, 'dist', metafile, koffi);

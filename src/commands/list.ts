@@ -7,6 +7,11 @@ export const memberTableArgs = {
   clusters: Args.string({ description: 'Cluster names (default: scope from the configuration).' }),
 };
 export const memberTableFlags = {
+  all: Flags.boolean({
+    summary: 'Every cluster of the namespace, in name order (one DCS read).',
+    description:
+      "Instead of cluster names: every cluster stored under the namespace. Tables print one per cluster; json, yaml and tsv print one document whose Cluster field names each row's cluster.",
+  }),
   extended: Flags.boolean({ char: 'e', summary: 'Show the optional columns even when empty.' }),
   timestamp: Flags.boolean({ char: 't', summary: 'Print a timestamp before each table.' }),
   'watch-continuous': Flags.boolean({ char: 'W', summary: 'Refresh every 2 seconds.' }),
@@ -17,6 +22,7 @@ export abstract class MemberTableCommand extends CtlCommand {
   protected async printMembers(
     argv: readonly unknown[],
     flags: {
+      all: boolean;
       extended: boolean;
       timestamp: boolean;
       'watch-continuous': boolean;
@@ -31,6 +37,7 @@ export abstract class MemberTableCommand extends CtlCommand {
     await listClusters({
       config: await this.loadConfig(flags),
       clusters: argv.map(String),
+      all: flags.all,
       format,
       extended: flags.extended,
       timestamp: flags.timestamp,
@@ -50,6 +57,7 @@ export default class List extends MemberTableCommand {
     '<%= config.bin %> -c /etc/patroni/patroni.yml list',
     '<%= config.bin %> list demo -f json',
     '<%= config.bin %> -d etcd3://127.0.0.1:2379 list demo -e -W',
+    '<%= config.bin %> -c /etc/patroni/patroni.yml list --all -f json',
   ];
   static override strict = false;
   static override args = memberTableArgs;

@@ -7,6 +7,7 @@ export default class Topology extends MemberTableCommand {
   static override examples = [
     '<%= config.bin %> -c /etc/patroni/patroni.yml topology',
     '<%= config.bin %> topology demo -w 5',
+    '<%= config.bin %> topology --all',
   ];
   static override strict = false;
   static override args = memberTableArgs;

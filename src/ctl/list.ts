@@ -60,6 +60,48 @@ export function topologyOrder(members: readonly MemberView[]): { member: MemberV
   return out;
 }
 
+/**
+ * Every column a member table can have, in the order `buildMembersTable` puts them: a table's columns are a
+ * subsequence of it (the flavour picks `Lag in MB` or the LSN columns; optional columns appear when used).
+ */
+export const MEMBER_COLUMNS = [
+  'Cluster',
+  'Member',
+  'Host',
+  'Role',
+  'State',
+  'TL',
+  'Lag in MB',
+  'Receive LSN',
+  'Receive Lag',
+  'Replay LSN',
+  'Replay Lag',
+  'Pending restart',
+  'Pending restart reason',
+  'Scheduled restart',
+  'Tags',
+] as const;
+
+/**
+ * Several clusters' tables as one document (`list --all -f json|yaml|tsv`): the union of their columns, and each
+ * row with the cells of its own table's columns only, so a cluster's rows say what its own `list` says.
+ */
+export function mergeMembersTables(tables: readonly MembersTable[]): MembersTable {
+  const used = new Set(tables.flatMap((t) => t.columns));
+  const columns: string[] = MEMBER_COLUMNS.filter((c) => used.has(c));
+  const rows = tables.flatMap((t) =>
+    t.rows.map((r): Row => Object.fromEntries(columns.map((c) => [c, t.columns.includes(c) ? r[c] : '']))),
+  );
+  return {
+    columns,
+    rows,
+    title: '',
+    serviceInfo: [],
+    rightAligned: [...new Set(tables.flatMap((t) => t.rightAligned))],
+    prettyHeaders: {},
+  };
+}
+
 export function buildMembersTable(
   cluster: Cluster,
   clusterName: string,

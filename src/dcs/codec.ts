@@ -249,3 +249,34 @@ export function clusterFromNodes(scope: string, nodes: readonly DcsNode[]): Clus
     failsafe: parseFailsafe(byKey.get(KEYS.failsafe)?.value),
   };
 }
+
+/**
+ * Every cluster of a namespace from the keys under the namespace prefix (keys relative to it: `<scope>/<key>`),
+ * one per scope holding at least one key, in scope order (code points, as Python sorts). Keys directly under the
+ * namespace, with no scope, belong to no cluster.
+ */
+export function clustersFromNamespaceNodes(nodes: readonly DcsNode[]): Cluster[] {
+  const byScope = new Map<string, DcsNode[]>();
+  for (const n of nodes) {
+    const slash = n.key.indexOf('/');
+    if (slash <= 0 || slash === n.key.length - 1) continue;
+    const scope = n.key.slice(0, slash);
+    const list = byScope.get(scope) ?? [];
+    list.push({ ...n, key: n.key.slice(slash + 1) });
+    byScope.set(scope, list);
+  }
+  return [...byScope.keys()]
+    .sort(byCodePoint)
+    .map((scope) => clusterFromNodes(scope, byScope.get(scope) ?? []));
+}
+
+/** Python's string order (by code point), not UTF-16 code units nor the locale's. */
+export function byCodePoint(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = (x[i]?.codePointAt(0) ?? 0) - (y[i]?.codePointAt(0) ?? 0);
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}

@@ -53,6 +53,13 @@ export interface Dcs {
    */
   getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster>;
 
+  /**
+   * Every cluster of the namespace (`options.scope` plays no part): one per scope holding at least one key, in
+   * scope order, each as `getCluster` of that scope would read it. The CLI's `list --all`: one range read on
+   * etcd3; ZooKeeper has no recursive read, so it reads the tree a level at a time, each level's requests at once.
+   */
+  getClusters(): Promise<readonly Cluster[]>;
+
   /** Create `leader` = own name iff it does not exist, bound to our lease/session. */
   attemptToAcquireLeader(): Promise<boolean>;
   /** Prove we still hold the lock (refresh the lease / check the ephemeral owner); `false`: we lost it. */
@@ -112,6 +119,11 @@ export interface Dcs {
 /** `'/' + ns + '/' + scope + '/'` with runs of `/` collapsed (`service`, `/service`, `/service/` are the same). */
 export function clusterPrefix(namespace: string, scope: string): string {
   return `/${namespace}/${scope}/`.replace(/\/+/g, '/');
+}
+
+/** `'/' + ns + '/'` with runs of `/` collapsed: the prefix every cluster of the namespace lives under. */
+export function namespacePrefix(namespace: string): string {
+  return `/${namespace}/`.replace(/\/+/g, '/');
 }
 
 export const KEYS = {

@@ -32,12 +32,43 @@ const PRETTYTABLE_CHARS = {
   middle: '|',
 };
 
+/** Printable ASCII only: one column per character, as cli-table3 measures it. */
+const PLAIN = /^[\x20-\x7e]*$/;
+
+/**
+ * The common table (one line per cell, printable ASCII) drawn directly, as cli-table3 draws it: cli-table3 measures
+ * every cell's display width with ANSI and Unicode rules, about 2 ms a table, which `list --all` over a thousand
+ * clusters would spend seconds on. Undefined when a cell needs those rules.
+ */
+function plainTable(
+  columns: readonly string[],
+  rows: readonly (readonly string[])[],
+  align: (c: number) => Align,
+): string | undefined {
+  if (![columns, ...rows].every((r) => r.every((c) => PLAIN.test(c)))) return undefined;
+  const widths = columns.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
+  const line = (cells: readonly string[]): string =>
+    `|${widths
+      .map((w, i) => {
+        const c = cells[i] ?? '';
+        return ` ${align(i) === 'right' ? c.padStart(w) : c.padEnd(w)} `;
+      })
+      .join('|')}|`;
+  return [rule, line(columns), rule, ...rows.map(line), rule].join('\n');
+}
+
 export function renderPrettyTable(
   columns: readonly string[],
   rows: readonly (readonly string[])[],
   options: PrettyTableOptions = {},
 ): string {
   const allRules = options.allRules ?? rows.some((r) => r.some((c) => c.includes('\n')));
+  const plain =
+    allRules || rows.length === 0
+      ? undefined
+      : plainTable(columns, rows, (i) => options.align?.[columns[i] ?? ''] ?? 'left');
+  if (plain !== undefined) return options.title === undefined ? plain : overlayTitle(plain, options.title);
   const table = new Table({
     head: [...columns],
     chars: PRETTYTABLE_CHARS,

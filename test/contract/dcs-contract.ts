@@ -335,6 +335,45 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       expect((await a.getCluster()).leader?.name).toBe('a');
     });
 
+    it('reads every cluster of the namespace at once, in scope order, each as getCluster reads it', async () => {
+      fresh();
+      const ns = `/${scope}`;
+      const at = (cluster: string, name?: string, namespace = ns): Promise<Dcs> =>
+        client(name, { namespace, scope: cluster });
+      const member = (port: number, role: string): string =>
+        `{"conn_url":"postgres://127.0.0.1:${port}/postgres","api_url":"http://127.0.0.1:${port + 3000}/patroni","state":"running","role":"${role}","version":"4.1.4","xlog_location":67108960,"timeline":1}`;
+      // `b`: a running cluster; `a`: a member only; `ab` (`a` is a prefix of it): config only.
+      const b1 = await at('b', 'b1');
+      const b2 = await at('b', 'b2');
+      expect(await b1.initialize(true, '7710821883631976027')).toBe(true);
+      expect(await b1.touchMember(member(5432, 'primary'))).toBe(true);
+      expect(await b2.touchMember(member(5433, 'replica'))).toBe(true);
+      expect(await b1.attemptToAcquireLeader()).toBe(true);
+      expect(await b1.setConfigValue('{"ttl":30,"loop_wait":10}')).toBe(true);
+      expect(await b1.writeStatus('{"optime":67108960,"slots":{},"retain_slots":[]}')).toBe(true);
+      expect(await b1.setHistoryValue('[[1,25165984,"no recovery target specified"]]')).toBe(true);
+      expect(await (await at('a', 'a1')).touchMember(member(5434, 'replica'))).toBe(true);
+      expect(await (await at('ab')).setConfigValue('{"ttl":20}')).toBe(true);
+      // Another namespace whose name starts with this one's, and a scope with no keys: neither shows.
+      expect(await (await at('c', undefined, `${ns}x`)).setConfigValue('{}')).toBe(true);
+      const reader = await at('empty');
+
+      const all = await reader.getClusters();
+      expect(all.map((c) => c.scope)).toEqual(['a', 'ab', 'b']);
+      const byName = <T extends { name: string }>(xs: readonly T[]): T[] =>
+        [...xs].sort((x, y) => (x.name < y.name ? -1 : 1));
+      for (const c of all) {
+        const one = await (await at(c.scope)).getCluster();
+        expect({ ...c, members: byName(c.members) }).toEqual({ ...one, members: byName(one.members) });
+      }
+      const b = all[2]!;
+      expect(b.leader?.name).toBe('b1');
+      expect(b.members.map((m) => m.name).sort()).toEqual(['b1', 'b2']);
+      expect(b.initialize).toBe('7710821883631976027');
+      expect(b.status.optime).toBe(67108960n);
+      expect(await (await at('none', undefined, `${ns}y`)).getClusters()).toEqual([]);
+    });
+
     it('throws DcsError naming the endpoint when the server cannot be reached', async () => {
       fresh();
       const dead = await target().createUnreachable({
@@ -353,6 +392,14 @@ export function runDcsContract(label: string, target: () => ContractTarget): voi
       expect(err).toBeInstanceOf(DcsError);
       expect((err as Error).message).toContain(dead.endpoints[0]!);
       expect(Date.now() - t0).toBeLessThan(3000 + 2000);
+      const t1 = Date.now();
+      const all = await dead.getClusters().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(all).toBeInstanceOf(DcsError);
+      expect((all as Error).message).toContain(dead.endpoints[0]!);
+      expect(Date.now() - t1).toBeLessThan(3000 + 2000);
     });
   });
 }

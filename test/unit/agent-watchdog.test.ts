@@ -3,13 +3,18 @@
  * seam (this machine has no /dev/watchdog), the testing driver's exact bytes (Patroni's TestingWatchdogDevice), and
  * the facade's activation verdicts and log lines (Patroni's Watchdog).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NullWatchdog } from '../../src/agent/watchdog/device.js';
 import {
   LinuxWatchdogDevice,
   WDIOF_MAGICCLOSE,
   WDIOF_SETTIMEOUT,
+  loadKoffi,
   systemIo,
+  vendoredKoffiPaths,
   watchdogRequests,
   type WatchdogIo,
 } from '../../src/agent/watchdog/linux.js';
@@ -223,6 +228,55 @@ describe('the Linux device through its I/O seam', () => {
       );
     } finally {
       io.close(fd);
+    }
+  });
+});
+
+describe('the ioctl binding: koffi’s binary from the package (dist/vendor/koffi), else the koffi package', () => {
+  const target = `${process.platform}_${process.arch}`;
+  // The binary npm installed for this machine, standing in for the one the build copies into dist/vendor.
+  const hostBinary = resolve(
+    import.meta.dirname,
+    `../../node_modules/@koromix/koffi-${process.platform}-${process.arch}/${target}/koffi.node`,
+  );
+  const noPackage = async (): Promise<never> => {
+    throw new Error("Cannot find package 'koffi'");
+  };
+
+  it('is looked for next to the bundle’s entry files and next to its chunks', () => {
+    expect(vendoredKoffiPaths('file:///opt/pgwarden/dist/chunks/linux-AB12.js', 'linux_arm64')).toEqual([
+      '/opt/pgwarden/dist/chunks/vendor/koffi/linux_arm64/koffi.node',
+      '/opt/pgwarden/dist/vendor/koffi/linux_arm64/koffi.node',
+    ]);
+    expect(vendoredKoffiPaths('file:///opt/pgwarden/dist/agent.js', 'linux_x64')[0]).toBe(
+      '/opt/pgwarden/dist/vendor/koffi/linux_x64/koffi.node',
+    );
+  });
+
+  it('loads the vendored binary without the koffi package', async () => {
+    const koffi = await loadKoffi(['/nonexistent/koffi.node', hostBinary], noPackage);
+    expect(koffi.version).toBe('3.3.4');
+    expect(typeof koffi.load).toBe('function');
+  });
+
+  it('with neither, says which platforms the package carries and how to add koffi', async () => {
+    await expect(loadKoffi(['/nonexistent/koffi.node'], noPackage)).rejects.toThrow(
+      `no usable koffi binary for ${process.platform}-${process.arch} in this package (it carries glibc Linux x64 ` +
+        "and arm64): install the koffi package next to pgwarden (npm install koffi); Cannot find package 'koffi'",
+    );
+  });
+
+  it('a vendored binary that does not load is named, then the package is tried', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgwarden-koffi-'));
+    try {
+      const broken = join(dir, 'koffi.node');
+      writeFileSync(broken, 'not an ELF object');
+      const err = await loadKoffi([broken], noPackage).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/^\/.+\/koffi\.node: .+; no usable koffi binary for /);
+      expect((await loadKoffi([broken])).version).toBe('3.3.4');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -5,12 +5,16 @@
  *
  * Node cannot make an ioctl, so the real I/O (`systemIo`) calls libc's `ioctl` through koffi (a maintained FFI
  * package with prebuilt binaries), loaded only here, only when a device is opened: an agent that never arms a
- * Linux watchdog never loads it. `wdctl` is no substitute: the device is single-open, so it cannot change the
+ * Linux watchdog never loads it. The published package carries koffi's binaries for glibc Linux on x64 and arm64
+ * in dist/vendor/koffi (scripts/bundle-extras.mjs) and has no dependencies; elsewhere the koffi package is used. `wdctl` is no substitute: the device is single-open, so it cannot change the
  * timeout of the descriptor we hold (see the issue note / README). Everything goes through the `WatchdogIo` seam,
  * so the byte and ioctl sequence is unit-tested without a device.
  */
 import { accessSync, closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { arch, endianness } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type koffiPackage from 'koffi';
 import { errorText } from '../../model/text.js';
 import { WatchdogError, type WatchdogDevice } from './device.js';
 
@@ -216,10 +220,50 @@ interface Libc {
 
 let libc: Libc | undefined;
 
+type Koffi = typeof koffiPackage;
+
+/**
+ * Where the bundle finds koffi's binary for this platform: dist/vendor/koffi/<platform>_<arch>/koffi.node, seen
+ * from the bundle's entry files (dist/*.js) or its chunks (dist/chunks/*.js), wherever this code landed.
+ */
+export function vendoredKoffiPaths(
+  from: string = import.meta.url,
+  target = `${process.platform}_${process.arch}`,
+): string[] {
+  return ['./', '../'].map((up) => fileURLToPath(new URL(`${up}vendor/koffi/${target}/koffi.node`, from)));
+}
+
+/**
+ * koffi: the binary the package carries for this platform, else the koffi package (a development checkout, or an
+ * operator's `npm install koffi` on a platform the package has no binary for).
+ */
+export async function loadKoffi(
+  paths: readonly string[] = vendoredKoffiPaths(),
+  importPackage: () => Promise<Koffi> = async () => (await import('koffi')).default,
+): Promise<Koffi> {
+  const vendored = paths.find((p) => existsSync(p));
+  let vendorError = '';
+  if (vendored !== undefined) {
+    try {
+      return createRequire(import.meta.url)(vendored) as Koffi;
+    } catch (e) {
+      vendorError = `${vendored}: ${errorText(e)}; `;
+    }
+  }
+  try {
+    return await importPackage();
+  } catch (e) {
+    throw new Error(
+      `${vendorError}no usable koffi binary for ${process.platform}-${process.arch} in this package (it carries ` +
+        `glibc Linux x64 and arm64): install the koffi package next to pgwarden (npm install koffi); ${errorText(e)}`,
+    );
+  }
+}
+
 /** Loads koffi and binds libc's ioctl; once, on the first open of a Linux device. */
 async function loadLibc(): Promise<Libc> {
   if (libc) return libc;
-  const koffi = (await import('koffi')).default;
+  const koffi = await loadKoffi();
   const lib = koffi.load('libc.so.6');
   const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)') as Libc['ioctl'];
   const strerror = lib.func('const char *strerror(int errnum)') as Libc['strerror'];

@@ -4,8 +4,16 @@
  * agent that stops cycling loses the lock within ttl, like Patroni).
  */
 import type { Cluster } from '../../model/cluster.js';
-import { clusterFromNodes } from '../codec.js';
-import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
+import { clusterFromNodes, clustersFromNamespaceNodes } from '../codec.js';
+import {
+  clusterPrefix,
+  DcsError,
+  KEYS,
+  namespacePrefix,
+  type Dcs,
+  type DcsNode,
+  type DcsOptions,
+} from '../dcs.js';
 import {
   b64,
   EtcdGateway,
@@ -40,6 +48,20 @@ const putOp = (key: string, value: string, lease?: string): RequestOp => ({
   request_put: { key: b64(key), value: b64(value), ...(lease ? { lease } : {}) },
 });
 const deleteOp = (key: string): RequestOp => ({ request_delete_range: { key: b64(key) } });
+
+/** A key/value under `prefix` as a DcsNode (key relative to it); undefined for a key outside it. */
+function nodeUnder(prefix: string, kv: KeyValue | undefined): DcsNode | undefined {
+  const key = fromB64(kv?.key);
+  if (!key.startsWith(prefix)) return undefined;
+  const revision = kv?.mod_revision ?? '0';
+  return {
+    key: key.slice(prefix.length),
+    value: fromB64(kv?.value),
+    version: revision,
+    modifyVersion: revision,
+    ...(kv?.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
+  };
+}
 
 /** A CAS token etcd can hold: a decimal revision. Anything else cannot match, so the CAS simply fails. */
 const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
@@ -227,6 +249,19 @@ export class Etcd3Dcs implements Dcs {
     return this.clusterRead({ cluster: clusterFromNodes(this.options.scope, nodes), nodes }, revision);
   }
 
+  /** One range read of the whole namespace (linearizable for the CLI), split by scope. */
+  async getClusters(): Promise<readonly Cluster[]> {
+    this.ensureOpen();
+    const ns = namespacePrefix(this.options.namespace);
+    const res = await this.gateway.range(ns, prefixRangeEnd(ns), !this.options.ctl);
+    const nodes: DcsNode[] = [];
+    for (const kv of res.kvs ?? []) {
+      const node = nodeUnder(ns, kv);
+      if (node) nodes.push(node);
+    }
+    return clustersFromNamespaceNodes(nodes);
+  }
+
   /**
    * A read from etcd for the REST API, leaving the HA loop's state alone: moving the revision its watch() compares
    * with would swallow a change that arrived since the loop's own read (a failover delayed by loop_wait).
@@ -243,16 +278,7 @@ export class Etcd3Dcs implements Dcs {
 
   /** Our prefix's key/value as a DcsNode (key relative to the prefix); undefined for a key outside it. */
   private nodeOf(kv: KeyValue | undefined): DcsNode | undefined {
-    const key = fromB64(kv?.key);
-    if (!key.startsWith(this.prefix)) return undefined;
-    const revision = kv?.mod_revision ?? '0';
-    return {
-      key: key.slice(this.prefix.length),
-      value: fromB64(kv?.value),
-      version: revision,
-      modifyVersion: revision,
-      ...(kv?.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
-    };
+    return nodeUnder(this.prefix, kv);
   }
 
   /** The stream is up and has delivered our own latest write. */

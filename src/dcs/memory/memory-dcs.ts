@@ -3,8 +3,16 @@
  * keys belong to a session that expires `ttl` seconds after its last refresh, like an etcd lease.
  */
 import type { Cluster } from '../../model/cluster.js';
-import { clusterFromNodes } from '../codec.js';
-import { clusterPrefix, DcsError, KEYS, type Dcs, type DcsNode, type DcsOptions } from '../dcs.js';
+import { clusterFromNodes, clustersFromNamespaceNodes } from '../codec.js';
+import {
+  clusterPrefix,
+  DcsError,
+  KEYS,
+  namespacePrefix,
+  type Dcs,
+  type DcsNode,
+  type DcsOptions,
+} from '../dcs.js';
 
 interface StoredKey {
   readonly value: string;
@@ -141,6 +149,20 @@ export class MemoryDcs implements Dcs {
   private get name(): string {
     if (!this.options.name) throw new DcsError('this DCS client has no member identity');
     return this.options.name;
+  }
+
+  async getClusters(): Promise<readonly Cluster[]> {
+    this.check();
+    const ns = namespacePrefix(this.options.namespace);
+    return clustersFromNamespaceNodes(
+      this.store.list(ns).map(([k, v]) => ({
+        key: k.slice(ns.length),
+        value: v.value,
+        version: String(v.modRevision),
+        modifyVersion: String(v.modRevision),
+        session: v.session,
+      })),
+    );
   }
 
   async getCluster(options?: { readonly fresh?: boolean }): Promise<Cluster> {

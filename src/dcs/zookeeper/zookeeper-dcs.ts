@@ -6,8 +6,8 @@
  */
 import type { Event as ZkEvent, Stat } from 'node-zookeeper-client';
 import type { Cluster } from '../../model/cluster.js';
-import { clusterFromNodes } from '../codec.js';
-import { KEYS, type Dcs, type DcsNode } from '../dcs.js';
+import { clusterFromNodes, clustersFromNamespaceNodes } from '../codec.js';
+import { KEYS, namespacePrefix, type Dcs, type DcsNode } from '../dcs.js';
 import { ZooKeeperSession, type Session, hasCode, longToDecimal } from './zookeeper-session.js';
 
 /** Keys whose changes wake the HA loop (data watches); creations and deletions come through child watches. */
@@ -114,6 +114,50 @@ export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
         this.view = { session: s, nodes: new Map(nodes.map((n) => [n.key, n])), cluster };
       return cluster;
     });
+  }
+
+  /**
+   * Every cluster of the namespace without watches. ZooKeeper has no recursive read: each scope's tree is read a
+   * level at a time (its keys, then `members/` and `optime/`), every scope at once, so the round trips are the
+   * tree's depth, whatever the number of clusters; the session pipelines the requests.
+   */
+  async getClusters(): Promise<readonly Cluster[]> {
+    return this.op('getClusters', async (s, deadline) => {
+      const ns = namespacePrefix(this.options.namespace);
+      const root = ns === '/' ? '' : ns.slice(0, -1);
+      // At the root of the tree ZooKeeper keeps its own `/zookeeper` node: no cluster.
+      const scopes = ((await this.getChildren(s, deadline, root || '/', false)) ?? []).filter(
+        (c) => root !== '' || c !== 'zookeeper',
+      );
+      const trees = await Promise.all(
+        scopes.map(async (scope) =>
+          (await this.readTree(s, deadline, `${root}/${scope}`)).map((n) => ({
+            ...n,
+            key: `${scope}/${n.key}`,
+          })),
+        ),
+      );
+      return clustersFromNamespaceNodes(trees.flat());
+    });
+  }
+
+  /** The keys under `base` (relative to it) as getCluster reads them, without watches. */
+  private async readTree(s: Session, deadline: number, base: string): Promise<DcsNode[]> {
+    const root = await this.getChildren(s, deadline, base, false);
+    if (root === undefined) return [];
+    const dirs = ['members', 'optime'].filter((d) => root.includes(d));
+    const read = async (key: string): Promise<DcsNode | undefined> => {
+      const node = await this.getNode(s, deadline, `${base}/${key}`, false);
+      return node && this.dcsNode(key, node.value, node.stat);
+    };
+    const levels = await Promise.all([
+      Promise.all(root.filter((k) => !dirs.includes(k)).map(read)),
+      ...dirs.map(async (d) => {
+        const children = (await this.getChildren(s, deadline, `${base}/${d}`, false)) ?? [];
+        return Promise.all(children.map((c) => read(`${d}/${c}`)));
+      }),
+    ]);
+    return levels.flat().filter((n): n is DcsNode => n !== undefined);
   }
 
   private async readNode(
