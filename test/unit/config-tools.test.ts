@@ -52,13 +52,13 @@ describe('validateConfig', () => {
       connect_address: '127.0.0.1:5432',
       bin_dir: empty,
     });
-    t['tags'] = { nostream: true };
+    t['ctl'] = { keyfile_password: 'secret' };
     const r = await validate(file(t));
     expect(r.exitCode).toBe(1);
     expect(r.errors).toContain(
       'postgresql.krbsrvname: not supported by pgwarden yet (it is not passed to replication connections); remove postgresql.krbsrvname',
     );
-    expect(r.errors.some((e) => e.startsWith('tags.nostream: '))).toBe(true);
+    expect(r.errors.some((e) => e.startsWith('ctl.keyfile_password: '))).toBe(true);
     expect(r.errors.some((e) => e.startsWith('postgresql.connect_address: must not be 127.0.0.1'))).toBe(
       true,
     );
