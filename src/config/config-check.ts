@@ -167,8 +167,6 @@ export function assertDynamicConfigChange(before: Tree, after: Tree): string[] {
  *   as it is, because running this cluster as a primary cluster could fork it from its source;
  * - `failsafe_mode: true` is kept: the leader race still admits only the members of the `failsafe` key, and a
  *   primary that loses the DCS demotes, as without failsafe;
- * - permanent slots, `ignore_slots` and `member_slots_ttl` are kept, and `slotsMayBeDropped` then tells the
- *   primary to drop no slot at all (none of them is lost to a cleanup this node does not understand);
  * - everything else refused at start has no effect (e.g. a dynamic `postgresql.pg_ctl_timeout`: the local value
  *   is used) and is logged.
  */
@@ -190,18 +188,6 @@ export function runtimeDynamicConfig(data: Tree): { effective: Tree; errors: str
 function classifyAccepts(key: string, value: unknown): boolean {
   const rule = classify(DYNAMIC_RULES, [key]);
   return rule?.status !== 'refused' || (rule.accepts?.(value) ?? false);
-}
-
-/** False while the dynamic configuration asks to keep slots pgwarden cannot tell apart (see runtimeDynamicConfig). */
-export function slotsMayBeDropped(data: Tree | undefined): boolean {
-  if (data === undefined) return true;
-  return [
-    'slots',
-    'permanent_slots',
-    'permanent_replication_slots',
-    'ignore_slots',
-    'member_slots_ttl',
-  ].every((k) => data[k] === undefined || data[k] === null || classifyAccepts(k, data[k]));
 }
 
 export interface GuardLog {
