@@ -8,7 +8,7 @@
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, JsonObject } from '../model/cluster.js';
-import { formatLsn, type Lsn } from '../model/lsn.js';
+import type { Lsn } from '../model/lsn.js';
 import {
   desiredSlots,
   ignoreMatchers,
@@ -23,8 +23,8 @@ import { slotNameForMember } from './config-writer.js';
 import type { LocalSession } from './local-session.js';
 import type { PgLog } from './ports.js';
 import { connect, dropSlot, type ConnectOptions, type PgSession } from './queries.js';
+import { SlotAdvancer } from './slot-advancer.js';
 import {
-  advanceNeedsCopy,
   advanceSlot,
   createLogicalSlot,
   createReservedPhysicalSlot,
@@ -47,10 +47,11 @@ export interface SlotsSyncDeps {
 
 export class SlotsSync {
   private reportedErrors = '';
-  /** Logical slots whose advance can never succeed: copied again from the primary. */
-  private readonly recopy = new Set<string>();
+  private readonly advancer: SlotAdvancer;
 
-  constructor(private readonly d: SlotsSyncDeps) {}
+  constructor(private readonly d: SlotsSyncDeps) {
+    this.advancer = new SlotAdvancer(d.connectTo, d.log);
+  }
 
   private context(cluster: Cluster, role: 'primary' | 'replica'): SlotContext {
     return {
@@ -86,7 +87,7 @@ export class SlotsSync {
     const self = this.d.files.config.name;
     const actions = planSlotSync({
       desired,
-      existing: existing.filter((e) => !this.recopy.has(e.name) || isPrimary),
+      existing,
       isPrimary,
       paused,
       ignore: ignoreMatchers(ctx.dynamic),
@@ -96,11 +97,20 @@ export class SlotsSync {
       replayLsn: st.replayLsn,
     });
     const copies: string[] = [];
+    const advances: { name: string; database: string; lsn: Lsn }[] = [];
     for (const a of actions) {
       if (a.kind === 'copy_logical') copies.push(a.name);
+      else if (a.kind === 'advance_logical') advances.push(a);
       else await this.apply(a, existing);
     }
-    if (copies.length > 0 && !isPrimary) await this.copyFromPrimary(cluster, desired, copies);
+    if (isPrimary) {
+      this.advancer.clean();
+      return;
+    }
+    // Advancing can wait for WAL on a standby: it runs in the background (Patroni's SlotsAdvanceThread).
+    const { copy } = this.advancer.schedule(advances);
+    for (const name of copy) if (!copies.includes(name)) copies.push(name);
+    if (copies.length > 0) await this.copyFromPrimary(cluster, desired, copies);
   }
 
   private reportErrors(errors: readonly string[]): void {
@@ -110,10 +120,8 @@ export class SlotsSync {
     for (const e of errors) this.d.log.error(e);
   }
 
-  private async apply(
-    a: Exclude<SlotAction, { kind: 'copy_logical' }>,
-    existing: readonly ExistingSlot[],
-  ): Promise<void> {
+  /** One action on the local server (logical advances and copies are collected by `sync`). */
+  private async apply(a: SlotAction, existing: readonly ExistingSlot[]): Promise<void> {
     const { log } = this.d;
     try {
       switch (a.kind) {
@@ -132,7 +140,7 @@ export class SlotsSync {
           log.info(`created logical replication slot ${a.name} (database ${a.database}, plugin ${a.plugin})`);
           return;
         case 'advance_logical':
-          await this.advanceLogical(a.name, a.database, a.lsn);
+        case 'copy_logical':
           return;
       }
     } catch (e) {
@@ -163,17 +171,6 @@ export class SlotsSync {
       return await fn(s);
     } finally {
       await s.close().catch(() => undefined);
-    }
-  }
-
-  private async advanceLogical(name: string, database: string, lsn: Lsn): Promise<void> {
-    try {
-      await this.inDatabase(database, (s) => advanceSlot(s, name, lsn));
-    } catch (e) {
-      this.d.log.error(
-        `failed to advance logical replication slot '${name}' to ${formatLsn(lsn)}: ${errorText(e)}`,
-      );
-      if (advanceNeedsCopy(e)) this.recopy.add(name);
     }
   }
 
@@ -216,8 +213,8 @@ export class SlotsSync {
     });
     if (copies.length === 0) return;
     this.d.log.info(`copying logical slots ${copies.map((f) => f.name).join(', ')} from the primary`);
+    this.advancer.clean();
     await this.d.restartAround(() => writeSlotFiles(this.d.files.dataDir, copies));
-    for (const f of copies) this.recopy.delete(f.name);
   }
 }
 
