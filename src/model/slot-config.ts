@@ -331,3 +331,23 @@ export function publishedSlots(ctx: SlotContext, slots: Readonly<Record<string, 
   }
   return out;
 }
+
+/**
+ * `Cluster.should_enforce_hot_standby_feedback`: a node that keeps permanent logical slots (as a replica), or
+ * that other members cascade from and one of them does, needs hot_standby_feedback so that the primary keeps the
+ * catalog rows those slots need.
+ */
+export function shouldEnforceHotStandbyFeedback(
+  ctx: SlotContext,
+  name: string = ctx.self,
+  tags: JsonObject = ctx.tags,
+  seen: ReadonlySet<string> = new Set(),
+): boolean {
+  const view: SlotContext = { ...ctx, self: name, tags, role: 'replica' };
+  if ([...desiredSlots(view).slots.values()].some((v) => v.type === 'logical')) return true;
+  if (!useSlotsConfig(ctx.dynamic) || slotNameOnPrimary(ctx, name, tags) === undefined) return false;
+  const next = new Set([...seen, name]);
+  return ctx.cluster.members
+    .filter((m) => replicatefrom(m.data.tags) === name && m.name !== ctx.cluster.leader?.name)
+    .some((m) => !next.has(m.name) && shouldEnforceHotStandbyFeedback(ctx, m.name, m.data.tags, next));
+}

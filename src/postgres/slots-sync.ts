@@ -13,6 +13,7 @@ import {
   desiredSlots,
   ignoreMatchers,
   publishedSlots,
+  shouldEnforceHotStandbyFeedback,
   type DesiredSlots,
   type SlotContext,
 } from '../model/slot-config.js';
@@ -81,6 +82,8 @@ export class SlotsSync {
     if (major < 90400 || !cluster.config || !st) return;
     const isPrimary = !st.inRecovery;
     const ctx = this.context(cluster, isPrimary ? 'primary' : 'replica');
+    // Applied with the next configuration check (a reload), as Patroni's set_enforce_hot_standby_feedback.
+    this.d.files.enforceHotStandbyFeedback = ctx.canAdvanceSlots && shouldEnforceHotStandbyFeedback(ctx);
     const { slots: desired, errors } = desiredSlots(ctx);
     this.reportErrors(errors);
     const existing = await this.d.session.withSession((s) => managedSlots(s, major));

@@ -12,6 +12,7 @@ import {
   permanentSlotsConfig,
   publishedSlots,
   slotIgnored,
+  shouldEnforceHotStandbyFeedback,
   slotNameOnPrimary,
   useSlotsConfig,
   type DesiredSlot,
@@ -259,6 +260,16 @@ describe('the slots each node wants (the permanent_slots feature topology)', () 
       config: { slots: { p: null }, postgresql: { use_slots: false } },
     });
     expect(names(desiredSlots(ctx(off, 'a', 'primary')).slots)).toEqual([]);
+  });
+
+  it('hot_standby_feedback: for a node with permanent logical slots, or one a member with them cascades from', () => {
+    const enforce = (c: Cluster, self: string) => shouldEnforceHotStandbyFeedback(ctx(c, self, 'replica'));
+    expect(enforce(FEATURE, 'postgres-1')).toBe(true);
+    // nofailover: no permanent slot of its own, but postgres-3 (which has the logical slot) cascades from it.
+    expect(enforce(FEATURE, 'postgres-2')).toBe(true);
+    const physicalOnly = cluster({ members: FEATURE.members, config: { slots: { test_physical: null } } });
+    expect(enforce(physicalOnly, 'postgres-1')).toBe(false);
+    expect(enforce(physicalOnly, 'postgres-2')).toBe(false);
   });
 
   it('the status key: every slot with member_slots_ttl > 0, only the permanent ones with 0', () => {
