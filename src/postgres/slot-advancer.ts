@@ -16,6 +16,8 @@ export class SlotAdvancer {
   private readonly copy = new Set<string>();
   private failed = false;
   private running: Promise<void> | undefined;
+  /** The backend running the advances, while connected. */
+  private pid: number | undefined;
 
   constructor(
     private readonly connectTo: (database: string) => ConnectOptions,
@@ -54,6 +56,15 @@ export class SlotAdvancer {
     this.failed = false;
   }
 
+  /**
+   * PostgreSQL runs as a primary now: nothing more is scheduled, and an advance still waiting for WAL is cancelled
+   * (`cancel` runs pg_cancel_backend on it), since it holds the slot its consumer is about to use.
+   */
+  async stop(cancel: (pid: number) => Promise<void>): Promise<void> {
+    this.clean();
+    if (this.running && this.pid !== undefined) await cancel(this.pid);
+  }
+
   /** Resolves when the background run (if any) has finished; for tests and shutdown. */
   async idle(): Promise<void> {
     while (this.running) await this.running;
@@ -75,6 +86,8 @@ export class SlotAdvancer {
       return;
     }
     try {
+      const rows = await session.query('SELECT pg_catalog.pg_backend_pid() AS pid');
+      this.pid = Number(rows[0]?.['pid']);
       for (const name of [...(this.scheduled.get(database)?.keys() ?? [])]) {
         const lsn = this.scheduled.get(database)?.get(name);
         if (lsn === undefined) continue;
@@ -98,7 +111,11 @@ export class SlotAdvancer {
           if (db.size === 0) this.scheduled.delete(database);
         }
       }
+    } catch (e) {
+      this.log.error(`failed to advance replication slots in database ${database}: ${errorText(e)}`);
+      this.scheduled.delete(database);
     } finally {
+      this.pid = undefined;
       await session.close().catch(() => undefined);
     }
   }

@@ -107,7 +107,9 @@ export class SlotsSync {
       else await this.apply(a, existing);
     }
     if (isPrimary) {
-      this.advancer.clean();
+      await this.advancer.stop(async (pid) => {
+        await this.d.session.withSession((s) => s.query('SELECT pg_catalog.pg_cancel_backend($1)', [pid]));
+      });
       return;
     }
     // Advancing can wait for WAL on a standby: it runs in the background (Patroni's SlotsAdvanceThread).

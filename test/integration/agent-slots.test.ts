@@ -91,8 +91,12 @@ describeNeeding(
 
   /** The consumer: every change of table t not read yet, as the list of ids inserted. */
   const consume = async (lead: string): Promise<number[]> => {
-    const out = await sql(lead, "SELECT data FROM pg_logical_slot_get_changes('perm_logical', NULL, NULL)");
-    return [...out.matchAll(/table public\.t: INSERT: id\[integer\]:(\d+)/g)].map((m) => Number(m[1]));
+    const r = await cluster().psql(
+      idx(lead),
+      "SELECT data FROM pg_logical_slot_get_changes('perm_logical', NULL, NULL)",
+    );
+    if (r.code !== 0) throw new Error(`consuming on ${lead} failed: ${r.stderr}\n${cluster().logTails(30)}`);
+    return [...r.stdout.matchAll(/table public\.t: INSERT: id\[integer\]:(\d+)/g)].map((m) => Number(m[1]));
   };
   const insert = (lead: string, ids: readonly number[]): Promise<string> =>
     sql(lead, `INSERT INTO t SELECT unnest(ARRAY[${ids.join(',')}]) RETURNING 'ok'`);
