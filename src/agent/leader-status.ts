@@ -1,9 +1,9 @@
 /**
- * The `status` key as a Patroni 4.1.4 leader writes it (dcs `update_leader` / `write_status`): `optime`, the
- * member slots' positions under `slots` (each other member's physical slot at its restart_lsn, our own name at the
- * optime: PostgreSQL 11+ with `member_slots_ttl` > 0, its default), and `retain_slots`, the member slot names seen
- * in `slots` during the last `member_slots_ttl` seconds, sorted. pgwarden refuses permanent slots and
- * `member_slots_ttl` (src/config/key-registry.ts), so every slot here is a member slot and the ttl is 1800 s.
+ * The `status` key as a Patroni 4.1.4 leader writes it (dcs `update_leader` / `write_status`): `optime`, the slot
+ * positions under `slots` (the member and permanent slots on the primary, a physical one at its restart_lsn, a
+ * logical one at its confirmed_flush_lsn, and our own name at the optime: PostgreSQL 11+; with `member_slots_ttl`
+ * 0 only the permanent ones, src/model/slot-config.ts `publishedSlots`), and `retain_slots`, the member slot names
+ * (permanent physical slots left out) seen in `slots` during the last `member_slots_ttl` seconds, sorted.
  *
  * A write without slots (the optime after a clean shutdown) keeps the previous `slots` and `retain_slots`, as
  * `write_status` does. Pure apart from the memory it keeps between writes; the caller brings the clock.
@@ -13,20 +13,16 @@ import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { pyBool } from '../model/python.js';
 
-/** Patroni's default `member_slots_ttl` (seconds). */
-export const MEMBER_SLOTS_TTL = 1800;
-
-export interface SlotPosition {
-  readonly name: string;
-  readonly restartLsn: Lsn | undefined;
-}
-
 export interface LeaderStatusInput {
   readonly optime: Lsn;
   /** Our own slot name (slot_name_from_member_name of our member name). */
   readonly ownSlot: string;
-  /** The physical slots on the primary that we manage for the other members, in pg_replication_slots order. */
-  readonly memberSlots: readonly SlotPosition[];
+  /** The positions of the slots on the primary to publish (member and permanent slots), in pg_replication_slots order. */
+  readonly positions: Readonly<Record<string, Lsn>>;
+  /** Permanent physical slot names: never in `retain_slots`. */
+  readonly permanentPhysical: ReadonlySet<string>;
+  /** `member_slots_ttl` in seconds. */
+  readonly memberSlotsTtl: number;
   readonly cluster: Cluster;
   readonly self: string;
   readonly slotName: (member: string) => string;
@@ -44,9 +40,9 @@ export class LeaderStatus {
   value(i: LeaderStatusInput): string {
     let slots: Record<string, Lsn> | undefined;
     if (i.canAdvanceSlots) {
-      slots = {};
-      for (const s of i.memberSlots) if (s.restartLsn !== undefined) slots[s.name] = s.restartLsn;
-      slots[i.ownSlot] = i.optime;
+      slots = { ...i.positions };
+      // Our own name at the optime, unless filtered out with member_slots_ttl 0 (maybe_filter_permanent_slots).
+      if (i.memberSlotsTtl > 0 || i.permanentPhysical.has(i.ownSlot)) slots[i.ownSlot] = i.optime;
     }
     const retain = this.retainSlots(i, slots);
     this.last = {
@@ -79,9 +75,10 @@ export class LeaderStatus {
       for (const m of i.cluster.members)
         if (!pyBool(m.data.tags['nostream'])) members.add(i.slotName(m.name));
       if (!i.cluster.members.some((m) => m.name === i.self)) members.add(i.slotName(i.self));
-      for (const name of Object.keys(slots)) if (members.has(name)) this.seen.set(name, i.now);
+      for (const name of Object.keys(slots))
+        if (members.has(name) && !i.permanentPhysical.has(name)) this.seen.set(name, i.now);
     }
-    for (const [name, at] of this.seen) if (at + MEMBER_SLOTS_TTL <= i.now) this.seen.delete(name);
+    for (const [name, at] of this.seen) if (at + i.memberSlotsTtl <= i.now) this.seen.delete(name);
     const names = [...this.seen.keys()].sort();
     return names.length > 0 ? names : undefined;
   }

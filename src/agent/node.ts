@@ -16,8 +16,8 @@ import { walPosition } from '../postgres/inspect.js';
 import { LocalPostgres } from '../postgres/local-postgres.js';
 import type { PeerPostgres } from '../postgres/ports.js';
 import { slotNameForMember } from '../postgres/config-writer.js';
-import { memberSlotNames } from '../postgres/member-slots.js';
-import { replicationSlots, replicationStateOf, type PgSession } from '../postgres/queries.js';
+import { memberSlotsTtl, permanentPhysicalSlotNames } from '../model/slot-config.js';
+import { replicationStateOf, type PgSession } from '../postgres/queries.js';
 import { worksWithoutLeader } from '../postgres/replica-methods.js';
 import { LeaderStatus } from './leader-status.js';
 import { memberValue } from './member.js';
@@ -218,17 +218,24 @@ export class PostgresNode implements LocalNode {
     const optime = st && !st.inRecovery ? st.flushLsn : undefined;
     if (!optime) return undefined;
     const canAdvanceSlots = this.pg.files.majorVersion() >= 110000;
-    const managed = this.pg.files.useSlots() ? memberSlotNames(cluster, this.config.name) : new Set<string>();
-    const rows =
-      canAdvanceSlots && managed.size > 0
-        ? await this.pg.session.withSession((s) => replicationSlots(s)).catch(() => [])
-        : [];
+    const positions = canAdvanceSlots
+      ? await this.pg.slotsSync.leaderPositions(cluster).catch(() => ({}))
+      : {};
+    const ctx = {
+      cluster,
+      dynamic: cluster.config?.data,
+      self: this.config.name,
+      tags: this.config.memberTags,
+      role: 'primary' as const,
+      canAdvanceSlots,
+      slotName: slotNameForMember,
+    };
     return this.leaderStatus.value({
       optime,
       ownSlot: slotNameForMember(this.config.name),
-      memberSlots: rows
-        .filter((r) => r.slotType === 'physical' && managed.has(r.slotName))
-        .map((r) => ({ name: r.slotName, restartLsn: r.restartLsn })),
+      positions,
+      permanentPhysical: permanentPhysicalSlotNames(ctx),
+      memberSlotsTtl: memberSlotsTtl(cluster.config?.data),
       cluster,
       self: this.config.name,
       slotName: slotNameForMember,
@@ -315,8 +322,8 @@ export class PostgresNode implements LocalNode {
     return this.pg.rewinder.rewind(peerPostgres(leader), task);
   }
 
-  syncSlots(cluster: Cluster, _config: HaConfig): Promise<void> {
-    return this.pg.syncSlots(cluster);
+  syncSlots(cluster: Cluster, config: HaConfig): Promise<void> {
+    return this.pg.syncSlots(cluster, config.paused);
   }
 
   /** The shutdown path: stop PostgreSQL fast. */

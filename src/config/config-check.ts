@@ -166,8 +166,6 @@ export function assertDynamicConfigChange(before: Tree, after: Tree): string[] {
  *   only the synchronous standbys may be promoted (never less durable than asked; a 3.0.2 node would run async);
  * - a non-empty `standby_cluster` acts as `pause: true`: hands off, no promotion and no demotion, PostgreSQL left
  *   as it is, because running this cluster as a primary cluster could fork it from its source;
- * - permanent slots, `ignore_slots` and `member_slots_ttl` are kept, and `slotsMayBeDropped` then tells the
- *   primary to drop no slot at all (none of them is lost to a cleanup this node does not understand);
  * - everything else refused at start has no effect (e.g. a dynamic `postgresql.pg_ctl_timeout`: the local value
  *   is used) and is logged.
  */
@@ -189,18 +187,6 @@ export function runtimeDynamicConfig(data: Tree): { effective: Tree; errors: str
 function classifyAccepts(key: string, value: unknown): boolean {
   const rule = classify(DYNAMIC_RULES, [key]);
   return rule?.status !== 'refused' || (rule.accepts?.(value) ?? false);
-}
-
-/** False while the dynamic configuration asks to keep slots pgwarden cannot tell apart (see runtimeDynamicConfig). */
-export function slotsMayBeDropped(data: Tree | undefined): boolean {
-  if (data === undefined) return true;
-  return [
-    'slots',
-    'permanent_slots',
-    'permanent_replication_slots',
-    'ignore_slots',
-    'member_slots_ttl',
-  ].every((k) => data[k] === undefined || data[k] === null || classifyAccepts(k, data[k]));
 }
 
 export interface GuardLog {

@@ -305,8 +305,6 @@ export const LOCAL_RULES: RuleTable = {
 const TOP_DYNAMIC =
   'dynamic setting, ignored in the local configuration; set it in bootstrap.dcs or with edit-config';
 
-const SLOTS_FIX = 'pgwarden does not manage permanent slots yet';
-
 /** The dynamic configuration: the DCS `config` key, `bootstrap.dcs`, edit-config and PATCH /config. */
 export const DYNAMIC_RULES: RuleTable = {
   ttl: S,
@@ -347,25 +345,12 @@ export const DYNAMIC_RULES: RuleTable = {
     isEmpty,
     true,
   ),
-  slots: refused(`${SLOTS_FIX}`, 'remove slots (or leave it empty)', isEmpty, true),
-  permanent_slots: refused(`${SLOTS_FIX}`, 'remove permanent_slots (or leave it empty)', isEmpty, true),
-  permanent_replication_slots: refused(
-    `${SLOTS_FIX}`,
-    'remove permanent_replication_slots (or leave it empty)',
-    isEmpty,
-    true,
-  ),
-  ignore_slots: refused(
-    'not supported by pgwarden yet (it would drop those slots on a primary)',
-    'remove ignore_slots (or leave it empty)',
-    isEmpty,
-    true,
-  ),
-  member_slots_ttl: refused(
-    '%v is not supported by pgwarden yet (the slots of removed members are dropped at once)',
-    'set member_slots_ttl to 0 or remove it',
-    isNumber(0),
-  ),
+  // Replication slots (src/model/slot-config.ts, src/model/slot-plan.ts, src/postgres/slots-sync.ts).
+  slots: TREE,
+  permanent_slots: TREE,
+  permanent_replication_slots: TREE,
+  ignore_slots: TREE,
+  member_slots_ttl: S,
   postgresql: S,
   'postgresql.parameters': TREE,
   'postgresql.use_pg_rewind': S,

@@ -98,7 +98,7 @@ export interface LocalNode {
   crashRecovery(task: TaskControl): Promise<boolean>;
   /** The `history` value to write (compact JSON), or undefined when the key is up to date. */
   historyValue(cluster: Cluster): Promise<string | undefined>;
-  /** Leader housekeeping: physical slots for the other members. */
+  /** Slot housekeeping on a running member (src/postgres/slots-sync.ts): member, permanent and ignored slots. */
   syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;

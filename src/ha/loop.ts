@@ -364,10 +364,14 @@ export class HaLoop extends LoopActions {
     }
   }
 
-  /** Slot housekeeping on the leader, then `touch_member`. Returns whether the DCS stayed reachable. */
+  /**
+   * Slot housekeeping on any running member, primary or replica (Patroni syncs slots on every node once no long
+   * action runs and PostgreSQL is not starting), then `touch_member`. Returns whether the DCS stayed reachable.
+   */
   private async afterCycle(snapshot: HaSnapshot): Promise<boolean> {
     const cluster = this.cluster;
-    if (cluster && this.heldByMe && !this.task && snapshot.postgres.isRunning) {
+    const pg = snapshot.postgres;
+    if (cluster && !this.task && pg.isRunning && pg.state !== 'starting') {
       try {
         await this.node.syncSlots(cluster, this.config);
       } catch (e) {

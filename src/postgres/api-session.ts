@@ -22,6 +22,8 @@ export function apiConnectOptions(config: AgentConfig): ConnectOptions {
   };
 }
 
+class DeadlineMissed extends Error {}
+
 export class ApiSession {
   private session: Promise<PgSession> | undefined;
   private readonly inflight = new Map<string, Promise<unknown>>();
@@ -32,8 +34,22 @@ export class ApiSession {
     private readonly open: (o: ConnectOptions) => Promise<PgSession> = connect,
   ) {}
 
-  /** Runs `fn` on the API connection within the deadline; a failure or a miss drops the connection. */
+  /**
+   * Runs `fn` on the API connection within the deadline; a failure or a miss drops the connection. A connection
+   * kept from an earlier call that fails before the deadline (PostgreSQL was restarted meanwhile) is replaced and
+   * `fn` tried once more on a new one, so that the first GET after a restart does not report the state unknown.
+   */
   async run<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
+    const reused = this.session !== undefined;
+    try {
+      return await this.attempt(fn);
+    } catch (e) {
+      if (!reused || e instanceof DeadlineMissed) throw e;
+      return this.attempt(fn);
+    }
+  }
+
+  private async attempt<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
     let pending = this.session;
     if (!pending) {
       pending = this.open(this.options());
@@ -43,7 +59,7 @@ export class ApiSession {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`no answer from PostgreSQL within ${this.deadlineMs} ms`)),
+        () => reject(new DeadlineMissed(`no answer from PostgreSQL within ${this.deadlineMs} ms`)),
         this.deadlineMs,
       );
     });

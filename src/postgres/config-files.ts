@@ -175,6 +175,9 @@ export class ConfigFiles {
 
   // ---- what is written --------------------------------------------------------------------------------------
 
+  /** Patroni's `enforce_hot_standby_feedback`: hot_standby_feedback is written as `on` (set by the slot sync). */
+  enforceHotStandbyFeedback = false;
+
   serverParameters(): ServerParameters {
     const pg = this.current.postgresql;
     const dynParams = this.dynamicPostgresql()['parameters'];
@@ -188,7 +191,10 @@ export class ConfigFiles {
           : {},
       localParameters: pg.parameters,
     });
-    const params = this.deps.standbyNames(built, this.dynamicConfig, this.managedStandbyNames);
+    let params = this.deps.standbyNames(built, this.dynamicConfig, this.managedStandbyNames);
+    // Permanent logical slots on this node or on a member cascading from it (src/postgres/slots-sync.ts).
+    if (this.enforceHotStandbyFeedback)
+      params = { ...params, parameters: new Map([...params.parameters, ['hot_standby_feedback', 'on']]) };
     return this.custom ? customBootstrapParameters(params, this.custom.start) : params;
   }
 

@@ -139,6 +139,35 @@ export class Lifecycle {
     return this.start(as, target, timeoutSeconds);
   }
 
+  /**
+   * Stop (fast), run `between` (e.g. write slot files), start again with the configuration files as written, in
+   * the same role (Patroni's stop()/start() around `copy_logical_slots`); false when the start failed. A failure of
+   * `between` is logged, PostgreSQL is started all the same.
+   */
+  async restartAround(between: () => Promise<void>): Promise<boolean> {
+    const { state } = this.d;
+    state.set('restarting');
+    await this.stop('fast', undefined, true);
+    state.busy = true;
+    try {
+      await between();
+    } catch (e) {
+      this.d.log.error(`while PostgreSQL was stopped: ${errorText(e)}`);
+    }
+    try {
+      state.set('starting');
+      await this.startServer(undefined);
+      state.set('running');
+      return true;
+    } catch (e) {
+      this.d.log.error(`failed to start PostgreSQL: ${errorText(e)}`);
+      state.set(isRunning(this.dataDir) !== undefined ? 'starting' : 'start failed');
+      return false;
+    } finally {
+      state.busy = false;
+    }
+  }
+
   /** A start as primary failed while we held the lock (Patroni's `post_recover`): demoted, on_role_change fires. */
   markDemoted(): void {
     const { state } = this.d;

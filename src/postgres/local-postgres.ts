@@ -15,7 +15,7 @@ import { InstanceState } from './instance-state.js';
 import { Lifecycle } from './lifecycle.js';
 import { LocalSession, localConnectOptions } from './local-session.js';
 import { MemberSlots } from './member-slots.js';
-import { slotsMayBeDropped } from '../config/config-check.js';
+import { SlotsSync } from './slots-sync.js';
 import type { PgLog } from './ports.js';
 import type { ConnectOptions } from './queries.js';
 import { Rewinder } from './rewinder.js';
@@ -40,7 +40,7 @@ export class LocalPostgres {
   readonly inspector: Inspector;
   readonly bootstrapper: Bootstrapper;
   readonly cloner: Cloner;
-  private readonly slots: MemberSlots;
+  readonly slotsSync: SlotsSync;
 
   constructor(config: AgentConfig, o: LocalPostgresOptions) {
     const log = o.log;
@@ -57,11 +57,7 @@ export class LocalPostgres {
       new CallbackExecutor({ scope: config.scope, commands: config.postgresql.callbacks, log }),
       () => state.role,
     );
-    const slots = new MemberSlots(
-      () => files.config.name,
-      log,
-      () => slotsMayBeDropped(files.dynamicConfig),
-    );
+    const slots = new MemberSlots(() => files.config.name, log);
     const lifecycle = new Lifecycle({
       files,
       state,
@@ -77,7 +73,17 @@ export class LocalPostgres {
     this.files = files;
     this.control = control;
     this.callbacks = callbacks;
-    this.slots = slots;
+    this.slotsSync = new SlotsSync({
+      files,
+      session,
+      connectTo: (database) => {
+        const pg = files.config.postgresql;
+        return { ...localConnectOptions(pg, pg.authentication.superuser), database };
+      },
+      restartAround: (between) => lifecycle.restartAround(between),
+      tags: () => files.config.memberTags,
+      log,
+    });
     this.lifecycle = lifecycle;
     this.rewinder = rewinder;
     this.inspector = new Inspector({ files, state, session, callbacks, control, rewinder });
@@ -103,11 +109,13 @@ export class LocalPostgres {
     });
   }
 
-  /** Leader housekeeping: physical slots for the other members (only on a running primary using slots). */
-  async syncSlots(cluster: Cluster): Promise<void> {
-    if (!this.files.useSlots() || this.state.role !== 'master') return;
+  /**
+   * Slot housekeeping on a running PostgreSQL, primary or replica (src/postgres/slots-sync.ts); `paused`: no slot
+   * is dropped.
+   */
+  async syncSlots(cluster: Cluster, paused: boolean): Promise<void> {
     const st = this.session.lastStatus;
-    if (!st || st.inRecovery) return;
-    await this.session.withSession((s) => this.slots.sync(s, cluster));
+    if (!st || this.state.busy) return;
+    await this.slotsSync.sync(cluster, paused);
   }
 }

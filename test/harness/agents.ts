@@ -40,6 +40,10 @@ export interface AgentClusterOptions {
   readonly restapiAuth?: { readonly username: string; readonly password: string };
   /** Extra YAML lines for a node's `postgresql` section (callbacks, pre_promote, replica methods), unindented. */
   readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
+  /** `wal_level` in bootstrap.dcs (default `replica`; `logical` for logical slots). */
+  readonly walLevel?: 'replica' | 'logical';
+  /** Extra top-level keys of bootstrap.dcs (e.g. `slots:`), unindented YAML lines. */
+  readonly bootstrapDcsExtra?: string;
   /** Extra top-level YAML sections for a node (e.g. `log:`), appended as written. */
   readonly topLevelExtra?: (node: AgentNode, index: number) => string;
   /** A node's `watchdog` section, unindented lines (default `mode: 'off'`). */
@@ -218,13 +222,17 @@ bootstrap:
     loop_wait: ${o.loopWait}
     retry_timeout: ${o.retryTimeout}
     maximum_lag_on_failover: 1048576
-    postgresql:
+${o.bootstrapDcsExtra
+  .split('\n')
+  .filter((l) => l.trim() !== '')
+  .map((l) => `    ${l}\n`)
+  .join('')}    postgresql:
       use_pg_rewind: true
       use_slots: true
       parameters:
         max_connections: 50
         shared_buffers: 32MB
-        wal_level: replica
+        wal_level: ${o.walLevel}
         hot_standby: 'on'
         max_wal_senders: 10
         max_replication_slots: 10
@@ -301,6 +309,8 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     retryTimeout: options.retryTimeout ?? 5,
     restapiAuth: options.restapiAuth,
     postgresqlExtra: options.postgresqlExtra ?? (() => ''),
+    walLevel: options.walLevel ?? 'replica',
+    bootstrapDcsExtra: options.bootstrapDcsExtra ?? '',
     topLevelExtra: options.topLevelExtra ?? (() => ''),
     watchdog: options.watchdog ?? (() => "mode: 'off'"),
     deferStart: options.deferStart ?? false,

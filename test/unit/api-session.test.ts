@@ -9,7 +9,7 @@ import type { ConnectOptions, PgSession } from '../../src/postgres/queries.js';
 
 const OPTIONS: ConnectOptions = { host: '/tmp', port: 5432, user: 'postgres' };
 
-function fakePg(behaviour: { hang?: boolean; refuse?: boolean } = {}) {
+function fakePg(behaviour: { hang?: boolean; refuse?: boolean; failFirstQuery?: boolean } = {}) {
   const stats = { opened: 0, closed: 0, queries: 0 };
   const open = async (): Promise<PgSession> => {
     stats.opened++;
@@ -17,6 +17,7 @@ function fakePg(behaviour: { hang?: boolean; refuse?: boolean } = {}) {
     return {
       async query<R>() {
         stats.queries++;
+        if (behaviour.failFirstQuery && stats.queries === 2) throw new Error('terminating connection');
         if (behaviour.hang) await new Promise(() => undefined);
         await new Promise((r) => setTimeout(r, 20));
         return [{ v: stats.queries }] as unknown as readonly R[];
@@ -52,6 +53,15 @@ describe('ApiSession', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     await expect(session.run((s) => s.query('SELECT 1'))).rejects.toThrow(/within 100 ms/);
     expect(pg.stats.opened).toBe(2);
+  });
+
+  it('a kept connection that fails (PostgreSQL restarted) is replaced and the query tried once more', async () => {
+    const pg = fakePg({ failFirstQuery: true });
+    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
+    expect(await session.run((s) => s.query('SELECT 1'))).toEqual([{ v: 1 }]);
+    // The second query fails on the kept connection: answered on a new one.
+    expect(await session.run((s) => s.query('SELECT 1'))).toEqual([{ v: 3 }]);
+    expect(pg.stats).toMatchObject({ opened: 2, queries: 3 });
   });
 
   it('a refused connection is tried again on the next call', async () => {

@@ -16,7 +16,6 @@ import {
   assertDynamicConfigChange,
   checkLocalKeys,
   runtimeDynamicConfig,
-  slotsMayBeDropped,
   validateDynamicConfig,
 } from '../../src/config/config-check.js';
 import { applyPatroniEnv, patroniEnvWarnings } from '../../src/config/env.js';
@@ -109,20 +108,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'bootstrap.dcs.standby_cluster: standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster); remove standby_cluster',
     ],
     [
-      {
-        bootstrap: { dcs: { slots: { logical1: { type: 'logical', database: 'app', plugin: 'pgoutput' } } } },
-      },
-      'bootstrap.dcs.slots: pgwarden does not manage permanent slots yet; remove slots (or leave it empty)',
-    ],
-    [
-      { bootstrap: { dcs: { ignore_slots: [{ name: 'x' }] } } },
-      'bootstrap.dcs.ignore_slots: not supported by pgwarden yet (it would drop those slots on a primary); remove ignore_slots (or leave it empty)',
-    ],
-    [
-      { bootstrap: { dcs: { member_slots_ttl: '30min' } } },
-      "bootstrap.dcs.member_slots_ttl: '30min' is not supported by pgwarden yet (the slots of removed members are dropped at once); set member_slots_ttl to 0 or remove it",
-    ],
-    [
       { bootstrap: { dcs: { postgresql: { pg_ctl_timeout: 30 } } } },
       "bootstrap.dcs.postgresql.pg_ctl_timeout: read by pgwarden from the local configuration only; set it in the postgresql section of each node's patroni.yml",
     ],
@@ -159,6 +144,21 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
             ignore_slots: [],
             member_slots_ttl: 0,
             primary_stop_timeout: 0,
+          },
+        },
+      },
+      [],
+    ],
+    // Replication slots are managed (src/model/slot-config.ts): every spelling and value is taken.
+    [
+      {
+        bootstrap: {
+          dcs: {
+            slots: { logical1: { type: 'logical', database: 'app', plugin: 'pgoutput' }, phys: null },
+            permanent_slots: { p: { type: 'physical' } },
+            permanent_replication_slots: {},
+            ignore_slots: [{ name: 'x' }, { type: 'logical', plugin: 'wal2json' }],
+            member_slots_ttl: '30min',
           },
         },
       },
@@ -290,7 +290,6 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
     ['primary_stop_timeout', '', 'bootstrap.dcs.primary_stop_timeout:', { dcs: 'primary_stop_timeout: 5' }],
     ['standby_cluster', '', 'bootstrap.dcs.standby_cluster:', { dcs: 'standby_cluster: {host: 10.0.0.9}' }],
     ['quorum', '', 'bootstrap.dcs.synchronous_mode:', { dcs: 'synchronous_mode: quorum' }],
-    ['slots', '', 'bootstrap.dcs.slots:', { dcs: 'slots: {s1: {type: physical}}' }],
   ] as const)('%s', (name, extra, path, dcs?: { dcs: string }) => {
     const text = dcs ? NODE_YML.replace('    ttl: 30', `    ttl: 30\n    ${dcs.dcs}`) : NODE_YML + extra;
     const p = join(dir, `${name.replace(/\W/g, '_')}.yml`);
@@ -383,11 +382,14 @@ describe('edit-config refuses before writing (memory DCS)', () => {
     expect(store.get(`${PREFIX}config`)?.value).toBe(before);
   });
 
-  it('-s synchronous_mode=quorum and -s slots.x.type=physical: refused', async () => {
+  it('-s synchronous_mode=quorum: refused; -s slots.x.type=physical: written', async () => {
     await expect(editConfig(dcs, io, { ...req, set: ['synchronous_mode=quorum'] })).rejects.toThrow(
       /^synchronous_mode: 'quorum'/,
     );
-    await expect(editConfig(dcs, io, { ...req, set: ['slots.x.type=physical'] })).rejects.toThrow(/^slots: /);
+    await editConfig(dcs, io, { ...req, set: ['slots.x.type=physical'] });
+    expect(JSON.parse(store.get(`${PREFIX}config`)!.value)).toMatchObject({
+      slots: { x: { type: 'physical' } },
+    });
   });
 
   it('the safe values are written', async () => {
@@ -421,12 +423,19 @@ describe('edit-config refuses before writing (memory DCS)', () => {
 describe('agent start: the DCS config key', () => {
   it('stops the agent on a refused setting, naming every one and what to do', () => {
     expect(
-      refusal(() => assertDynamicConfigAtStart({ ttl: 30, primary_stop_timeout: 5, slots: { s: {} } })),
+      refusal(() =>
+        assertDynamicConfigAtStart({
+          ttl: 30,
+          primary_stop_timeout: 5,
+          standby_cluster: { host: 'h' },
+          slots: { s: {} },
+        }),
+      ),
     ).toBe(
       [
         "the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:",
         'primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
-        'slots: pgwarden does not manage permanent slots yet; remove slots (or leave it empty)',
+        'standby_cluster: standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster); remove standby_cluster',
         'change it with pgwarden edit-config',
       ].join('\n'),
     );
@@ -460,14 +469,6 @@ describe('run time: refused settings in the DCS config key', () => {
     expect(errors).toEqual([]);
     expect(effective).toBe(data);
     expect(haConfigFromDynamic(effective as Record<string, never>).failsafeMode).toBe(true);
-  });
-
-  it('permanent slots, ignore_slots and member_slots_ttl stop the primary from dropping any slot', () => {
-    expect(slotsMayBeDropped(undefined)).toBe(true);
-    expect(slotsMayBeDropped({ slots: {}, ignore_slots: [], member_slots_ttl: 0 })).toBe(true);
-    expect(slotsMayBeDropped({ slots: { s: { type: 'physical' } } })).toBe(false);
-    expect(slotsMayBeDropped({ ignore_slots: [{ name: 's' }] })).toBe(false);
-    expect(slotsMayBeDropped({ member_slots_ttl: '30min' })).toBe(false);
   });
 
   it('a supported configuration passes through untouched', () => {

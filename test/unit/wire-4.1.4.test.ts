@@ -148,7 +148,9 @@ describe('status key: optime, member slots and retain_slots as Patroni 4.1.4 wri
   const input = (keys: Record<string, string>, self: string, optime: bigint, slots: [string, bigint][]) => ({
     optime,
     ownSlot: slotNameForMember(self),
-    memberSlots: slots.map(([name, restartLsn]) => ({ name, restartLsn })),
+    positions: Object.fromEntries(slots),
+    permanentPhysical: new Set<string>(),
+    memberSlotsTtl: 1800,
     cluster: clusterOf(keys),
     self,
     slotName: slotNameForMember,
@@ -189,11 +191,36 @@ describe('status key: optime, member slots and retain_slots as Patroni 4.1.4 wri
       slots: { pg2: 90, pg3: 80, pg1: 100 },
       retain_slots: ['pg1', 'pg2', 'pg3'],
     });
-    const gone = { ...i, memberSlots: [{ name: 'pg2', restartLsn: 90n }] };
+    const gone = { ...i, positions: { pg2: 90n } };
     const retained = (now: number): unknown =>
       (JSON.parse(s.value({ ...gone, now })) as JsonObject)['retain_slots'];
     expect(retained(i.now + 10)).toEqual(['pg1', 'pg2', 'pg3']);
     expect(retained(i.now + 1800)).toEqual(['pg1', 'pg2']);
+  });
+
+  it('permanent physical slots are published but never retained; member_slots_ttl sets the retention', () => {
+    const s = new LeaderStatus();
+    const i = {
+      ...input(dcs, 'pg1', 100n, [
+        ['pg2', 90n],
+        ['keep', 70n],
+      ]),
+      permanentPhysical: new Set(['keep']),
+      memberSlotsTtl: 60,
+    };
+    expect(JSON.parse(s.value(i))).toEqual({
+      optime: 100,
+      slots: { pg2: 90, keep: 70, pg1: 100 },
+      retain_slots: ['pg1', 'pg2'],
+    });
+    const gone = { ...i, positions: { keep: 70n } };
+    expect((JSON.parse(s.value({ ...gone, now: i.now + 59 })) as JsonObject)['retain_slots']).toEqual([
+      'pg1',
+      'pg2',
+    ]);
+    expect((JSON.parse(s.value({ ...gone, now: i.now + 60 })) as JsonObject)['retain_slots']).toEqual([
+      'pg1',
+    ]);
   });
 
   it('before PostgreSQL 11: optime only', () => {
