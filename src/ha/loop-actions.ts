@@ -48,6 +48,9 @@ interface RunningTask {
 /** Thrown inside action execution to stop the remaining actions of a decision. */
 class StopActions extends Error {}
 
+/** Patroni's pause after releasing the lock in a demotion: time for somebody to take it. */
+export const DEMOTE_LOCK_WAIT_MS = 2_000;
+
 /** The state the executor keeps between cycles and the actions that change it; `HaLoop` (loop.ts) drives it. */
 export abstract class LoopActions {
   protected readonly dcs: Dcs;
@@ -415,9 +418,12 @@ export abstract class LoopActions {
     switch (action.type) {
       case 'Demote':
         if (action.async) {
-          this.startTask(action.kind, action.description, () => this.demote(action.mode));
-        } else {
-          await this.demote(action.mode);
+          this.startTask(action.kind, action.description, async () => {
+            if (await this.demote(action.mode)) await this.followAfterDemote(action.mode);
+          });
+        } else if (await this.demote(action.mode)) {
+          // Patroni's demote: an immediate stop is followed by an asynchronous 'starting after demotion'.
+          this.startTask('start', 'starting after demotion', () => this.followAfterDemote(action.mode));
         }
         return;
       case 'FollowLeader': {
@@ -522,10 +528,11 @@ export abstract class LoopActions {
   }
 
   /**
-   * Stop PostgreSQL as the mode says, then start it again as a replica: of the lock holder, or (offline: the DCS
-   * cannot be read) of nobody, read-only with standby settings, as Patroni's `demote('offline')` does.
+   * Stop PostgreSQL as the mode says (ha.py `demote`); graceful and immediate also release the lock. True when
+   * PostgreSQL is then to start again as a replica of the lock holder (`followAfterDemote`); the offline mode (the
+   * DCS cannot be read) has already started it read-only, following nobody, as Patroni's `demote('offline')` does.
    */
-  private async demote(mode: DemoteMode): Promise<void> {
+  private async demote(mode: DemoteMode): Promise<boolean> {
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful') {
       await this.node.checkpoint().catch((e: unknown) => {
@@ -548,11 +555,19 @@ export abstract class LoopActions {
       // Patroni's set_is_leader(False): the lock is not released (the DCS is out of reach) but no longer claimed.
       this.lockRefreshedMono = undefined;
       await this.node.start('replica', undefined, undefined, { cancelled: () => false });
-      return;
+      return false;
     }
-    // After an immediate stop the timelines may have diverged: with pg_rewind usable, PostgreSQL stays stopped and
-    // the next cycles run crash recovery, the divergence check and pg_rewind before starting it as a replica.
-    if (mode !== 'graceful' && this.node.self.canRewind) return;
+    return true;
+  }
+
+  /**
+   * After a demotion, PostgreSQL starts as a replica of whoever holds the lock after a re-read (ha.py `demote`, which
+   * first gives the other members `DEMOTE_LOCK_WAIT_MS` to take a lock it released), so that the former primary comes
+   * back with primary_conninfo. A diverged timeline is not checked here, as in Patroni: the running replica's
+   * divergence check that follows every start finds it, and pg_rewind runs then.
+   */
+  private async followAfterDemote(mode: DemoteMode): Promise<void> {
+    if (mode === 'graceful' || mode === 'immediate') await this.clock.sleep(DEMOTE_LOCK_WAIT_MS);
     const target = await this.resolve({ kind: 'lock-holder' });
     await this.node.start('replica', target, undefined, { cancelled: () => false });
   }

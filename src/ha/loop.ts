@@ -43,6 +43,7 @@ export type {
   WatchdogTiming,
 } from './loop-ports.js';
 export { SYSTEM_CLOCK, parseConnUrl } from './loop-ports.js';
+export { DEMOTE_LOCK_WAIT_MS } from './loop-actions.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The loop
@@ -319,10 +320,14 @@ export class HaLoop extends LoopActions {
     }
   }
 
-  /** Slot housekeeping on the leader, then `touch_member`. Returns whether the DCS stayed reachable. */
+  /**
+   * Slot housekeeping (the leader's member slots, a replica's cascading slots), then `touch_member`. Returns whether
+   * the DCS stayed reachable.
+   */
   private async afterCycle(snapshot: HaSnapshot): Promise<boolean> {
     const cluster = this.cluster;
-    if (cluster && this.heldByMe && !this.task && snapshot.postgres.isRunning) {
+    const pg = snapshot.postgres;
+    if (cluster && !this.task && pg.isRunning && (this.heldByMe || !pg.isPrimary)) {
       try {
         await this.node.syncSlots(cluster, this.config);
       } catch (e) {
