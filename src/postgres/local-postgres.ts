@@ -103,11 +103,18 @@ export class LocalPostgres {
     });
   }
 
-  /** Leader housekeeping: physical slots for the other members (only on a running primary using slots). */
+  /**
+   * Slot housekeeping (with use_slots): on a running primary the other members' physical slots; on a running
+   * replica the slots of the members cascading from it (their `replicatefrom` tag names us).
+   */
   async syncSlots(cluster: Cluster): Promise<void> {
-    if (!this.files.useSlots() || this.state.role !== 'master') return;
+    if (!this.files.useSlots()) return;
     const st = this.session.lastStatus;
-    if (!st || st.inRecovery) return;
-    await this.session.withSession((s) => this.slots.sync(s, cluster));
+    if (!st) return;
+    if (this.state.role === 'master' && !st.inRecovery) {
+      await this.session.withSession((s) => this.slots.sync(s, cluster));
+    } else if (this.state.role === 'replica' && st.inRecovery) {
+      await this.session.withSession((s) => this.slots.syncCascade(s, cluster));
+    }
   }
 }

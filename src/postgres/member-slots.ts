@@ -1,7 +1,7 @@
 /**
  * The physical replication slots a primary keeps for the other members (Patroni's SlotsHandler, physical slots
  * only): one per member that streams from us, created before a promotion and on every leader cycle; unknown
- * inactive physical slots are dropped.
+ * inactive physical slots are dropped. A replica keeps the slots of the members that cascade from it.
  */
 import type { Cluster } from '../model/cluster.js';
 import { slotNameForMember } from './config-writer.js';
@@ -17,6 +17,19 @@ export function memberSlotNames(cluster: Cluster, self: string): ReadonlySet<str
         const rf = m.data.tags['replicatefrom'];
         return typeof rf !== 'string' || rf === self;
       })
+      .map((m) => slotNameForMember(m.name)),
+  );
+}
+
+/**
+ * The slots a replica keeps for cascading (Patroni's `_get_members_slots` on a replica, without slot retention):
+ * one per member whose `replicatefrom` tag names us, the leader excepted.
+ */
+export function cascadeSlotNames(cluster: Cluster, self: string): ReadonlySet<string> {
+  return new Set(
+    cluster.members
+      .filter((m) => m.name !== self && m.name !== cluster.leader?.name)
+      .filter((m) => m.data.tags['replicatefrom'] === self)
       .map((m) => slotNameForMember(m.name)),
   );
 }
@@ -37,6 +50,17 @@ export class MemberSlots {
       if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
     }
     return existing;
+  }
+
+  /** Replica housekeeping: the slots of the members streaming from us exist (created only, never dropped here). */
+  async syncCascade(s: PgSession, cluster: Cluster): Promise<void> {
+    const wanted = cascadeSlotNames(cluster, this.self());
+    if (wanted.size === 0) return;
+    const existing = await replicationSlots(s);
+    for (const name of wanted) {
+      if (existing.some((e) => e.slotName === name)) continue;
+      if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
+    }
   }
 
   /** Leader housekeeping: the members' slots exist, unknown inactive physical slots are gone. */

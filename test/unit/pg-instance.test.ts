@@ -16,7 +16,7 @@ import type { Cluster, Member } from '../../src/model/cluster.js';
 import { RoleCallbacks, type CallbackAction } from '../../src/postgres/callbacks.js';
 import { dataDirState, moveDataDirAside, wipeDataDir } from '../../src/postgres/data-dir.js';
 import { walPosition } from '../../src/postgres/inspect.js';
-import { memberSlotNames } from '../../src/postgres/member-slots.js';
+import { cascadeSlotNames, memberSlotNames } from '../../src/postgres/member-slots.js';
 import type { InstanceStatus } from '../../src/postgres/queries.js';
 import { historyValue, isoLocal, parseHistoryFile } from '../../src/postgres/timeline-history.js';
 
@@ -132,6 +132,21 @@ describe('member slots', () => {
       member('pg4', { tags: { replicatefrom: 'pg1' } }),
     ]);
     expect([...memberSlotNames(c, 'pg1')].sort()).toEqual(['pg4', 'pg_2']);
+  });
+
+  it('on a replica: one per member whose replicatefrom names us, never the leader (cascading replication)', () => {
+    const c = {
+      ...cluster([
+        member('pg1'),
+        member('pg2'),
+        member('pg-3', { tags: { replicatefrom: 'pg2' } }),
+        member('pg4', { tags: { replicatefrom: 'pg1' } }),
+      ]),
+      leader: { name: 'pg1' } as Cluster['leader'],
+    };
+    expect([...cascadeSlotNames(c, 'pg2')]).toEqual(['pg_3']);
+    expect([...cascadeSlotNames({ ...c, leader: { name: 'pg-3' } as Cluster['leader'] }, 'pg2')]).toEqual([]);
+    expect([...cascadeSlotNames(c, 'pg4')]).toEqual([]);
   });
 });
 
