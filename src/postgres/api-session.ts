@@ -37,6 +37,11 @@ export class ApiSession {
   /** Runs `fn` on the API connection within the deadline; a failure or a miss drops the connection. */
   async run<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
     let pending = this.session;
+    // A connection the server has closed since its last use (PostgreSQL restarted) is replaced before the query.
+    if (pending && (await pending.catch(() => undefined))?.isClosed?.() === true) {
+      this.drop(pending);
+      pending = this.session;
+    }
     if (!pending) {
       pending = this.open(this.options());
       this.session = pending;
