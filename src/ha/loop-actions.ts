@@ -404,6 +404,7 @@ export abstract class LoopActions {
         action.type === 'Rewind'
           ? await this.node.rewind(leader, t)
           : await this.node.reinitialize(leader, t);
+      if (ok && action.type === 'Rewind') this.memory = { ...this.memory, rewindSucceeded: true };
       if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
     });
   }

@@ -794,6 +794,28 @@ describe('HaLoop executor', () => {
     });
   });
 
+  it('a successful pg_rewind is remembered until PostgreSQL runs again (a paused cluster starts the rewound member)', async () => {
+    seedCluster('pg1', { pg1: memberJson('pg1', 5441, { role: 'primary' }), [ME]: memberJson(ME, 5442) });
+    node.postgres = {
+      ...REPLICA,
+      state: 'stopped',
+      isRunning: false,
+      controlState: 'shut down',
+      diverged: { leader: 'pg1', remedy: 'rewind' },
+    };
+    expect((await loop.runCycle()).message).toBe('running pg_rewind from pg1');
+    await loop.waitForTask();
+    expect(node.calls).toContain('rewind');
+    expect(loop.haMemory.rewindSucceeded).toBe(true);
+    store.put(`${PREFIX}config`, '{"ttl":30,"loop_wait":10,"retry_timeout":10,"pause":true}');
+    node.postgres = { ...node.postgres, diverged: undefined, controlState: 'shut down in recovery' };
+    expect((await loop.runCycle()).message).toBe('starting as a secondary');
+    await loop.waitForTask();
+    node.postgres = REPLICA;
+    await loop.runCycle();
+    expect(loop.haMemory.rewindSucceeded).toBe(false);
+  });
+
   it('publishes the member key after a cycle whose DCS access succeeded, not after one that failed', async () => {
     seedCluster('pg1', {
       pg1: memberJson('pg1', 5441, { role: 'master' }),
