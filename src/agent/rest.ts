@@ -135,13 +135,16 @@ function unsafeHandlers(deps: AgentRestDeps): ReturnType<typeof agentEndpoints> 
   });
 }
 
-export async function buildStatus(deps: AgentRestDeps): Promise<AgentStatus> {
+/** `retry`: GET /patroni's query is retried once after a failure, as Patroni's `get_postgresql_status(retry=True)`. */
+export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<AgentStatus> {
   const { config, node, loop } = deps;
   const running = isRunning(config.postgresql.dataDir) !== undefined;
   let postgres: PostgresSnapshot | undefined;
   if (running && node.currentState === 'running' && deps.session) {
     try {
-      postgres = await deps.session.shared('status', queryPostgres);
+      postgres = retry
+        ? await deps.session.sharedRetrying('status', queryPostgres)
+        : await deps.session.shared('status', queryPostgres);
     } catch {
       postgres = undefined;
     }
@@ -236,7 +239,7 @@ export async function startAgentApi(initial: AgentRestDeps): Promise<AgentApi> {
   const optionsFor = (config: AgentConfig): ApiServerOptions => ({
     listen: listenOf(config),
     ...apiSecurityFor(config),
-    getStatus: () => buildStatus(deps),
+    getStatus: (retry) => buildStatus(deps, retry),
     // GET /metrics reads the status document GET /patroni answers, as Patroni's do_GET_metrics does.
     getMetrics: async () => metricsText(statusJson(await buildStatus(deps))),
     getCluster: () => deps.loop.lastCluster,

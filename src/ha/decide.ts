@@ -134,7 +134,10 @@ function runCycle(ctx: Ctx): Decision {
       }
       return done('failed to start postgres');
     }
-    ctx.pre.push({ type: 'UpdateMemory', patch: { recovering: false, crashRecoveryExecuted: false } });
+    ctx.pre.push({
+      type: 'UpdateMemory',
+      patch: { recovering: false, crashRecoveryExecuted: false, rewindSucceeded: false },
+    });
   }
 
   if (!pg.dataDirectoryAccessible || pg.dataDirectoryEmpty) {
@@ -194,7 +197,9 @@ function runCycle(ctx: Ctx): Decision {
           { type: 'ReleaseLock', voluntarily: false },
         ]);
       }
-      return done('postgres is not running');
+      // Patroni starts nothing while paused, except a former primary that pg_rewind has just rejoined (ha.py
+      // `_run_cycle`: a demotion that needed a rewind leaves the start to this point).
+      if (!s.memory.rewindSucceeded) return done('postgres is not running');
     }
     return recover(ctx);
   }

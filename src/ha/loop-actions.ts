@@ -49,6 +49,9 @@ interface RunningTask {
 /** Thrown inside action execution to stop the remaining actions of a decision. */
 class StopActions extends Error {}
 
+/** Patroni's pause after releasing the lock in a demotion: time for somebody to take it. */
+export const DEMOTE_LOCK_WAIT_MS = 2_000;
+
 /** The state the executor keeps between cycles and the actions that change it; `HaLoop` (loop.ts) drives it. */
 export abstract class LoopActions {
   /** The DCS as a cycle uses it: each call charged to the running cycle's budget (src/ha/dcs-budget.ts). */
@@ -446,6 +449,7 @@ export abstract class LoopActions {
         action.type === 'Rewind'
           ? await this.node.rewind(leader, t)
           : await this.node.reinitialize(leader, t);
+      if (ok && action.type === 'Rewind') this.memory = { ...this.memory, rewindSucceeded: true };
       if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
     });
   }
@@ -460,9 +464,15 @@ export abstract class LoopActions {
     switch (action.type) {
       case 'Demote':
         if (action.async) {
-          this.startTask(action.kind, action.description, () => this.demote(action.mode, this.taskDcs));
-        } else {
-          await this.demote(action.mode, this.dcs);
+          this.startTask(action.kind, action.description, async () => {
+            if (await this.demote(action.mode, this.taskDcs))
+              await this.followAfterDemote(action.mode, this.taskDcs);
+          });
+        } else if (await this.demote(action.mode, this.dcs)) {
+          // Patroni's demote: an immediate stop is followed by an asynchronous 'starting after demotion'.
+          this.startTask('start', 'starting after demotion', () =>
+            this.followAfterDemote(action.mode, this.taskDcs),
+          );
         }
         return;
       case 'FollowLeader': {
@@ -567,10 +577,11 @@ export abstract class LoopActions {
   }
 
   /**
-   * Stop PostgreSQL as the mode says, then start it again as a replica: of the lock holder, or (offline: the DCS
-   * cannot be read) of nobody, read-only with standby settings, as Patroni's `demote('offline')` does.
+   * Stop PostgreSQL as the mode says (ha.py `demote`); graceful and immediate also release the lock. True when
+   * PostgreSQL is then to start again as a replica of the lock holder (`followAfterDemote`); the offline mode (the
+   * DCS cannot be read) has already started it read-only, following nobody, as Patroni's `demote('offline')` does.
    */
-  private async demote(mode: DemoteMode, dcs: Dcs): Promise<void> {
+  private async demote(mode: DemoteMode, dcs: Dcs): Promise<boolean> {
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful') {
       await this.node.checkpoint().catch((e: unknown) => {
@@ -593,11 +604,19 @@ export abstract class LoopActions {
       // Patroni's set_is_leader(False): the lock is not released (the DCS is out of reach) but no longer claimed.
       this.lockRefreshedMono = undefined;
       await this.node.start('replica', undefined, undefined, { cancelled: () => false });
-      return;
+      return false;
     }
-    // After an immediate stop the timelines may have diverged: with pg_rewind usable, PostgreSQL stays stopped and
-    // the next cycles run crash recovery, the divergence check and pg_rewind before starting it as a replica.
-    if (mode !== 'graceful' && this.node.self.canRewind) return;
+    return true;
+  }
+
+  /**
+   * After a demotion, PostgreSQL starts as a replica of whoever holds the lock after a re-read (ha.py `demote`, which
+   * first gives the other members `DEMOTE_LOCK_WAIT_MS` to take a lock it released), so that the former primary comes
+   * back with primary_conninfo. A diverged timeline is not checked here, as in Patroni: the running replica's
+   * divergence check that follows every start finds it, and pg_rewind runs then.
+   */
+  private async followAfterDemote(mode: DemoteMode, dcs: Dcs): Promise<void> {
+    if (mode === 'graceful' || mode === 'immediate') await this.clock.sleep(DEMOTE_LOCK_WAIT_MS);
     const target = await this.resolve({ kind: 'lock-holder' }, dcs);
     await this.node.start('replica', target, undefined, { cancelled: () => false });
   }

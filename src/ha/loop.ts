@@ -47,6 +47,7 @@ export type {
   WatchdogTiming,
 } from './loop-ports.js';
 export { SYSTEM_CLOCK, parseConnUrl } from './loop-ports.js';
+export { DEMOTE_LOCK_WAIT_MS } from './loop-actions.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The loop
@@ -371,7 +372,13 @@ export class HaLoop extends LoopActions {
   private async afterCycle(snapshot: HaSnapshot): Promise<boolean> {
     const cluster = this.cluster;
     const pg = snapshot.postgres;
-    if (cluster && !this.task && pg.isRunning && pg.state !== 'starting') {
+    if (
+      cluster &&
+      !this.task &&
+      pg.isRunning &&
+      pg.state !== 'starting' &&
+      (this.heldByMe || !pg.isPrimary)
+    ) {
       try {
         await this.node.syncSlots(cluster, this.config);
       } catch (e) {

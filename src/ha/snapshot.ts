@@ -189,6 +189,8 @@ export interface HaMemory {
   readonly startTimeout?: number;
   /** PostgreSQL has been seen running in this process (Patroni's `cb_called`: on_start fired). */
   readonly onStartCalled: boolean;
+  /** pg_rewind succeeded and PostgreSQL has not been started since (Patroni's `_rewind.executed`, not failed). */
+  readonly rewindSucceeded?: boolean;
 }
 
 export const INITIAL_MEMORY: HaMemory = Object.freeze({

@@ -10,6 +10,8 @@ import { localConnectOptions } from './local-session.js';
 import { connect, type ConnectOptions, type PgSession } from './queries.js';
 
 export const API_QUERY_DEADLINE_MS = 3_000;
+/** api.py `query(retry=True)`: one more attempt, a second after a failed one (`Retry(delay=1)`, one retry). */
+export const API_RETRY_DELAY_MS = 1_000;
 
 /** The local instance as the superuser, as the HA loop connects, under the name Patroni's API uses. */
 export function apiConnectOptions(config: AgentConfig): ConnectOptions {
@@ -51,6 +53,11 @@ export class ApiSession {
 
   private async attempt<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
     let pending = this.session;
+    // A connection the server has closed since its last use (PostgreSQL restarted) is replaced before the query.
+    if (pending && (await pending.catch(() => undefined))?.isClosed?.() === true) {
+      this.drop(pending);
+      pending = this.session;
+    }
     if (!pending) {
       pending = this.open(this.options());
       this.session = pending;
@@ -80,6 +87,23 @@ export class ApiSession {
     const started = this.run(fn).finally(() => this.inflight.delete(key));
     this.inflight.set(key, started);
     return started;
+  }
+
+  /**
+   * `shared` with Patroni's retry (GET /patroni asks `get_postgresql_status(retry=True)`): a connection broken by a
+   * restart or a reinitialize since the last use fails the first query; the second, on a new connection, answers.
+   */
+  async sharedRetrying<T>(
+    key: string,
+    fn: (s: PgSession) => Promise<T>,
+    delayMs = API_RETRY_DELAY_MS,
+  ): Promise<T> {
+    try {
+      return await this.shared(key, fn);
+    } catch {
+      await new Promise((r) => setTimeout(r, delayMs));
+      return this.shared(key, fn);
+    }
   }
 
   private drop(pending: Promise<PgSession> | undefined): void {

@@ -1,13 +1,13 @@
 /**
- * The physical replication slots a primary keeps for the other members (Patroni's SlotsHandler, physical slots
- * only): one per member that streams from us, created before a promotion and on every leader cycle; unknown
- * inactive physical slots are dropped.
+ * The physical slots of the members that will stream from us, created just before a promotion so that no replica
+ * finds its slot missing on the new primary. The housekeeping of every cycle (member, cascading and permanent
+ * slots, what is dropped) is src/postgres/slots-sync.ts, planned by src/model/slot-plan.ts.
  */
 import type { Cluster } from '../model/cluster.js';
 import { tagNoStream } from '../model/tags.js';
 import { slotNameForMember } from './config-writer.js';
 import type { PgLog } from './ports.js';
-import { createPhysicalSlot, dropSlot, replicationSlots, type PgSession, type SlotRow } from './queries.js';
+import { createPhysicalSlot, replicationSlots, type PgSession, type SlotRow } from './queries.js';
 
 /** The slots the other members stream from when `self` is the primary (those replicating from it). */
 export function memberSlotNames(cluster: Cluster, self: string): ReadonlySet<string> {
@@ -27,8 +27,6 @@ export class MemberSlots {
   constructor(
     private readonly self: () => string,
     private readonly log: PgLog,
-    /** False while the dynamic configuration names slots pgwarden does not manage yet (config-check.ts). */
-    private readonly mayDropUnknown: () => boolean = () => true,
   ) {}
 
   /** Creates the members' missing slots; returns the slots that existed before. */
@@ -39,17 +37,5 @@ export class MemberSlots {
       if (await createPhysicalSlot(s, name)) this.log.info(`created physical replication slot ${name}`);
     }
     return existing;
-  }
-
-  /** Leader housekeeping: the members' slots exist, unknown inactive physical slots are gone. */
-  async sync(s: PgSession, cluster: Cluster): Promise<void> {
-    const wanted = memberSlotNames(cluster, this.self());
-    const existing = await this.create(s, cluster);
-    for (const slot of existing) {
-      if (slot.slotType !== 'physical' || wanted.has(slot.slotName) || slot.active) continue;
-      if (!this.mayDropUnknown()) continue;
-      const r = await dropSlot(s, slot.slotName);
-      if (r.dropped) this.log.info(`dropped unknown replication slot '${slot.slotName}'`);
-    }
   }
 }

@@ -13,7 +13,10 @@ import type { ConnectionOptions } from 'node:tls';
 
 export function pgClientSsl(
   params: Readonly<Record<string, string>> | undefined,
+  host?: string,
 ): ConnectionOptions | undefined {
+  // libpq uses no SSL on a unix socket whatever sslmode says (a socket directory is a host starting with '/').
+  if (host?.startsWith('/')) return undefined;
   const mode = (params?.['sslmode'] ?? 'prefer').toLowerCase();
   if (params === undefined || !['require', 'verify-ca', 'verify-full'].includes(mode)) return undefined;
   const file = (key: string): Buffer | undefined => {

@@ -110,8 +110,8 @@ export interface Credentials {
 }
 
 /** node-postgres options for `user` (its SSL keywords applied, src/postgres/pg-ssl.ts). */
-function sslOf(user: Credentials): Pick<ClientConfig, 'ssl'> {
-  const ssl = pgClientSsl(user.connectionParams);
+function sslOf(user: Credentials, host: string): Pick<ClientConfig, 'ssl'> {
+  const ssl = pgClientSsl(user.connectionParams, host);
   return ssl === undefined ? {} : { ssl };
 }
 
@@ -132,7 +132,7 @@ export async function primaryTimeline(
     application_name: 'Patroni',
     replication: 'true',
     ...(replication.password !== undefined ? { password: replication.password } : {}),
-    ...sslOf(replication),
+    ...sslOf(replication, server.host),
   };
   const client = new pg.Client(config);
   client.on('error', () => undefined);
@@ -172,7 +172,7 @@ export async function queryPrimary(
     statement_timeout: 2_000,
     application_name: 'Patroni',
     ...(user.password !== undefined ? { password: user.password } : {}),
-    ...sslOf(user),
+    ...sslOf(user, server.host),
   });
   client.on('error', () => undefined);
   await client.connect();

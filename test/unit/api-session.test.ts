@@ -9,15 +9,27 @@ import type { ConnectOptions, PgSession } from '../../src/postgres/queries.js';
 
 const OPTIONS: ConnectOptions = { host: '/tmp', port: 5432, user: 'postgres' };
 
-function fakePg(behaviour: { hang?: boolean; refuse?: boolean; failFirstQuery?: boolean } = {}) {
+function fakePg(
+  behaviour: {
+    hang?: boolean;
+    refuse?: boolean;
+    failFirstQuery?: boolean;
+    brokenFirst?: boolean;
+    serverClosed?: boolean;
+  } = {},
+) {
   const stats = { opened: 0, closed: 0, queries: 0 };
   const open = async (): Promise<PgSession> => {
     stats.opened++;
+    const opened = stats.opened;
     if (behaviour.refuse) throw new Error('connection refused');
     return {
       async query<R>() {
         stats.queries++;
         if (behaviour.failFirstQuery && stats.queries === 2) throw new Error('terminating connection');
+        // A connection opened before a restart: its first query finds the socket closed by the server.
+        if (behaviour.brokenFirst && stats.opened === 1)
+          throw new Error('Connection terminated unexpectedly');
         if (behaviour.hang) await new Promise(() => undefined);
         await new Promise((r) => setTimeout(r, 20));
         return [{ v: stats.queries }] as unknown as readonly R[];
@@ -25,6 +37,8 @@ function fakePg(behaviour: { hang?: boolean; refuse?: boolean; failFirstQuery?: 
       async close() {
         stats.closed++;
       },
+      // The first connection is seen closed by the server (PostgreSQL restarted while it sat idle).
+      isClosed: () => behaviour.serverClosed === true && opened === 1,
     };
   };
   return { stats, open };
@@ -70,5 +84,34 @@ describe('ApiSession', () => {
     await expect(session.run((s) => s.query('SELECT 1'))).rejects.toThrow(/refused/);
     await expect(session.run((s) => s.query('SELECT 1'))).rejects.toThrow(/refused/);
     expect(pg.stats.opened).toBe(2);
+  });
+
+  it('sharedRetrying: a connection broken since its last use is replaced and the query asked again', async () => {
+    const pg = fakePg({ brokenFirst: true });
+    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
+    await expect(session.shared('status', (s) => s.query('SELECT 1'))).rejects.toThrow(/terminated/);
+    const again = fakePg({ brokenFirst: true });
+    const retrying = new ApiSession(() => OPTIONS, 1000, again.open);
+    const started = Date.now();
+    await expect(retrying.sharedRetrying('status', (s) => s.query('SELECT 1'), 50)).resolves.toEqual([
+      { v: 2 },
+    ]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(again.stats).toMatchObject({ opened: 2, queries: 2, closed: 1 });
+  });
+
+  it('sharedRetrying tries once more only: a server that stays down fails the call', async () => {
+    const pg = fakePg({ refuse: true });
+    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
+    await expect(session.sharedRetrying('status', (s) => s.query('SELECT 1'), 10)).rejects.toThrow(/refused/);
+    expect(pg.stats.opened).toBe(2);
+  });
+
+  it('a connection the server closed while idle is replaced before the next query (no failed query)', async () => {
+    const pg = fakePg({ serverClosed: true });
+    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
+    await session.run((s) => s.query('SELECT 1'));
+    await expect(session.run((s) => s.query('SELECT 1'))).resolves.toEqual([{ v: 2 }]);
+    expect(pg.stats).toMatchObject({ opened: 2, queries: 2, closed: 1 });
   });
 });

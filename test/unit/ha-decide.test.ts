@@ -1196,6 +1196,16 @@ const crash: Scenario[] = [
     snap({ config: { paused: true }, pg: { isRunning: false, state: 'stopped' } }),
     'postgres is not running',
   ),
+  sc(
+    'paused, a former primary just rejoined by pg_rewind: started as a replica of the leader (ha.py _run_cycle)',
+    snap({
+      config: { paused: true },
+      memory: { rewindSucceeded: true },
+      pg: { isRunning: false, state: 'stopped', controlState: 'shut down in recovery' },
+    }),
+    'starting as a secondary',
+    ['StartPostgres(replica,node1,-)~', 'UpdateMemory(recovering=true,startTimeout=undefined)'],
+  ),
 ];
 
 const longActions: Scenario[] = [

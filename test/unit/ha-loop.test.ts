@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DcsError, type DcsOptions } from '../../src/dcs/dcs.js';
 import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
 import {
+  DEMOTE_LOCK_WAIT_MS,
   HaLoop,
   type LocalNode,
   type LoopClock,
@@ -725,6 +726,94 @@ describe('HaLoop executor', () => {
     );
     expect(node.calls.filter((c) => c === 'markDemoted')).toHaveLength(1);
     expect(store.get(`${PREFIX}leader`)).toBeUndefined();
+  });
+
+  describe('after a demotion PostgreSQL starts at once as a replica of the lock holder (ha.py demote)', () => {
+    const rewinding = (): void => {
+      (node as { self: SelfInfo }).self = { ...SELF, canRewind: true };
+    };
+
+    it('a primary without the lock (immediate-nolock): stopped, then started following the leader, pg_rewind usable or not', async () => {
+      rewinding();
+      seedCluster('pg1', { pg1: memberJson('pg1', 5441, { role: 'primary' }), [ME]: memberJson(ME, 5442) });
+      node.postgres = PRIMARY;
+      expect((await loop.runCycle()).message).toBe(
+        'demoting self because I do not have the lock and I was a leader',
+      );
+      await loop.waitForTask();
+      expect(node.calls).toContain('stop immediate');
+      // Started with primary_conninfo: a diverged timeline is found by the running replica's check afterwards.
+      expect(node.started).toEqual([
+        { as: 'replica', target: { name: 'pg1', host: '127.0.0.1', port: 5441 } },
+      ]);
+    });
+
+    it('a crashed primary with primary_start_timeout 0 releases the lock, waits, then follows the new leader', async () => {
+      rewinding();
+      seedCluster(ME, {
+        pg1: memberJson('pg1', 5441, { api_url: 'http://127.0.0.1:8008/patroni' }),
+        [ME]: memberJson(ME, 5442, { role: 'primary' }),
+      });
+      store.put(`${PREFIX}config`, '{"ttl":30,"loop_wait":10,"retry_timeout":10,"primary_start_timeout":0}');
+      node.postgres = {
+        ...REPLICA,
+        state: 'crashed',
+        isRunning: false,
+        wasPrimary: true,
+        recoveryConfExists: false,
+        controlState: 'in production',
+      };
+      peers = new Map([
+        [
+          'pg1',
+          {
+            reachable: true,
+            isPrimary: false,
+            walPosition: 50331800n,
+            timeline: 1,
+            nofailover: false,
+            failoverPriority: 1,
+            watchdogFailed: false,
+          },
+        ],
+      ]);
+      // pg1 takes the released lock while the demotion waits for it.
+      const sleeps: number[] = [];
+      clock.sleep = async (ms: number): Promise<void> => {
+        sleeps.push(ms);
+        if (ms === DEMOTE_LOCK_WAIT_MS) store.put(`${PREFIX}leader`, 'pg1');
+      };
+      expect((await loop.runCycle()).message).toBe('stopped PostgreSQL to fail over after a crash');
+      expect(logs).toContain('INFO: Primary crashed. Failing over.');
+      await loop.waitForTask();
+      expect(sleeps).toContain(DEMOTE_LOCK_WAIT_MS);
+      expect(node.calls).not.toContain('crashRecovery');
+      expect(node.started).toEqual([
+        { as: 'replica', target: { name: 'pg1', host: '127.0.0.1', port: 5441 } },
+      ]);
+    });
+  });
+
+  it('a successful pg_rewind is remembered until PostgreSQL runs again (a paused cluster starts the rewound member)', async () => {
+    seedCluster('pg1', { pg1: memberJson('pg1', 5441, { role: 'primary' }), [ME]: memberJson(ME, 5442) });
+    node.postgres = {
+      ...REPLICA,
+      state: 'stopped',
+      isRunning: false,
+      controlState: 'shut down',
+      diverged: { leader: 'pg1', remedy: 'rewind' },
+    };
+    expect((await loop.runCycle()).message).toBe('running pg_rewind from pg1');
+    await loop.waitForTask();
+    expect(node.calls).toContain('rewind');
+    expect(loop.haMemory.rewindSucceeded).toBe(true);
+    store.put(`${PREFIX}config`, '{"ttl":30,"loop_wait":10,"retry_timeout":10,"pause":true}');
+    node.postgres = { ...node.postgres, diverged: undefined, controlState: 'shut down in recovery' };
+    expect((await loop.runCycle()).message).toBe('starting as a secondary');
+    await loop.waitForTask();
+    node.postgres = REPLICA;
+    await loop.runCycle();
+    expect(loop.haMemory.rewindSucceeded).toBe(false);
   });
 
   it('publishes the member key after a cycle whose DCS access succeeded, not after one that failed', async () => {

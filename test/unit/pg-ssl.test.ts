@@ -27,6 +27,12 @@ describe('pgClientSsl: libpq SSL keywords as node-postgres ssl options', () => {
     }
   });
 
+  it('a unix socket (a host that is a directory): no SSL, whatever sslmode says, as libpq', () => {
+    const params = { sslmode: 'verify-ca', sslrootcert: ca, sslcert: cert, sslkey: key };
+    expect(pgClientSsl(params, '/run/postgresql')).toBeUndefined();
+    expect(pgClientSsl(params, '127.0.0.1')).toMatchObject({ rejectUnauthorized: true });
+  });
+
   it('require without a root certificate: encrypted, not verified', () => {
     expect(pgClientSsl({ sslmode: 'require' })).toEqual({ rejectUnauthorized: false });
   });

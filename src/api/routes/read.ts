@@ -13,7 +13,8 @@ import type { MaybePromise } from '../types.js';
 import type { Responder } from '../wire.js';
 
 export interface ReadSources {
-  readonly getStatus: () => MaybePromise<AgentStatus>;
+  /** `retry`: a failed PostgreSQL query is asked once more (GET /patroni, as Patroni's `retry=True`). */
+  readonly getStatus: (retry?: boolean) => MaybePromise<AgentStatus>;
   /** The cached DCS view; undefined when the DCS is unreachable. */
   readonly getCluster: () => MaybePromise<Cluster | undefined>;
   /** A fresh DCS read for `GET /cluster` (Patroni re-reads); defaults to `getCluster`. */
@@ -57,7 +58,7 @@ export function readRoutes(src: ReadSources): Readonly<Record<string, ReadRoute 
     GET_liveness: health,
     GET_readiness: health,
     GET_patroni: async ({ respond }) =>
-      respond.text(200, statusBody(await src.getStatus()), 'application/json'),
+      respond.text(200, statusBody(await src.getStatus(true)), 'application/json'),
     GET_cluster: async ({ respond }) => {
       const [status, cluster] = await Promise.all([src.getStatus(), (src.readCluster ?? src.getCluster)()]);
       if (!cluster) return respond.error(503);
