@@ -8,70 +8,18 @@ import type { AgentConfig } from '../config/agent-config.js';
 import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from '../ha/snapshot.js';
 import { haConfigFromDynamic } from '../ha/snapshot.js';
 import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
-import { parseConnUrl } from '../ha/loop.js';
 import { isPaused, type Cluster, type JsonObject, type Member } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { walPosition } from '../postgres/inspect.js';
 import { LocalPostgres } from '../postgres/local-postgres.js';
-import type { PeerPostgres } from '../postgres/ports.js';
 import { slotNameForMember } from '../postgres/config-writer.js';
 import { memberSlotsTtl, permanentPhysicalSlotNames } from '../model/slot-config.js';
 import { replicationStateOf, type PgSession } from '../postgres/queries.js';
-import { worksWithoutLeader } from '../postgres/replica-methods.js';
 import { LeaderStatus } from './leader-status.js';
+import { peerPostgres, selfOf } from './self-and-peers.js';
 import { memberValue } from './member.js';
 import { withStandbyNames } from './sync-replication.js';
-
-/** Members are immutable and a quiet cluster is served from the same objects cycle after cycle. */
-const peers = new WeakMap<Member, PeerPostgres>();
-
-/** A member's PostgreSQL as src/postgres needs it: the address and database from its `conn_url`. */
-export function peerPostgres(m: Member): PeerPostgres {
-  let peer = peers.get(m);
-  if (peer === undefined) {
-    peer = parsePeer(m);
-    peers.set(m, peer);
-  }
-  return peer;
-}
-
-function parsePeer(m: Member): PeerPostgres {
-  let dbname: string | undefined;
-  try {
-    const path = m.data.connUrl ? new URL(m.data.connUrl).pathname.replace(/^\//, '') : '';
-    if (path !== '') dbname = decodeURIComponent(path);
-  } catch {
-    /* no database in it */
-  }
-  return {
-    name: m.name,
-    address: parseConnUrl(m.data.connUrl),
-    dbname,
-    role: m.data.role,
-    timeline: m.data.timeline,
-    checkpointAfterPromote: m.data.checkpointAfterPromote,
-  };
-}
-
-function selfOf(config: AgentConfig): Omit<SelfInfo, 'canRewind'> {
-  return {
-    name: config.name,
-    tags: {
-      nofailover: config.tags.nofailover,
-      failoverPriority: config.tags.failoverPriority,
-      nosync: config.tags.nosync,
-      clonefrom: config.tags.clonefrom,
-      ...(config.tags.nostream ? { nostream: true } : {}),
-      ...(config.tags.replicatefrom === undefined ? {} : { replicatefrom: config.tags.replicatefrom }),
-    },
-    hasBootstrapConfig: config.bootstrap !== undefined,
-    apiUrl: config.apiUrl,
-    canCloneWithoutLeader: config.postgresql.createReplicaMethods.some((m) =>
-      worksWithoutLeader(m, config.postgresql.replicaMethods[m]),
-    ),
-  };
-}
 
 export class PostgresNode implements LocalNode {
   private baseSelf: Omit<SelfInfo, 'canRewind'>;

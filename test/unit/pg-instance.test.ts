@@ -11,7 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { peerPostgres } from '../../src/agent/node.js';
+import { peerPostgres } from '../../src/agent/self-and-peers.js';
 import type { Cluster, Member } from '../../src/model/cluster.js';
 import { RoleCallbacks, type CallbackAction } from '../../src/postgres/callbacks.js';
 import { dataDirState, moveDataDirAside, wipeDataDir } from '../../src/postgres/data-dir.js';

@@ -21,50 +21,16 @@ import {
   fromB64,
   isLeaseNotFound,
   prefixRangeEnd,
-  type Compare,
   type KeyValue,
-  type RequestOp,
   type TxnResponse,
   type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
 import type { Etcd3Target } from '../target.js';
+import { createAbsent, deleteOp, isRevision, modIs, nodeUnder, putOp, valueIs } from './requests.js';
 
 /** Where and how to reach etcd: the `etcd3` section of the configuration. */
 export type Etcd3Connection = Omit<Etcd3Target, 'kind'>;
-
-const createAbsent = (key: string): Compare => ({ key: b64(key), target: 'CREATE', create_revision: '0' });
-const valueIs = (key: string, value: string): Compare => ({
-  key: b64(key),
-  target: 'VALUE',
-  value: b64(value),
-});
-const modIs = (key: string, revision: string): Compare => ({
-  key: b64(key),
-  target: 'MOD',
-  mod_revision: revision,
-});
-const putOp = (key: string, value: string, lease?: string): RequestOp => ({
-  request_put: { key: b64(key), value: b64(value), ...(lease ? { lease } : {}) },
-});
-const deleteOp = (key: string): RequestOp => ({ request_delete_range: { key: b64(key) } });
-
-/** A key/value under `prefix` as a DcsNode (key relative to it); undefined for a key outside it. */
-function nodeUnder(prefix: string, kv: KeyValue | undefined): DcsNode | undefined {
-  const key = fromB64(kv?.key);
-  if (!key.startsWith(prefix)) return undefined;
-  const revision = kv?.mod_revision ?? '0';
-  return {
-    key: key.slice(prefix.length),
-    value: fromB64(kv?.value),
-    version: revision,
-    modifyVersion: revision,
-    ...(kv?.lease && kv.lease !== '0' ? { session: kv.lease } : {}),
-  };
-}
-
-/** A CAS token etcd can hold: a decimal revision. Anything else cannot match, so the CAS simply fails. */
-const isRevision = (v: string): boolean => /^\d{1,19}$/.test(v);
 
 /**
  * Longest a cached read waits for the watch stream to deliver what etcd had applied, at least: the change is queued
