@@ -197,9 +197,11 @@ function runCycle(ctx: Ctx): Decision {
           { type: 'ReleaseLock', voluntarily: false },
         ]);
       }
-      // Patroni starts nothing while paused, except a former primary that pg_rewind has just rejoined (ha.py
-      // `_run_cycle`: a demotion that needed a rewind leaves the start to this point).
-      if (!s.memory.rewindSucceeded) return done('postgres is not running');
+      // Patroni starts nothing while paused, except a former primary that a demotion left diverged (ha.py
+      // `_run_cycle`): recover() then rewinds it (or reinitializes it, where allowed) and starts it as a replica.
+      // A failed pg_rewind reports no divergence any more (src/postgres/rewinder.ts), so it is not retried.
+      const divergedFromLeader = pg.diverged !== undefined && pg.diverged.leader === c.leader?.name;
+      if (!s.memory.rewindSucceeded && !divergedFromLeader) return done('postgres is not running');
     }
     return recover(ctx);
   }

@@ -1206,6 +1206,35 @@ const crash: Scenario[] = [
     'starting as a secondary',
     ['StartPostgres(replica,node1,-)~', 'UpdateMemory(recovering=true,startTimeout=undefined)'],
   ),
+  sc(
+    'paused, a demoted former primary diverged from the leader: pg_rewind at once (ha.py _run_cycle, rewind needed)',
+    snap({
+      config: { paused: true },
+      me: { canRewind: true },
+      pg: {
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'shut down',
+        diverged: { leader: 'node1', remedy: 'rewind' },
+      },
+    }),
+    'running pg_rewind from node1',
+    ['Rewind(node1)~'],
+  ),
+  sc(
+    'paused, diverged from a member that no longer leads: leave it stopped',
+    snap({
+      config: { paused: true },
+      me: { canRewind: true },
+      pg: {
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'shut down',
+        diverged: { leader: 'node3', remedy: 'rewind' },
+      },
+    }),
+    'postgres is not running',
+  ),
 ];
 
 const longActions: Scenario[] = [
