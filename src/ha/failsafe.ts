@@ -94,7 +94,18 @@ export function withFailsafeLeader(
   config: HaConfig,
   leader: FailsafeLeader | undefined,
 ): Cluster {
-  if (!config.failsafeMode || leader === undefined || cluster.leader?.name) return cluster;
+  if (!config.failsafeMode || cluster.leader?.name) return cluster;
+  return failsafeUpdatedCluster(cluster, leader);
+}
+
+/**
+ * Patroni's `Failsafe.update_cluster` (also the cluster its `_sync_replication_slots` uses with failsafe mode on,
+ * locked or not): with a leader that contacted this node within ttl, that leader, and the status key's slot
+ * positions replaced by the ones it sent (none: no positions), so a replica advances its permanent slots while the
+ * DCS cannot be reached. Without such a leader, the cluster as it is.
+ */
+export function failsafeUpdatedCluster(cluster: Cluster, leader: FailsafeLeader | undefined): Cluster {
+  if (leader === undefined) return cluster;
   const known = cluster.members.find((m) => m.name === leader.name);
   const member: Member = {
     name: leader.name,
@@ -105,5 +116,9 @@ export function withFailsafeLeader(
       ...(leader.connUrl ? { connUrl: leader.connUrl } : {}),
     },
   };
-  return { ...cluster, leader: { name: leader.name, version: '', member } };
+  return {
+    ...cluster,
+    leader: { name: leader.name, version: '', member },
+    status: { ...cluster.status, slots: leader.slots ?? {} },
+  };
 }
