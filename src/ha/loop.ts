@@ -14,7 +14,7 @@ import type { Cluster } from '../model/cluster.js';
 import { errorText } from '../model/text.js';
 import type { LogLine } from './actions.js';
 import { cycleLogLine, decide } from './decide.js';
-import { failsafeUpdatedCluster, withFailsafeLeader } from './failsafe.js';
+import { failsafeUpdatedCluster, withFailsafeLeader, withFailsafeSlots } from './failsafe.js';
 import { LoopActions } from './loop-actions.js';
 import { watchdogHealthy } from './watchdog.js';
 import type { CycleResult, TaskControl } from './loop-ports.js';
@@ -386,14 +386,18 @@ export class HaLoop extends LoopActions {
   }
 
   /**
-   * Patroni's `_handle_dcs_error` on a running replica (not paused) with failsafe mode on: slot housekeeping with
-   * the last known cluster, so permanent slots follow the positions a leader sent by POST /failsafe.
+   * Patroni's `_handle_dcs_error` (not paused) with failsafe mode on: slot housekeeping with the last known cluster
+   * on a running replica, so permanent slots follow the positions a leader sent by POST /failsafe, and on a primary
+   * whose check passed, with the positions its members sent back (cascading members' slots advance).
    */
   private async syncSlotsWithoutDcs(snapshot: HaSnapshot): Promise<void> {
     const pg = snapshot.postgres;
     const cluster = this.cluster;
     if (!cluster || !this.config.failsafeMode || this.config.paused || this.task) return;
-    if (pg.isRunning && pg.state !== 'starting' && !pg.isPrimary) await this.syncSlots(cluster, false);
+    if (!pg.isRunning || pg.state === 'starting') return;
+    if (!pg.isPrimary) await this.syncSlots(cluster, false);
+    else if (this.heldByMe && this.failsafe.isActive(this.config.ttl))
+      await this.syncSlots(withFailsafeSlots(cluster, this.failsafe.memberLsns), false);
   }
 
   /**

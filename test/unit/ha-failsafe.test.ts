@@ -7,7 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Action, Decision } from '../../src/ha/actions.js';
 import { decide } from '../../src/ha/decide.js';
-import { FAILSAFE_CONTINUE, failsafeUpdatedCluster, withFailsafeLeader } from '../../src/ha/failsafe.js';
+import {
+  FAILSAFE_CONTINUE,
+  failsafeUpdatedCluster,
+  withFailsafeLeader,
+  withFailsafeSlots,
+} from '../../src/ha/failsafe.js';
 import {
   DEFAULT_HA_CONFIG,
   INITIAL_MEMORY,
@@ -272,5 +277,19 @@ describe('a replica contacted by POST /failsafe (Failsafe.update_cluster)', () =
     expect(c.status.slots).toEqual(slots);
     const locked = cluster();
     expect(failsafeUpdatedCluster(locked, undefined)).toBe(locked);
+  });
+
+  it("a primary's members' positions: the status slots, and the xlog location of replicatefrom members", () => {
+    const cascading: Member = {
+      ...member('pg3'),
+      data: { ...member('pg3').data, tags: { replicatefrom: 'pg2' } },
+    };
+    const c = withFailsafeSlots(cluster({ members: [member('pg1', 'primary'), member('pg2'), cascading] }), {
+      pg2: 700n,
+      pg3: 600n,
+    });
+    expect(c.status.slots).toEqual({ pg2: 700n, pg3: 600n });
+    expect(c.members.find((m) => m.name === 'pg3')?.data.xlogLocation).toBe(600n);
+    expect(c.members.find((m) => m.name === 'pg2')?.data.xlogLocation).toBe(member('pg2').data.xlogLocation);
   });
 });

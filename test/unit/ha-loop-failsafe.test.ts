@@ -297,6 +297,20 @@ describe('failsafe mode in the HA loop', () => {
     expect(node.slotSyncs[3]).toEqual({ leader: 'pg1', slots, copy: false });
   });
 
+  it('a primary whose check passed syncs its slots with the positions the members sent back', async () => {
+    await leaderCutOff();
+    answers = (name) => ({ name, accepted: true, lsn: 50331000n });
+    expect((await loop.runCycle()).message).toBe(FAILSAFE_CONTINUE);
+    expect(node.slotSyncs.at(-1)).toEqual({ leader: ME, slots: { pg1: 50331000n }, copy: false });
+
+    // A refusal: demoted, and no slot housekeeping as a primary.
+    const before = node.slotSyncs.length;
+    answers = (name) => ({ name, accepted: false });
+    clock.t += 10_000;
+    await loop.runCycle();
+    expect(node.slotSyncs).toHaveLength(before);
+  });
+
   it('failsafe mode off: a replica cut off from the DCS leaves its slots alone', async () => {
     const off = '{"ttl":30,"loop_wait":10,"retry_timeout":10}';
     store.put(`${PREFIX}config`, off);
