@@ -71,17 +71,13 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   }
   let exitCode = 0;
   let shuttingDown = false;
-  const loop: HaLoop = new HaLoop({
+  const loop = new HaLoop({
     dcs,
     node,
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
     probe: createProber(() => probeTlsFor(config), log),
-    failsafe: createFailsafeCaller(
-      () => config,
-      log,
-      () => node.failsafeSlots(loop.lastCluster),
-    ),
+    failsafe: createFailsafeCaller(() => config, log),
     watchdog,
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);
