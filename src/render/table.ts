@@ -14,7 +14,8 @@ export interface PrettyTableOptions {
   readonly allRules?: boolean;
 }
 
-const PRETTYTABLE_CHARS = {
+/** prettytable's frame as cli-table3 characters (also what the direct drawing below uses). */
+export const PRETTYTABLE_CHARS = {
   top: '-',
   'top-mid': '+',
   'top-left': '+',

@@ -4,30 +4,12 @@
  */
 import Table from 'cli-table3';
 import { describe, expect, it } from 'vitest';
-import { renderPrettyTable, type Align } from '../../src/render/table.js';
-
-const CHARS = {
-  top: '-',
-  'top-mid': '+',
-  'top-left': '+',
-  'top-right': '+',
-  bottom: '-',
-  'bottom-mid': '+',
-  'bottom-left': '+',
-  'bottom-right': '+',
-  left: '|',
-  'left-mid': '+',
-  mid: '-',
-  'mid-mid': '+',
-  right: '|',
-  'right-mid': '+',
-  middle: '|',
-};
+import { PRETTYTABLE_CHARS, renderPrettyTable, type Align } from '../../src/render/table.js';
 
 function cliTable3(columns: string[], rows: string[][], align: Record<string, Align>): string {
   const t = new Table({
     head: [...columns],
-    chars: CHARS,
+    chars: PRETTYTABLE_CHARS,
     colAligns: columns.map((c) => align[c] ?? 'left'),
     style: { head: [], border: [], compact: true, 'padding-left': 1, 'padding-right': 1 },
   });
