@@ -53,11 +53,6 @@ export class ApiSession {
 
   private async attempt<T>(fn: (s: PgSession) => Promise<T>): Promise<T> {
     let pending = this.session;
-    // A connection the server has closed since its last use (PostgreSQL restarted) is replaced before the query.
-    if (pending && (await pending.catch(() => undefined))?.isClosed?.() === true) {
-      this.drop(pending);
-      pending = this.session;
-    }
     if (!pending) {
       pending = this.open(this.options());
       this.session = pending;

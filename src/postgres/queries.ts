@@ -47,8 +47,6 @@ export interface PgSession {
     options?: { readonly timeoutMs?: number },
   ): Promise<readonly R[]>;
   close(): Promise<void>;
-  /** True once the server closed the connection (a restart, a reinitialize): reopen instead of failing a query. */
-  isClosed?(): boolean;
 }
 
 /** Opens a connection; rejects with a message naming the address on failure. */
@@ -71,10 +69,6 @@ export async function connect(opts: ConnectOptions): Promise<PgSession> {
   const client = new pg.Client(config);
   // An idle connection can fail later (server restart); without a listener that would crash the process.
   client.on('error', () => undefined);
-  let ended = false;
-  client.on('end', () => {
-    ended = true;
-  });
   try {
     await client.connect();
   } catch (e) {
@@ -127,7 +121,6 @@ export async function connect(opts: ConnectOptions): Promise<PgSession> {
     async close(): Promise<void> {
       await serialized(() => client.end());
     },
-    isClosed: () => ended,
   };
 }
 

@@ -15,13 +15,11 @@ function fakePg(
     refuse?: boolean;
     failFirstQuery?: boolean;
     brokenFirst?: boolean;
-    serverClosed?: boolean;
   } = {},
 ) {
   const stats = { opened: 0, closed: 0, queries: 0 };
   const open = async (): Promise<PgSession> => {
     stats.opened++;
-    const opened = stats.opened;
     if (behaviour.refuse) throw new Error('connection refused');
     return {
       async query<R>() {
@@ -37,8 +35,6 @@ function fakePg(
       async close() {
         stats.closed++;
       },
-      // The first connection is seen closed by the server (PostgreSQL restarted while it sat idle).
-      isClosed: () => behaviour.serverClosed === true && opened === 1,
     };
   };
   return { stats, open };
@@ -105,13 +101,5 @@ describe('ApiSession', () => {
     const session = new ApiSession(() => OPTIONS, 1000, pg.open);
     await expect(session.sharedRetrying('status', (s) => s.query('SELECT 1'), 10)).rejects.toThrow(/refused/);
     expect(pg.stats.opened).toBe(2);
-  });
-
-  it('a connection the server closed while idle is replaced before the next query (no failed query)', async () => {
-    const pg = fakePg({ serverClosed: true });
-    const session = new ApiSession(() => OPTIONS, 1000, pg.open);
-    await session.run((s) => s.query('SELECT 1'));
-    await expect(session.run((s) => s.query('SELECT 1'))).resolves.toEqual([{ v: 2 }]);
-    expect(pg.stats).toMatchObject({ opened: 2, queries: 2, closed: 1 });
   });
 });
