@@ -28,6 +28,8 @@ export interface Fault {
   readonly control?: boolean;
   /** Each member's data dir on a tmpfs of this size (MiB), for faults that fill it. */
   readonly diskMb?: number;
+  /** Members run with `watchdog: required` on the suite's stand-in device (watchdog.ts), which resets the host. */
+  readonly watchdog?: boolean;
   run(ctx: FaultContext): Promise<void>;
 }
 
@@ -227,6 +229,41 @@ export const FAULTS: readonly Fault[] = [
     name: 'sigstop-agent',
     what: "SIGSTOP of the leader's agent for ttl+15 s, then SIGCONT",
     run: (ctx) => stopFor(ctx, ctx.members.agentPid(ctx.leader), (TIMING.ttl + 15) * 1000),
+  },
+  {
+    name: 'sigstop-agent-watchdog',
+    what:
+      "SIGSTOP of the leader's agent for ttl+15 s with a watchdog armed (mode required; the suite's stand-in device " +
+      'resets the host when not fed in time: agent and PostgreSQL killed, agent started again 5 s later)',
+    watchdog: true,
+    async run(ctx) {
+      const i = ctx.leader;
+      const pid = ctx.members.agentPid(i);
+      signal(pid, 'SIGSTOP');
+      try {
+        await ctx.hold((TIMING.ttl + 15) * 1000);
+      } finally {
+        // Still the frozen process (no reset happened): let it go on.
+        if (pid !== undefined && ctx.members.agentPid(i) === pid) signal(pid, 'SIGCONT');
+      }
+      if (ctx.members.watchdogExpirations(i) === 0) {
+        throw new Error("the frozen leader's watchdog never expired (was it armed?)");
+      }
+    },
+  },
+  {
+    name: 'dcs-quorum-loss',
+    what: 'kill -9 of two of the three DCS nodes (quorum lost); started again after ttl+25 s',
+    async run(ctx) {
+      ctx.etcd.kill9(0);
+      ctx.etcd.kill9(1);
+      try {
+        await ctx.hold(CUT_MS);
+      } finally {
+        ctx.etcd.start(0);
+        ctx.etcd.start(1);
+      }
+    },
   },
   {
     name: 'wal-disk-full',

@@ -140,7 +140,7 @@ async function runRow(row: Row): Promise<RowResult> {
     const etcd =
       row.dcs === 'zookeeper' ? await startZooKeeperEnsemble(lab, dir) : await startEtcdCluster(lab, dir);
     stops.push(() => etcd.stop());
-    const members = startMembers(lab, dir, row.impl, row.sync, etcd, row.fault.diskMb);
+    const members = startMembers(lab, dir, row.impl, row.sync, etcd, row.fault.diskMb, row.fault.watchdog);
     stops.unshift(() => members.stop());
     let leader: number;
     try {
@@ -331,19 +331,24 @@ What the rows show (written with the code, not measured by it):
   that window means no failover until it heals (as on Patroni 4.1.4: its isolated/on and
   dcs-split-leader-minority/on rows waited 57-58 s). Since 459f967 rows with synchronous mode on/strict start the
   fault only once a synchronous standby is in place; rows run before did not wait.
-- \`sigstop-agent\`: a frozen agent cannot demote its PostgreSQL; only a watchdog (not on this machine) prevents the
-  rounds with two writable members, on Patroni as on pgwarden.
+- \`sigstop-agent\`: a frozen agent cannot demote its PostgreSQL; only a watchdog prevents the rounds with two
+  writable members, on Patroni as on pgwarden. \`sigstop-agent-watchdog\` is the same fault with \`watchdog: {mode:
+  required}\` on a stand-in device (below): the frozen leader's watchdog expires (ttl minus safety_margin after its
+  last ping) before its lock does, so the host is reset before another member can be promoted.
 - \`heals\` is checked more strictly since e1337d2: every replica's WAL receiver must stream the leader's timeline (a
   replica whose timeline forked off shows \`streaming\` in pg_stat_replication for a moment every few seconds).
 
 Rows whose fault is marked \`(zookeeper)\` ran on a 3-node ZooKeeper 3.8 ensemble (one namespace per server,
 tickTime 1 s) instead of etcd; the DCS faults then apply to its servers (\`etcd-leader-kill\`: ZooKeeper's leader).
-Not covered yet: ZooKeeper beyond the rows listed (quorum loss), Patroni 3.0.2 beyond the rows listed.
+Not covered yet: Patroni 3.0.2 beyond the rows listed.
 Partitions are blackhole routes inside each namespace (no nftables/iptables/tc drop on this machine): the cut
 host's own connection attempts fail at once (EINVAL), its peers' time out. The client side (writer, probe,
-HAProxy) is the root namespace on the bridge address 10.213.0.1. Watchdog is off (no softdog here), so a frozen
-agent (sigstop-agent) leaves its PostgreSQL writable while another member is promoted, on Patroni as on
-pgwarden. Each row ran once: differences within one loop_wait (2 s) are within run-to-run variation.
+HAProxy) is the root namespace on the bridge address 10.213.0.1. Watchdog is off except in
+\`sigstop-agent-watchdog\`: there is no softdog on this machine, so that row uses the named pipe of Patroni's
+\`driver: testing\` (both implementations speak it) read by the suite (test/faults/watchdog.ts), which resets the
+member's host (kill -9 of its agent and PostgreSQL, the agent started again 5 s later) when a timeout passes without
+a ping; in every other row a frozen agent (sigstop-agent) leaves its PostgreSQL writable while another member is
+promoted, on Patroni as on pgwarden. Each row ran once: differences within one loop_wait (2 s) are within run-to-run variation.
 
 Faults:
 
