@@ -227,7 +227,10 @@ export const FAULTS: readonly Fault[] = [
   },
   {
     name: 'sigstop-agent',
-    what: "SIGSTOP of the leader's agent for ttl+15 s, then SIGCONT",
+    what: "SIGSTOP of the leader's agent for ttl+15 s, then SIGCONT (control: no watchdog)",
+    // Without a watchdog nothing can demote a frozen agent's PostgreSQL, on Patroni as on pgwarden: the checker
+    // must see two writers here; sigstop-agent-watchdog is the protected configuration.
+    control: true,
     run: (ctx) => stopFor(ctx, ctx.members.agentPid(ctx.leader), (TIMING.ttl + 15) * 1000),
   },
   {

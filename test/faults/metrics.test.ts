@@ -4,6 +4,7 @@ import {
   doubleRounds,
   lostAcks,
   markdownTable,
+  parseMarkdownTable,
   resumeSeconds,
   targetLines,
 } from './metrics.js';
@@ -81,5 +82,43 @@ describe('fault suite metrics', () => {
       '- heals with no human action: met',
       '- writes resume no later than Patroni 4.1.4 (1 rows compared): **slower** on dcs-cut/on 14 s vs 12 s',
     ]);
+  });
+});
+
+describe('fault table read back', () => {
+  it('gives the rows markdownTable wrote (without the per-member probe counts)', () => {
+    const rows = [
+      {
+        fault: 'isolated (zookeeper)',
+        impl: 'pgwarden',
+        sync: 'on',
+        doubleWritable: 3,
+        doubleWho: ['m1+m2', 'm1+m3'],
+        acked: 700,
+        probeAccepts: {},
+        lost: 2,
+        resumeSeconds: 20.4,
+        healed: false,
+        healSeconds: null,
+        code: 'b1357ec 21:20',
+      },
+      {
+        fault: 'dcs-cut',
+        impl: 'patroni-4.1.4',
+        sync: 'off',
+        doubleWritable: 0,
+        doubleWho: [],
+        acked: 0,
+        probeAccepts: {},
+        lost: 0,
+        resumeSeconds: null,
+        healed: true,
+        healSeconds: 1.5,
+        error: 'row time (420 s) is up',
+      },
+    ];
+    expect(parseMarkdownTable(`# title\n\n${markdownTable(rows)}\n\nmore text | with | bars\n`)).toEqual(
+      rows,
+    );
   });
 });

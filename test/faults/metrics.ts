@@ -122,3 +122,53 @@ export function targetLines(rows: readonly RowResult[], isControl: (fault: strin
     }`,
   ];
 }
+
+/**
+ * The rows of a table `markdownTable` wrote, read back (docs/faults.md is committed; .bench/faults.json is not, so a
+ * fresh checkout seeds its results from the table instead of dropping the rows it has not re-run). Each member's
+ * direct-write count is not in the table: `probeAccepts` comes back empty.
+ */
+export function parseMarkdownTable(text: string): RowResult[] {
+  const num = (s: string): number => Number(s.replace(/\*/g, ''));
+  const orNull = (s: string): number | null => (s === 'never' ? null : num(s));
+  return text.split('\n').flatMap((line) => {
+    const c = line.split('|').map((s) => s.trim());
+    // '', fault, impl, sync, two, acked, lost, resume, heals, heal time, code, notes, ''
+    if (c.length !== 13 || c[1] === 'fault' || c[1]?.startsWith('---') || !c[4] || !/^\**\d/.test(c[4]))
+      return [];
+    const [
+      ,
+      fault = '',
+      impl = '',
+      sync = '',
+      two = '',
+      acked = '',
+      lost = '',
+      resume = '',
+      heals = '',
+      heal = '',
+      code = '',
+      notes = '',
+    ] = c;
+    const parts = notes.split('; ');
+    const who = parts.find((p) => p.startsWith('double: '))?.slice('double: '.length);
+    const error = parts.find((p) => p.startsWith('error: '))?.slice('error: '.length);
+    return [
+      {
+        fault,
+        impl,
+        sync,
+        doubleWritable: num(two),
+        doubleWho: who === undefined ? [] : who.split(', '),
+        acked: num(acked),
+        probeAccepts: {},
+        lost: num(lost),
+        resumeSeconds: orNull(resume),
+        healed: heals === 'yes',
+        healSeconds: orNull(heal),
+        ...(error === undefined ? {} : { error }),
+        ...(code === '' ? {} : { code }),
+      },
+    ];
+  });
+}

@@ -40,6 +40,7 @@ import {
   doubleRounds,
   lostAcks,
   markdownTable,
+  parseMarkdownTable,
   resumeSeconds,
   targetLines,
   type RowResult,
@@ -268,9 +269,30 @@ function codeCommit(): string {
 }
 
 function readStored(): StoredRow[] {
-  if (!existsSync(JSON_FILE)) return [];
-  const doc = JSON.parse(readFileSync(JSON_FILE, 'utf8')) as { rows?: StoredRow[] };
-  return doc.rows ?? [];
+  if (existsSync(JSON_FILE)) {
+    const doc = JSON.parse(readFileSync(JSON_FILE, 'utf8')) as { rows?: StoredRow[] };
+    return doc.rows ?? [];
+  }
+  return existsSync(DOC_FILE) ? rowsOfCommittedTable(readFileSync(DOC_FILE, 'utf8')) : [];
+}
+
+/**
+ * A checkout without .bench/faults.json: the rows of the committed docs/faults.md, so a run of a few rows adds to the
+ * table instead of replacing it. A row's date is the table's first day and the `HH:MM` its code column names.
+ */
+function rowsOfCommittedTable(doc: string): StoredRow[] {
+  const first = /Rows run\s+(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(doc);
+  const day = first?.[1] ?? '1970-01-01';
+  return parseMarkdownTable(doc).map((r) => {
+    const [name, dcs] = r.fault.split(' (');
+    const time = /(\d{2}:\d{2})$/.exec(r.code ?? '')?.[1] ?? first?.[2] ?? '00:00';
+    return {
+      ...r,
+      id: `${name}/${r.impl}/${r.sync}${dcs ? `/${dcs.replace(')', '')}` : ''}`,
+      date: `${day}T${time}:00.000Z`,
+      seconds: 0,
+    };
+  });
 }
 
 function machine(): string {
@@ -332,7 +354,8 @@ What the rows show (written with the code, not measured by it):
   dcs-split-leader-minority/on rows waited 57-58 s). Since 459f967 rows with synchronous mode on/strict start the
   fault only once a synchronous standby is in place; rows run before did not wait.
 - \`sigstop-agent\`: a frozen agent cannot demote its PostgreSQL; only a watchdog prevents the rounds with two
-  writable members, on Patroni as on pgwarden. \`sigstop-agent-watchdog\` is the same fault with \`watchdog: {mode:
+  writable members, on Patroni as on pgwarden: the row is a control (the checker must see two writers) and
+  leaves the targets. \`sigstop-agent-watchdog\` is the same fault with \`watchdog: {mode:
   required}\` on a stand-in device (below): the frozen leader's watchdog expires (ttl minus safety_margin after its
   last ping) before its lock does, so the host is reset before another member can be promoted.
 - \`heals\` is checked more strictly since e1337d2: every replica's WAL receiver must stream the leader's timeline (a
