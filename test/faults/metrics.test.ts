@@ -3,10 +3,12 @@ import {
   acceptsByMember,
   doubleRounds,
   lostAcks,
+  combineRuns,
   markdownTable,
   parseMarkdownTable,
   resumeSeconds,
   targetLines,
+  type RowResult,
 } from './metrics.js';
 
 describe('fault suite metrics', () => {
@@ -70,7 +72,7 @@ describe('fault suite metrics', () => {
       healed: true,
       healSeconds: 1,
     };
-    const rows = [
+    const rows: RowResult[] = [
       { ...base, fault: 'dcs-cut', impl: 'pgwarden', sync: 'on', resumeSeconds: 14, lost: 2 },
       { ...base, fault: 'dcs-cut', impl: 'patroni-4.1.4', sync: 'on', resumeSeconds: 12 },
       { ...base, fault: 'isolated', impl: 'pgwarden', sync: 'off', resumeSeconds: 3, lost: 5 },
@@ -87,7 +89,7 @@ describe('fault suite metrics', () => {
 
 describe('fault table read back', () => {
   it('gives the rows markdownTable wrote (without the per-member probe counts)', () => {
-    const rows = [
+    const rows: RowResult[] = [
       {
         fault: 'isolated (zookeeper)',
         impl: 'pgwarden',
@@ -116,9 +118,68 @@ describe('fault table read back', () => {
         healSeconds: 1.5,
         error: 'row time (420 s) is up',
       },
+      {
+        fault: 'dcs-cut',
+        impl: 'pgwarden',
+        sync: 'strict',
+        doubleWritable: 0,
+        doubleWho: [],
+        acked: 500,
+        probeAccepts: {},
+        lost: 0,
+        resumeSeconds: 14.1,
+        healed: true,
+        healSeconds: 5.9,
+        runs: 3,
+        resumeRange: [13.2, null],
+      },
     ];
     expect(parseMarkdownTable(`# title\n\n${markdownTable(rows)}\n\nmore text | with | bars\n`)).toEqual(
       rows,
     );
+  });
+});
+
+describe('runs of one row combined', () => {
+  const run = (resumeSeconds: number | null, extra: Partial<RowResult> = {}): RowResult => ({
+    fault: 'dcs-cut',
+    impl: 'pgwarden',
+    sync: 'on',
+    doubleWritable: 0,
+    doubleWho: [],
+    acked: 100,
+    probeAccepts: {},
+    lost: 0,
+    resumeSeconds,
+    healed: true,
+    healSeconds: resumeSeconds,
+    ...extra,
+  });
+
+  it("takes the median run's timings, the worst safety figures and the range", () => {
+    const c = combineRuns([
+      run(14, { acked: 1 }),
+      run(null, { doubleWritable: 2, doubleWho: ['m1+m2'] }),
+      run(12, { acked: 3, lost: 4, healed: false }),
+    ]);
+    expect(c).toMatchObject({
+      resumeSeconds: 14,
+      acked: 1,
+      doubleWritable: 2,
+      doubleWho: ['m1+m2'],
+      lost: 4,
+      healed: false,
+      healSeconds: null,
+      runs: 3,
+      resumeRange: [12, null],
+    });
+  });
+
+  it('a run that did not complete makes the row failed; one run stays as it is', () => {
+    const broken = run(null, { error: 'no leader' });
+    expect(combineRuns([run(10), broken, run(11)])).toBe(broken);
+    const one = run(10);
+    expect(combineRuns([one])).toBe(one);
+    expect(() => combineRuns([])).toThrow(/no run/);
   });
 });

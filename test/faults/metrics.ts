@@ -27,6 +27,38 @@ export interface RowResult {
   readonly error?: string;
   /** Which code ran the row and when: `<commit> <HH:MM UTC>` (the suite's and pgwarden's commit). */
   readonly code?: string;
+  /** Runs of the row combined (combineRuns); absent: one run. */
+  readonly runs?: number;
+  /** The fastest and slowest of those runs' `resumeSeconds` (null: never). */
+  readonly resumeRange?: readonly [number | null, number | null];
+}
+
+/** `resumeSeconds` ordered with `never` (null) last. */
+const byResume = (a: RowResult, b: RowResult): number =>
+  (a.resumeSeconds ?? Number.POSITIVE_INFINITY) - (b.resumeSeconds ?? Number.POSITIVE_INFINITY);
+
+/**
+ * Several runs of one row as one result: the worst of the safety figures (two writable members, lost writes, heals),
+ * and the median run's timings and counts, with the range of `resumeSeconds` kept. A run that failed to complete
+ * makes the row failed: its error is the row's.
+ */
+export function combineRuns(results: readonly RowResult[]): RowResult {
+  const first = results[0];
+  if (!first) throw new Error('no run to combine');
+  const failed = results.find((r) => r.error !== undefined);
+  if (failed || results.length === 1) return failed ?? first;
+  const sorted = [...results].sort(byResume);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? first;
+  return {
+    ...median,
+    doubleWritable: Math.max(...results.map((r) => r.doubleWritable)),
+    doubleWho: [...new Set(results.flatMap((r) => r.doubleWho))],
+    lost: Math.max(...results.map((r) => r.lost)),
+    healed: results.every((r) => r.healed),
+    healSeconds: results.every((r) => r.healed) ? median.healSeconds : null,
+    runs: results.length,
+    resumeRange: [sorted[0]?.resumeSeconds ?? null, sorted.at(-1)?.resumeSeconds ?? null],
+  };
 }
 
 export function doubleRounds(rounds: readonly ProbeRound[]): ProbeRound[] {
@@ -74,6 +106,9 @@ export function markdownTable(rows: readonly RowResult[]): string {
   const lines = rows.map((r) => {
     const notes = [
       r.doubleWritable > 0 ? `double: ${r.doubleWho.join(', ')}` : '',
+      r.runs !== undefined && r.runs > 1
+        ? `${r.runs} runs (median shown), resume ${cell(r.resumeRange?.[0] ?? null)} to ${cell(r.resumeRange?.[1] ?? null)} s`
+        : '',
       r.error ? `error: ${r.error.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)}` : '',
     ]
       .filter((s) => s !== '')
@@ -153,6 +188,9 @@ export function parseMarkdownTable(text: string): RowResult[] {
     const parts = notes.split('; ');
     const who = parts.find((p) => p.startsWith('double: '))?.slice('double: '.length);
     const error = parts.find((p) => p.startsWith('error: '))?.slice('error: '.length);
+    const runs = parts
+      .map((p) => /^(\d+) runs \(median shown\), resume (\S+) to (\S+) s$/.exec(p))
+      .find((m) => m !== null);
     return [
       {
         fault,
@@ -168,6 +206,9 @@ export function parseMarkdownTable(text: string): RowResult[] {
         healSeconds: orNull(heal),
         ...(error === undefined ? {} : { error }),
         ...(code === '' ? {} : { code }),
+        ...(runs
+          ? { runs: Number(runs[1]), resumeRange: [orNull(runs[2] ?? ''), orNull(runs[3] ?? '')] as const }
+          : {}),
       },
     ];
   });

@@ -4,7 +4,7 @@
  * one row at a time, within ROW_LIMIT_MS. Results are merged by id into .bench/faults.json, and docs/faults.md is
  * rewritten from it. Exit code 1 when a pgwarden row misses a target (two writable members; a lost acknowledged
  * write with synchronous mode on or strict; no self-healing) or a row could not run. `--report` only rewrites
- * docs/faults.md from .bench/faults.json.
+ * docs/faults.md from .bench/faults.json. FAULT_RUNS=N runs each row N times (the median run is shown).
  */
 import {
   copyFileSync,
@@ -37,6 +37,7 @@ import {
 import { FAULTS, type Fault } from './faults.js';
 import {
   acceptsByMember,
+  combineRuns,
   doubleRounds,
   lostAcks,
   markdownTable,
@@ -51,6 +52,8 @@ const REPO = resolve(import.meta.dirname, '..', '..');
 const JSON_FILE = join(REPO, '.bench', 'faults.json');
 const DOC_FILE = join(REPO, 'docs', 'faults.md');
 const ROW_LIMIT_MS = 7 * 60_000;
+/** FAULT_RUNS=N runs each row N times; the table shows the median run (combineRuns) and the range. */
+const RUNS = Math.max(1, Number.parseInt(process.env.FAULT_RUNS ?? '1', 10) || 1);
 const IMPLS: readonly Implementation[] = ['pgwarden', 'patroni-4.1.4', 'patroni-3.0.2'];
 const SYNCS: readonly SyncMode[] = ['off', 'on', 'strict'];
 const DCSS: readonly DcsKind[] = ['etcd3', 'zookeeper'];
@@ -371,7 +374,9 @@ HAProxy) is the root namespace on the bridge address 10.213.0.1. Watchdog is off
 \`driver: testing\` (both implementations speak it) read by the suite (test/faults/watchdog.ts), which resets the
 member's host (kill -9 of its agent and PostgreSQL, the agent started again 5 s later) when a timeout passes without
 a ping; in every other row a frozen agent (sigstop-agent) leaves its PostgreSQL writable while another member is
-promoted, on Patroni as on pgwarden. Each row ran once: differences within one loop_wait (2 s) are within run-to-run variation.
+promoted, on Patroni as on pgwarden. A row ran once unless its notes say how many runs (\`FAULT_RUNS=N\`: the median run
+by writes-resume time is shown, with the fastest and slowest); between single runs, differences within one loop_wait
+(2 s) are within run-to-run variation.
 
 Faults:
 
@@ -409,7 +414,14 @@ async function main(): Promise<void> {
   let failed = 0;
   for (const row of rows) {
     const started = Date.now();
-    const result = await runRow(row);
+    const results: RowResult[] = [];
+    for (let k = 0; k < RUNS; k++) {
+      const one = await runRow(row);
+      log(`${row.id}${RUNS > 1 ? ` run ${k + 1}/${RUNS}` : ''}: ${JSON.stringify(one)}`);
+      results.push(one);
+      if (one.error !== undefined) break;
+    }
+    const result = combineRuns(results);
     const seconds = Math.round((Date.now() - started) / 1000);
     log(`${row.id}: ${JSON.stringify(result)} (${seconds} s)`);
     const stored = readStored().filter((r) => r.id !== row.id);
