@@ -75,8 +75,24 @@ export class SlotsSync {
     return publishedSlots(ctx, slotPositions(slots, existing));
   }
 
-  /** One cycle of housekeeping on a running PostgreSQL. `paused`: no slot is dropped. */
-  async sync(cluster: Cluster, paused: boolean): Promise<void> {
+  /**
+   * The slots a leader sends in POST /failsafe's body while the DCS is down (Patroni's `Postgresql.slots()`): the
+   * status key's positions (without a cluster: none) and our own name at the optime. Empty before PostgreSQL 11.
+   */
+  async failsafePositions(cluster: Cluster | undefined): Promise<Record<string, Lsn>> {
+    if (this.d.files.majorVersion() < 110000) return {};
+    const st = await this.d.session.queryStatus();
+    const positions = cluster ? await this.leaderPositions(cluster) : {};
+    if (st && !st.inRecovery && st.flushLsn)
+      positions[slotNameForMember(this.d.files.config.name)] = st.flushLsn;
+    return positions;
+  }
+
+  /**
+   * One cycle of housekeeping on a running PostgreSQL. `paused`: no slot is dropped. `copyLogical` false: logical slots
+   * are not copied from the primary (Patroni does not while the DCS is down or failsafe mode is active).
+   */
+  async sync(cluster: Cluster, paused: boolean, copyLogical = true): Promise<void> {
     const major = this.d.files.majorVersion();
     const st = this.d.session.lastStatus;
     if (major < 90400 || !cluster.config || !st) return;
@@ -115,7 +131,7 @@ export class SlotsSync {
     // Advancing can wait for WAL on a standby: it runs in the background (Patroni's SlotsAdvanceThread).
     const { copy } = this.advancer.schedule(advances);
     for (const name of copy) if (!copies.includes(name)) copies.push(name);
-    if (copies.length > 0) await this.copyFromPrimary(cluster, desired, copies);
+    if (copyLogical && copies.length > 0) await this.copyFromPrimary(cluster, desired, copies);
   }
 
   private reportErrors(errors: readonly string[]): void {
