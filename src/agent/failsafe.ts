@@ -53,19 +53,38 @@ function lsnHeader(value: string | string[] | undefined): bigint | undefined {
 /** The leader's slot positions for the body's `slots`; undefined (or a rejection): none sent. */
 export type FailsafeSlots = () => Promise<Readonly<Record<string, Lsn>> | undefined>;
 
+/**
+ * How long the leader waits for its slot positions before the check: the check decides whether the primary keeps
+ * accepting writes, so a slow local PostgreSQL must not hold it up (Patroni sends positions its cycle already read).
+ * Late: the body goes without `slots`.
+ */
+export const FAILSAFE_SLOTS_BUDGET_MS = 1_000;
+
 /** The `slots` of the body: JSON numbers, as Patroni sends them. */
 async function slotsBody(
   slots: FailsafeSlots | undefined,
   log: { warning(text: string): void },
+  budgetMs: number,
 ): Promise<Record<string, number> | undefined> {
   if (slots === undefined) return undefined;
-  try {
-    const positions = await slots();
-    if (positions === undefined) return undefined;
-    return Object.fromEntries(Object.entries(positions).map(([name, lsn]) => [name, Number(lsn)]));
-  } catch (e) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), budgetMs);
+  });
+  const read = slots().catch((e: unknown) => {
     log.warning(`failsafe: could not read the replication slots: ${errorText(e)}`);
     return undefined;
+  });
+  try {
+    const positions = await Promise.race([read, late]);
+    if (positions === 'late') {
+      log.warning(`failsafe: the replication slots were not read within ${budgetMs} ms; sent without them`);
+      return undefined;
+    }
+    if (positions === undefined) return undefined;
+    return Object.fromEntries(Object.entries(positions).map(([name, lsn]) => [name, Number(lsn)]));
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -74,11 +93,12 @@ export function createFailsafeCaller(
   log: { info(text: string): void; warning(text: string): void },
   slots?: FailsafeSlots,
   timeoutMs = FAILSAFE_TIMEOUT_MS,
+  slotsBudgetMs = FAILSAFE_SLOTS_BUDGET_MS,
 ): FailsafeCaller {
   return async (members) => {
     const c = config();
     const options = failsafeClientOptions(c, timeoutMs);
-    const positions = await slotsBody(slots, log);
+    const positions = await slotsBody(slots, log, slotsBudgetMs);
     const body = {
       name: c.name,
       conn_url: c.connUrl,

@@ -90,7 +90,8 @@ export class SlotsSync {
    */
   async failsafePositions(cluster: Cluster | undefined): Promise<Record<string, Lsn>> {
     if (this.d.files.majorVersion() < 110000) return {};
-    const st = await this.d.session.queryStatus();
+    // The cycle's status, as Patroni's cached cluster info: no extra round trip before the failsafe check.
+    const st = this.d.session.lastStatus ?? (await this.d.session.queryStatus());
     const positions = cluster ? await this.leaderPositions(cluster) : {};
     if (st && !st.inRecovery && st.flushLsn)
       positions[slotNameForMember(this.d.files.config.name)] = st.flushLsn;

@@ -191,6 +191,25 @@ describe('POST /failsafe from the leader to the members', () => {
     expect(warnings).toEqual(['failsafe: could not read the replication slots: connection refused']);
   });
 
+  it('slots read too slowly do not hold up the check: the body goes without them (a warning)', async () => {
+    const m = replica();
+    const warnings: string[] = [];
+    const call = createFailsafeCaller(
+      leaderConfig,
+      { info: () => undefined, warning: (t) => warnings.push(t) },
+      () => new Promise(() => undefined),
+      undefined,
+      50,
+    );
+    expect(await call([{ name: 'pg2', apiUrl: await memberApi(m) }])).toEqual([
+      { name: 'pg2', accepted: true, lsn: 50331800n },
+    ]);
+    expect(m.contacts[0]).not.toHaveProperty('slots');
+    expect(warnings).toEqual([
+      'failsafe: the replication slots were not read within 50 ms; sent without them',
+    ]);
+  });
+
   it('a replica whose position is unknown answers Accepted without the lsn header', async () => {
     const m: Member = { ...replica(), lsn: undefined };
     const call = createFailsafeCaller(leaderConfig, { info: () => undefined, warning: () => undefined });
