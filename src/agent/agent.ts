@@ -71,13 +71,17 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   }
   let exitCode = 0;
   let shuttingDown = false;
-  const loop = new HaLoop({
+  const loop: HaLoop = new HaLoop({
     dcs,
     node,
     sync: new SyncReplication(config.name, node, dcs, log),
     log,
     probe: createProber(() => probeTlsFor(config), log),
-    failsafe: createFailsafeCaller(() => config, log),
+    failsafe: createFailsafeCaller(
+      () => config,
+      log,
+      () => node.failsafeSlots(loop.lastCluster),
+    ),
     watchdog,
     onFatal: (code, reason) => {
       log.error(`exiting: ${reason}`);

@@ -270,8 +270,13 @@ export class PostgresNode implements LocalNode {
     return this.pg.rewinder.rewind(peerPostgres(leader), task);
   }
 
-  syncSlots(cluster: Cluster, config: HaConfig): Promise<void> {
-    return this.pg.syncSlots(cluster, config.paused);
+  syncSlots(cluster: Cluster, config: HaConfig, copy = true): Promise<void> {
+    return this.pg.syncSlots(cluster, config.paused, copy);
+  }
+
+  /** POST /failsafe's `slots` (src/agent/failsafe.ts): our slot positions and our own name at the optime. */
+  failsafeSlots(cluster: Cluster | undefined): Promise<Record<string, Lsn>> {
+    return this.pg.slotsSync.failsafePositions(cluster);
   }
 
   /** The shutdown path: stop PostgreSQL fast. */

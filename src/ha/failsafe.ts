@@ -11,6 +11,8 @@
  * A replica that lost the DCS and is not contacted keeps running as it is ('DCS is not accessible'), as in Patroni.
  */
 import type { Cluster, Member } from '../model/cluster.js';
+import type { Lsn } from '../model/lsn.js';
+import { pyBool } from '../model/python.js';
 import type { Action, Decision, FailsafeCheck } from './actions.js';
 import type { FailsafeLeader, HaConfig, HaSnapshot } from './snapshot.js';
 
@@ -94,7 +96,18 @@ export function withFailsafeLeader(
   config: HaConfig,
   leader: FailsafeLeader | undefined,
 ): Cluster {
-  if (!config.failsafeMode || leader === undefined || cluster.leader?.name) return cluster;
+  if (!config.failsafeMode || cluster.leader?.name) return cluster;
+  return failsafeUpdatedCluster(cluster, leader);
+}
+
+/**
+ * Patroni's `Failsafe.update_cluster` (also the cluster its `_sync_replication_slots` uses with failsafe mode on,
+ * locked or not): with a leader that contacted this node within ttl, that leader, and the status key's slot
+ * positions replaced by the ones it sent (none: no positions), so a replica advances its permanent slots while the
+ * DCS cannot be reached. Without such a leader, the cluster as it is.
+ */
+export function failsafeUpdatedCluster(cluster: Cluster, leader: FailsafeLeader | undefined): Cluster {
+  if (leader === undefined) return cluster;
   const known = cluster.members.find((m) => m.name === leader.name);
   const member: Member = {
     name: leader.name,
@@ -105,5 +118,23 @@ export function withFailsafeLeader(
       ...(leader.connUrl ? { connUrl: leader.connUrl } : {}),
     },
   };
-  return { ...cluster, leader: { name: leader.name, version: '', member } };
+  return withFailsafeSlots(
+    { ...cluster, leader: { name: leader.name, version: '', member } },
+    leader.slots ?? {},
+  );
+}
+
+/**
+ * The rest of `Failsafe.update_cluster`: `slots` become the status key's positions, and a member that replicates
+ * from another one (`replicatefrom`) and is named in `slots` reports that position, so the primary (whose `slots`
+ * are the positions the members sent back to its POST /failsafe) advances the slots of cascading members.
+ */
+export function withFailsafeSlots(cluster: Cluster, slots: Readonly<Record<string, Lsn>>): Cluster {
+  const members = cluster.members.map((m): Member => {
+    const lsn = slots[m.name];
+    return lsn !== undefined && pyBool(m.data.tags['replicatefrom'])
+      ? { ...m, data: { ...m.data, xlogLocation: lsn } }
+      : m;
+  });
+  return { ...cluster, members, status: { ...cluster.status, slots } };
 }

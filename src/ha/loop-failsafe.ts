@@ -3,6 +3,7 @@
  * and shared with the REST API's POST /failsafe: the last known `/failsafe` topology, when failsafe mode was last
  * active, and (on a replica) the leader that contacted us. Time is the loop's monotonic clock; no I/O here.
  */
+import type { Lsn } from '../model/lsn.js';
 import { errorText } from '../model/text.js';
 import type { FailsafeCheck } from './actions.js';
 import type { FailsafeCaller, LoopLogger } from './loop-ports.js';
@@ -12,6 +13,8 @@ export class FailsafeState {
   /** Monotonic ms of the last activation (leader: a passed check; replica: a POST /failsafe); undefined: never. */
   private lastUpdate: number | undefined;
   private leader: FailsafeLeader | undefined;
+  /** Primary: the positions the members sent back to the last passed check, by member name (`update_slots`). */
+  memberLsns: Readonly<Record<string, Lsn>> = {};
   /** Patroni's `dcs.failsafe`: last read from the DCS or written by this node. */
   topology: Readonly<Record<string, string>> | undefined;
 
@@ -50,6 +53,7 @@ export class FailsafeState {
   reset(): void {
     this.lastUpdate = undefined;
     this.leader = undefined;
+    this.memberLsns = {};
   }
 
   /**
@@ -62,7 +66,12 @@ export class FailsafeState {
     try {
       const answers = await caller(action.members);
       const byName = new Map(answers.map((a) => [a.name, a.accepted]));
-      return action.members.every((m) => byName.get(m.name) === true);
+      if (!action.members.every((m) => byName.get(m.name) === true)) return false;
+      // Patroni's `update_slots`: the members' received/replayed positions, for the slots of cascading members.
+      const lsns: Record<string, Lsn> = {};
+      for (const a of answers) if (a.lsn) lsns[a.name] = a.lsn;
+      this.memberLsns = lsns;
+      return true;
     } catch (e) {
       log.warning(`failsafe check failed: ${errorText(e)}`);
       return false;

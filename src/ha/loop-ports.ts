@@ -98,8 +98,11 @@ export interface LocalNode {
   crashRecovery(task: TaskControl): Promise<boolean>;
   /** The `history` value to write (compact JSON), or undefined when the key is up to date. */
   historyValue(cluster: Cluster): Promise<string | undefined>;
-  /** Slot housekeeping on a running member (src/postgres/slots-sync.ts): member, permanent and ignored slots. */
-  syncSlots(cluster: Cluster, config: HaConfig): Promise<void>;
+  /**
+   * Slot housekeeping on a running member (src/postgres/slots-sync.ts): member, permanent and ignored slots.
+   * `copy` false: no logical slot is copied from the primary (the DCS is down or failsafe mode is active).
+   */
+  syncSlots(cluster: Cluster, config: HaConfig, copy?: boolean): Promise<void>;
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;
   /** pg_rewind from the leader `leader` (rewind.py); PostgreSQL is left stopped. False when it did not happen. */

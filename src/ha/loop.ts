@@ -14,7 +14,7 @@ import type { Cluster } from '../model/cluster.js';
 import { errorText } from '../model/text.js';
 import type { LogLine } from './actions.js';
 import { cycleLogLine, decide } from './decide.js';
-import { withFailsafeLeader } from './failsafe.js';
+import { failsafeUpdatedCluster, withFailsafeLeader, withFailsafeSlots } from './failsafe.js';
 import { LoopActions } from './loop-actions.js';
 import { watchdogHealthy } from './watchdog.js';
 import type { CycleResult, TaskControl } from './loop-ports.js';
@@ -286,6 +286,7 @@ export class HaLoop extends LoopActions {
     if (dcsOk && this.isLeader()) this.failsafe.reset();
     this.writeLogs(outcome.logs);
     this.log.info(cycleLogLine(snapshot, { ...decision, message: outcome.message }));
+    if (!dcsOk) await this.syncSlotsWithoutDcs(snapshot);
     await this.node.applyConfiguration?.().catch((e: unknown) => {
       this.log.warning(`applying the configuration to PostgreSQL failed: ${errorText(e)}`);
     });
@@ -379,13 +380,40 @@ export class HaLoop extends LoopActions {
       pg.state !== 'starting' &&
       (this.heldByMe || !pg.isPrimary)
     ) {
-      try {
-        await this.node.syncSlots(cluster, this.config);
-      } catch (e) {
-        this.log.warning(`replication slot housekeeping failed: ${errorText(e)}`);
-      }
+      await this.syncSlots(cluster);
     }
     return this.touchMember();
+  }
+
+  /**
+   * Patroni's `_handle_dcs_error` (not paused) with failsafe mode on: slot housekeeping with the last known cluster
+   * on a running replica, so permanent slots follow the positions a leader sent by POST /failsafe, and on a primary
+   * whose check passed, with the positions its members sent back (cascading members' slots advance).
+   */
+  private async syncSlotsWithoutDcs(snapshot: HaSnapshot): Promise<void> {
+    const pg = snapshot.postgres;
+    const cluster = this.cluster;
+    if (!cluster || !this.config.failsafeMode || this.config.paused || this.task) return;
+    if (!pg.isRunning || pg.state === 'starting') return;
+    if (!pg.isPrimary) await this.syncSlots(cluster, false);
+    else if (this.heldByMe && this.failsafe.isActive(this.config.ttl))
+      await this.syncSlots(withFailsafeSlots(cluster, this.failsafe.memberLsns), false);
+  }
+
+  /**
+   * Patroni's `_sync_replication_slots`: with failsafe mode on, the cluster as a leader's POST /failsafe updates it
+   * (src/ha/failsafe.ts `failsafeUpdatedCluster`); no logical slot is copied while the DCS is down or failsafe mode
+   * is active.
+   */
+  private async syncSlots(cluster: Cluster, dcsOk = true): Promise<void> {
+    const leader = this.failsafe.activeLeader(this.config.ttl);
+    const view = this.config.failsafeMode ? failsafeUpdatedCluster(cluster, leader) : cluster;
+    const copy = dcsOk && !this.failsafe.isActive(this.config.ttl);
+    try {
+      await this.node.syncSlots(view, this.config, copy);
+    } catch (e) {
+      this.log.warning(`replication slot housekeeping failed: ${errorText(e)}`);
+    }
   }
 
   private async touchMember(): Promise<boolean> {

@@ -222,6 +222,8 @@ export interface FailsafeLeader {
   readonly name: string;
   readonly apiUrl?: string;
   readonly connUrl?: string;
+  /** The leader's slot positions from the POST body (`slots`); absent when it sent none. */
+  readonly slots?: Readonly<Record<string, Lsn>>;
 }
 
 /** What the loop knows of failsafe mode at the start of a cycle (src/ha/failsafe.ts). */

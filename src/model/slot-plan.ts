@@ -11,12 +11,14 @@
  *    again, a missing one is created, one nobody streams from is advanced to the position the status key (or a
  *    cascading member) reports; one without restart_lsn (made by someone else) is dropped;
  * 4. logical slots: created on the primary; on a replica advanced towards the primary's published position (never
- *    past our replay position), or copied from the primary when missing.
+ *    past our replay position), or copied from the primary when missing or when the WAL from its restart_lsn is no
+ *    longer in the replica's pg_wal (it could not decode after a promotion).
  *
  * Pure.
  */
 import type { Lsn } from './lsn.js';
 import { slotIgnored, type DesiredSlot, type DesiredSlots, type IgnoreMatcher } from './slot-config.js';
+import { walHeld, type LocalWal } from './slot-readiness.js';
 
 export interface ExistingSlot {
   readonly name: string;
@@ -29,6 +31,8 @@ export interface ExistingSlot {
   readonly xmin?: string | undefined;
   readonly restartLsn?: Lsn | undefined;
   readonly confirmedFlushLsn?: Lsn | undefined;
+  /** Logical: catalog_xmin (a transaction id); undefined when null. */
+  readonly catalogXmin?: number | undefined;
   /** PostgreSQL 13+. */
   readonly walStatus?: string | undefined;
 }
@@ -65,6 +69,11 @@ export interface SlotPlanInput {
   readonly cleanInactivePhysical: boolean;
   /** A replica's replay position: logical slots are never advanced past it. */
   readonly replayLsn?: Lsn | undefined;
+  /**
+   * A replica's pg_wal (src/model/slot-readiness.ts): a logical slot whose restart_lsn is older than the oldest WAL
+   * it holds can never decode, and is copied from the primary again. Undefined: not known, not checked.
+   */
+  readonly wal?: LocalWal | undefined;
 }
 
 /** slots.py `compare_slots`: same kind, and for a logical slot the same database and plugin. */
@@ -129,6 +138,10 @@ function logicalSlots(i: SlotPlanInput, have: Map<string, ExistingSlot>, out: Sl
       continue;
     }
     if (e && sameSlotKind(want, e)) {
+      if (!walHeld(e.restartLsn, i.wal)) {
+        out.push({ kind: 'copy_logical', name });
+        continue;
+      }
       if (want.lsn === undefined || i.replayLsn === undefined) continue;
       const target = want.lsn < i.replayLsn ? want.lsn : i.replayLsn;
       if (e.confirmedFlushLsn !== undefined && e.confirmedFlushLsn < target)

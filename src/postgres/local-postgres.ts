@@ -113,9 +113,9 @@ export class LocalPostgres {
    * Slot housekeeping on a running PostgreSQL, primary or replica (src/postgres/slots-sync.ts); `paused`: no slot
    * is dropped.
    */
-  async syncSlots(cluster: Cluster, paused: boolean): Promise<void> {
+  async syncSlots(cluster: Cluster, paused: boolean, copy = true): Promise<void> {
     const st = this.session.lastStatus;
     if (!st || this.state.busy) return;
-    await this.slotsSync.sync(cluster, paused);
+    await this.slotsSync.sync(cluster, paused, copy);
   }
 }

@@ -7,6 +7,7 @@
 import type { ClientConfig } from 'pg';
 import { formatLsn, parseLsnText, type Lsn } from '../model/lsn.js';
 import type { ExistingSlot } from '../model/slot-plan.js';
+import { walFileSegment, type LocalWal } from '../model/slot-readiness.js';
 import { pgClientSsl } from './pg-ssl.js';
 import type { PgSession } from './queries.js';
 
@@ -20,6 +21,10 @@ async function loadPg(): Promise<PgModule> {
 const lsnOf = (v: unknown): Lsn | undefined => (typeof v === 'string' ? parseLsnText(v) : undefined);
 const textOf = (v: unknown): string | undefined =>
   typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
+const xidOf = (v: unknown): number | undefined => {
+  const t = textOf(v);
+  return t !== undefined && /^\d+$/.test(t) ? Number(t) : undefined;
+};
 
 /** The slots Patroni manages: temporary slots and (PostgreSQL 17+) failover slots are left out. */
 export async function managedSlots(s: PgSession, majorVersion: number): Promise<ExistingSlot[]> {
@@ -27,7 +32,8 @@ export async function managedSlots(s: PgSession, majorVersion: number): Promise<
   const wal = majorVersion >= 130000 ? ', wal_status' : '';
   const rows = await s.query(
     `SELECT slot_name::text AS slot_name, slot_type, plugin::text AS plugin, database::text AS database, active,
-            xmin::text AS xmin, restart_lsn::text AS restart_lsn, confirmed_flush_lsn::text AS confirmed_flush_lsn${wal}
+            xmin::text AS xmin, catalog_xmin::text AS catalog_xmin, restart_lsn::text AS restart_lsn,
+            confirmed_flush_lsn::text AS confirmed_flush_lsn${wal}
        FROM pg_catalog.pg_replication_slots WHERE ${where} ORDER BY slot_name`,
   );
   return rows.map((r) => ({
@@ -39,6 +45,7 @@ export async function managedSlots(s: PgSession, majorVersion: number): Promise<
     xmin: textOf(r['xmin']),
     restartLsn: lsnOf(r['restart_lsn']),
     confirmedFlushLsn: lsnOf(r['confirmed_flush_lsn']),
+    catalogXmin: xidOf(r['catalog_xmin']),
     walStatus: textOf(r['wal_status']),
   }));
 }
@@ -73,6 +80,24 @@ export function advanceNeedsCopy(e: unknown): boolean {
   return code === '58P01' || code === '55000';
 }
 
+/**
+ * The local pg_wal: the segment size and the lowest segment number present (any timeline); undefined when it holds
+ * no segment. Needs the superuser (pg_ls_waldir).
+ */
+export async function localWal(s: PgSession): Promise<LocalWal | undefined> {
+  const rows = await s.query(
+    `SELECT (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') AS segment_size,
+            (SELECT '00000000' || pg_catalog.min(pg_catalog.substr(name, 9, 16))
+               FROM pg_catalog.pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$') AS oldest`,
+  );
+  const size = textOf(rows[0]?.['segment_size']);
+  const oldest = textOf(rows[0]?.['oldest']);
+  if (size === undefined || !/^\d+$/.test(size) || oldest === undefined) return undefined;
+  const segmentSize = BigInt(size);
+  const oldestSegment = walFileSegment(oldest, segmentSize);
+  return oldestSegment === undefined ? undefined : { segmentSize, oldestSegment };
+}
+
 export interface PrimarySlotFile {
   readonly name: string;
   readonly type: string;
@@ -91,12 +116,11 @@ export interface PrimaryAddress {
   readonly connectionParams?: Readonly<Record<string, string>>;
 }
 
-/** The state files of the named slots on the primary (nothing when it is in recovery), read with pg_read_binary_file. */
-export async function primarySlotFiles(
+/** A short connection to the primary (as the rewind user or superuser), closed after `fn`. */
+async function withPrimary<T>(
   at: PrimaryAddress,
-  names: readonly string[],
-  majorVersion: number,
-): Promise<PrimarySlotFile[]> {
+  fn: (client: import('pg').Client) => Promise<T>,
+): Promise<T> {
   const pg = await loadPg();
   const ssl = pgClientSsl(at.connectionParams);
   const config: ClientConfig = {
@@ -114,6 +138,19 @@ export async function primarySlotFiles(
   client.on('error', () => undefined);
   await client.connect();
   try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The state files of the named slots on the primary (nothing when it is in recovery), read with pg_read_binary_file. */
+export async function primarySlotFiles(
+  at: PrimaryAddress,
+  names: readonly string[],
+  majorVersion: number,
+): Promise<PrimarySlotFile[]> {
+  return withPrimary(at, async (client) => {
     const failover = majorVersion >= 170000 ? ' NOT failover AND' : '';
     const res = await client.query<Record<string, unknown>>(
       `SELECT slot_name::text AS slot_name, slot_type, datname::text AS datname, plugin::text AS plugin,
@@ -129,7 +166,24 @@ export async function primarySlotFiles(
       plugin: textOf(r['plugin']),
       state: r['state'] as Buffer,
     }));
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
+}
+
+/**
+ * Patroni's readiness query on the primary: the catalog_xmin of the named slots (undefined when null), nothing when
+ * the server is in recovery.
+ */
+export async function primarySlotXmins(
+  at: PrimaryAddress,
+  names: readonly string[],
+): Promise<Map<string, number | undefined>> {
+  return withPrimary(at, async (client) => {
+    const res = await client.query<Record<string, unknown>>(
+      `SELECT slot_name::text AS slot_name, catalog_xmin::text AS catalog_xmin
+         FROM pg_catalog.pg_get_replication_slots()
+        WHERE NOT pg_catalog.pg_is_in_recovery() AND slot_name = ANY($1)`,
+      [names],
+    );
+    return new Map(res.rows.map((r) => [String(r['slot_name']), xidOf(r['catalog_xmin'])]));
+  });
 }

@@ -8,16 +8,18 @@
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, JsonObject } from '../model/cluster.js';
-import type { Lsn } from '../model/lsn.js';
+import { formatLsn, type Lsn } from '../model/lsn.js';
 import {
   desiredSlots,
   ignoreMatchers,
   publishedSlots,
   shouldEnforceHotStandbyFeedback,
+  slotNameOnPrimary,
   type DesiredSlots,
   type SlotContext,
 } from '../model/slot-config.js';
 import { planSlotSync, slotPositions, type ExistingSlot, type SlotAction } from '../model/slot-plan.js';
+import { stateFileRestartLsn, walHeld, type LocalWal } from '../model/slot-readiness.js';
 import { errorText } from '../model/text.js';
 import type { ConfigFiles } from './config-files.js';
 import { slotNameForMember } from './config-writer.js';
@@ -29,10 +31,13 @@ import {
   advanceSlot,
   createLogicalSlot,
   createReservedPhysicalSlot,
+  localWal,
   managedSlots,
   primarySlotFiles,
+  type PrimaryAddress,
   type PrimarySlotFile,
 } from './slot-queries.js';
+import { LogicalSlotReadiness } from './slot-readiness.js';
 
 export interface SlotsSyncDeps {
   readonly files: ConfigFiles;
@@ -49,9 +54,13 @@ export interface SlotsSyncDeps {
 export class SlotsSync {
   private reportedErrors = '';
   private readonly advancer: SlotAdvancer;
+  readonly readiness: LogicalSlotReadiness;
+  /** Copies not made because the replica lacks their WAL: slot -> restart_lsn, to say it once. */
+  private readonly heldBack = new Map<string, Lsn>();
 
   constructor(private readonly d: SlotsSyncDeps) {
     this.advancer = new SlotAdvancer(d.connectTo, d.log);
+    this.readiness = new LogicalSlotReadiness(d.session, d.log);
   }
 
   private context(cluster: Cluster, role: 'primary' | 'replica'): SlotContext {
@@ -75,8 +84,25 @@ export class SlotsSync {
     return publishedSlots(ctx, slotPositions(slots, existing));
   }
 
-  /** One cycle of housekeeping on a running PostgreSQL. `paused`: no slot is dropped. */
-  async sync(cluster: Cluster, paused: boolean): Promise<void> {
+  /**
+   * The slots a leader sends in POST /failsafe's body while the DCS is down (Patroni's `Postgresql.slots()`): the
+   * status key's positions (without a cluster: none) and our own name at the optime. Empty before PostgreSQL 11.
+   */
+  async failsafePositions(cluster: Cluster | undefined): Promise<Record<string, Lsn>> {
+    if (this.d.files.majorVersion() < 110000) return {};
+    // The cycle's status, as Patroni's cached cluster info: no extra round trip before the failsafe check.
+    const st = this.d.session.lastStatus ?? (await this.d.session.queryStatus());
+    const positions = cluster ? await this.leaderPositions(cluster) : {};
+    if (st && !st.inRecovery && st.flushLsn)
+      positions[slotNameForMember(this.d.files.config.name)] = st.flushLsn;
+    return positions;
+  }
+
+  /**
+   * One cycle of housekeeping on a running PostgreSQL. `paused`: no slot is dropped. `copyLogical` false: logical slots
+   * are not copied from the primary (Patroni does not while the DCS is down or failsafe mode is active).
+   */
+  async sync(cluster: Cluster, paused: boolean, copyLogical = true): Promise<void> {
     const major = this.d.files.majorVersion();
     const st = this.d.session.lastStatus;
     if (major < 90400 || !cluster.config || !st) return;
@@ -87,6 +113,7 @@ export class SlotsSync {
     const { slots: desired, errors } = desiredSlots(ctx);
     this.reportErrors(errors);
     const existing = await this.d.session.withSession((s) => managedSlots(s, major));
+    const wal = await this.replicaWal(isPrimary, desired);
     const self = this.d.files.config.name;
     const actions = planSlotSync({
       desired,
@@ -98,6 +125,7 @@ export class SlotsSync {
       majorVersion: major,
       cleanInactivePhysical: cluster.leader !== undefined && (cluster.leader.name !== self || isPrimary),
       replayLsn: st.replayLsn,
+      wal,
     });
     const copies: string[] = [];
     const advances: { name: string; database: string; lsn: Lsn }[] = [];
@@ -107,15 +135,34 @@ export class SlotsSync {
       else await this.apply(a, existing);
     }
     if (isPrimary) {
+      this.readiness.asPrimary();
       await this.advancer.stop(async (pid) => {
         await this.d.session.withSession((s) => s.query('SELECT pg_catalog.pg_cancel_backend($1)', [pid]));
       });
       return;
     }
+    this.readiness.asReplica(existing);
+    await this.readiness.check(
+      this.leaderAddress(cluster),
+      slotNameOnPrimary(ctx, self, ctx.tags),
+      existing,
+      wal,
+    );
     // Advancing can wait for WAL on a standby: it runs in the background (Patroni's SlotsAdvanceThread).
     const { copy } = this.advancer.schedule(advances);
     for (const name of copy) if (!copies.includes(name)) copies.push(name);
-    if (copies.length > 0) await this.copyFromPrimary(cluster, desired, copies);
+    if (copyLogical && copies.length > 0) await this.copyFromPrimary(cluster, desired, copies, wal);
+  }
+
+  /** A replica's pg_wal, when it wants logical slots (undefined: unknown, or not needed). */
+  private async replicaWal(isPrimary: boolean, desired: DesiredSlots): Promise<LocalWal | undefined> {
+    if (isPrimary || ![...desired.values()].some((d) => d.type === 'logical')) return undefined;
+    try {
+      return await this.d.session.withSession((s) => localWal(s));
+    } catch (e) {
+      this.d.log.warning(`could not list pg_wal: ${errorText(e)}`);
+      return undefined;
+    }
   }
 
   private reportErrors(errors: readonly string[]): void {
@@ -179,32 +226,42 @@ export class SlotsSync {
     }
   }
 
-  /** Copies logical slots from the primary: their state files, written while PostgreSQL is stopped. */
+  /** How to reach the leader's PostgreSQL as the rewind user (else the superuser); undefined without a leader. */
+  private leaderAddress(cluster: Cluster): PrimaryAddress | undefined {
+    const leader = cluster.leader?.member;
+    const address = leader?.data.connUrl ? parseAddress(leader.data.connUrl) : undefined;
+    if (!address) return undefined;
+    const pg = this.d.files.config.postgresql;
+    const user = pg.authentication.rewind ?? pg.authentication.superuser;
+    return {
+      ...address,
+      user: user.username,
+      password: user.password,
+      database: pg.database,
+      connectionParams: user.connectionParams,
+    };
+  }
+
+  /**
+   * Copies logical slots from the primary: their state files, written while PostgreSQL is stopped. A slot whose
+   * restart_lsn is older than the oldest WAL this replica has is not copied (it could never decode here); it is
+   * copied once the primary's slot has moved past it.
+   */
   private async copyFromPrimary(
     cluster: Cluster,
     desired: DesiredSlots,
     names: readonly string[],
+    wal: LocalWal | undefined,
   ): Promise<void> {
-    const leader = cluster.leader?.member;
-    const address = leader?.data.connUrl ? parseAddress(leader.data.connUrl) : undefined;
-    if (!leader || !address) return;
-    const pg = this.d.files.config.postgresql;
-    const user = pg.authentication.rewind ?? pg.authentication.superuser;
+    const at = this.leaderAddress(cluster);
+    if (!at) return;
     let files: PrimarySlotFile[];
     try {
-      files = await primarySlotFiles(
-        {
-          ...address,
-          user: user.username,
-          password: user.password,
-          database: pg.database,
-          connectionParams: user.connectionParams,
-        },
-        names,
-        this.d.files.majorVersion(),
-      );
+      files = await primarySlotFiles(at, names, this.d.files.majorVersion());
     } catch (e) {
-      this.d.log.error(`failed to copy logical slots from ${leader.name}: ${errorText(e)}`);
+      this.d.log.error(
+        `failed to copy logical slots from ${cluster.leader?.name ?? 'the leader'}: ${errorText(e)}`,
+      );
       return;
     }
     const copies = files.filter((f) => {
@@ -214,12 +271,29 @@ export class SlotsSync {
         this.d.log.warning(
           `will not copy the logical slot "${f.name}": the primary's slot differs from the configuration`,
         );
-      return same;
+      return same && this.walForCopy(f, wal);
     });
     if (copies.length === 0) return;
     this.d.log.info(`copying logical slots ${copies.map((f) => f.name).join(', ')} from the primary`);
     this.advancer.clean();
-    await this.d.restartAround(() => writeSlotFiles(this.d.files.dataDir, copies));
+    if (await this.d.restartAround(() => writeSlotFiles(this.d.files.dataDir, copies)))
+      this.readiness.copied(copies.map((f) => f.name));
+  }
+
+  /** Whether this replica still has the WAL from the restart_lsn of the primary's slot (said once per position). */
+  private walForCopy(f: PrimarySlotFile, wal: LocalWal | undefined): boolean {
+    const restart = stateFileRestartLsn(f.state);
+    if (restart === undefined || walHeld(restart, wal)) {
+      this.heldBack.delete(f.name);
+      return true;
+    }
+    if (this.heldBack.get(f.name) !== restart)
+      this.d.log.warning(
+        `not copying the logical slot "${f.name}" yet: its restart_lsn ${formatLsn(restart)} is older than the ` +
+          'oldest WAL this replica has; waiting for the slot on the primary to move on',
+      );
+    this.heldBack.set(f.name, restart);
+    return false;
   }
 }
 

@@ -3,8 +3,12 @@
  * them: a permanent physical slot exists on the primary and on both replicas; a slot matched by `ignore_slots` is
  * never dropped while an unknown one is; a permanent logical slot is copied to the replicas and advanced there to
  * the consumer's position, so that after a switchover and then a failover (kill -9 of the leader) the consumer
- * goes on from where it stopped: it reads the rows it had not read, and none twice.
+ * goes on from where it stopped: it reads the rows it had not read, and none twice. Before each change of leader
+ * every replica's copy is safe for a failover as Patroni 4.1.4 judges it (the primary's physical slot for the
+ * replica holds a catalog_xmin between the primary logical slot's and the copy's, the agent says so) and the
+ * replica's pg_wal holds the WAL from the copy's restart_lsn on.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
@@ -89,6 +93,58 @@ describeNeeding(
     });
   };
 
+  /**
+   * Patroni's readiness of `replica`'s copy of perm_logical (slots.py `_ready_logical_slots`): on the primary
+   * `lead`, the logical slot's catalog_xmin <= the catalog_xmin of the replica's physical slot <= the copy's
+   * catalog_xmin; and the replica's pg_wal still has the segment of the copy's restart_lsn.
+   */
+  const copySafe = async (lead: string, replica: string): Promise<boolean> => {
+    const onPrimary = await sql(
+      lead,
+      `SELECT l.catalog_xmin::text || ' ' || p.catalog_xmin::text
+         FROM pg_replication_slots l, pg_replication_slots p
+        WHERE l.slot_name = 'perm_logical' AND p.slot_name = '${replica}'`,
+    );
+    const onReplica = await sql(
+      replica,
+      `SELECT s.catalog_xmin::text || ' ' ||
+              ((SELECT pg_catalog.min(pg_catalog.substr(name, 9, 16)) FROM pg_catalog.pg_ls_waldir()
+                 WHERE name ~ '^[0-9A-F]{24}$')
+               <= pg_catalog.lpad(pg_catalog.upper(pg_catalog.to_hex(
+                    pg_catalog.floor((s.restart_lsn - '0/0') / 4294967296)::bigint)), 8, '0')
+                  || pg_catalog.lpad(pg_catalog.upper(pg_catalog.to_hex(
+                    pg_catalog.floor(pg_catalog.mod(s.restart_lsn - '0/0', 4294967296) / z.size)::bigint)), 8, '0'))::text
+         FROM pg_replication_slots s,
+              (SELECT setting::numeric AS size FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') z
+        WHERE s.slot_name = 'perm_logical'`,
+    );
+    const [logical, physical] = onPrimary.split(' ').map(Number);
+    const [copy, walHeld] = onReplica.split(' ');
+    if (logical === undefined || physical === undefined || !copy || walHeld !== 'true') return false;
+    if (!(logical <= physical && physical <= Number(copy))) return false;
+    // The agent says so too, after its last copy of the slot.
+    const log = readFileSync(cluster().nodes[idx(replica)]?.logFile ?? '', 'utf8');
+    return (
+      log.lastIndexOf('Logical slot perm_logical is safe to be used after a failover') >
+      log.lastIndexOf('copying logical slots')
+    );
+  };
+
+  /** Until every replica's copy of perm_logical is safe for a failover (see copySafe). */
+  const logicalSafe = async (lead: string): Promise<void> => {
+    await waitFor(
+      'perm_logical safe for a failover on every replica',
+      async () => {
+        for (const n of names().filter((x) => x !== lead)) if (!(await copySafe(lead, n))) return false;
+        return true;
+      },
+      120_000,
+      1000,
+    ).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${cluster().logTails(40)}`);
+    });
+  };
+
   /** The consumer: every change of table t not read yet, as the list of ids inserted. */
   const consume = async (lead: string): Promise<number[]> => {
     const r = await cluster().psql(
@@ -134,10 +190,30 @@ describeNeeding(
     async () => {
       let lead = await leader();
       expect(await sql(lead, 'CREATE TABLE t (id integer PRIMARY KEY) ; SELECT 1')).toBe('1');
+      // The slot was created before the replicas were cloned: its restart_lsn is in WAL they never had, so no
+      // replica takes a copy until the consumer moves it past their clone. A checkpoint logs a running_xacts
+      // record after the clones; reads that confirm past it move restart_lsn there (a read that finds nothing new
+      // still does, for what it decodes before the confirmed position).
+      const mark = await sql(lead, 'SELECT pg_catalog.pg_current_wal_lsn()');
+      expect(await sql(lead, 'CHECKPOINT ; SELECT 1')).toBe('1');
       await insert(lead, [1, 2, 3]);
       expect(await consume(lead)).toEqual([1, 2, 3]);
+      await waitFor(
+        "perm_logical's restart_lsn past the replicas' clones",
+        async () => {
+          expect(await consume(lead)).toEqual([]);
+          const past = await sql(
+            lead,
+            `SELECT restart_lsn >= '${mark}' FROM pg_replication_slots WHERE slot_name = 'perm_logical'`,
+          );
+          return past === 't';
+        },
+        60_000,
+        1000,
+      );
       await insert(lead, [4, 5]);
       await logicalInSync(lead);
+      await logicalSafe(lead);
 
       // Switchover: the candidate's copy is at the consumer's position.
       const candidate = names().find((n) => n !== lead) ?? '';
@@ -165,6 +241,7 @@ describeNeeding(
       expect(await consume(lead)).toEqual([6, 7]);
       await insert(lead, [8, 9]);
       await logicalInSync(lead);
+      await logicalSafe(lead);
       await waitFor(
         'rows 8 and 9 replayed everywhere',
         async () => {

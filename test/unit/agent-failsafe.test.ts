@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { agentEndpoints, type EndpointDeps } from '../../src/agent/endpoints.js';
 import { createFailsafeCaller } from '../../src/agent/failsafe.js';
+import { failsafeSlots } from '../../src/agent/routes/failsafe.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import type { AgentStatus } from '../../src/api/status.js';
 import { agentConfigFromTree, type AgentConfig } from '../../src/config/agent-config.js';
@@ -155,6 +156,60 @@ describe('POST /failsafe from the leader to the members', () => {
     expect(logs).toContain(`INFO: Got response from pg3 ${urls.pg3}: Running as a leader`);
   });
 
+  it("sends the leader's slot positions as JSON numbers; the replica remembers them with the leader", async () => {
+    const m = replica();
+    const slots = { dcs_slot_0: 50331800n, dcs_slot_1: 50331648n, pg1: 50332000n };
+    const call = createFailsafeCaller(leaderConfig, { info: () => undefined, warning: () => undefined }, () =>
+      Promise.resolve(slots),
+    );
+    expect(await call([{ name: 'pg2', apiUrl: await memberApi(m) }])).toEqual([
+      { name: 'pg2', accepted: true, lsn: 50331800n },
+    ]);
+    expect(m.contacts).toEqual([
+      {
+        name: 'pg1',
+        apiUrl: 'http://127.0.0.1:8008/patroni',
+        connUrl: 'postgres://127.0.0.1:5432/postgres',
+        slots,
+      },
+    ]);
+  });
+
+  it('slots that cannot be read are left out of the body (a warning); the member still accepts', async () => {
+    const m = replica();
+    const warnings: string[] = [];
+    const call = createFailsafeCaller(
+      leaderConfig,
+      { info: () => undefined, warning: (t) => warnings.push(t) },
+      () => Promise.reject(new Error('connection refused')),
+    );
+    expect(await call([{ name: 'pg2', apiUrl: await memberApi(m) }])).toEqual([
+      { name: 'pg2', accepted: true, lsn: 50331800n },
+    ]);
+    expect(m.contacts).toHaveLength(1);
+    expect(m.contacts[0]).not.toHaveProperty('slots');
+    expect(warnings).toEqual(['failsafe: could not read the replication slots: connection refused']);
+  });
+
+  it('slots read too slowly do not hold up the check: the body goes without them (a warning)', async () => {
+    const m = replica();
+    const warnings: string[] = [];
+    const call = createFailsafeCaller(
+      leaderConfig,
+      { info: () => undefined, warning: (t) => warnings.push(t) },
+      () => new Promise(() => undefined),
+      undefined,
+      50,
+    );
+    expect(await call([{ name: 'pg2', apiUrl: await memberApi(m) }])).toEqual([
+      { name: 'pg2', accepted: true, lsn: 50331800n },
+    ]);
+    expect(m.contacts[0]).not.toHaveProperty('slots');
+    expect(warnings).toEqual([
+      'failsafe: the replication slots were not read within 50 ms; sent without them',
+    ]);
+  });
+
   it('a replica whose position is unknown answers Accepted without the lsn header', async () => {
     const m: Member = { ...replica(), lsn: undefined };
     const call = createFailsafeCaller(leaderConfig, { info: () => undefined, warning: () => undefined });
@@ -181,6 +236,7 @@ describe('POST /failsafe from the leader to the members', () => {
     const call = createFailsafeCaller(
       leaderConfig,
       { info: () => undefined, warning: (t) => warnings.push(t) },
+      undefined,
       300,
     );
     const started = Date.now();
@@ -198,5 +254,18 @@ describe('POST /failsafe from the leader to the members', () => {
     expect(warnings.find((w) => w.startsWith('Request failed to pg6: POST '))).toMatch(
       /no answer within 300 ms/,
     );
+  });
+});
+
+describe("POST /failsafe's slots (the handler's parsing)", () => {
+  it('keeps the entries that are positions; anything but an object is no slots', () => {
+    expect(failsafeSlots({ a: 16777216, b: '33554432', c: 'x', d: null })).toEqual({
+      a: 16777216n,
+      b: 33554432n,
+    });
+    expect(failsafeSlots({})).toEqual({});
+    expect(failsafeSlots(undefined)).toBeUndefined();
+    expect(failsafeSlots([1, 2])).toBeUndefined();
+    expect(failsafeSlots('{"a":1}')).toBeUndefined();
   });
 });

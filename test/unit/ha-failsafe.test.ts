@@ -7,7 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Action, Decision } from '../../src/ha/actions.js';
 import { decide } from '../../src/ha/decide.js';
-import { FAILSAFE_CONTINUE, withFailsafeLeader } from '../../src/ha/failsafe.js';
+import {
+  FAILSAFE_CONTINUE,
+  failsafeUpdatedCluster,
+  withFailsafeLeader,
+  withFailsafeSlots,
+} from '../../src/ha/failsafe.js';
 import {
   DEFAULT_HA_CONFIG,
   INITIAL_MEMORY,
@@ -253,5 +258,38 @@ describe('a replica contacted by POST /failsafe (Failsafe.update_cluster)', () =
     const unlocked = cluster({ leader: undefined });
     expect(withFailsafeLeader(unlocked, { ...config, failsafeMode: false }, leader)).toBe(unlocked);
     expect(withFailsafeLeader(unlocked, config, undefined)).toBe(unlocked);
+  });
+
+  it("the status key's slot positions become the ones the leader sent (none sent: none)", () => {
+    const slots = { dcs_slot_0: 50331800n, pg1: 50332000n };
+    const base = cluster({ leader: undefined });
+    const read = { ...base, status: { ...base.status, slots: { dcs_slot_0: 100n } } };
+    const c = withFailsafeLeader(read, config, { ...leader, slots });
+    expect(c.status).toEqual({ optime: 1000n, slots, retainSlots: [] });
+    expect(withFailsafeLeader(read, config, leader).status.slots).toEqual({});
+  });
+
+  it("slot housekeeping's cluster (locked or not) takes the contacting leader and its slot positions", () => {
+    const slots = { dcs_slot_2: 67108864n };
+    const c = failsafeUpdatedCluster(cluster(), { ...leader, slots });
+    expect(c.leader?.name).toBe('pg1');
+    expect(c.leader?.member?.data.connUrl).toBe(leader.connUrl);
+    expect(c.status.slots).toEqual(slots);
+    const locked = cluster();
+    expect(failsafeUpdatedCluster(locked, undefined)).toBe(locked);
+  });
+
+  it("a primary's members' positions: the status slots, and the xlog location of replicatefrom members", () => {
+    const cascading: Member = {
+      ...member('pg3'),
+      data: { ...member('pg3').data, tags: { replicatefrom: 'pg2' } },
+    };
+    const c = withFailsafeSlots(cluster({ members: [member('pg1', 'primary'), member('pg2'), cascading] }), {
+      pg2: 700n,
+      pg3: 600n,
+    });
+    expect(c.status.slots).toEqual({ pg2: 700n, pg3: 600n });
+    expect(c.members.find((m) => m.name === 'pg3')?.data.xlogLocation).toBe(600n);
+    expect(c.members.find((m) => m.name === 'pg2')?.data.xlogLocation).toBe(member('pg2').data.xlogLocation);
   });
 });

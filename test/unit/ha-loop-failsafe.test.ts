@@ -14,7 +14,8 @@ import {
   type LoopClock,
   type ResolvedTarget,
 } from '../../src/ha/loop.js';
-import type { PostgresInfo, SelfInfo } from '../../src/ha/snapshot.js';
+import type { HaConfig, PostgresInfo, SelfInfo } from '../../src/ha/snapshot.js';
+import type { Cluster } from '../../src/model/cluster.js';
 
 const PREFIX = '/service/demo/';
 const SYSID = '7300000000000000001';
@@ -85,7 +86,14 @@ class FakeNode implements LocalNode {
   shutdownCheckpoint = async (): Promise<undefined> => undefined;
   crashRecovery = async (): Promise<boolean> => true;
   historyValue = async (): Promise<undefined> => undefined;
-  syncSlots = async (): Promise<void> => undefined;
+  readonly slotSyncs: { leader?: string; slots: Record<string, bigint>; copy: boolean | undefined }[] = [];
+  syncSlots = async (cluster: Cluster, _config: HaConfig, copy?: boolean): Promise<void> => {
+    this.slotSyncs.push({
+      ...(cluster.leader ? { leader: cluster.leader.name } : {}),
+      slots: { ...cluster.status.slots },
+      copy,
+    });
+  };
   abandonBootstrap = async (): Promise<void> => undefined;
   rewind = async (): Promise<boolean> => true;
   reinitialize = async (): Promise<boolean> => true;
@@ -260,5 +268,61 @@ describe('failsafe mode in the HA loop', () => {
     await loop.runCycle();
     // No contact for ttl: the unlocked cluster is raced for (pg1 gave no answer to the probe).
     expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+  });
+
+  it('a replica cut off from the DCS advances its slots to the positions the leader sent, copying none', async () => {
+    store.put(`${PREFIX}members/${ME}`, member(5442, 'replica'));
+    store.put(`${PREFIX}members/pg1`, member(5441, 'primary'));
+    store.put(`${PREFIX}leader`, 'pg1');
+    store.put(`${PREFIX}status`, '{"optime":50331800,"slots":{"dcs_slot_0":50331700}}');
+    await loop.runCycle();
+    expect(node.slotSyncs).toEqual([{ leader: 'pg1', slots: { dcs_slot_0: 50331700n }, copy: true }]);
+
+    store.reachable = false;
+    clock.t += 10_000;
+    // Not contacted (yet): housekeeping with the last known cluster, no copy.
+    expect((await loop.runCycle()).message).toBe('DCS is not accessible');
+    expect(node.slotSyncs[1]).toEqual({ leader: 'pg1', slots: { dcs_slot_0: 50331700n }, copy: false });
+
+    const slots = { dcs_slot_0: 50332000n, dcs_slot_1: 50331900n, pg1: 50332100n };
+    loop.failsafeContactedBy({ name: 'pg1', apiUrl: 'http://127.0.0.1:8008/patroni', slots });
+    clock.t += 10_000;
+    await loop.runCycle();
+    expect(node.slotSyncs[2]).toEqual({ leader: 'pg1', slots, copy: false });
+
+    // The DCS is back while the contact is younger than ttl: the leader's positions still, and no copy.
+    store.reachable = true;
+    clock.t += 5_000;
+    await loop.runCycle();
+    expect(node.slotSyncs[3]).toEqual({ leader: 'pg1', slots, copy: false });
+  });
+
+  it('a primary whose check passed syncs its slots with the positions the members sent back', async () => {
+    await leaderCutOff();
+    answers = (name) => ({ name, accepted: true, lsn: 50331000n });
+    expect((await loop.runCycle()).message).toBe(FAILSAFE_CONTINUE);
+    expect(node.slotSyncs.at(-1)).toEqual({ leader: ME, slots: { pg1: 50331000n }, copy: false });
+
+    // A refusal: demoted, and no slot housekeeping as a primary.
+    const before = node.slotSyncs.length;
+    answers = (name) => ({ name, accepted: false });
+    clock.t += 10_000;
+    await loop.runCycle();
+    expect(node.slotSyncs).toHaveLength(before);
+  });
+
+  it('failsafe mode off: a replica cut off from the DCS leaves its slots alone', async () => {
+    const off = '{"ttl":30,"loop_wait":10,"retry_timeout":10}';
+    store.put(`${PREFIX}config`, off);
+    node.localDynamicConfig = (): Record<string, unknown> => JSON.parse(off) as Record<string, unknown>;
+    store.put(`${PREFIX}members/${ME}`, member(5442, 'replica'));
+    store.put(`${PREFIX}members/pg1`, member(5441, 'primary'));
+    store.put(`${PREFIX}leader`, 'pg1');
+    await loop.runCycle();
+    expect(node.slotSyncs).toHaveLength(1);
+    store.reachable = false;
+    clock.t += 10_000;
+    expect((await loop.runCycle()).message).toBe('DCS is not accessible');
+    expect(node.slotSyncs).toHaveLength(1);
   });
 });

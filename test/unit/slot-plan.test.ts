@@ -451,6 +451,20 @@ describe('one cycle of slot housekeeping', () => {
       [],
     ],
     [
+      'a replica copies again a slot whose restart_lsn its pg_wal no longer holds',
+      { l: L({ lsn: 500n }) },
+      [logi('l', 100n, { restartLsn: 0x1000000n })],
+      { isPrimary: false, wal: { segmentSize: 0x1000000n, oldestSegment: 2n } },
+      [{ kind: 'copy_logical', name: 'l' }],
+    ],
+    [
+      'a copy whose WAL is held is advanced as usual',
+      { l: L({ lsn: 500n }) },
+      [logi('l', 100n, { restartLsn: 0x2000000n })],
+      { isPrimary: false, wal: { segmentSize: 0x1000000n, oldestSegment: 2n } },
+      [{ kind: 'advance_logical', name: 'l', database: 'postgres', lsn: 500n }],
+    ],
+    [
       'a replica with a mismatching copy drops it, then copies it again',
       { l: L({ lsn: 500n }) },
       [logi('l', 100n, { plugin: 'pgoutput' })],
