@@ -123,7 +123,7 @@ export async function restartMembers(dcs: Dcs, io: ActionIo, req: RestartRequest
       try {
         r = await callMember(member, 'POST', 'restart', io, content, RESTART_TIMEOUT_MS);
       } finally {
-        io.progress?.clear();
+        if (!scheduledAt) io.progress?.clear();
       }
       if (r.status === 200) io.out(`Success: restart on member ${member.name}`);
       else if (r.status === 202) io.out(`Success: restart scheduled on member ${member.name}`);
