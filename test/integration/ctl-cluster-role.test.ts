@@ -205,4 +205,35 @@ describeNeeding(
     expect(p.code, show('pgwarden', p)).toBe(0);
     await settled('primary');
   });
+
+  it(
+    'pause --wait on a terminal shows who has not reported yet; resume --wait in a pipe prints as patronictl',
+    {
+      timeout: TEST_MS,
+    },
+    async () => {
+      await settled('primary');
+      const t = runOnPty(
+        [process.execPath, PGWARDEN, '-c', cluster().configFile(0), 'pause', 'lab', '--wait'],
+        {
+          env,
+          cwd: home,
+          timeoutMs: 60_000,
+        },
+      );
+      // Right after the PATCH no member has published pause: true yet (they do at their next cycle).
+      await t.expect(/Waiting for pg\d(, pg\d)? to report pause: true \(\d+s elapsed\)/, 30_000);
+      const r = await t.done(60_000);
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toMatch(/Success: cluster management is paused\n/);
+      const resume = await run('pgwarden', ['resume', 'lab', '--wait']);
+      expect({ code: resume.code, out: resume.stdout, err: resume.stderr }, show('pgwarden', resume)).toEqual(
+        {
+          code: 0,
+          out: "'resume' request sent, waiting until it is recognized by all nodes\nSuccess: cluster management is resumed\n",
+          err: '',
+        },
+      );
+    },
+  );
 });
