@@ -1,5 +1,6 @@
 // Every command, listed explicitly so that start-up imports this small index and nothing else.
 import Agent from './agent.js';
+import DemoteCluster from './demote-cluster.js';
 import Dsn from './dsn.js';
 import EditConfig from './edit-config.js';
 import Failover from './failover.js';
@@ -7,6 +8,7 @@ import Flush from './flush.js';
 import History from './history.js';
 import List from './list.js';
 import Pause from './pause.js';
+import PromoteCluster from './promote-cluster.js';
 import Query from './query.js';
 import Reinit from './reinit.js';
 import Reload from './reload.js';
@@ -20,6 +22,7 @@ import Version from './version.js';
 
 export const COMMANDS = {
   agent: Agent,
+  'demote-cluster': DemoteCluster,
   dsn: Dsn,
   'edit-config': EditConfig,
   failover: Failover,
@@ -27,6 +30,7 @@ export const COMMANDS = {
   history: History,
   list: List,
   pause: Pause,
+  'promote-cluster': PromoteCluster,
   query: Query,
   reinit: Reinit,
   reload: Reload,

@@ -9,6 +9,7 @@ import { requestMember, type RestClientOptions, type RestResponse } from '../api
 import type { Cluster, Member } from '../model/cluster.js';
 import { tagNoFailover } from '../model/tags.js';
 import type { Prompter } from '../prompts/index.js';
+import type { Progress } from '../render/progress.js';
 import { renderMembersTable } from '../render/members.js';
 import { buildMembersTable } from './list.js';
 import { clusterNameOrScope, openDcs } from './context.js';
@@ -25,6 +26,8 @@ export interface ActionIo {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Injected for tests; defaults to the clock. */
   readonly now?: () => Date;
+  /** What a long wait is waiting for, on stderr; only when stderr is a terminal (else undefined: no output). */
+  readonly progress?: Progress;
 }
 
 export const sleepOf = (io: ActionIo): ((ms: number) => Promise<void>) =>

@@ -53,12 +53,18 @@ async function waitUntilPauseIsApplied(dcs: Dcs, io: ActionIo, paused: boolean, 
   let cluster = old;
   for (let i = 0; i < loopWait + 1 && now() < end; i++) {
     cluster = await dcs.getCluster();
-    if (cluster.members.every((m) => !before.has(m.name) || m.data.pause === paused)) {
+    const waiting = cluster.members.filter((m) => before.has(m.name) && m.data.pause !== paused);
+    if (waiting.length === 0) {
+      io.progress?.clear();
       io.out(`Success: cluster management is ${paused ? 'paused' : 'resumed'}`);
       return;
     }
+    io.progress?.show(
+      `Waiting for ${waiting.map((m) => m.name).join(', ')} to report pause: ${paused ? 'true' : 'false'}`,
+    );
     await sleep(1000);
   }
+  io.progress?.clear();
   // As patronictl: only members whose key changed but still disagree are reported.
   const remaining = cluster.members
     .filter((m) => m.data.pause !== paused && before.has(m.name) && before.get(m.name) !== m.version)

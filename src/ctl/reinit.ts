@@ -82,6 +82,7 @@ export async function reinit(dcs: Dcs, io: ActionIo, req: ReinitRequest): Promis
       io.out(`Waiting for reinitialize to complete on: ${names}`);
       shown = names;
     }
+    io.progress?.show(`Waiting for reinitialize to complete on ${names}`);
     await sleep(2000);
     for (const member of [...waitOn]) {
       let state: string | undefined;
@@ -92,11 +93,14 @@ export async function reinit(dcs: Dcs, io: ActionIo, req: ReinitRequest): Promis
         state = 'creating replica'; // not answering yet: still working
       }
       if (state !== 'creating replica') {
-        io.out(`Reinitialize is completed on: ${member.name}`);
         waitOn.splice(waitOn.indexOf(member), 1);
+        // Output erases the progress line and draws it again: after the last member, it is gone for good.
+        if (waitOn.length === 0) io.progress?.clear();
+        io.out(`Reinitialize is completed on: ${member.name}`);
       }
     }
     if (waitOn.length > 0 && Date.now() > deadline) {
+      io.progress?.clear();
       io.out(`Gave up waiting for reinitialize on: ${waitOn.map((m) => m.name).join(', ')}`);
       return false;
     }

@@ -114,7 +114,17 @@ export async function restartMembers(dcs: Dcs, io: ActionIo, req: RestartRequest
         const d = await callMember(member, 'DELETE', 'restart', io);
         checkResponse(d, member.name, 'flush scheduled restart', io, true);
       }
-      const r = await callMember(member, 'POST', 'restart', io, content, RESTART_TIMEOUT_MS);
+      // An immediate restart runs while the member answers: say so on a terminal (a scheduled one answers at once).
+      if (!scheduledAt) {
+        const limit = req.timeout === undefined ? '' : ` (--timeout ${req.timeout})`;
+        io.progress?.show(`Waiting for ${member.name} to restart PostgreSQL${limit}`);
+      }
+      let r;
+      try {
+        r = await callMember(member, 'POST', 'restart', io, content, RESTART_TIMEOUT_MS);
+      } finally {
+        if (!scheduledAt) io.progress?.clear();
+      }
       if (r.status === 200) io.out(`Success: restart on member ${member.name}`);
       else if (r.status === 202) io.out(`Success: restart scheduled on member ${member.name}`);
       else if (r.status === 409) {

@@ -3,6 +3,7 @@
  * against the DCS, ask what is missing, POST /switchover or /failover to the leader's API (the candidate's when
  * there is no leader), and fall back to writing the `failover` key only when the REST call raises.
  */
+import type { RestResponse } from '../api/client.js';
 import { UserError } from '../config/errors.js';
 import type { Dcs } from '../dcs/dcs.js';
 import { isPaused, type Cluster, type Member } from '../model/cluster.js';
@@ -46,6 +47,34 @@ const title = (action: FailoverAction): string => action.charAt(0).toUpperCase()
 
 /** Python's `str(list)` of names: `['pg2', 'pg3']`. */
 const pyList = (names: readonly string[]): string => `[${names.map((n) => `'${n}'`).join(', ')}]`;
+
+/** POST /switchover (or /failover); on a terminal, an immediate one shows that it waits for the member's answer. */
+async function postAction(
+  target: Member,
+  action: FailoverAction,
+  body: { readonly candidate: string | null },
+  io: ActionIo,
+  immediate: boolean,
+): Promise<RestResponse> {
+  if (immediate) {
+    const to = body.candidate ? ` to ${body.candidate}` : '';
+    io.progress?.show(`Waiting for ${target.name} to ${action}${to}`);
+  }
+  try {
+    const r = await callMember(target, 'POST', action, io, body, SWITCHOVER_TIMEOUT_MS);
+    // A member that only knows /failover (patronictl's fallback).
+    if (
+      r.status === 501 &&
+      action === 'switchover' &&
+      r.body.includes('Server does not support this operation')
+    ) {
+      return await callMember(target, 'POST', 'failover', io, body, SWITCHOVER_TIMEOUT_MS);
+    }
+    return r;
+  } finally {
+    io.progress?.clear();
+  }
+}
 
 /** Returns false when the member refused the request. */
 export async function switchover(dcs: Dcs, io: ActionIo, req: SwitchoverRequest): Promise<boolean> {
@@ -145,14 +174,7 @@ export async function switchover(dcs: Dcs, io: ActionIo, req: SwitchoverRequest)
     cluster.leader?.member ?? cluster.members.find((m) => m.name === candidate);
   try {
     if (!target?.data.apiUrl) throw new Error(`no REST API known for ${target?.name ?? 'the target member'}`);
-    let r = await callMember(target, 'POST', action, io, body, SWITCHOVER_TIMEOUT_MS);
-    if (
-      r.status === 501 &&
-      action === 'switchover' &&
-      r.body.includes('Server does not support this operation')
-    ) {
-      r = await callMember(target, 'POST', 'failover', io, body, SWITCHOVER_TIMEOUT_MS);
-    }
+    const r = await postAction(target, action, body, io, !scheduledAt);
     if (r.status !== 200 && r.status !== 202) {
       io.out(`${title(action)} failed, details: ${r.status}, ${r.body}`);
       return false;

@@ -51,7 +51,7 @@ function pyRepr(s: string): string {
 }
 
 /** Python's `repr()` of a JSON value, as `str()` prints the items of a list or dict. */
-function pyReprValue(v: unknown): string {
+export function pyReprValue(v: unknown): string {
   return typeof v === 'string' ? pyRepr(v) : pyStr(v);
 }
 

@@ -753,3 +753,83 @@ describe('timestamps', () => {
     expect(ctlTimestamp(new Date(2030, 0, 2, 3, 4, 5, 678))).toMatch(/^2030-01-02 03:04:05\.678\d\d$/);
   });
 });
+
+describe('progress on a terminal (io.progress)', () => {
+  /** Output lines and progress calls in the order they happen. */
+  function recording(extra: Partial<ActionIo> = {}): { io: ActionIo; events: string[] } {
+    const events: string[] = [];
+    const c = capture();
+    return {
+      events,
+      io: {
+        ...c.io,
+        out: (t) => events.push(...t.split('\n').filter((l) => !/^[+|]/.test(l))),
+        progress: { show: (w) => events.push(`show: ${w}`), clear: () => events.push('clear') },
+        ...extra,
+      },
+    };
+  }
+
+  it('pause --wait: who has not reported yet, cleared before the result line', async () => {
+    let polls = 0;
+    const r = recording({
+      sleep: async () => {
+        if (++polls === 2)
+          for (const n of NAMES) store.put(`${PREFIX}members/${n}`, member(n, { pause: true }));
+        else store.put(`${PREFIX}members/pg1`, member('pg1', { pause: true }));
+      },
+    });
+    await togglePause(dcs, r.io, { paused: true, wait: true });
+    expect(r.events).toEqual([
+      "'pause' request sent, waiting until it is recognized by all nodes",
+      'show: Waiting for pg1, pg2, pg3 to report pause: true',
+      'show: Waiting for pg2, pg3 to report pause: true',
+      'clear',
+      'Success: cluster management is paused',
+    ]);
+  });
+
+  it('restart: while each immediate POST /restart runs (with --timeout); not for a scheduled one', async () => {
+    handler = () => ({ status: 200, body: 'restarted successfully' });
+    const base = { clusterName: 'demo', members: ['pg2'], role: 'any' as const, any: false, pending: false };
+    const r = recording();
+    await restartMembers(dcs, r.io, { ...base, force: true, timeout: '30' });
+    expect(r.events.slice(-3)).toEqual([
+      'show: Waiting for pg2 to restart PostgreSQL (--timeout 30)',
+      'clear',
+      'Success: restart on member pg2',
+    ]);
+    handler = () => ({ status: 202, body: 'restart scheduled' });
+    const s = recording();
+    await restartMembers(dcs, s.io, { ...base, force: true, scheduled: '2099-01-01T00:00+00:00' });
+    expect(s.events.filter((e) => e.startsWith('show') || e === 'clear')).toEqual([]);
+  });
+
+  it('switchover and reinit --wait', async () => {
+    handler = () => ({ status: 200, body: 'Successfully switched over to "pg2"' });
+    const r = recording();
+    await switchover(dcs, r.io, { action: 'switchover', clusterName: 'demo', force: true, candidate: 'pg2' });
+    expect(r.events.slice(1, 3)).toEqual(['show: Waiting for pg1 to switchover to pg2', 'clear']);
+
+    let polls = 0;
+    handler = (call) =>
+      call.path === '/patroni'
+        ? { status: 200, body: JSON.stringify({ state: ++polls > 1 ? 'running' : 'creating replica' }) }
+        : { status: 200, body: 'reinitialize started' };
+    const w = recording();
+    await reinit(dcs, w.io, {
+      clusterName: 'demo',
+      members: ['pg3'],
+      force: true,
+      wait: true,
+      fromLeader: false,
+    });
+    expect(w.events.slice(-5)).toEqual([
+      'Waiting for reinitialize to complete on: pg3',
+      'show: Waiting for reinitialize to complete on pg3',
+      'show: Waiting for reinitialize to complete on pg3',
+      'clear',
+      'Reinitialize is completed on: pg3',
+    ]);
+  });
+});
