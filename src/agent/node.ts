@@ -15,7 +15,7 @@ import { walPosition } from '../postgres/inspect.js';
 import { LocalPostgres } from '../postgres/local-postgres.js';
 import { slotNameForMember } from '../postgres/config-writer.js';
 import { memberSlotsTtl, permanentPhysicalSlotNames } from '../model/slot-config.js';
-import { replicationStateOf, type PgSession } from '../postgres/queries.js';
+import { replicationStateOf, statReplication, type PgSession } from '../postgres/queries.js';
 import { LeaderStatus } from './leader-status.js';
 import { peerPostgres, selfOf } from './self-and-peers.js';
 import { memberValue } from './member.js';
@@ -127,6 +127,7 @@ export class PostgresNode implements LocalNode {
     readonly isLeader: boolean;
     readonly pendingAsync?: AsyncKind;
     readonly paused?: boolean;
+    readonly nosync?: boolean;
   }): Promise<string> {
     const st = this.pg.session.lastStatus;
     const state = this.pg.state.state;
@@ -150,7 +151,8 @@ export class PostgresNode implements LocalNode {
       ...(this.config.proxyUrl ? { proxyUrl: this.config.proxyUrl } : {}),
       state,
       role: this.pg.state.role,
-      tags: this.config.memberTags,
+      // A synchronous standby about to stop asks to leave `/sync` (Patroni's `_disable_sync`: tags['nosync'] = True).
+      tags: ctx.nosync ? { ...this.config.memberTags, nosync: true } : this.config.memberTags,
       checkpointAfterPromotePending: ctx.isLeader && this.pg.lifecycle.checkpointAfterPromotePending,
       pendingRestart: this.pendingRestart,
       pendingRestartReason: this.pendingRestartReason,
@@ -250,12 +252,21 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.promote(task, cluster, confirmLock);
   }
 
-  stop(mode: 'fast' | 'immediate', demote?: string): Promise<void> {
-    return this.pg.lifecycle.stop(mode, demote);
+  stop(
+    mode: 'fast' | 'immediate',
+    demote?: string,
+    onShutdown?: (checkpoint: Lsn) => Promise<void>,
+  ): Promise<void> {
+    return this.pg.lifecycle.stop(mode, demote, false, onShutdown);
   }
 
   checkpoint(): Promise<void> {
     return this.pg.lifecycle.checkpoint();
+  }
+
+  async streamingReplicas(): Promise<readonly string[]> {
+    const rows = await this.pg.session.withSession((s) => statReplication(s));
+    return rows.filter((r) => r.state === 'streaming').map((r) => r.applicationName ?? '');
   }
 
   markDemoted(): void {
@@ -279,9 +290,9 @@ export class PostgresNode implements LocalNode {
     return this.pg.slotsSync.failsafePositions(cluster);
   }
 
-  /** The shutdown path: stop PostgreSQL fast. */
-  async shutdown(): Promise<void> {
-    await this.pg.lifecycle.stop('fast');
+  /** The shutdown path: stop PostgreSQL fast (`onShutdown`: a leader's hook at the shutdown checkpoint). */
+  async shutdown(onShutdown?: (checkpoint: Lsn) => Promise<void>): Promise<void> {
+    await this.pg.lifecycle.stop('fast', undefined, false, onShutdown);
     await this.pg.session.drop();
   }
 

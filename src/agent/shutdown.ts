@@ -1,13 +1,19 @@
 /**
  * The agent's shutdown sequence (SIGTERM, SIGINT, an uncaught error): Patroni's `Patroni._shutdown` + `Ha.shutdown`.
- * The REST API closes first (peers then see us as unreachable). Not paused: PostgreSQL stops (fast), a leader writes
- * the shutdown checkpoint to `status` and releases the lock so that a replica takes over at once, and the member key
- * is published once more with state `stopped`. Paused (maintenance mode): nothing is touched, PostgreSQL keeps
+ * The REST API closes first (peers then see us as unreachable). Not paused: a synchronous standby first asks the
+ * leader to take it out of `/sync` (the `nosync` tag in its member key) and waits for that at most twice loop_wait
+ * (Patroni's `while_not_sync_standby`, src/ha/shutdown.ts), so that its stop does not hold up the primary's commits;
+ * then PostgreSQL stops (fast). A leader releases the lock early, while the postmaster still delivers WAL, only when
+ * a member that may promote has received the shutdown checkpoint (Patroni's `_on_shutdown`, src/ha/loop-shutdown.ts);
+ * otherwise it writes the checkpoint to `status` and releases the lock once PostgreSQL is down, so that a replica
+ * takes over at once. The member key is published once more with state `stopped`. Paused (maintenance mode): nothing is touched, PostgreSQL keeps
  * running and the leader key stays until its ttl runs out, as Patroni 4.1.4 does ("Leader key is not deleted and
  * Postgresql is not stopped due paused state"); the operator paused the cluster so that the agent keeps its hands off.
  */
 import type { Dcs } from '../dcs/dcs.js';
 import type { HaLoop } from '../ha/loop.js';
+import { SYSTEM_CLOCK, type LoopClock } from '../ha/loop-ports.js';
+import { LEAVE_SYNC_POLL_MS, isSyncStandby, leaveSyncTimeoutMs, mustLeaveSyncFirst } from '../ha/shutdown.js';
 import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
 import type { PostgresNode } from './node.js';
@@ -32,8 +38,8 @@ export function shutdownPlan(o: { readonly paused: boolean; readonly wasLeader: 
 }
 
 export interface ShutdownDeps {
-  readonly loop: Pick<HaLoop, 'pendingAsync' | 'haConfig' | 'lastCluster'>;
-  readonly node: Pick<PostgresNode, 'shutdown' | 'shutdownCheckpoint' | 'memberValue' | 'close'>;
+  readonly loop: Pick<HaLoop, 'pendingAsync' | 'haConfig' | 'lastCluster' | 'isLeader' | 'shutdownHook'>;
+  readonly node: Pick<PostgresNode, 'self' | 'shutdown' | 'shutdownCheckpoint' | 'memberValue' | 'close'>;
   readonly dcs: Pick<Dcs, 'writeStatus' | 'getCluster' | 'deleteLeader' | 'touchMember' | 'close'>;
   readonly log: {
     info(text: string): void;
@@ -43,6 +49,46 @@ export interface ShutdownDeps {
   readonly closeApi: () => Promise<void>;
   readonly name: string;
   readonly watchdog: { readonly running: boolean; disable(): Promise<void> };
+  /** Real time unless a test gives its own. */
+  readonly clock?: Pick<LoopClock, 'monotonic' | 'sleep'>;
+}
+
+/**
+ * Patroni's `while_not_sync_standby` before the stop: publish `nosync` and wait until `/sync` of the current leader
+ * no longer names us, polling every 2 s for at most twice loop_wait. The DCS failing skips the wait (only a hint).
+ */
+async function leaveSyncFirst(d: ShutdownDeps): Promise<void> {
+  const { loop, node, dcs, log } = d;
+  const wanted = mustLeaveSyncFirst({
+    holdsLock: loop.isLeader(),
+    synchronousMode: loop.haConfig.synchronousMode !== 'off',
+    nosync: node.self.tags.nosync,
+  });
+  if (!wanted) return;
+  const clock = d.clock ?? SYSTEM_CLOCK;
+  let touched = false;
+  try {
+    touched = await dcs.touchMember(await node.memberValue({ isLeader: false, nosync: true }));
+  } catch {
+    touched = false;
+  }
+  if (!touched) {
+    log.warning('Updating member state failed, skipping synchronous standby disable');
+    return;
+  }
+  const deadline = clock.monotonic() + leaveSyncTimeoutMs(loop.haConfig.loopWait);
+  for (;;) {
+    try {
+      if (!isSyncStandby(await dcs.getCluster(), d.name)) return;
+    } catch {
+      log.warning('Could not get cluster state, skipping synchronous standby disable');
+      return;
+    }
+    log.info('Waiting for primary to release us from synchronous standby');
+    const left = deadline - clock.monotonic();
+    if (left <= 0) return;
+    await clock.sleep(Math.min(LEAVE_SYNC_POLL_MS, left));
+  }
 }
 
 export async function shutdown(d: ShutdownDeps): Promise<void> {
@@ -58,9 +104,16 @@ export async function shutdown(d: ShutdownDeps): Promise<void> {
     log.info('Leader key is not deleted and Postgresql is not stopped due paused state');
     await d.watchdog.disable();
   }
+  let released = false;
   if (plan.stopPostgres) {
+    await leaveSyncFirst(d);
+    const hook = plan.releaseLock
+      ? loop.shutdownHook(() => {
+          released = true;
+        })
+      : undefined;
     try {
-      await node.shutdown();
+      await node.shutdown(hook);
       log.info('stopped PostgreSQL');
       // As Patroni: the watchdog is disarmed once PostgreSQL is down (its stop's safepoint), left armed otherwise.
       await d.watchdog.disable();
@@ -73,7 +126,7 @@ export async function shutdown(d: ShutdownDeps): Promise<void> {
       return;
     }
   }
-  if (plan.releaseLock) {
+  if (plan.releaseLock && !released) {
     try {
       const lsn = await node.shutdownCheckpoint().catch(() => undefined);
       if (lsn !== undefined) await dcs.writeStatus(pyJson({ optime: lsn }, true));

@@ -142,8 +142,16 @@ export function startPostgres(
   };
 }
 
-/** Patroni's `is_failover_possible`: some other member could take over now. */
-export function isFailoverPossible(ctx: Ctx, members: readonly Member[], checkSynchronous = true): boolean {
+/**
+ * Patroni's `is_failover_possible`: some other member could take over now. With `clusterLsn` (a leader's shutdown
+ * checkpoint) a member must have reached that position instead of being within `maximum_lag_on_failover`.
+ */
+export function isFailoverPossible(
+  ctx: Ctx,
+  members: readonly Member[],
+  checkSynchronous = true,
+  clusterLsn?: Lsn,
+): boolean {
   const { s, c } = ctx;
   let candidates = promotable(ctx, members);
   if (checkSynchronous && isSyncMode(s)) candidates = candidates.filter((m) => syncMatches(c, m.name));
@@ -156,7 +164,12 @@ export function isFailoverPossible(ctx: Ctx, members: readonly Member[], checkSy
   for (const m of candidates) {
     const st = peer(ctx, m.name);
     if (st === undefined || !peerCanPromote(st)) continue;
-    if (isLagging(ctx, st.walPosition)) continue;
+    if (clusterLsn !== undefined && clusterLsn > 0n) {
+      if (st.walPosition < clusterLsn) {
+        ctx.logs.push({ level: 'info', text: `Member ${m.name} exceeds maximum replication lag` });
+        continue;
+      }
+    } else if (isLagging(ctx, st.walPosition)) continue;
     if (s.config.checkTimeline && (!st.timeline || st.timeline < tl)) continue;
     possible = true;
   }

@@ -6,6 +6,7 @@
 import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
 import type { Cluster } from '../model/cluster.js';
+import { formatLsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
 import type {
@@ -20,6 +21,7 @@ import type {
 import { isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
 import { FailsafeState } from './loop-failsafe.js';
+import { shutdownHook, waitForSuccessorStream } from './loop-shutdown.js';
 import { decide } from './decide.js';
 import type {
   LocalNode,
@@ -334,7 +336,7 @@ export abstract class LoopActions {
       case 'StopPostgres':
       case 'ProcessSyncReplication':
       case 'SetSynchronousStandbyNames':
-        return this.controlPostgres(action, cluster);
+        return this.controlPostgres(action, cluster, snapshot);
       case 'ClearFailoverKey':
       case 'RewriteFailoverKey':
       case 'WriteHistory':
@@ -460,15 +462,16 @@ export abstract class LoopActions {
       'Demote' | 'FollowLeader' | 'StopPostgres' | 'ProcessSyncReplication' | 'SetSynchronousStandbyNames'
     >,
     cluster: Cluster | undefined,
+    snapshot: HaSnapshot,
   ): Promise<void> {
     switch (action.type) {
       case 'Demote':
         if (action.async) {
           this.startTask(action.kind, action.description, async () => {
-            if (await this.demote(action.mode, this.taskDcs))
+            if (await this.demote(action.mode, this.taskDcs, snapshot))
               await this.followAfterDemote(action.mode, this.taskDcs);
           });
-        } else if (await this.demote(action.mode, this.dcs)) {
+        } else if (await this.demote(action.mode, this.dcs, snapshot)) {
           // Patroni's demote: an immediate stop is followed by an asynchronous 'starting after demotion'.
           this.startTask('start', 'starting after demotion', () =>
             this.followAfterDemote(action.mode, this.taskDcs),
@@ -581,22 +584,47 @@ export abstract class LoopActions {
    * PostgreSQL is then to start again as a replica of the lock holder (`followAfterDemote`); the offline mode (the
    * DCS cannot be read) has already started it read-only, following nobody, as Patroni's `demote('offline')` does.
    */
-  private async demote(mode: DemoteMode, dcs: Dcs): Promise<boolean> {
+  private async demote(mode: DemoteMode, dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
+    if (mode === 'graceful' && this.cluster) {
+      const waitFor = { node: this.node, clock: this.clock, log: this.log, snapshot, cluster: this.cluster };
+      await waitForSuccessorStream(waitFor);
+    }
     if (mode === 'graceful') {
       await this.node.checkpoint().catch((e: unknown) => {
         this.log.warning(`checkpoint before demote failed: ${errorText(e)}`);
       });
     }
-    await this.node.stop(stopMode, mode);
+    let released = false;
+    const lockCluster = this.cluster;
+    // Patroni's `on_shutdown` of a graceful demotion: the lock goes early only to a member with our checkpoint.
+    const onShutdown =
+      mode === 'graceful' && lockCluster && this.heldByMe
+        ? shutdownHook({
+            dcs,
+            node: this.node,
+            probe: this.deps.probe,
+            clock: this.clock,
+            log: this.log,
+            snapshot,
+            cluster: lockCluster,
+            holdsLock: () => this.heldByMe,
+            released: () => {
+              released = true;
+              this.forgetLock();
+            },
+            writeOptimeOtherwise: false,
+          })
+        : undefined;
+    await this.node.stop(stopMode, mode, onShutdown);
     // As Patroni: synchronous_standby_names is cleared on demotion.
     if (this.config.synchronousMode !== 'off') await this.deps.sync?.setStandbyNames([]);
-    if (mode === 'graceful' || mode === 'immediate') {
+    const checkpoint =
+      mode === 'graceful' ? await this.node.shutdownCheckpoint().catch(() => undefined) : undefined;
+    if (checkpoint !== undefined) this.log.info(`demoted: shutdown checkpoint at ${formatLsn(checkpoint)}`);
+    if ((mode === 'graceful' || mode === 'immediate') && !released) {
       const cluster = this.cluster;
-      if (mode === 'graceful') {
-        const lsn = await this.node.shutdownCheckpoint().catch(() => undefined);
-        if (lsn !== undefined) await dcs.writeStatus(this.node.shutdownStatusValue(lsn));
-      }
+      if (checkpoint !== undefined) await dcs.writeStatus(this.node.shutdownStatusValue(checkpoint));
       if (cluster && this.heldByMe) await dcs.deleteLeader(cluster);
       this.forgetLock();
     }

@@ -54,6 +54,8 @@ export interface LocalNode {
     readonly isLeader: boolean;
     readonly pendingAsync?: AsyncKind;
     readonly paused?: boolean;
+    /** Publish the `nosync` tag whatever the configuration says (a sync standby about to stop). */
+    readonly nosync?: boolean;
   }): Promise<string>;
   /** The `status` value of a leader cycle (optime, member slots); undefined while the optime is unknown. */
   leaderStatusValue(cluster: Cluster): Promise<string | undefined>;
@@ -87,10 +89,20 @@ export interface LocalNode {
     cluster: Cluster | undefined,
     confirmLock: () => Promise<boolean>,
   ): Promise<boolean | 'pre_promote_failed'>;
-  /** `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). */
-  stop(mode: 'fast' | 'immediate', demote?: DemoteMode): Promise<void>;
+  /**
+   * `demote`: the stop is part of a demotion in that mode (the role becomes `demoted`, for callbacks). `onShutdown`
+   * (a fast stop): called with the shutdown checkpoint once the control file says `shut down` while the postmaster
+   * still runs (Patroni's `on_shutdown`); the stop resolves after it and the postmaster's exit.
+   */
+  stop(
+    mode: 'fast' | 'immediate',
+    demote?: DemoteMode,
+    onShutdown?: (checkpoint: Lsn) => Promise<void>,
+  ): Promise<void>;
   /** A start as primary failed while we held the lock: the role becomes `demoted`, on_role_change fires. */
   markDemoted(): void;
+  /** Application names of the WAL senders streaming now (pg_stat_replication); absent: unknown (no wait). */
+  streamingReplicas?(): Promise<readonly string[]>;
   /** CHECKPOINT before a graceful demote; the shutdown checkpoint LSN is read after the stop. */
   checkpoint(): Promise<void>;
   /** pg_controldata's latest checkpoint location (after a stop). */

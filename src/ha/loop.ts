@@ -16,6 +16,7 @@ import type { LogLine } from './actions.js';
 import { cycleLogLine, decide } from './decide.js';
 import { failsafeUpdatedCluster, withFailsafeLeader, withFailsafeSlots } from './failsafe.js';
 import { LoopActions } from './loop-actions.js';
+import { shutdownHook, type ShutdownHook } from './loop-shutdown.js';
 import { watchdogHealthy } from './watchdog.js';
 import type { CycleResult, TaskControl } from './loop-ports.js';
 import {
@@ -128,6 +129,28 @@ export class HaLoop extends LoopActions {
     this.failsafe.contactedBy(leader);
     const pg = this.lastPostgres;
     return pg !== undefined && !pg.isPrimary && pg.walPosition > 0n ? pg.walPosition : undefined;
+  }
+
+  /**
+   * The agent's shutdown of a leader (Patroni's `_on_shutdown` in `Ha.shutdown`): the hook its stop of PostgreSQL
+   * calls at the shutdown checkpoint; undefined when we hold no lock or know too little to decide.
+   */
+  shutdownHook(released: () => void): ShutdownHook | undefined {
+    const cluster = this.cluster;
+    const pg = this.lastPostgres;
+    if (!cluster || !pg || !this.heldByMe) return undefined;
+    return shutdownHook({
+      dcs: this.deps.dcs,
+      node: this.node,
+      probe: this.deps.probe,
+      clock: this.clock,
+      log: this.log,
+      snapshot: this.snapshot(this.clock.now(), cluster, true, pg),
+      cluster,
+      holdsLock: () => this.isLeader(),
+      released,
+      writeOptimeOtherwise: true,
+    });
   }
 
   /** GET /patroni's `watchdog_failed`: a `required` watchdog that cannot be used (src/ha/watchdog.ts). */

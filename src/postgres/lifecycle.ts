@@ -26,6 +26,9 @@ import { errorText } from '../model/text.js';
 import type { Cancellation, PgLog, Upstream } from './ports.js';
 import { checkpoint, withConnection } from './queries.js';
 
+/** Patroni's STOP_POLLING_INTERVAL: how often a stopping primary's control file is read. */
+const STOP_POLL_MS = 1_000;
+
 export interface LifecycleDeps {
   readonly files: ConfigFiles;
   readonly state: InstanceState;
@@ -100,7 +103,12 @@ export class Lifecycle {
    * Stops PostgreSQL; on_stop fires when it was running. `demote` (the loop's demote modes): the role becomes
    * `demoted`, and a graceful demote reports on_stop as `demoted` (Patroni releases the lock during the stop).
    */
-  async stop(mode: 'fast' | 'immediate', demote?: string, blockCallbacks = false): Promise<void> {
+  async stop(
+    mode: 'fast' | 'immediate',
+    demote?: string,
+    blockCallbacks = false,
+    onShutdown?: (checkpoint: Lsn) => Promise<void>,
+  ): Promise<void> {
     const { state } = this.d;
     if (isRunning(this.dataDir) === undefined) {
       if (state.state !== 'stopped') state.set('stopped');
@@ -113,7 +121,9 @@ export class Lifecycle {
     try {
       // Patroni's `_before_stop`: the user's script runs once the state is `stopping`, before `pg_ctl stop`.
       await runBeforeStop(this.d.files.config.postgresql.beforeStop, this.d.log);
-      await stopPostgres({ bins: this.bins, dataDir: this.dataDir, mode });
+      const stopping = stopPostgres({ bins: this.bins, dataDir: this.dataDir, mode });
+      if (onShutdown && mode === 'fast') await this.watchShutdown(stopping, onShutdown);
+      await stopping;
       state.set('stopped');
       if (demote === 'graceful') state.role = 'demoted';
       if (!blockCallbacks) this.d.callbacks.fire('on_stop');
@@ -124,6 +134,42 @@ export class Lifecycle {
     } finally {
       state.busy = false;
       this.d.session.lastStatus = undefined;
+    }
+  }
+
+  /**
+   * Patroni's wait in `_do_stop` for a clean stop with `on_shutdown`: while the postmaster runs, the control file is
+   * read every second; once it says `shut down` (the shutdown checkpoint is written, the postmaster still waits for
+   * its WAL senders or its archiver), `onShutdown` gets the checkpoint's LSN. `shut down in recovery` (a replica) or
+   * the postmaster's exit ends the wait without it.
+   */
+  private async watchShutdown(
+    stopping: Promise<unknown>,
+    onShutdown: (checkpoint: Lsn) => Promise<void>,
+  ): Promise<void> {
+    let exited = false;
+    const settled = stopping.then(
+      () => (exited = true),
+      () => (exited = true),
+    );
+    while (!exited) {
+      const data = await controldata(this.bins, this.dataDir).catch(() => undefined);
+      const summary = data === undefined ? undefined : summarizeControldata(data);
+      const clusterState = summary?.clusterState ?? '';
+      if (clusterState === 'shut down') {
+        const lsn = summary?.latestCheckpointLocation;
+        if (!exited && lsn !== undefined) await onShutdown(lsn);
+        return;
+      }
+      if (clusterState.startsWith('shut down')) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        settled,
+        new Promise<void>((r) => {
+          timer = setTimeout(r, STOP_POLL_MS);
+        }),
+      ]);
+      clearTimeout(timer);
     }
   }
 
