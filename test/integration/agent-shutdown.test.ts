@@ -14,88 +14,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
-import { PATRONI4 } from '../harness/patroni.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { stopSyncStandby } from '../harness/sync-standby-stop.js';
 import { parseLsnText } from '../../src/model/lsn.js';
 
 const HOST = '127.0.0.1';
 const LOOP_WAIT = 3;
 
 const describeWithNeeds = describeNeeding('postgres', 'etcd', 'bundle', 'root');
-
-/** PATCH /config or POST `path` on member `name`'s REST API. */
-async function call(
-  cl: AgentCluster,
-  name: string,
-  path: string,
-  body: unknown,
-): Promise<{ status: number; text: string }> {
-  const node = cl.nodes.find((n) => n.name === name);
-  const r = await fetch(`http://${HOST}:${node?.restPort ?? 0}${path}`, {
-    method: path === '/config' ? 'PATCH' : 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-  return { status: r.status, text: await r.text() };
-}
-
-/**
- * synchronous_mode and synchronous_mode_strict on, a writer committing on the primary every 20 ms, SIGTERM to the
- * synchronous standby's agent: the longest commit (ms) once commits flow again; the standby is started again after.
- */
-async function stopSyncStandby(
-  cl: AgentCluster,
-  label: string,
-  client: (name: string) => Promise<pg.Client>,
-): Promise<{ longest: number }> {
-  const idx = (name: string): number => cl.nodes.findIndex((n) => n.name === name);
-  const leader = await cl.waitReady({ timeoutMs: 60_000 });
-  const cfg = await call(cl, leader, '/config', { synchronous_mode: true, synchronous_mode_strict: true });
-  expect(cfg.status, cfg.text).toBe(200);
-  const syncStandby = await waitFor(
-    'a synchronous standby',
-    async () => {
-      const r = await cl.psql(
-        idx(leader),
-        "SELECT application_name FROM pg_stat_replication WHERE sync_state = 'sync'",
-      );
-      return r.stdout.trim().split('\n').filter(Boolean).length === 1 ? r.stdout.trim() : false;
-    },
-    30_000,
-    300,
-  );
-  const w = await client(leader);
-  await w.query('CREATE TABLE IF NOT EXISTS w (id int, at timestamptz default now())');
-  let stop = false;
-  let longest = 0;
-  let commits = 0;
-  const writer = (async () => {
-    while (!stop) {
-      const t0 = performance.now();
-      await w.query('INSERT INTO w (id) VALUES ($1)', [commits]);
-      longest = Math.max(longest, performance.now() - t0);
-      commits += 1;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  await new Promise((r) => setTimeout(r, 1000));
-  const before = longest;
-  const t0 = Date.now();
-  await cl.terminate(idx(syncStandby), 60_000);
-  const stopMs = Date.now() - t0;
-  // Commits keep flowing on the new synchronous standby.
-  const mark = commits;
-  await waitFor('20 more commits', () => commits >= mark + 20, 60_000, 100);
-  stop = true;
-  await writer;
-  console.log(
-    `${label}: sync standby ${syncStandby} stopped in ${stopMs} ms; longest commit ${Math.round(longest)} ms (before the stop ${Math.round(before)} ms), ${commits} commits`,
-  );
-  cl.start(idx(syncStandby));
-  await cl.waitReady({ timeoutMs: 90_000 });
-  return { longest };
-}
 
 describeWithNeeds('clean stops of pgwarden agents', () => {
   let etcd: EtcdServer | undefined;
@@ -219,54 +145,5 @@ describeWithNeeds('clean stops of pgwarden agents', () => {
     // Without leaving /sync first the primary's commits wait until its next cycle finds the standby gone: measured
     // 1.0 s and 1.8 s with loop_wait 3 (two runs of this test with the wait disabled), against 26-55 ms with it.
     expect(longest).toBeLessThan(750);
-  }, 240_000);
-});
-
-/** The same stop on Patroni 4.1.4 agents (its `while_not_sync_standby`), for comparison: printed, not asserted. */
-describeWithNeeds('the same stop on Patroni 4.1.4', () => {
-  let etcd: EtcdServer | undefined;
-  let cluster: AgentCluster | undefined;
-  const clients: pg.Client[] = [];
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    cluster = await startAgentCluster({
-      etcdEndpoint: etcd.endpoint,
-      scope: 'patroni4',
-      ttl: 20,
-      loopWait: LOOP_WAIT,
-      retryTimeout: 5,
-      agentArgv: (node) => [PATRONI4, node.configFile],
-    });
-    await cluster.waitReady({ timeoutMs: 120_000 });
-  }, 150_000);
-
-  afterAll(async () => {
-    await Promise.all(clients.map((cl) => cl.end().catch(() => undefined)));
-    try {
-      await cluster?.stop();
-    } finally {
-      await etcd?.stop();
-    }
-  }, 60_000);
-
-  it('SIGTERM of the synchronous standby (strict) while a writer commits', async () => {
-    if (!cluster) throw new Error('no cluster');
-    const cl = cluster;
-    await stopSyncStandby(cl, 'Patroni 4.1.4', async (name) => {
-      const node = cl.nodes.find((n) => n.name === name);
-      const client = new pg.Client({
-        host: HOST,
-        port: node?.pgPort ?? 0,
-        user: 'postgres',
-        password: 'zalando',
-        database: 'postgres',
-        connectionTimeoutMillis: 3000,
-      });
-      client.on('error', () => undefined);
-      clients.push(client);
-      await client.connect();
-      return client;
-    });
   }, 240_000);
 });
