@@ -487,7 +487,7 @@ export abstract class LoopActions {
         await this.processSyncReplication(cluster);
         return;
       case 'SetSynchronousStandbyNames':
-        await this.deps.sync.setStandbyNames(action.names);
+        await this.deps.sync.setStandbyNames(action.names, action.num);
         return;
     }
   }
