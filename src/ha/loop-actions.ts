@@ -20,6 +20,7 @@ import type {
 import { isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
 import { FailsafeState } from './loop-failsafe.js';
+import { syncStateValue } from './sync.js';
 import { decide } from './decide.js';
 import type {
   LocalNode,
@@ -227,13 +228,7 @@ export abstract class LoopActions {
         return true;
       }
       case 'WriteSyncState': {
-        const value = pyJson(
-          {
-            leader: action.leader,
-            sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null,
-          },
-          true,
-        );
+        const value = pyJson(syncStateValue(action.leader, action.syncStandby), true);
         return (await this.dcs.setSyncStateValue(value, action.version)) !== false;
       }
     }

@@ -434,15 +434,20 @@ export function growSyncKey(
   return allowPromote;
 }
 
-/** The `/sync` value Patroni 3.0.2 writes: `{"leader":..,"sync_standby":"a,b"|null}`, names sorted. */
+/**
+ * The `/sync` value Patroni 4.1.4 writes (`AbstractDCS.sync_state`): `{"leader":..,"quorum":n,"sync_standby":"a,b"|null}`,
+ * names sorted, `quorum` 0 outside quorum commit. A 3.0.2 node ignores `quorum`.
+ */
 export function syncStateValue(
   leader: string,
   standbys: readonly string[],
+  quorum = 0,
 ): {
   readonly leader: string;
+  readonly quorum: number;
   readonly sync_standby: string | null;
 } {
-  return { leader, sync_standby: standbys.length > 0 ? [...standbys].sort().join(',') : null };
+  return { leader, quorum, sync_standby: standbys.length > 0 ? [...standbys].sort().join(',') : null };
 }
 
 /** The `synchronous_standby_names` a node configures when it (re)starts: Patroni's get_server_parameters rule. */

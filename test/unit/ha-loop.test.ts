@@ -915,7 +915,7 @@ describe('HaLoop and synchronous mode (the sync port)', () => {
     store.put(`${PREFIX}sync`, '{"leader":"pg1","sync_standby":"pg2"}');
     const { loop: l, calls } = syncLoop();
     expect((await l.runCycle()).message).toBe('promoted self to leader by acquiring session lock');
-    expect(store.get(`${PREFIX}sync`)?.value).toBe(`{"leader":"${ME}","sync_standby":null}`);
+    expect(store.get(`${PREFIX}sync`)?.value).toBe(`{"leader":"${ME}","quorum":0,"sync_standby":null}`);
     expect(calls).toEqual(['ssn(*)']);
     await l.waitForTask();
     expect(node.calls).toContain('promote');

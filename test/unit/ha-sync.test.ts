@@ -604,9 +604,13 @@ describe('order of steps (Patroni process_sync_replication)', () => {
     expect(growSyncKey(plan.syncCommon, c.expect.growWith ?? c.allow)).toEqual(c.expect.grown);
   });
 
-  it('/sync value as 3.0.2 writes it: names sorted, null when none', () => {
-    expect(syncStateValue('pg1', ['pg3', 'pg2'])).toEqual({ leader: 'pg1', sync_standby: 'pg2,pg3' });
-    expect(syncStateValue('pg1', [])).toEqual({ leader: 'pg1', sync_standby: null });
+  it('/sync value as 4.1.4 writes it: quorum, names sorted, null when none', () => {
+    expect(syncStateValue('pg1', ['pg3', 'pg2'])).toEqual({
+      leader: 'pg1',
+      quorum: 0,
+      sync_standby: 'pg2,pg3',
+    });
+    expect(syncStateValue('pg1', [], 1)).toEqual({ leader: 'pg1', quorum: 1, sync_standby: null });
   });
 });
 
@@ -752,9 +756,9 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     await sync.process(await dcs.getCluster(), SYNC_ON);
     // Patroni 4's _maybe_enable_synchronous_mode: /sync names the leader before any standby is confirmed.
     expect(events).toEqual([
-      '/sync={"leader":"pg1","sync_standby":null}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":null}',
       'SSN=pg2',
-      '/sync={"leader":"pg1","sync_standby":"pg2"}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg2"}',
     ]);
 
     events.length = 0;
@@ -765,7 +769,7 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     events.length = 0;
     pg.rows = [];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=(none)']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null}', 'SSN=(none)']);
   });
 
   it('strict: no standby left means SSN=* (commits wait) after /sync is emptied', async () => {
@@ -776,14 +780,14 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     events.length = 0;
     pg.rows = [];
     await sync.process(await dcs.getCluster(), strict);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=*']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null}', 'SSN=*']);
   });
 
   it('a standby behind the flush position at the change never gets into /sync', async () => {
     const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
     pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/1000000' }];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=pg2']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null}', 'SSN=pg2']);
     // Sync mode is active with no standby yet: no replica may be promoted while commits are not synchronous.
     expect((await dcs.getCluster()).sync.leader).toBe('pg1');
     expect((await dcs.getCluster()).sync.members).toEqual([]);
@@ -807,9 +811,9 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     };
     await sync.process(tagged, SYNC_ON);
     expect(events).toEqual([
-      '/sync={"leader":"pg1","sync_standby":null}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":null}',
       'SSN=pg3',
-      '/sync={"leader":"pg1","sync_standby":"pg3"}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg3"}',
     ]);
   });
 
@@ -822,7 +826,7 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     events.length = 0;
     pg.rows = [];
     await sync.process(stale, SYNC_ON);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null} (CAS lost)']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null} (CAS lost)']);
   });
 
   it('switching from synchronous_mode true to quorum: the resolver takes /sync and SSN over', async () => {
@@ -832,7 +836,7 @@ describe('SyncReplication executor: SSN and /sync order', () => {
       { app: 'pg3', state: 'async', lsn: '0/6000000' },
     ];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events.slice(-2)).toEqual(['SSN=pg2', '/sync={"leader":"pg1","sync_standby":"pg2"}']);
+    expect(events.slice(-2)).toEqual(['SSN=pg2', '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg2"}']);
     events.length = 0;
     await dcs.setConfigValue(JSON.stringify({ synchronous_mode: 'quorum' }));
     await sync.process(await dcs.getCluster(), { ...SYNC_ON, synchronousMode: 'quorum' });
