@@ -18,6 +18,7 @@ import type { HaLoop, LoopLogger } from '../ha/loop.js';
 import { parseConnUrl } from '../ha/loop.js';
 import { isPaused, syncStateMatches } from '../model/cluster.js';
 import { parseBool } from '../model/python.js';
+import { isQuorumSetting } from '../ha/sync.js';
 import type { Lsn } from '../model/lsn.js';
 import { ApiSession, apiConnectOptions } from '../postgres/api-session.js';
 import { isRunning } from '../postgres/pg-ctl.js';
@@ -159,19 +160,23 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
       ? 'primary'
       : 'replica'
     : wireRole(node.currentRole);
+  const syncMode = cluster?.config?.data['synchronous_mode'];
+  const quorumMode = isQuorumSetting(syncMode);
+  const listedInSync =
+    role === 'replica' &&
+    cluster !== undefined &&
+    (quorumMode || parseBool(syncMode) === true) &&
+    syncStateMatches(cluster.sync, config.name);
   return {
     at: Date.now(),
     state,
     role,
     postmasterRunning: running,
     ...(postgres ? { postgres } : {}),
-    // As Patroni 3.0.2: a replica listed in `/sync` while the configuration says synchronous_mode.
-    syncStandby:
-      role === 'replica' &&
-      cluster !== undefined &&
-      parseBool(cluster.config?.data['synchronous_mode']) === true &&
-      syncStateMatches(cluster.sync, config.name),
-    quorumStandby: false,
+    // As Patroni: a replica listed in `/sync` while the configuration says synchronous_mode (`quorum_standby` for
+    // quorum commit).
+    syncStandby: listedInSync && !quorumMode,
+    quorumStandby: listedInSync && quorumMode,
     pause: cluster ? isPaused(cluster) : false,
     clusterUnlocked: !cluster?.leader,
     failsafeModeIsActive: loop.failsafeIsActive(),

@@ -10,12 +10,14 @@ import type { LoopLogger, SyncReplicationPort } from '../ha/loop.js';
 import {
   EMPTY_STANDBY_NAMES,
   currentState,
+  formatQuorumStandbyNames,
   formatSynchronousStandbyNames,
   growSyncKey,
   lsnColumnFor,
   parseSynchronousStandbyNames,
   planSyncReplication,
   pruneReadyReplicas,
+  quorumCurrentState,
   startupStandbyNames,
   syncSettingsFromDynamic,
   syncStateValue,
@@ -23,6 +25,8 @@ import {
   type ReplicationInfo,
 } from '../ha/sync.js';
 import type { Cluster } from '../model/cluster.js';
+import { parseIntLenient } from '../model/cluster.js';
+import { QuorumError, resolveQuorum } from '../ha/quorum.js';
 import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import type { buildServerParameters } from '../postgres/config-writer.js';
@@ -83,6 +87,14 @@ function lsn(v: unknown): Lsn {
   return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : 0n;
 }
 
+/** The `/sync` value Patroni 4.1.4 writes: `{"leader":..,"quorum":n,"sync_standby":"a,b"|null}`, names sorted. */
+function quorumSyncValue(leader: string, voters: readonly string[], quorum: number): string {
+  return pyJson(
+    { leader, quorum, sync_standby: voters.length > 0 ? [...voters].sort().join(',') : null },
+    true,
+  );
+}
+
 /** Patroni's `SyncHandler` plus `Ha.process_sync_replication`, for one leader. */
 export class SyncReplication implements SyncReplicationPort {
   /** The SSN PostgreSQL ran with when last looked at (Patroni's `_synchronous_standby_names`). */
@@ -93,6 +105,8 @@ export class SyncReplication implements SyncReplicationPort {
   private majorVersion = 0;
   /** synchronous_standby_names has been set by this process (undefined after an agent restart). */
   private managed = false;
+  /** Quorum commit: when the resolver first ran since the last promotion or demotion (0: not yet). */
+  private quorumSince = 0;
 
   constructor(
     private readonly name: string,
@@ -183,11 +197,21 @@ export class SyncReplication implements SyncReplicationPort {
     return { picked: cs.candidates, allowPromote: cs.syncNodes };
   }
 
-  async setStandbyNames(names: readonly string[]): Promise<void> {
-    const value = formatSynchronousStandbyNames(names, this.majorVersion);
+  async setStandbyNames(names: readonly string[], num?: number): Promise<void> {
+    // A promotion or a demotion: quorum commit's resolver starts over and waits a loop_wait after its first run.
+    this.quorumSince = 0;
+    await this.applyStandbyNames(names, num);
+  }
+
+  private async applyStandbyNames(names: readonly string[], num?: number): Promise<void> {
+    const value =
+      num === undefined
+        ? formatSynchronousStandbyNames(names, this.majorVersion)
+        : formatQuorumStandbyNames(names, num, this.majorVersion);
     this.managed = value !== undefined;
     const changed = await this.node.setSynchronousStandbyNames(value);
-    if (!changed || (names.length === 1 && names[0] === '*')) return;
+    const star = names.includes('*') || (num !== undefined && num >= 1 && names.length === 0);
+    if (!changed || star) return;
     // Wait (with a deadline) until PostgreSQL runs with the new value, then note the change.
     let view: PgView | undefined;
     const deadline = this.clock.now() + 1000;
@@ -204,13 +228,133 @@ export class SyncReplication implements SyncReplicationPort {
     }
   }
 
+  /** Quorum commit's view: Patroni 4.1.4's `current_state` in quorum mode. */
+  private async quorumState(
+    cluster: Cluster,
+    nodeCount: number,
+  ): Promise<ReturnType<typeof quorumCurrentState>> {
+    const view = await this.pgView();
+    await this.noticeStandbyNamesChange(view);
+    const settings = syncSettingsFromDynamic(cluster.config?.data);
+    const qs = quorumCurrentState({
+      members: cluster.members.filter((m) => m.name.toLowerCase() !== this.name.toLowerCase()),
+      replication: await this.replication(view.synchronousCommit),
+      syncKeyMembers: [],
+      standbyNames: this.parsed,
+      readyReplicas: this.ready,
+      primaryFlushLsn: this.primaryFlushLsn,
+      lastOperation: view.flushLsn,
+      nodeCount,
+      maxLagOnSyncnode: settings.maxLagOnSyncnode,
+      majorVersion: view.majorVersion,
+    });
+    this.ready = qs.readyReplicas;
+    return qs;
+  }
+
+  /**
+   * Patroni 4.1.4's `_process_quorum_replication`: runs the resolver's transitions in order, each `/sync` write a
+   * compare-and-set on the version last read or written (losing it ends the cycle), each SSN change applied before
+   * the next step; after `restart` (the SSN grew from nothing and no standby caught up yet) it looks again a second
+   * later, all within one loop_wait.
+   */
+  private async processQuorum(cluster: Cluster, config: HaConfig): Promise<void> {
+    const start = this.clock.now();
+    const timedOut = (extraMs = 0): boolean => this.clock.now() - start + extraMs >= config.loopWait * 1000;
+    const minSync = config.synchronousModeStrict ? 1 : 0;
+    const count = parseIntLenient(cluster.config?.data['synchronous_node_count']);
+    const syncWanted = Math.max(count ?? 1, minSync);
+    let sync = {
+      version: cluster.sync.version,
+      leader: cluster.sync.leader,
+      quorum: cluster.sync.leader === undefined ? 0 : (cluster.sync.quorum ?? 0),
+      voters: cluster.sync.leader === undefined ? [] : cluster.sync.members,
+    };
+    if (sync.leader === undefined) {
+      const version = await this.dcs.setSyncStateValue(quorumSyncValue(this.name, [], 0), sync.version);
+      if (version === false) {
+        this.log.warning('Updating sync state failed');
+        return;
+      }
+      this.log.info('Enabled synchronous replication');
+      sync = { version, leader: this.name, quorum: 0, voters: [] };
+    }
+    let leader = sync.leader ?? this.name;
+    for (;;) {
+      const state = await this.quorumState(cluster, syncWanted);
+      let transitions;
+      try {
+        transitions = resolveQuorum({
+          leader,
+          quorum: sync.quorum,
+          voters: sync.voters,
+          numsync: state.numsync,
+          sync: state.sync,
+          numsyncConfirmed: state.syncConfirmed.length,
+          active: state.active,
+          syncWanted,
+          leaderWanted: this.name,
+        });
+      } catch (e) {
+        if (!(e instanceof QuorumError)) throw e;
+        this.log.warning(e.message);
+        return;
+      }
+      let last = 'break';
+      for (const t of transitions) {
+        if (timedOut()) return;
+        last = t.type;
+        leader = t.leader;
+        if (t.type === 'quorum') {
+          this.log.info(
+            `Setting leader to ${t.leader}, quorum to ${t.num} of ${t.names.length} (${t.names.join(', ')})`,
+          );
+          const version = await this.dcs.setSyncStateValue(
+            quorumSyncValue(t.leader, t.names, t.num),
+            sync.version,
+          );
+          if (version === false) {
+            this.log.info('Synchronous replication key updated by someone else.');
+            return;
+          }
+          sync = { version, leader: t.leader, quorum: t.num, voters: t.names };
+        } else if (t.type === 'sync') {
+          this.log.info(
+            `Setting synchronous replication to ${t.num} of ${t.names.length} (${t.names.join(', ')})`,
+          );
+          let num = t.num;
+          if (num < minSync) {
+            // Commits wait until enough standbys are there (strict mode).
+            this.log.warning(
+              `Replication factor ${minSync + 1} requested, but ${num} synchronous standbys available. Commits will be delayed.`,
+            );
+            num = minSync;
+          }
+          await this.applyStandbyNames(t.names, num);
+        }
+      }
+      if (last !== 'restart' || timedOut(1000)) return;
+      // The SSN just went from nothing to some standbys: look again soon, to name voters before the next cycle.
+      await this.clock.sleep(1000);
+    }
+  }
+
   private async writeSync(names: readonly string[], version: string | undefined): Promise<boolean> {
     const value = pyJson(syncStateValue(this.name, names), true);
     return (await this.dcs.setSyncStateValue(value, version)) !== false;
   }
 
   async process(cluster: Cluster, config: HaConfig): Promise<void> {
-    // A 3.0.2 node reads synchronous_mode as a boolean: `quorum` (4.0+) is off here, as in the server parameters.
+    if (config.synchronousMode === 'quorum') {
+      // Right after a promotion the SSN set before it is reflected in `/sync` once, then changes wait a loop_wait,
+      // so that standbys have time to reconnect instead of being dropped from the quorum (Patroni 4.1.4).
+      const now = this.clock.now();
+      if (this.quorumSince === 0 || now - this.quorumSince > config.loopWait * 1000) {
+        await this.processQuorum(cluster, config);
+      }
+      if (this.quorumSince === 0) this.quorumSince = now;
+      return;
+    }
     if (config.synchronousMode !== 'on') {
       if (cluster.sync.leader !== undefined && (await this.dcs.deleteSyncState(cluster.sync.version))) {
         this.log.info('Disabled synchronous replication');

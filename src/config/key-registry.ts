@@ -60,10 +60,6 @@ const isEmpty = (v: unknown): boolean =>
   v === '' ||
   (Array.isArray(v) && v.length === 0) ||
   (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
-const isText =
-  (...allowed: string[]) =>
-  (v: unknown): boolean =>
-    typeof v === 'string' && allowed.includes(v.toLowerCase());
 const isNumber =
   (n: number) =>
   (v: unknown): boolean =>
@@ -317,15 +313,8 @@ export const DYNAMIC_RULES: RuleTable = {
   master_start_timeout: S,
   check_timeline: S,
   pause: S,
-  synchronous_mode: refused(
-    '%v (quorum commit, Patroni 4.0+) is not supported by pgwarden, which speaks Patroni 3.0.2',
-    'set synchronous_mode to true or false',
-    (v) =>
-      typeof v === 'boolean' ||
-      isText('true', 'false', 'on', 'off', 'yes', 'no', '1', '0')(v) ||
-      v === 0 ||
-      v === 1,
-  ),
+  // true/false, or `quorum` (quorum commit, Patroni 4.0+: src/ha/quorum.ts).
+  synchronous_mode: S,
   synchronous_mode_strict: S,
   synchronous_node_count: S,
   primary_stop_timeout: refused(

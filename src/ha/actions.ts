@@ -175,6 +175,8 @@ export interface WriteSyncState {
 export interface SetSynchronousStandbyNames {
   readonly type: 'SetSynchronousStandbyNames';
   readonly names: readonly string[];
+  /** Quorum commit: `ANY num (names)` (`*` for no names and num >= 1; nothing for neither). */
+  readonly num?: number;
 }
 
 /** The initialize race: create `initialize` = `""` if absent. Guard. */

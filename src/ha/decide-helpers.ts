@@ -47,6 +47,26 @@ export function isSyncMode(s: HaSnapshot): boolean {
   return s.config.synchronousMode !== 'off';
 }
 
+/** `synchronous_mode: quorum` (Patroni 4.0+ quorum commit). */
+export function isQuorumMode(s: HaSnapshot): boolean {
+  return s.config.synchronousMode === 'quorum';
+}
+
+/** Quorum commit is on and `/sync` names a leader (Patroni's `quorum_commit_mode_is_active`). */
+export function quorumModeActive(ctx: Ctx): boolean {
+  return isQuorumMode(ctx.s) && ctx.c.sync.leader !== undefined;
+}
+
+/** The `/sync` key's `quorum` as Patroni reads it: 0 unless a leader is named. */
+export function syncQuorum(c: Cluster): number {
+  return c.sync.leader !== undefined ? (c.sync.quorum ?? 0) : 0;
+}
+
+/** Patroni's `SyncState.members`: the `/sync` leader and its voters (empty when no leader is named). */
+export function syncVoters(c: Cluster): readonly string[] {
+  return c.sync.leader === undefined ? [] : [c.sync.leader, ...c.sync.members];
+}
+
 /** Patroni's `SyncState.matches`: the sync leader or one of the sync standbys. */
 export function syncMatches(c: Cluster, name: string): boolean {
   const leader = c.sync.leader?.trim().toLowerCase();
@@ -144,13 +164,18 @@ export function startPostgres(
 
 /**
  * Patroni's `is_failover_possible`: some other member could take over now. With `clusterLsn` (a leader's shutdown
- * checkpoint) a member must have reached that position instead of being within `maximum_lag_on_failover`.
+ * checkpoint) a member must have reached that position instead of being within `maximum_lag_on_failover`. In quorum
+ * commit mode enough of them must be healthy to reach the `/sync` quorum, unless a `failover` key names a candidate
+ * that is not excluded (`excludeCandidate`: the named candidate was left out of `members` because it is unhealthy).
  */
 export function isFailoverPossible(
   ctx: Ctx,
   members: readonly Member[],
   checkSynchronous = true,
-  clusterLsn?: Lsn,
+  {
+    clusterLsn,
+    excludeCandidate = false,
+  }: { readonly clusterLsn?: Lsn; readonly excludeCandidate?: boolean } = {},
 ): boolean {
   const { s, c } = ctx;
   let candidates = promotable(ctx, members);
@@ -160,7 +185,7 @@ export function isFailoverPossible(
     return false;
   }
   const tl = clusterTimeline(c);
-  let possible = false;
+  let healthy = 0;
   for (const m of candidates) {
     const st = peer(ctx, m.name);
     if (st === undefined || !peerCanPromote(st)) continue;
@@ -171,7 +196,12 @@ export function isFailoverPossible(
       }
     } else if (isLagging(ctx, st.walPosition)) continue;
     if (s.config.checkTimeline && (!st.timeline || st.timeline < tl)) continue;
-    possible = true;
+    healthy += 1;
   }
-  return possible;
+  const checkQuorum = quorumModeActive(ctx) && !(c.failover?.member && !excludeCandidate);
+  if (checkQuorum && healthy - 1 < syncQuorum(c)) {
+    ctx.logs.push({ level: 'info', text: `Quorum requirement ${syncQuorum(c)} can not be reached` });
+    return false;
+  }
+  return healthy > 0;
 }

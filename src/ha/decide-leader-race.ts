@@ -11,12 +11,16 @@ import {
   iAmNoFailover,
   isFailoverPossible,
   isLagging,
+  isQuorumMode,
   isSyncMode,
   peer,
   peerCanPromote,
   promotable,
+  quorumModeActive,
   syncMatches,
   syncModeActive,
+  syncQuorum,
+  syncVoters,
 } from './decide-helpers.js';
 import { enforcePrimaryRole } from './decide-leader.js';
 import { follow } from './decide-recovery.js';
@@ -122,10 +126,10 @@ function isHealthiestNode(ctx: Ctx): boolean {
   }
   for (const m of c.members) byName.set(m.name, m);
   let candidates = [...byName.values()];
-  // In synchronous mode only the last known primary and its sync standbys may be promoted automatically.
-  // Quorum mode's vote counting is not implemented: it is treated like priority mode (stricter).
+  // In synchronous mode only the last known primary and its sync standbys may be promoted automatically. In quorum
+  // commit mode a node outside the voters may race too: it needs the votes of `quorum` voters not ahead of it.
   if (syncModeActive(ctx)) {
-    if (!syncMatches(c, s.me.name)) return false;
+    if (!isQuorumMode(s) && !syncMatches(c, s.me.name)) return false;
     candidates = candidates.filter((m) => syncMatches(c, m.name));
   }
   return isHealthiest(ctx, candidates, true);
@@ -165,6 +169,13 @@ function isHealthiest(ctx: Ctx, members: readonly Member[], checkReplicationLag:
     }
   }
   const formerLeader = syncModeActive(ctx) ? c.sync.leader : s.lastLockedCluster?.leader?.name;
+  // Quorum commit: every acknowledged commit is on at least one voter of any `quorum` voters besides the candidate,
+  // so a candidate that `quorum` voters report not ahead of it holds every acknowledged commit.
+  const quorumActive = quorumModeActive(ctx);
+  const quorum = quorumActive ? syncQuorum(c) : 0;
+  const voting = new Set((quorumActive ? syncVoters(c) : []).map((n) => n.toLowerCase()));
+  let votes = voting.has(s.me.name.toLowerCase()) ? 0 : -1;
+  let nodesAhead = 0;
   for (const m of promotable(ctx, members)) {
     const st = peer(ctx, m.name);
     if (st === undefined || !peerCanPromote(st)) continue;
@@ -173,29 +184,39 @@ function isHealthiest(ctx: Ctx, members: readonly Member[], checkReplicationLag:
       return false;
     }
     if (myWal < st.walPosition) {
+      nodesAhead += 1;
       ctx.logs.push({ level: 'info', text: `Wal position of ${m.name} is ahead of my wal position` });
-      if (!syncModeActive(ctx) || c.sync.leader !== m.name) return false;
+      if (!syncModeActive(ctx) || c.sync.leader?.toLowerCase() !== m.name.toLowerCase()) return false;
       ctx.logs.push({ level: 'info', text: 'Ignoring the former leader being ahead of us' });
-    } else if (
-      st.walPosition > 0n &&
-      myWal === st.walPosition &&
-      s.me.tags.failoverPriority < st.failoverPriority
-    ) {
-      if (formerLeader === m.name) {
+    } else if (st.walPosition > 0n) {
+      const vote = voting.has(m.name.toLowerCase());
+      let lowPriority = myWal === st.walPosition && s.me.tags.failoverPriority < st.failoverPriority;
+      if (lowPriority && formerLeader === m.name) {
         ctx.logs.push({
           level: 'info',
           text: `Ignoring former leader ${m.name} having priority ${st.failoverPriority} higher than this nodes ${s.me.tags.failoverPriority} priority`,
         });
-      } else {
+        lowPriority = false;
+      }
+      if (lowPriority && (!quorumActive || vote)) {
         ctx.logs.push({
           level: 'info',
           text: `${m.name} has equally tolerable WAL position and priority ${st.failoverPriority}, while this node has priority ${s.me.tags.failoverPriority}`,
         });
         return false;
       }
+      if (vote) {
+        ctx.logs.push({ level: 'info', text: `Got quorum vote from ${m.name}` });
+        votes += 1;
+      }
     }
   }
-  return true;
+  // The former leader counts as healthy even alone; anyone else needs `quorum` votes.
+  return (
+    !quorumActive ||
+    votes >= quorum ||
+    (nodesAhead === 0 && c.sync.leader?.toLowerCase() === s.me.name.toLowerCase())
+  );
 }
 
 /**
@@ -219,8 +240,8 @@ function manualFailoverProcessNoLeader(ctx: Ctx): boolean | undefined {
       }
       return false;
     }
-    // In synchronous mode a node outside /sync never acts, even when the candidate is unhealthy.
-    if (isSyncMode(s) && !syncMatches(c, s.me.name)) return false;
+    // In synchronous mode (not quorum commit) a node outside /sync never acts, even when the candidate is unhealthy.
+    if (isSyncMode(s) && !isQuorumMode(s) && !syncMatches(c, s.me.name)) return false;
     const member = c.members.find((m) => m.name === f.member);
     if (member) {
       const st: PeerStatus | undefined = peer(ctx, member.name);
@@ -245,9 +266,12 @@ function manualFailoverProcessNoLeader(ctx: Ctx): boolean | undefined {
     if (s.me.name === f.leader) {
       // The former leader takes the lock back only when nobody else can.
       const others = c.members.filter((m) => m.name !== f.member && m.name !== f.leader);
-      return !isFailoverPossible(ctx, others);
+      return !isFailoverPossible(ctx, others, true, { excludeCandidate: f.member !== undefined });
     }
   }
-  const members = c.members.filter((m) => m.name !== f.leader);
+  // The former leader is out; in synchronous mode so are the members outside `/sync`.
+  const members = c.members.filter(
+    (m) => m.name !== f.leader && (!syncModeActive(ctx) || syncMatches(c, m.name)),
+  );
   return isHealthiest(ctx, members, false);
 }

@@ -12,7 +12,11 @@ import {
   formatSeconds,
   hasLock,
   isFailoverPossible,
+  isQuorumMode,
   isSyncMode,
+  quorumModeActive,
+  syncQuorum,
+  syncVoters,
   refreshLock,
   syncMatches,
 } from './decide-helpers.js';
@@ -45,7 +49,9 @@ function primaryRole(ctx: Ctx, message: string, promoteMessage: string): Decisio
     return done(message, [{ type: 'ProcessSyncReplication' }, { type: 'WriteHistory' }]);
   }
   const actions: Action[] = [];
-  if (isSyncMode(s)) {
+  if (isQuorumMode(s)) {
+    actions.push(quorumPrePromote(ctx));
+  } else if (isSyncMode(s)) {
     actions.push(
       {
         type: 'WriteSyncState',
@@ -61,6 +67,25 @@ function primaryRole(ctx: Ctx, message: string, promoteMessage: string): Decisio
   }
   actions.push({ type: 'Promote', async: true, kind: 'promote', description: 'promote' });
   return done(promoteMessage, actions);
+}
+
+/**
+ * Patroni's `process_sync_replication_prepromote` in quorum commit mode: before promoting, require as many
+ * acknowledgements as the `/sync` quorum guarantees (`ANY k` of the other voters, the old leader among them), so
+ * that the state stays safe until the resolver takes `/sync` over; `/sync` itself is left to the resolver. Without
+ * an active quorum: no synchronous standby yet (`*` in strict mode).
+ */
+function quorumPrePromote(ctx: Ctx): Action {
+  const { s, c } = ctx;
+  if (!quorumModeActive(ctx)) {
+    return { type: 'SetSynchronousStandbyNames', names: [], num: s.config.synchronousModeStrict ? 1 : 0 };
+  }
+  const voters = syncVoters(c);
+  const me = s.me.name.toLowerCase();
+  const others = voters.filter((n) => n.toLowerCase() !== me);
+  // Outside the voters (won the race on votes): one more acknowledgement, as the voters keep their count.
+  const num = voters.length - syncQuorum(c) - 1 + (others.length === voters.length ? 1 : 0);
+  return { type: 'SetSynchronousStandbyNames', names: others, num };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import { isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
 import { FailsafeState } from './loop-failsafe.js';
 import { shutdownHook, waitForSuccessorStream } from './loop-shutdown.js';
+import { syncStateValue } from './sync.js';
 import { decide } from './decide.js';
 import type {
   LocalNode,
@@ -229,13 +230,7 @@ export abstract class LoopActions {
         return true;
       }
       case 'WriteSyncState': {
-        const value = pyJson(
-          {
-            leader: action.leader,
-            sync_standby: action.syncStandby.length > 0 ? [...action.syncStandby].sort().join(',') : null,
-          },
-          true,
-        );
+        const value = pyJson(syncStateValue(action.leader, action.syncStandby), true);
         return (await this.dcs.setSyncStateValue(value, action.version)) !== false;
       }
     }
@@ -490,7 +485,7 @@ export abstract class LoopActions {
         await this.processSyncReplication(cluster);
         return;
       case 'SetSynchronousStandbyNames':
-        await this.deps.sync.setStandbyNames(action.names);
+        await this.deps.sync.setStandbyNames(action.names, action.num);
         return;
     }
   }

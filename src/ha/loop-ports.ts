@@ -148,8 +148,12 @@ export type FailsafeCaller = (
 export interface SyncReplicationPort {
   /** Maintain synchronous_standby_names and `/sync` for this cycle (or remove them when the mode is off). */
   process(cluster: Cluster, config: HaConfig): Promise<void>;
-  /** Set synchronous_standby_names to `names` (`['*']`: any standby; none: the mode's default). */
-  setStandbyNames(names: readonly string[]): Promise<void>;
+  /**
+   * Set synchronous_standby_names to `names` (`['*']`: any standby; none: the mode's default); with `num`, quorum
+   * commit's `ANY num (names)`. Called before a promotion and on demotion, so it also restarts quorum commit's
+   * pause after a promotion.
+   */
+  setStandbyNames(names: readonly string[], num?: number): Promise<void>;
 }
 
 /**

@@ -46,7 +46,7 @@ export interface EarlyRelease {
  */
 export function releaseAtShutdownCheckpoint(s: HaSnapshot, c: Cluster, checkpoint: Lsn): EarlyRelease {
   const ctx = { s, c, pre: [], logs: [] as LogLine[] };
-  const release = isFailoverPossible(ctx, c.members, true, checkpoint);
+  const release = isFailoverPossible(ctx, c.members, true, { clusterLsn: checkpoint });
   return { release, logs: ctx.logs };
 }
 

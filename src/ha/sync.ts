@@ -22,7 +22,10 @@ import { lsnFromJson } from '../model/lsn.js';
 // settings
 
 export interface SyncSettings {
+  /** synchronous_mode is true or `quorum` (Patroni's `is_synchronous_mode`). */
   readonly enabled: boolean;
+  /** synchronous_mode is `quorum` (Patroni 4.0+ quorum commit). */
+  readonly quorum: boolean;
   readonly strict: boolean;
   /** `synchronous_node_count` (default 1). */
   readonly nodeCount: number;
@@ -30,16 +33,20 @@ export interface SyncSettings {
   readonly maxLagOnSyncnode: bigint;
 }
 
-/**
- * The sync settings of a dynamic configuration. A 3.0.2 node treats anything but a true boolean (including
- * `quorum`) as off.
- */
+/** Patroni's `is_quorum_commit_mode`: the text of synchronous_mode is `quorum` (any case). */
+export function isQuorumSetting(value: unknown): boolean {
+  return typeof value === 'string' && value.trim().toLowerCase() === 'quorum';
+}
+
+/** The sync settings of a dynamic configuration. */
 export function syncSettingsFromDynamic(data: Readonly<Record<string, unknown>> | undefined): SyncSettings {
   const d = data ?? {};
   const count = parseIntLenient(d['synchronous_node_count']);
   const lag = lsnFromJson(d['maximum_lag_on_syncnode']);
+  const quorum = isQuorumSetting(d['synchronous_mode']);
   return {
-    enabled: parseBool(d['synchronous_mode']) === true,
+    enabled: quorum || parseBool(d['synchronous_mode']) === true,
+    quorum,
     strict: parseBool(d['synchronous_mode_strict']) === true,
     nodeCount: count !== undefined && count >= 1 ? count : 1,
     maxLagOnSyncnode: lag === undefined || lag <= 0n ? -1n : lag,
@@ -71,6 +78,26 @@ export function formatSynchronousStandbyNames(
   if (majorVersion >= 90600 && quoted.length > 1) return `${quoted.length} (${quoted.join(',')})`;
   return quoted[0];
 }
+
+/**
+ * The SSN value in quorum commit mode (Patroni 4.1.4's `set_synchronous_standby_names` with a number): names sorted,
+ * `ANY num (a,b)` (PostgreSQL >= 10; 9.6 takes `num (a,b)`), `*` standing for "any standby" when no name is given
+ * but num >= 1, undefined (parameter removed) for neither. Before 9.6 only the first name.
+ */
+export function formatQuorumStandbyNames(
+  names: readonly string[],
+  num: number,
+  majorVersion: number,
+): string | undefined {
+  const star = names.includes('*') || (num >= 1 && names.length === 0);
+  const list = star ? ['*'] : [...names].sort(byCodePoint).map(quoteSyncName);
+  if (list.length === 0) return undefined;
+  if (majorVersion > 0 && majorVersion < 90600) return list[0];
+  const prefix = majorVersion === 0 || majorVersion >= 100000 ? 'ANY ' : '';
+  return `${prefix}${num} (${list.join(',')})`;
+}
+
+const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export interface ParsedStandbyNames {
   readonly type: 'off' | 'priority' | 'quorum';
@@ -259,6 +286,69 @@ export function currentState(input: CurrentStateInput): CurrentState {
   return { candidates, syncNodes, readyReplicas: ready };
 }
 
+export interface QuorumState {
+  /** The number in the SSN PostgreSQL runs with (0 for none). */
+  readonly numsync: number;
+  /** The names in it, in member spelling (none for `*`). */
+  readonly sync: readonly string[];
+  /** Active standbys known to have caught up since they were listed. */
+  readonly syncConfirmed: readonly string[];
+  /** The eligible streaming standbys: the wanted synchronous set. */
+  readonly active: readonly string[];
+  readonly readyReplicas: ReadonlyMap<string, number>;
+}
+
+/**
+ * Patroni 4.1.4's `SyncHandler.current_state` in quorum commit mode: every eligible streaming standby is active
+ * (nofailover ones only while fewer than synchronous_node_count are), and a listed standby counts as confirmed once
+ * PostgreSQL reports it `quorum` (`sync`/`potential` before 10) at or past the primary's flush LSN of the moment the
+ * SSN changed: `/sync` cannot vouch for it, as the voters are written once any one of them caught up.
+ */
+export function quorumCurrentState(input: CurrentStateInput): QuorumState {
+  const byName = new Map(input.members.map((m) => [m.name.toLowerCase(), m]));
+  const replicas: SyncReplica[] = [];
+  for (const r of input.replication) {
+    const m = byName.get(r.applicationName.toLowerCase());
+    if (r.lsn === undefined || !m || !syncEligible(m)) continue;
+    replicas.push({
+      pid: r.pid,
+      name: m.name,
+      syncState: r.syncState,
+      lsn: r.lsn,
+      nofailover: tagNoFailover(m.data.tags),
+      syncPriority: tagSyncPriority(m.data.tags),
+    });
+  }
+  replicas.sort(compareSyncReplicas);
+  const maxLsn =
+    replicas.length > 1 ? replicas.reduce((a, r) => (r.lsn > a ? r.lsn : a), 0n) : input.lastOperation;
+  const count = input.majorVersion > 0 && input.majorVersion < 90600 ? 1 : input.nodeCount;
+  const supportsQuorum = input.majorVersion === 0 || input.majorVersion >= 100000;
+  const ready = new Map(input.readyReplicas);
+  const active: string[] = [];
+  const confirmed: string[] = [];
+  const ordered = [...replicas.filter((r) => !r.nofailover), ...replicas.filter((r) => r.nofailover)];
+  for (const r of ordered) {
+    const key = r.name.toLowerCase();
+    if (
+      !ready.has(key) &&
+      input.standbyNames.members.has(key) &&
+      r.lsn >= input.primaryFlushLsn &&
+      (r.syncState === 'quorum' ||
+        (!supportsQuorum && (r.syncState === 'sync' || r.syncState === 'potential')))
+    ) {
+      ready.set(key, r.pid);
+    }
+    if (input.maxLagOnSyncnode > 0n && maxLsn - r.lsn > input.maxLagOnSyncnode) continue;
+    if (r.nofailover && active.length >= count) continue;
+    if (ready.has(key)) confirmed.push(r.name);
+    active.push(r.name);
+  }
+  const names = input.standbyNames;
+  const sync = names.hasStar ? [] : [...names.members].map((n) => byName.get(n)?.name ?? n);
+  return { numsync: names.num, sync, syncConfirmed: confirmed, active, readyReplicas: ready };
+}
+
 /**
  * After SSN changed in PostgreSQL: verified replicas no longer listed are forgotten (Patroni's
  * `_handle_synchronous_standby_names_change`); the caller also memorizes the primary's flush LSN.
@@ -344,15 +434,20 @@ export function growSyncKey(
   return allowPromote;
 }
 
-/** The `/sync` value Patroni 3.0.2 writes: `{"leader":..,"sync_standby":"a,b"|null}`, names sorted. */
+/**
+ * The `/sync` value Patroni 4.1.4 writes (`AbstractDCS.sync_state`): `{"leader":..,"quorum":n,"sync_standby":"a,b"|null}`,
+ * names sorted, `quorum` 0 outside quorum commit. A 3.0.2 node ignores `quorum`.
+ */
 export function syncStateValue(
   leader: string,
   standbys: readonly string[],
+  quorum = 0,
 ): {
   readonly leader: string;
+  readonly quorum: number;
   readonly sync_standby: string | null;
 } {
-  return { leader, sync_standby: standbys.length > 0 ? [...standbys].sort().join(',') : null };
+  return { leader, quorum, sync_standby: standbys.length > 0 ? [...standbys].sort().join(',') : null };
 }
 
 /** The `synchronous_standby_names` a node configures when it (re)starts: Patroni's get_server_parameters rule. */

@@ -100,10 +100,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'bootstrap.dcs.primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
     ],
     [
-      { bootstrap: { dcs: { synchronous_mode: 'quorum' } } },
-      "bootstrap.dcs.synchronous_mode: 'quorum' (quorum commit, Patroni 4.0+) is not supported by pgwarden, which speaks Patroni 3.0.2; set synchronous_mode to true or false",
-    ],
-    [
       { bootstrap: { dcs: { standby_cluster: { host: '10.0.0.9', port: 5432 } } } },
       'bootstrap.dcs.standby_cluster: standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster); remove standby_cluster',
     ],
@@ -289,7 +285,6 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
   it.each([
     ['primary_stop_timeout', '', 'bootstrap.dcs.primary_stop_timeout:', { dcs: 'primary_stop_timeout: 5' }],
     ['standby_cluster', '', 'bootstrap.dcs.standby_cluster:', { dcs: 'standby_cluster: {host: 10.0.0.9}' }],
-    ['quorum', '', 'bootstrap.dcs.synchronous_mode:', { dcs: 'synchronous_mode: quorum' }],
   ] as const)('%s', (name, extra, path, dcs?: { dcs: string }) => {
     const text = dcs ? NODE_YML.replace('    ttl: 30', `    ttl: 30\n    ${dcs.dcs}`) : NODE_YML + extra;
     const p = join(dir, `${name.replace(/\W/g, '_')}.yml`);
@@ -382,12 +377,13 @@ describe('edit-config refuses before writing (memory DCS)', () => {
     expect(store.get(`${PREFIX}config`)?.value).toBe(before);
   });
 
-  it('-s synchronous_mode=quorum: refused; -s slots.x.type=physical: written', async () => {
-    await expect(editConfig(dcs, io, { ...req, set: ['synchronous_mode=quorum'] })).rejects.toThrow(
-      /^synchronous_mode: 'quorum'/,
+  it('-s primary_stop_timeout=5: refused; -s synchronous_mode=quorum, -s slots.x.type=physical: written', async () => {
+    await expect(editConfig(dcs, io, { ...req, set: ['primary_stop_timeout=5'] })).rejects.toThrow(
+      /^primary_stop_timeout: /,
     );
-    await editConfig(dcs, io, { ...req, set: ['slots.x.type=physical'] });
+    await editConfig(dcs, io, { ...req, set: ['synchronous_mode=quorum', 'slots.x.type=physical'] });
     expect(JSON.parse(store.get(`${PREFIX}config`)!.value)).toMatchObject({
+      synchronous_mode: 'quorum',
       slots: { x: { type: 'physical' } },
     });
   });
@@ -449,13 +445,11 @@ describe('agent start: the DCS config key', () => {
 });
 
 describe('run time: refused settings in the DCS config key', () => {
-  it('synchronous_mode quorum acts as true (never less durable than asked)', () => {
-    const { effective, errors } = runtimeDynamicConfig({ synchronous_mode: 'quorum', ttl: 30 });
-    expect(errors).toEqual([
-      "synchronous_mode: 'quorum' (quorum commit, Patroni 4.0+) is not supported by pgwarden, which speaks Patroni 3.0.2; set synchronous_mode to true or false",
-    ]);
-    expect(effective).toEqual({ synchronous_mode: true, ttl: 30 });
-    expect(haConfigFromDynamic(effective as Record<string, never>).synchronousMode).toBe('on');
+  it('synchronous_mode quorum is supported: no refusal, quorum commit', () => {
+    const data = { synchronous_mode: 'quorum', ttl: 30 };
+    const { effective, errors } = runtimeDynamicConfig(data);
+    expect(errors).toEqual([]);
+    expect(haConfigFromDynamic(effective as Record<string, never>).synchronousMode).toBe('quorum');
   });
 
   it('standby_cluster acts as pause (hands off: no promotion, no demotion)', () => {

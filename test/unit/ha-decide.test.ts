@@ -233,7 +233,7 @@ function show(a: Action): string {
     case 'WatchdogDisable':
       return a.type;
     case 'SetSynchronousStandbyNames':
-      return `SetSSN(${a.names.join(',')})`;
+      return `SetSSN(${a.names.join(',')}${a.num === undefined ? '' : `#${a.num}`})`;
     case 'Promote':
     case 'Bootstrap':
     case 'PostBootstrap':
@@ -1436,6 +1436,122 @@ const synchronous: readonly Scenario[] = [
   ),
 ];
 
+const QUORUM = { synchronousMode: 'quorum' } as const;
+// node1 led with node2 and node3 voting, quorum 1: a commit was acknowledged by at least one of them.
+const QSYNC = { leader: 'node1', syncStandby: 'node2,node3', members: ['node2', 'node3'], quorum: 1 };
+const FOUR = [...THREE, member('node4')];
+const quorumCommit: readonly Scenario[] = [
+  sc(
+    'leader in quorum commit mode runs the resolver each cycle',
+    leaderSnap({ config: QUORUM, cluster: cluster({ sync: QSYNC }) }),
+    'no action. I am (node1), the leader with the lock',
+    [LEADER_LOCK_LOST, 'ProcessSyncReplication', 'WriteHistory'],
+  ),
+  sc(
+    'unlocked: a voter with the vote of the other voter wins and keeps ANY 1 of the old leader and that voter',
+    snap({
+      cluster: unlocked({ sync: QSYNC }),
+      config: QUORUM,
+      peers: { node1: peer({ reachable: false }), node3: peer() },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'SetSSN(node1,node3#1)', 'Promote~'],
+  ),
+  sc(
+    'unlocked: a voter that cannot reach the quorum (the other voter frozen) does not race',
+    snap({
+      cluster: unlocked({ sync: QSYNC }),
+      config: QUORUM,
+      peers: { node1: peer({ reachable: false }), node3: peer({ reachable: false }) },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked: a voter that another voter reports ahead does not race',
+    snap({
+      cluster: unlocked({ sync: QSYNC }),
+      config: QUORUM,
+      peers: { node1: peer({ reachable: false }), node3: peer({ walPosition: WAL + 1n }) },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked: a voter that is not streaming counts no vote (WAL position 0)',
+    snap({
+      cluster: unlocked({ sync: QSYNC }),
+      config: QUORUM,
+      peers: { node1: peer({ reachable: false }), node3: peer({ walPosition: 0n }) },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked: a member outside the voters may win with quorum + 1 votes, then needs one more acknowledgement',
+    snap({
+      name: 'node4',
+      cluster: unlocked({ members: FOUR, sync: QSYNC }),
+      config: QUORUM,
+      peers: { node1: peer({ reachable: false }), node2: peer(), node3: peer() },
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'SetSSN(node1,node2,node3#2)', 'Promote~'],
+  ),
+  sc(
+    'unlocked: a member outside the voters with a single vote does not race',
+    snap({
+      name: 'node4',
+      cluster: unlocked({ members: FOUR, sync: QSYNC }),
+      config: QUORUM,
+      peers: { node1: peer({ reachable: false }), node2: peer(), node3: peer({ reachable: false }) },
+    }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(none)'],
+  ),
+  sc(
+    'unlocked, /sync empty: the usual race, no synchronous standby before promoting (ANY 1 (*) when strict)',
+    snap({
+      cluster: unlocked(),
+      config: { ...QUORUM, synchronousModeStrict: true },
+      peers: PEERS_BEHIND,
+    }),
+    'promoted self to leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'SetSSN(#1)', 'Promote~'],
+  ),
+  sc(
+    'primary crashed, primary_start_timeout 0: a failover is impossible while the quorum cannot be reached',
+    snap({
+      name: 'node1',
+      cluster: cluster({ sync: QSYNC }),
+      config: { ...QUORUM, primaryStartTimeout: 0 },
+      pg: { isRunning: false, state: 'crashed', controlState: 'shut down' },
+      peers: { node2: peer(), node3: peer({ reachable: false }) },
+    }),
+    'starting as readonly because i had the session lock',
+    [
+      'RefreshLock else {starting as a secondary: SetSSN(), StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}',
+      'StartPostgres(replica,none,0)~',
+      'UpdateMemory(recovering=true,startTimeout=0)',
+    ],
+  ),
+  sc(
+    'primary crashed, primary_start_timeout 0: both voters healthy, fail over',
+    snap({
+      name: 'node1',
+      cluster: cluster({ sync: QSYNC }),
+      config: { ...QUORUM, primaryStartTimeout: 0 },
+      pg: { isRunning: false, state: 'crashed', controlState: 'shut down' },
+      peers: { node2: peer(), node3: peer() },
+    }),
+    'stopped PostgreSQL to fail over after a crash',
+    [
+      'RefreshLock else {starting as a secondary: SetSSN(), StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}',
+      'Demote(immediate)',
+    ],
+  ),
+];
+
 const groups: Readonly<Record<string, readonly Scenario[]>> = {
   'DCS not accessible': dcsDown,
   'uninitialized cluster, bootstrap and join': uninitialized,
@@ -1447,6 +1563,7 @@ const groups: Readonly<Record<string, readonly Scenario[]>> = {
   'a crashed primary holding the lock (Patroni 4.x)': crashedPrimary,
   'long actions in progress': longActions,
   'synchronous mode': synchronous,
+  'quorum commit': quorumCommit,
 };
 const ALL = Object.values(groups).flat();
 

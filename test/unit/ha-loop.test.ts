@@ -915,7 +915,7 @@ describe('HaLoop and synchronous mode (the sync port)', () => {
     store.put(`${PREFIX}sync`, '{"leader":"pg1","sync_standby":"pg2"}');
     const { loop: l, calls } = syncLoop();
     expect((await l.runCycle()).message).toBe('promoted self to leader by acquiring session lock');
-    expect(store.get(`${PREFIX}sync`)?.value).toBe(`{"leader":"${ME}","sync_standby":null}`);
+    expect(store.get(`${PREFIX}sync`)?.value).toBe(`{"leader":"${ME}","quorum":0,"sync_standby":null}`);
     expect(calls).toEqual(['ssn(*)']);
     await l.waitForTask();
     expect(node.calls).toContain('promote');
@@ -923,7 +923,7 @@ describe('HaLoop and synchronous mode (the sync port)', () => {
 });
 
 describe('refused settings in the DCS config key (read the safe way: src/config/config-check.ts)', () => {
-  it('quorum acts as synchronous_mode true, standby_cluster as pause; the refusals are logged once', async () => {
+  it('quorum is quorum commit, standby_cluster acts as pause; the refusal is logged once', async () => {
     seedCluster('pg1', { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
     store.put(
       `${PREFIX}config`,
@@ -931,10 +931,10 @@ describe('refused settings in the DCS config key (read the safe way: src/config/
     );
     await loop.runCycle();
     await loop.runCycle();
-    expect(loop.haConfig.synchronousMode).toBe('on');
+    expect(loop.haConfig.synchronousMode).toBe('quorum');
     expect(loop.haConfig.paused).toBe(true);
     const refusals = logs.filter((l) => l.startsWith('ERROR: dynamic configuration (DCS config key): '));
-    expect(refusals.map((l) => l.split(': ')[2])).toEqual(['synchronous_mode', 'standby_cluster']);
+    expect(refusals.map((l) => l.split(': ')[2])).toEqual(['standby_cluster']);
     expect(node.calls).not.toContain('promote');
   });
 });

@@ -5,8 +5,10 @@ import { DEFAULT_HA_CONFIG, type HaConfig } from '../../src/ha/snapshot.js';
 import {
   EMPTY_STANDBY_NAMES,
   currentState,
+  formatQuorumStandbyNames,
   formatSynchronousStandbyNames,
   growSyncKey,
+  quorumCurrentState,
   lsnColumnFor,
   parseSynchronousStandbyNames,
   planSyncReplication,
@@ -76,18 +78,96 @@ describe('synchronous_standby_names parser (Patroni parse_sync_standby_names)', 
   });
 });
 
+describe('synchronous_standby_names in quorum commit mode (ANY k)', () => {
+  it.each([
+    [['pg3', 'pg2'], 1, 170000, 'ANY 1 (pg2,pg3)'],
+    [['pg2'], 1, 170000, 'ANY 1 (pg2)'],
+    [['node-2', 'pg3'], 2, 170000, 'ANY 2 ("node-2",pg3)'],
+    [[], 1, 170000, 'ANY 1 (*)'],
+    [['*'], 1, 170000, 'ANY 1 (*)'],
+    [[], 0, 170000, undefined],
+    // 9.6 has no ANY: the count alone means FIRST; before 9.6 a single name.
+    [['pg2', 'pg3'], 1, 90600, '1 (pg2,pg3)'],
+    [['pg3', 'pg2'], 1, 90500, 'pg2'],
+  ] as const)('%j num %d on %d -> %s', (names, num, version, want) => {
+    expect(formatQuorumStandbyNames(names, num, version)).toBe(want);
+  });
+
+  it('round-trips through the parser as quorum type', () => {
+    const p = parseSynchronousStandbyNames(formatQuorumStandbyNames(['pg2', 'PG3'], 1, 170000) ?? '');
+    expect([p.type, p.num, [...p.members].sort()]).toEqual(['quorum', 1, ['pg2', 'pg3']]);
+  });
+});
+
+describe('quorum commit: the active and confirmed standbys (Patroni current_state, quorum mode)', () => {
+  const input = (over: Partial<CurrentStateInput>): CurrentStateInput => ({
+    members: [member('pg2'), member('pg3'), member('pg4', { tags: { nofailover: true } })],
+    replication: [],
+    syncKeyMembers: [],
+    standbyNames: parseSynchronousStandbyNames('ANY 1 (pg2,pg3)'),
+    readyReplicas: new Map(),
+    primaryFlushLsn: 0x5000000n,
+    lastOperation: 0x6000000n,
+    nodeCount: 1,
+    maxLagOnSyncnode: -1n,
+    majorVersion: 170000,
+    ...over,
+  });
+  const row = (app: string, syncState: string, lsn: bigint, pid = 1): ReplicationInfo => ({
+    pid,
+    applicationName: app,
+    syncState,
+    lsn,
+  });
+
+  it('every eligible streaming standby is active; confirmed once reported quorum at the flush LSN', () => {
+    const qs = quorumCurrentState(
+      input({
+        replication: [
+          row('pg2', 'quorum', 0x6000000n, 1),
+          row('pg3', 'quorum', 0x4000000n, 2),
+          row('pg5', 'async', 0x6000000n, 3),
+        ],
+      }),
+    );
+    expect([qs.active, qs.syncConfirmed, qs.numsync, qs.sync]).toEqual([
+      ['pg2', 'pg3'],
+      ['pg2'],
+      1,
+      ['pg2', 'pg3'],
+    ]);
+  });
+
+  it('a nofailover standby is active only while fewer than synchronous_node_count are', () => {
+    const rows = [row('pg4', 'async', 0x6000000n, 1), row('pg2', 'async', 0x6000000n, 2)];
+    expect(quorumCurrentState(input({ replication: rows })).active).toEqual(['pg2']);
+    expect(quorumCurrentState(input({ replication: rows, nodeCount: 2 })).active).toEqual(['pg2', 'pg4']);
+  });
+
+  it('`sync` (not `quorum`) does not confirm on PostgreSQL 10+, does on 9.6', () => {
+    const rows = [row('pg2', 'sync', 0x6000000n)];
+    expect(quorumCurrentState(input({ replication: rows })).syncConfirmed).toEqual([]);
+    expect(quorumCurrentState(input({ replication: rows, majorVersion: 90600 })).syncConfirmed).toEqual([
+      'pg2',
+    ]);
+  });
+});
+
 describe('sync settings from the dynamic configuration', () => {
   it.each([
-    [{}, { enabled: false, strict: false, nodeCount: 1, maxLagOnSyncnode: -1n }],
+    [{}, { enabled: false, quorum: false, strict: false, nodeCount: 1, maxLagOnSyncnode: -1n }],
     [
       { synchronous_mode: true, synchronous_mode_strict: 'on', synchronous_node_count: 2 },
-      { enabled: true, strict: true, nodeCount: 2, maxLagOnSyncnode: -1n },
+      { enabled: true, quorum: false, strict: true, nodeCount: 2, maxLagOnSyncnode: -1n },
     ],
-    // 3.0.2 reads synchronous_mode as a boolean: quorum is off there.
-    [{ synchronous_mode: 'quorum' }, { enabled: false, strict: false, nodeCount: 1, maxLagOnSyncnode: -1n }],
+    // Quorum commit (4.0+) is a synchronous mode.
+    [
+      { synchronous_mode: 'Quorum' },
+      { enabled: true, quorum: true, strict: false, nodeCount: 1, maxLagOnSyncnode: -1n },
+    ],
     [
       { synchronous_mode: 'on', synchronous_node_count: 0, maximum_lag_on_syncnode: 1048576 },
-      { enabled: true, strict: false, nodeCount: 1, maxLagOnSyncnode: 1048576n },
+      { enabled: true, quorum: false, strict: false, nodeCount: 1, maxLagOnSyncnode: 1048576n },
     ],
   ] as const)('%j', (data, expected) => {
     expect(syncSettingsFromDynamic(data)).toEqual(expected);
@@ -524,9 +604,13 @@ describe('order of steps (Patroni process_sync_replication)', () => {
     expect(growSyncKey(plan.syncCommon, c.expect.growWith ?? c.allow)).toEqual(c.expect.grown);
   });
 
-  it('/sync value as 3.0.2 writes it: names sorted, null when none', () => {
-    expect(syncStateValue('pg1', ['pg3', 'pg2'])).toEqual({ leader: 'pg1', sync_standby: 'pg2,pg3' });
-    expect(syncStateValue('pg1', [])).toEqual({ leader: 'pg1', sync_standby: null });
+  it('/sync value as 4.1.4 writes it: quorum, names sorted, null when none', () => {
+    expect(syncStateValue('pg1', ['pg3', 'pg2'])).toEqual({
+      leader: 'pg1',
+      quorum: 0,
+      sync_standby: 'pg2,pg3',
+    });
+    expect(syncStateValue('pg1', [], 1)).toEqual({ leader: 'pg1', quorum: 1, sync_standby: null });
   });
 });
 
@@ -579,7 +663,9 @@ class FakePg implements SyncNode {
           ]);
         }
         if (sql.includes('pg_stat_replication')) {
-          const listed = this.ssn === '' ? new Set<string>() : parseSynchronousStandbyNames(this.ssn).members;
+          const parsed = this.ssn === '' ? undefined : parseSynchronousStandbyNames(this.ssn);
+          const listed = parsed?.members ?? new Set<string>();
+          const quorum = parsed?.type === 'quorum';
           return Promise.resolve(
             this.rows.map(
               (r, i) =>
@@ -587,7 +673,7 @@ class FakePg implements SyncNode {
                   pid: i + 1,
                   application_name: r.app,
                   state: 'streaming',
-                  sync_state: listed.has(r.app) ? 'sync' : r.state,
+                  sync_state: listed.has(r.app) ? (quorum ? 'quorum' : 'sync') : r.state,
                   flush_lsn: r.lsn,
                   write_lsn: r.lsn,
                   replay_lsn: r.lsn,
@@ -634,6 +720,7 @@ describe('SyncReplication executor: SSN and /sync order', () => {
   };
   const SYNC_ON: HaConfig = { ...DEFAULT_HA_CONFIG, synchronousMode: 'on' };
 
+  const now = { t: 0 };
   async function setup(config: Record<string, unknown>): Promise<{
     events: string[];
     pg: FakePg;
@@ -652,8 +739,7 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     const events: string[] = [];
     dcs.events = events;
     const pg = new FakePg(events);
-    let t = 0;
-    const clock = { now: () => t, sleep: (ms: number) => ((t += ms), Promise.resolve()) };
+    const clock = { now: () => now.t, sleep: (ms: number) => ((now.t += ms), Promise.resolve()) };
     const sync = new SyncReplication(
       'pg1',
       pg,
@@ -670,9 +756,9 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     await sync.process(await dcs.getCluster(), SYNC_ON);
     // Patroni 4's _maybe_enable_synchronous_mode: /sync names the leader before any standby is confirmed.
     expect(events).toEqual([
-      '/sync={"leader":"pg1","sync_standby":null}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":null}',
       'SSN=pg2',
-      '/sync={"leader":"pg1","sync_standby":"pg2"}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg2"}',
     ]);
 
     events.length = 0;
@@ -683,7 +769,7 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     events.length = 0;
     pg.rows = [];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=(none)']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null}', 'SSN=(none)']);
   });
 
   it('strict: no standby left means SSN=* (commits wait) after /sync is emptied', async () => {
@@ -694,14 +780,14 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     events.length = 0;
     pg.rows = [];
     await sync.process(await dcs.getCluster(), strict);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=*']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null}', 'SSN=*']);
   });
 
   it('a standby behind the flush position at the change never gets into /sync', async () => {
     const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
     pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/1000000' }];
     await sync.process(await dcs.getCluster(), SYNC_ON);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null}', 'SSN=pg2']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null}', 'SSN=pg2']);
     // Sync mode is active with no standby yet: no replica may be promoted while commits are not synchronous.
     expect((await dcs.getCluster()).sync.leader).toBe('pg1');
     expect((await dcs.getCluster()).sync.members).toEqual([]);
@@ -725,9 +811,9 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     };
     await sync.process(tagged, SYNC_ON);
     expect(events).toEqual([
-      '/sync={"leader":"pg1","sync_standby":null}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":null}',
       'SSN=pg3',
-      '/sync={"leader":"pg1","sync_standby":"pg3"}',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg3"}',
     ]);
   });
 
@@ -740,16 +826,86 @@ describe('SyncReplication executor: SSN and /sync order', () => {
     events.length = 0;
     pg.rows = [];
     await sync.process(stale, SYNC_ON);
-    expect(events).toEqual(['/sync={"leader":"pg1","sync_standby":null} (CAS lost)']);
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":0,"sync_standby":null} (CAS lost)']);
   });
 
-  it('quorum (4.0+) is off for a 3.0.2 node: /sync deleted, SSN back to the default', async () => {
+  it('switching from synchronous_mode true to quorum: the resolver takes /sync and SSN over', async () => {
     const { events, pg, dcs, sync } = await setup({ synchronous_mode: true });
-    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    pg.rows = [
+      { app: 'pg2', state: 'async', lsn: '0/6000000' },
+      { app: 'pg3', state: 'async', lsn: '0/6000000' },
+    ];
     await sync.process(await dcs.getCluster(), SYNC_ON);
+    expect(events.slice(-2)).toEqual(['SSN=pg2', '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg2"}']);
     events.length = 0;
+    await dcs.setConfigValue(JSON.stringify({ synchronous_mode: 'quorum' }));
     await sync.process(await dcs.getCluster(), { ...SYNC_ON, synchronousMode: 'quorum' });
-    expect(events).toEqual(['/sync deleted', 'SSN=(none)']);
+    // pg3 joins: the voters and the quorum grow before PostgreSQL may count pg3's acknowledgement.
+    expect(events).toEqual([
+      '/sync={"leader":"pg1","quorum":1,"sync_standby":"pg2,pg3"}',
+      'SSN=ANY 1 (pg2,pg3)',
+    ]);
+  });
+
+  it('quorum commit from scratch: SSN first, voters once a standby caught up, changes paused a loop_wait', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: 'quorum' });
+    const quorum: HaConfig = { ...SYNC_ON, synchronousMode: 'quorum', loopWait: 10 };
+    pg.rows = [
+      { app: 'pg2', state: 'async', lsn: '0/6000000' },
+      { app: 'pg3', state: 'async', lsn: '0/6000000' },
+    ];
+    const t0 = now.t;
+    await sync.process(await dcs.getCluster(), quorum);
+    expect(events).toEqual([
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":null}',
+      'SSN=ANY 1 (pg2,pg3)',
+      '/sync={"leader":"pg1","quorum":1,"sync_standby":"pg2,pg3"}',
+    ]);
+    // Within the cycle: one look again a second later (the restart), not a whole loop_wait.
+    expect(now.t - t0).toBeLessThan(10_000);
+
+    // pg3 stops streaming: nothing changes for a loop_wait after the first run, then it is unlisted first.
+    events.length = 0;
+    pg.rows = [{ app: 'pg2', state: 'async', lsn: '0/6000000' }];
+    await sync.process(await dcs.getCluster(), quorum);
+    expect(events).toEqual([]);
+    now.t += 11_000;
+    await sync.process(await dcs.getCluster(), quorum);
+    expect(events).toEqual(['SSN=ANY 1 (pg2)', '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg2"}']);
+  });
+
+  it('quorum commit: a lost compare-and-set on /sync stops the transitions', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: 'quorum' });
+    const quorum: HaConfig = { ...SYNC_ON, synchronousMode: 'quorum' };
+    await dcs.setSyncStateValue('{"leader":"pg1","quorum":0,"sync_standby":"pg2"}');
+    pg.ssn = 'ANY 1 (pg2)';
+    pg.rows = [
+      { app: 'pg2', state: 'async', lsn: '0/6000000' },
+      { app: 'pg3', state: 'async', lsn: '0/6000000' },
+    ];
+    const stale = await dcs.getCluster();
+    await dcs.setSyncStateValue('{"leader":"pg1","quorum":0,"sync_standby":"pg2"}');
+    events.length = 0;
+    await sync.process(stale, quorum);
+    // pg3 must not be listed in SSN before the voters grew.
+    expect(events).toEqual(['/sync={"leader":"pg1","quorum":1,"sync_standby":"pg2,pg3"} (CAS lost)']);
+  });
+
+  it('quorum commit after a failover: the new leader takes /sync over, keeping the old voters', async () => {
+    const { events, pg, dcs, sync } = await setup({ synchronous_mode: 'quorum' });
+    const quorum: HaConfig = { ...SYNC_ON, synchronousMode: 'quorum' };
+    // pg9 led with pg1 and pg3 voting, quorum 1; pg1 won the race and set SSN before promoting.
+    await dcs.setSyncStateValue('{"leader":"pg9","quorum":1,"sync_standby":"pg1,pg3"}');
+    await sync.setStandbyNames(['pg3', 'pg9'], 1);
+    pg.rows = [{ app: 'pg3', state: 'async', lsn: '0/6000000' }];
+    events.length = 0;
+    await sync.process(await dcs.getCluster(), quorum);
+    // Then pg9 (gone) leaves SSN before the quorum drops.
+    expect(events).toEqual([
+      '/sync={"leader":"pg1","quorum":1,"sync_standby":"pg3,pg9"}',
+      'SSN=ANY 1 (pg3)',
+      '/sync={"leader":"pg1","quorum":0,"sync_standby":"pg3"}',
+    ]);
   });
 
   it('mode off: /sync deleted, SSN back to the default', async () => {
