@@ -1,5 +1,6 @@
 // Every command, listed explicitly so that start-up imports this small index and nothing else.
 import Agent from './agent.js';
+import Autocomplete from './autocomplete.js';
 import Dsn from './dsn.js';
 import EditConfig from './edit-config.js';
 import Failover from './failover.js';
@@ -20,6 +21,7 @@ import Version from './version.js';
 
 export const COMMANDS = {
   agent: Agent,
+  autocomplete: Autocomplete,
   dsn: Dsn,
   'edit-config': EditConfig,
   failover: Failover,
