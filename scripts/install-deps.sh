@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(postgresql etcd-server zookeeper haproxy patroni python3-etcd python3-psycopg2 python3-kazoo python3-pythonjsonlogger python3-behave jq bc curl time iproute2 util-linux)
+PACKAGES=(postgresql etcd-server zookeeper haproxy patroni python3-etcd python3-psycopg2 python3-kazoo python3-pythonjsonlogger python3-behave jq bc curl time iproute2 util-linux zsh)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 // Every command, listed explicitly so that start-up imports this small index and nothing else.
 import Agent from './agent.js';
+import Autocomplete from './autocomplete.js';
 import DemoteCluster from './demote-cluster.js';
 import Dsn from './dsn.js';
 import EditConfig from './edit-config.js';
@@ -22,6 +23,7 @@ import Version from './version.js';
 
 export const COMMANDS = {
   agent: Agent,
+  autocomplete: Autocomplete,
   'demote-cluster': DemoteCluster,
   dsn: Dsn,
   'edit-config': EditConfig,

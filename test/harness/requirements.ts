@@ -61,6 +61,7 @@ const NEEDS = {
     'util-linux `script`, for a pseudo-terminal: apt-get install util-linux',
   ),
   time: fileCheck('/usr/bin/time', 'GNU time, for peak RSS: apt-get install time'),
+  zsh: fileCheck('/usr/bin/zsh', `zsh, to check the completion script: ${INSTALL}`),
   bundle: fileCheck(resolve(REPO, 'dist', 'cli.js'), 'run `npm run build`', false),
   root: {
     missing: () =>

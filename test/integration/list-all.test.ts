@@ -97,7 +97,9 @@ describeWithNeeds.each(['etcd3', 'zookeeper'] as const)('list --all on %s', (kin
         namespace: NAMESPACE,
         scope,
         name,
-        ttl: 60,
+        // Nothing refreshes these writers' etcd lease: it must outlive the file on a loaded machine (a member key
+        // gone after 60 s made `orphan`, which has nothing else, disappear from the later tests).
+        ttl: 3600,
         retryTimeout: 10,
         ctl: false,
       });

@@ -182,3 +182,13 @@ declare module 'node-zookeeper-client' {
   const zookeeper: zookeeper.Module;
   export = zookeeper;
 }
+
+/** The library's Jute codec (internal): zk-wire.ts replaces the decoders of read replies with faster ones. */
+declare module 'node-zookeeper-client/lib/jute/index.js' {
+  const jute: {
+    readonly protocol: Record<string, new () => object>;
+    readonly data: Record<string, new () => object>;
+    readonly Request: { readonly prototype: { toBuffer(): Buffer } };
+  };
+  export = jute;
+}

@@ -22,6 +22,27 @@ const WATCHED_KEYS: ReadonlySet<string> = new Set([
   KEYS.leaderOptime,
 ]);
 
+/** Scopes `getClusters` reads at once: enough to keep the session's pipe full, few enough to keep the heap small. */
+const SCOPES_IN_FLIGHT = 64;
+
+/** `fn` over `items`, at most `limit` at a time, results in the order of `items`. */
+async function mapWindowed<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
   private lastStatus?: string;
   private lastFailsafe?: string;
@@ -118,8 +139,10 @@ export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
 
   /**
    * Every cluster of the namespace without watches. ZooKeeper has no recursive read: each scope's tree is read a
-   * level at a time (its keys, then `members/` and `optime/`), every scope at once, so the round trips are the
-   * tree's depth, whatever the number of clusters; the session pipelines the requests.
+   * level at a time (its keys, then `members/` and `optime/`), up to SCOPES_IN_FLIGHT scopes at once, the next
+   * scope starting as soon as one is done, so that the session pipelines the requests and the round trips do not
+   * grow with the number of clusters. (All at once, ten thousand requests in flight would keep every one's
+   * promises, closures and buffers alive through each young-generation GC, which then costs seconds.)
    */
   async getClusters(): Promise<readonly Cluster[]> {
     return this.op('getClusters', async (s, deadline) => {
@@ -129,13 +152,11 @@ export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
       const scopes = ((await this.getChildren(s, deadline, root || '/', false)) ?? []).filter(
         (c) => root !== '' || c !== 'zookeeper',
       );
-      const trees = await Promise.all(
-        scopes.map(async (scope) =>
-          (await this.readTree(s, deadline, `${root}/${scope}`)).map((n) => ({
-            ...n,
-            key: `${scope}/${n.key}`,
-          })),
-        ),
+      const trees = await mapWindowed(scopes, SCOPES_IN_FLIGHT, async (scope) =>
+        (await this.readTree(s, deadline, `${root}/${scope}`)).map((n) => ({
+          ...n,
+          key: `${scope}/${n.key}`,
+        })),
       );
       return clustersFromNamespaceNodes(trees.flat());
     });

@@ -15,6 +15,7 @@ import { clusterPrefix, DcsError, type DcsOptions } from '../dcs.js';
 import { errorText } from '../../model/text.js';
 import type { ZooKeeperTarget } from '../target.js';
 import { addAuth, secureContextFor, useTls, znodeAcl, type TlsProbe } from './zk-security.js';
+import { batchWrites, frameReplies, installFastJute } from './zk-wire.js';
 
 /** TLS, `auth_data` and `set_acls` of the `zookeeper` section (zk-security.ts). */
 export type ZooKeeperSecurity = Pick<ZooKeeperTarget, 'tls' | 'acls' | 'auth'>;
@@ -23,7 +24,13 @@ let loading: Promise<ZkModule> | undefined;
 
 /** The client library is loaded on first use only, so importing this module costs nothing. */
 async function loadZooKeeper(): Promise<ZkModule> {
-  loading ??= import('node-zookeeper-client').then((m) => m.default);
+  loading ??= Promise.all([
+    import('node-zookeeper-client'),
+    import('node-zookeeper-client/lib/jute/index.js'),
+  ]).then(([m, jute]) => {
+    installFastJute(jute.default);
+    return m.default;
+  });
   return loading;
 }
 
@@ -161,6 +168,7 @@ export abstract class ZooKeeperSession {
     });
     // Every call waiting for a reconnect listens for 'connected'; a busy getCluster has dozens.
     client.setMaxListeners(0);
+    frameReplies(client);
     if (tls && context) this.tlsProbe = useTls(client, context, tls.verify);
     addAuth(client, this.security.auth);
     const session = await new Promise<Session>((resolve, reject) => {
@@ -383,6 +391,7 @@ export abstract class ZooKeeperSession {
       );
       s.inflight.add(fail);
       try {
+        batchWrites(s.client);
         start((error, value) => {
           // Any answer, an error code included, comes from a server that still knows the session.
           if (!s.dead && sentAt > s.provenAt) s.provenAt = sentAt;
