@@ -81,6 +81,13 @@ function userRules(path: string): RuleTable {
   const keys = ['username', 'password', ...USER_KEYS];
   const out: Record<string, KeyRule> = { [path]: S };
   for (const k of keys) out[`${path}.${k}`] = S;
+  // Patroni merges a user's keys into its connection parameters, so a Kerberos service name there reaches libpq
+  // (primary_conninfo, pg_rewind); pgwarden passes on only the keys above, and its own connections (node-postgres)
+  // cannot use Kerberos at all.
+  out[`${path}.krbsrvname`] = refused(
+    'not supported by pgwarden (Kerberos service names are not passed on with connections)',
+    `remove ${path}.krbsrvname`,
+  );
   return out;
 }
 
