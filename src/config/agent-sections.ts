@@ -183,6 +183,7 @@ export function checkDcs(tree: Node): void {
     if (typeof hosts !== 'string') optStrList(zk, 'hosts', 'zookeeper');
     const sslProblem = useSslProblem(get(zk, 'use_ssl'));
     if (sslProblem !== undefined) throw new UserError(sslProblem);
+    optBool(zk, 'use_ssl', 'zookeeper');
     optBool(zk, 'verify', 'zookeeper');
     for (const k of ['cacert', 'cert', 'key', 'key_password']) optStr(zk, k, 'zookeeper');
     optMapping(zk, 'set_acls', 'zookeeper');

@@ -5,6 +5,7 @@
  * 20, nosync winning over a sync_priority with a warning, discovery_srv read as srv).
  */
 import { parseGucInt } from '../model/guc-values.js';
+import { parseBool } from '../model/python.js';
 import { isMapping } from './config-values.js';
 
 type Tree = Readonly<Record<string, unknown>>;
@@ -68,7 +69,19 @@ function etcdProblems(tree: Tree): string[] {
   return out;
 }
 
+/** Text that reads true (text that reads false is refused by the reader, src/config/zookeeper-section.ts). */
+function zookeeperProblems(tree: Tree): string[] {
+  const zk = tree['zookeeper'];
+  const v = isMapping(zk) ? zk['use_ssl'] : undefined;
+  if (typeof v !== 'string' || parseBool(v) !== true) return [];
+  return [
+    `zookeeper.use_ssl: ${JSON.stringify(v)} is text, not a boolean, which Patroni's validator refuses (its agent, ` +
+      'like pgwarden, takes it as TLS on; PATRONI_ZOOKEEPER_USE_SSL is read as text); set use_ssl: true in the ' +
+      'configuration file',
+  ];
+}
+
 /** One `<dotted.path>: <what is wrong>; <what to do>` line per finding. */
 export function patroniValidatorProblems(tree: Tree): string[] {
-  return [...tagProblems(tree), ...dcsProblems(tree), ...etcdProblems(tree)];
+  return [...tagProblems(tree), ...dcsProblems(tree), ...etcdProblems(tree), ...zookeeperProblems(tree)];
 }

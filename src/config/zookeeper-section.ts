@@ -95,23 +95,24 @@ export function parseAuthData(
 }
 
 /**
- * What `zookeeper.use_ssl` must be: a YAML boolean. Patroni hands the value to kazoo as it is, so any non-empty text
- * turns TLS on, `'false'` included, and PATRONI_ZOOKEEPER_USE_SSL is such a text (its config.py does not read that
- * variable as a boolean, unlike PATRONI_ZOOKEEPER_VERIFY); its validator calls it "not a boolean". Refused here.
+ * `zookeeper.use_ssl` as text that reads false. Patroni hands the value to kazoo as it is, so any non-empty text turns
+ * TLS on, `'false'` included, and PATRONI_ZOOKEEPER_USE_SSL is always text (its config.py does not read that variable
+ * as a boolean, unlike PATRONI_ZOOKEEPER_VERIFY). Refused rather than read either way; text that reads true is TLS
+ * on for both, other text is refused as unreadable.
  */
 export function useSslProblem(value: unknown): string | undefined {
-  if (value === undefined || value === null || typeof value === 'boolean') return undefined;
+  if (typeof value !== 'string' || parseBool(value) !== false) return undefined;
   return (
-    `zookeeper.use_ssl: ${JSON.stringify(value)} is not a boolean (Patroni would turn TLS on for any non-empty text, ` +
-    "'false' included, and PATRONI_ZOOKEEPER_USE_SSL is read as text); set use_ssl: true or false in the " +
-    'configuration file, and unset PATRONI_ZOOKEEPER_USE_SSL'
+    `zookeeper.use_ssl: ${JSON.stringify(value)} is not a boolean but text, which Patroni would take as TLS on ` +
+    '(PATRONI_ZOOKEEPER_USE_SSL is read as text); set use_ssl: true or false in the configuration file, and unset ' +
+    'PATRONI_ZOOKEEPER_USE_SSL'
   );
 }
 
 function parseTls(s: ConfigTree, where: string): ZooKeeperTls | undefined {
   const problem = useSslProblem(s['use_ssl']);
   if (problem !== undefined) throw new UserError(problem);
-  if (s['use_ssl'] !== true) return undefined;
+  if (!flag(s, 'use_ssl', where, false)) return undefined;
   const cert = text(s, 'cert', where);
   const key = text(s, 'key', where);
   // kazoo presents a client certificate only when it has both; one alone would silently not be used.
@@ -151,7 +152,7 @@ export function zookeeperSecurity(s: ConfigTree, where: string): Security {
 /** Settings Patroni reads but does not use in this combination (TLS files without `use_ssl: true`). */
 export function zookeeperWarnings(tree: ConfigTree): string[] {
   const s = tree['zookeeper'];
-  if (!isMapping(s) || s['use_ssl'] === true) return [];
+  if (!isMapping(s) || parseBool(s['use_ssl'] ?? false) === true) return [];
   return [...TLS_FILES, 'verify']
     .filter((k) => s[k] !== undefined && s[k] !== null)
     .map((k) => `zookeeper.${k}: ignored without zookeeper.use_ssl: true (as in Patroni)`);

@@ -165,6 +165,13 @@ describe("validateConfig: what Patroni 4.1.4's validator refuses although its ag
     ]);
     const fromFile = await problemsOf((t) => ((t['zookeeper'] as Tree)['use_ssl'] = false));
     expect(starting(fromFile, 'zookeeper.use_ssl')).toEqual([]);
+    // Text that reads true is TLS on to both agents, but Patroni's validator still calls it no boolean.
+    const on = await problemsOf(() => undefined, { PATRONI_ZOOKEEPER_USE_SSL: 'true' });
+    expect(starting(on, 'zookeeper.use_ssl: ')).toEqual([
+      expect.stringMatching(
+        /^zookeeper\.use_ssl: "true" is text, not a boolean, which Patroni's validator refuses .*; set use_ssl: true in the configuration file$/,
+      ),
+    ]);
   });
 });
 
