@@ -35,6 +35,7 @@ import {
   type Node,
 } from './config-values.js';
 import { dcsTarget, type DcsTarget, type LocalConfig } from './local-config.js';
+import { useSslProblem } from './zookeeper-section.js';
 import { parseGucInt } from '../model/guc-values.js';
 import { pyBool, pyStr } from '../model/python.js';
 import {
@@ -180,6 +181,8 @@ export function checkDcs(tree: Node): void {
     const hosts = get(zk, 'hosts');
     if (hosts === undefined) throw missing('zookeeper.hosts');
     if (typeof hosts !== 'string') optStrList(zk, 'hosts', 'zookeeper');
+    const sslProblem = useSslProblem(get(zk, 'use_ssl'));
+    if (sslProblem !== undefined) throw new UserError(sslProblem);
     optBool(zk, 'use_ssl', 'zookeeper');
     optBool(zk, 'verify', 'zookeeper');
     for (const k of ['cacert', 'cert', 'key', 'key_password']) optStr(zk, k, 'zookeeper');

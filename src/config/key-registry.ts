@@ -10,7 +10,6 @@
  * `<replica_method>` a `postgresql.create_replica_methods` entry. A rule with `subtree` covers everything below it
  * (its values are checked by the section parsers).
  */
-import { parseBool } from '../model/python.js';
 import { pyShown } from './config-values.js';
 import { USER_KEYS } from './postgresql-section.js';
 
@@ -78,6 +77,13 @@ function userRules(path: string): RuleTable {
   const keys = ['username', 'password', ...USER_KEYS];
   const out: Record<string, KeyRule> = { [path]: S };
   for (const k of keys) out[`${path}.${k}`] = S;
+  // Patroni merges a user's keys into its connection parameters, so a Kerberos service name there reaches libpq
+  // (primary_conninfo, pg_rewind); pgwarden passes on only the keys above, and its own connections (node-postgres)
+  // cannot use Kerberos at all.
+  out[`${path}.krbsrvname`] = refused(
+    'not supported by pgwarden (Kerberos service names are not passed on with connections)',
+    `remove ${path}.krbsrvname`,
+  );
   return out;
 }
 
@@ -158,24 +164,15 @@ export const LOCAL_RULES: RuleTable = {
   'etcd3.cacert': S,
   'etcd3.cert': S,
   'etcd3.key': S,
-  // DNS SRV discovery as Patroni (src/dcs/etcd3/srv.ts).
+  // DNS SRV discovery as Patroni (src/dcs/etcd3/srv.ts); discovery_srv and srv_domain are older names of srv that
+  // Patroni's etcd client still reads (and prefers), though its validator does not (config/patroni-validator.ts).
   'etcd3.srv': S,
   'etcd3.srv_suffix': S,
-  'etcd3.discovery_srv': refused(
-    'DNS SRV discovery is not supported by pgwarden',
-    'list the etcd endpoints in etcd3.hosts',
-  ),
-  'etcd3.srv_domain': refused(
-    'DNS SRV discovery is not supported by pgwarden',
-    'list the etcd endpoints in etcd3.hosts',
-  ),
-  // pgwarden talks to the listed hosts only, which is what `use_proxies: true` asks for; Patroni's default (false)
-  // also discovers the etcd members from /v3/cluster/member/list, which pgwarden does not do yet.
-  'etcd3.use_proxies': warned(
-    'pgwarden does not discover etcd members (it uses etcd3.hosts as listed, as with use_proxies: true): list every etcd member in etcd3.hosts',
-    false,
-    (v) => parseBool(v) === true,
-  ),
+  'etcd3.discovery_srv': S,
+  'etcd3.srv_domain': S,
+  // false (the default): the hosts only bootstrap the list of etcd members, whose client URLs are used; true: the
+  // hosts as given (src/dcs/etcd3/members.ts).
+  'etcd3.use_proxies': S,
   // The passphrase of an encrypted etcd3.key (src/dcs/etcd3/gateway.ts).
   'etcd3.key_password': S,
   etcd: refused(

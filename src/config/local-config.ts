@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { PYYAML_PARSE } from './pyyaml-schema.js';
 import { errorText, scalarText, textOf } from '../model/text.js';
+import { pyBool } from '../model/python.js';
 import { UserError } from './errors.js';
 import { applyPatroniEnv } from './env.js';
 import { deepMerge, isMapping, type ConfigTree } from './tree.js';
@@ -215,27 +216,30 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
   let username = str('username');
   let password = str('password');
   let hosts: string[];
-  // Patroni: a proxy first, then SRV records (hosts, then host, when they name nothing), then hosts, then host.
-  const srv = s['proxy'] === undefined ? str('srv') : undefined;
-  if (srv !== undefined && s['hosts'] === undefined && s['host'] === undefined) hosts = [];
-  else if (s['hosts'] !== undefined) hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
-  else if (s['host'] !== undefined) hosts = hostList(textOf(s['host']), defaultPort, `${where}: host`);
+  // Patroni: a proxy first, then SRV records (hosts, then host or url, when they name nothing), then hosts, then
+  // host (or url). `discovery_srv` and `srv_domain` are older names of `srv`, and win over it as in Patroni.
+  const srv =
+    s['proxy'] === undefined ? (str('srv_domain') ?? str('discovery_srv') ?? str('srv')) : undefined;
+  if (s['hosts'] !== undefined && s['proxy'] === undefined)
+    hosts = hostList(s['hosts'], defaultPort, `${where}: hosts`);
+  else if (s['host'] !== undefined && s['url'] === undefined && s['proxy'] === undefined)
+    hosts = hostList(textOf(s['host']), defaultPort, `${where}: host`);
   else if (s['url'] !== undefined || s['proxy'] !== undefined) {
-    const raw = str('url') ?? str('proxy') ?? '';
+    const raw = str('proxy') ?? str('url') ?? '';
     let u: URL;
     try {
       u = new URL(raw);
     } catch {
-      throw new UserError(`${where}: url ${raw} is not a valid URL`);
+      throw new UserError(
+        `${where}: ${s['proxy'] !== undefined ? 'proxy' : 'url'} ${raw} is not a valid URL`,
+      );
     }
     protocol = u.protocol === 'https:' ? 'https' : 'http';
     if (u.username) username = decodeURIComponent(u.username);
     if (u.password) password = decodeURIComponent(u.password);
     hosts = [`${u.hostname}:${u.port || defaultPort}`];
-  } else if (s['discovery_srv'] !== undefined || s['srv_domain'] !== undefined) {
-    throw new UserError(
-      `${where}: DNS SRV discovery is not supported by pgwarden; list the endpoints in etcd3.hosts`,
-    );
+  } else if (srv !== undefined) {
+    hosts = [];
   } else {
     hosts = [`localhost:${defaultPort}`];
   }
@@ -250,6 +254,8 @@ function etcd3Target(s: ConfigTree, where: string): Etcd3Target {
     key: str('key'),
     keyPassword: str('key_password'),
     ...(srv !== undefined ? { srv, srvSuffix: str('srv_suffix') } : {}),
+    // `proxy` implies use_proxies; the value is read with Python's bool() as Patroni passes it on.
+    ...(s['proxy'] !== undefined || pyBool(s['use_proxies']) ? { useProxies: true } : {}),
   };
 }
 

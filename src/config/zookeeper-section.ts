@@ -94,7 +94,24 @@ export function parseAuthData(
   });
 }
 
+/**
+ * `zookeeper.use_ssl` as text that reads false. Patroni hands the value to kazoo as it is, so any non-empty text turns
+ * TLS on, `'false'` included, and PATRONI_ZOOKEEPER_USE_SSL is always text (its config.py does not read that variable
+ * as a boolean, unlike PATRONI_ZOOKEEPER_VERIFY). Refused rather than read either way; text that reads true is TLS
+ * on for both, other text is refused as unreadable.
+ */
+export function useSslProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || parseBool(value) !== false) return undefined;
+  return (
+    `zookeeper.use_ssl: ${JSON.stringify(value)} is not a boolean but text, which Patroni would take as TLS on ` +
+    '(PATRONI_ZOOKEEPER_USE_SSL is read as text); set use_ssl: true or false in the configuration file, and unset ' +
+    'PATRONI_ZOOKEEPER_USE_SSL'
+  );
+}
+
 function parseTls(s: ConfigTree, where: string): ZooKeeperTls | undefined {
+  const problem = useSslProblem(s['use_ssl']);
+  if (problem !== undefined) throw new UserError(problem);
   if (!flag(s, 'use_ssl', where, false)) return undefined;
   const cert = text(s, 'cert', where);
   const key = text(s, 'key', where);

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { UserError } from '../config/errors.js';
 import { agentConfigFromTree } from '../config/agent-config.js';
 import { checkLocalKeys } from '../config/config-check.js';
+import { patroniValidatorProblems } from '../config/patroni-validator.js';
 import { applyPatroniEnv, patroniEnvWarnings } from '../config/env.js';
 import { readConfigPath } from '../config/local-config.js';
 import type { ConfigTree } from '../config/tree.js';
@@ -78,6 +79,7 @@ export async function validateConfig(input: ValidateConfigInput): Promise<Valida
     for (const k of keys.errors) if (!errors.includes(k)) errors.push(k);
     warnings.push(...keys.warnings);
   }
+  for (const p of patroniValidatorProblems(tree)) if (!errors.includes(p)) errors.push(p);
   errors.push(...(await checkEnvironment(tree, { ignoreListenPort: input.ignoreListenPort })));
   if (errors.length > 0) return { exitCode: 1, errors, warnings };
   return { exitCode: 0, errors, warnings, ...(input.print ? { printed: pyYaml(tree) } : {}) };

@@ -13,6 +13,11 @@ export interface Etcd3Target {
   /** `etcd3.srv`: the domain whose DNS SRV records name the endpoints (src/dcs/etcd3/srv.ts); `hosts` is the fallback. */
   readonly srv?: string;
   readonly srvSuffix?: string;
+  /**
+   * `etcd3.use_proxies` (also implied by `etcd3.proxy`): talk to `hosts` only. Otherwise they only bootstrap the list
+   * of etcd members whose client URLs are used (src/dcs/etcd3/members.ts), as Patroni.
+   */
+  readonly useProxies?: boolean;
 }
 
 /** `zookeeper.use_ssl: true` and the files that go with it (kazoo's `create_tcp_connection`). */

@@ -174,7 +174,13 @@ describeWithNeeds('DCS load of idle agents, pgwarden next to Patroni 4.1.4', () 
         const endpoint = mine[i]?.endpoint ?? '';
         const scope = `load-${impl.replace(/\./g, '')}-${dcs}`;
         if (impl === 'pgwarden') {
-          ours = await startAgentCluster({ dcs, etcdEndpoint: endpoint, scope, ...TIMING });
+          ours = await startAgentCluster({
+            dcs,
+            etcdEndpoint: endpoint,
+            scope,
+            ...TIMING,
+            ...(dcs === 'etcd3' ? { dcsExtra: 'use_proxies: true' } : {}),
+          });
           await ours.waitReady({ timeoutMs: 180_000 });
         } else {
           patronis.push(

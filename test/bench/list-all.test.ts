@@ -173,7 +173,7 @@ describeWithNeeds('list --all over 1,000 clusters of 3 members', () => {
       try {
         const config =
           kind === 'etcd3'
-            ? writeConfig('etcd3-proxy.yml', `etcd3:\n  hosts: ${proxy.endpoint}\n`)
+            ? writeConfig('etcd3-proxy.yml', `etcd3:\n  hosts: ${proxy.endpoint}\n  use_proxies: true\n`)
             : writeConfig('zookeeper-proxy.yml', `zookeeper:\n  hosts:\n  - ${proxy.endpoint}\n`);
         // Not spawnSync: the proxy forwards on this process's event loop.
         const r = await runCommand(

@@ -168,6 +168,15 @@ describeNeeding(
     ['a data_dir that is no data directory', 'postgresql.data_dir', dir, [], 1, 'postgresql.data_dir'],
     ['a bin_dir that does not exist', 'postgresql.bin_dir', join(dir, 'nobin'), [], 1, 'postgresql.bin_dir'],
     ['an unreachable etcd', 'etcd3.hosts', 'UNREACHABLE', [], 1, 'etcd3.hosts'],
+    // What Patroni's validator refuses although its agent runs with it (src/config/patroni-validator.ts).
+    ['nosync with sync_priority', 'tags', { nosync: true, sync_priority: 1 }, [], 1, 'tags'],
+    ['nofailover with failover_priority', 'tags', { nofailover: false, failover_priority: 0 }, [], 1, 'tags'],
+    ['nosync with failover_priority', 'tags', { nosync: true, failover_priority: 1 }, [], 0, undefined],
+    ['bootstrap.dcs.ttl 19', 'bootstrap.dcs.ttl', 19, [], 1, 'bootstrap.dcs.ttl'],
+    ['bootstrap.dcs.ttl 20', 'bootstrap.dcs.ttl', 20, [], 0, undefined],
+    ['bootstrap.dcs.retry_timeout 2', 'bootstrap.dcs.retry_timeout', 2, [], 1, 'bootstrap.dcs.retry_timeout'],
+    ['etcd3.use_proxies true', 'etcd3.use_proxies', true, [], 0, undefined],
+    ['etcd3.srv_domain next to hosts', 'etcd3.srv_domain', 'example.invalid', [], 0, undefined],
     ['no name', 'name', undefined, [], 1, 'name'],
     ['loop_wait not a number', 'bootstrap.dcs.loop_wait', 'soon', [], 1, 'bootstrap.dcs.loop_wait'],
     ['restapi missing', 'restapi', undefined, [], 1, 'restapi'],
@@ -212,6 +221,48 @@ describeNeeding(
     expect(w.stderr).toMatch(
       /^postgresql\.krbsrvname: not supported by pgwarden.*; remove postgresql\.krbsrvname$/m,
     );
+  });
+
+  it('validate: krbsrvname with a user (Patroni passes it on to libpq) is refused with its path', async () => {
+    const f = file(set(base(), 'postgresql.authentication.replication.krbsrvname', 'postgres'));
+    const p = await patroni(['--validate-config', f], dir);
+    const w = await pgwarden(['--validate-config', f], dir);
+    expect(p.code).toBe(0);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(
+      /^postgresql\.authentication\.replication\.krbsrvname: not supported by pgwarden.*; remove postgresql\.authentication\.replication\.krbsrvname$/m,
+    );
+  });
+
+  it('validate: etcd3.discovery_srv alone fails both, pgwarden saying to rename it to srv', async () => {
+    const t = base();
+    t['etcd3'] = { discovery_srv: 'example.invalid' };
+    const f = file(t);
+    const p = await patroni(['--validate-config', f], dir);
+    const w = await pgwarden(['--validate-config', f], dir);
+    expect([p.code, w.code]).toEqual([1, 1]);
+    expect(p.stderr).toMatch(/^etcd3\.srv +is not defined/m);
+    expect(w.stderr).toMatch(/^etcd3\.discovery_srv: .*; rename etcd3\.discovery_srv to etcd3\.srv$/m);
+  });
+
+  it('validate: PATRONI_ZOOKEEPER_USE_SSL=false is text to both (Patroni: not a boolean), use_ssl: false is not', async () => {
+    const t = base();
+    delete t['etcd3'];
+    t['zookeeper'] = { hosts: [`127.0.0.1:${busyPort}`] };
+    const f = file(t);
+    const withEnv = { env: { ...env, PATRONI_ZOOKEEPER_USE_SSL: 'false' }, cwd: dir };
+    const p = await runCommand(PATRONI4, ['--validate-config', f], withEnv);
+    const w = await runCommand(process.execPath, [PGWARDEN, 'agent', '--validate-config', f], withEnv);
+    expect([p.code, w.code]).toEqual([1, 1]);
+    expect(p.stderr).toMatch(/^zookeeper\.use_ssl false is not a boolean$/m);
+    expect(w.stderr).toMatch(
+      /^zookeeper\.use_ssl: "false" is not a boolean .*unset PATRONI_ZOOKEEPER_USE_SSL$/m,
+    );
+    (t['zookeeper'] as Tree)['use_ssl'] = false;
+    const g = file(t);
+    const p2 = await patroni(['--validate-config', g], dir);
+    const w2 = await pgwarden(['--validate-config', g], dir);
+    expect([p2.code, w2.code], p2.stderr + w2.stderr).toEqual([0, 0]);
   });
 
   it('generate-sample-config: the same document, on stdout and in a new directory', async () => {

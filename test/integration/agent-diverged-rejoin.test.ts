@@ -71,6 +71,8 @@ describeWithNeeds('pgwarden agents: a demoted ex-primary with writes past the fo
       loopWait: 2,
       retryTimeout: 5,
       dcsEndpointFor: (_n, i) => `127.0.0.1:${relayOf(i).dcs.port}`,
+      // The relay is the member's way to etcd: without use_proxies the agent would learn etcd's own client URL.
+      dcsExtra: 'use_proxies: true',
       connectPortsFor: (n, i) => {
         const r = relayOf(i);
         r.pg.target = { host: '127.0.0.1', port: n.pgPort };

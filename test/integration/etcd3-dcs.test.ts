@@ -332,7 +332,8 @@ describeWithNeeds('etcd3 specifics', () => {
     try {
       const a = new Etcd3Dcs(
         { namespace: 'service', scope, name: 'pg1', ttl: 10, retryTimeout: 4, ctl: false },
-        { hosts: [`127.0.0.1:${proxyPort}`, etcd.endpoint], protocol: 'http' },
+        // use_proxies: the proxy is what is tested, not etcd's own client URL that discovery would switch to.
+        { hosts: [`127.0.0.1:${proxyPort}`, etcd.endpoint], protocol: 'http', useProxies: true },
       );
       open.push(a);
       expect(await a.touchMember('{"state":"starting"}')).toBe(true);
@@ -544,7 +545,7 @@ describeWithNeeds('etcd3 under faults', () => {
     try {
       const d = new Etcd3Dcs(
         { namespace: 'service', scope: 'x', ttl: 10, retryTimeout: 2, ctl: true },
-        { hosts: [`127.0.0.1:${port}`], protocol: 'http' },
+        { hosts: [`127.0.0.1:${port}`], protocol: 'http', useProxies: true },
       );
       const c = await d.getCluster();
       await d.close();
@@ -554,7 +555,7 @@ describeWithNeeds('etcd3 under faults', () => {
       version = '{"etcdserver":"3.0.2","etcdcluster":"3.0.0"}';
       const old = new Etcd3Dcs(
         { namespace: 'service', scope: 'x', ttl: 10, retryTimeout: 2, ctl: true },
-        { hosts: [`127.0.0.1:${port}`], protocol: 'http' },
+        { hosts: [`127.0.0.1:${port}`], protocol: 'http', useProxies: true },
       );
       await expect(old.getCluster()).rejects.toThrow(
         /Detected etcd version 3\.0\.2 .* is lower than 3\.0\.4/,

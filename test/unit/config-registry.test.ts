@@ -80,10 +80,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'zookeeper.cert in node.yml needs zookeeper.key too (the client certificate and its key go together)',
     ],
     [
-      { etcd3: { srv_domain: 'example.com' } },
-      'etcd3.srv_domain: DNS SRV discovery is not supported by pgwarden; list the etcd endpoints in etcd3.hosts',
-    ],
-    [
       { postgresql: { krbsrvname: 'postgres' } },
       'postgresql.krbsrvname: not supported by pgwarden yet (it is not passed to replication connections); remove postgresql.krbsrvname',
     ],
@@ -225,14 +221,12 @@ describe('the registry: safe values accepted, ignored keys warned', () => {
       ],
     ],
     [{ colour: 'blue' }, ['colour: unknown key, ignored']],
-    // pgwarden uses the listed hosts only: what use_proxies: true asks for; false asks for member discovery.
+    // true: the listed hosts only; false: they bootstrap member discovery (src/dcs/etcd3/members.ts). Both work.
     [{ etcd3: { hosts: ['e:2379'], use_proxies: true } }, []],
-    [
-      { etcd3: { hosts: ['e:2379'], use_proxies: false } },
-      [
-        'etcd3.use_proxies: pgwarden does not discover etcd members (it uses etcd3.hosts as listed, as with use_proxies: true): list every etcd member in etcd3.hosts',
-      ],
-    ],
+    [{ etcd3: { hosts: ['e:2379'], use_proxies: false } }, []],
+    // Older names of etcd3.srv, read by Patroni's etcd client.
+    [{ etcd3: { srv_domain: 'example.com' } }, []],
+    [{ etcd3: { discovery_srv: 'example.com' } }, []],
   ] as const)('%j', (override, warnings) => {
     expect(agentConfigFromTree(deepMerge(base(), override as ConfigTree), 'node.yml').warnings).toEqual(
       warnings,

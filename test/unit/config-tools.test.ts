@@ -98,6 +98,83 @@ describe('validateConfig', () => {
   });
 });
 
+describe("validateConfig: what Patroni 4.1.4's validator refuses although its agent runs with it", () => {
+  const problemsOf = async (patch: (t: Tree) => void, env: Record<string, string> = {}) => {
+    const t = base();
+    patch(t);
+    return (await validate(file(t), env)).errors;
+  };
+  const starting = (errors: readonly string[], prefix: string) => errors.filter((e) => e.startsWith(prefix));
+
+  it.each([
+    ['nosync', 'sync_priority', { nosync: true, sync_priority: 1 }],
+    ['nosync', 'sync_priority', { nosync: false, sync_priority: 0 }],
+    ['nofailover', 'failover_priority', { nofailover: true, failover_priority: 1 }],
+  ] as const)('tags %s and %s together (%j)', async (a, b, tags) => {
+    const errors = await problemsOf((t) => (t['tags'] = tags));
+    expect(starting(errors, 'tags: ')).toEqual([
+      `tags: both ${a} and ${b} are set, and Patroni's validator accepts at most one of them (the agent would use ${a} and warn); keep one`,
+    ]);
+  });
+
+  it('one tag of a pair alone is no problem', async () => {
+    expect(
+      starting(await problemsOf((t) => (t['tags'] = { nosync: true, failover_priority: 1 })), 'tags'),
+    ).toEqual([]);
+  });
+
+  it.each([
+    ['ttl', 19, 20],
+    ['ttl', '19', 20],
+    ['retry_timeout', 2, 3],
+    ['maximum_lag_on_syncnode', -2, -1],
+  ] as const)('bootstrap.dcs.%s %j is below its least value %d', async (key, value, min) => {
+    const errors = await problemsOf((t) => (t['bootstrap'] = { dcs: { [key]: value } }));
+    expect(starting(errors, `bootstrap.dcs.${key}: `)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^bootstrap\\.dcs\\.${key}: -?\\d+ is less than ${min}, the least Patroni's validator accepts .*; set ${min} or more$`,
+        ),
+      ),
+    ]);
+    const ok = await problemsOf((t) => (t['bootstrap'] = { dcs: { [key]: min } }));
+    expect(starting(ok, 'bootstrap.dcs.')).toEqual([]);
+  });
+
+  it("etcd3.discovery_srv or srv_domain alone: Patroni's validator wants srv (or hosts...)", async () => {
+    const alone = await problemsOf((t) => {
+      delete t['zookeeper'];
+      t['etcd3'] = { discovery_srv: 'example.invalid' };
+    });
+    expect(starting(alone, 'etcd3.')).toEqual([
+      "etcd3.discovery_srv: Patroni's validator wants one of host, hosts, srv, srv_suffix, url, proxy and does not count discovery_srv (its agent reads it as srv); rename etcd3.discovery_srv to etcd3.srv",
+    ]);
+    const withHosts = await problemsOf((t) => {
+      delete t['zookeeper'];
+      t['etcd3'] = { srv_domain: 'example.invalid', hosts: ['127.0.0.1:1'] };
+    });
+    expect(starting(withHosts, 'etcd3.srv_domain')).toEqual([]);
+  });
+
+  it("PATRONI_ZOOKEEPER_USE_SSL=false is text, which Patroni would take as TLS on: refused, the file's false is not", async () => {
+    const fromEnv = await problemsOf(() => undefined, { PATRONI_ZOOKEEPER_USE_SSL: 'false' });
+    expect(starting(fromEnv, 'zookeeper.use_ssl: ')).toEqual([
+      expect.stringMatching(
+        /^zookeeper\.use_ssl: "false" is not a boolean .*set use_ssl: true or false in the configuration file, and unset PATRONI_ZOOKEEPER_USE_SSL$/,
+      ),
+    ]);
+    const fromFile = await problemsOf((t) => ((t['zookeeper'] as Tree)['use_ssl'] = false));
+    expect(starting(fromFile, 'zookeeper.use_ssl')).toEqual([]);
+    // Text that reads true is TLS on to both agents, but Patroni's validator still calls it no boolean.
+    const on = await problemsOf(() => undefined, { PATRONI_ZOOKEEPER_USE_SSL: 'true' });
+    expect(starting(on, 'zookeeper.use_ssl: ')).toEqual([
+      expect.stringMatching(
+        /^zookeeper\.use_ssl: "true" is text, not a boolean, which Patroni's validator refuses .*; set use_ssl: true in the configuration file$/,
+      ),
+    ]);
+  });
+});
+
 describe('parseDsn (Patroni parse_dsn)', () => {
   it('reads key=value with quotes and escapes, and adds the TLS/GSS defaults', () => {
     expect(parseDsn(" host = 'my host' dbname = db\\ name port=5433 ")).toEqual({

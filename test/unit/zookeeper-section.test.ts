@@ -118,6 +118,12 @@ describe('TLS settings', () => {
 
   it.each([
     [{ use_ssl: 'maybe' }, 'zookeeper.use_ssl in x.yml must be true or false'],
+    // Text that reads false would be TLS on to Patroni (any non-empty text is): refused rather than read either way.
+    [
+      { use_ssl: 'false' },
+      'zookeeper.use_ssl: "false" is not a boolean but text, which Patroni would take as TLS on',
+    ],
+    [{ use_ssl: 'off' }, 'zookeeper.use_ssl: "off" is not a boolean but text'],
     [{ use_ssl: true, verify: 'sometimes' }, 'zookeeper.verify in x.yml must be true or false'],
     [{ use_ssl: true, key: '/k.pem' }, 'zookeeper.key in x.yml needs zookeeper.cert too'],
     [{ use_ssl: true, cert: '/c.pem' }, 'zookeeper.cert in x.yml needs zookeeper.key too'],

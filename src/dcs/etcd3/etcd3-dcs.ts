@@ -26,6 +26,7 @@ import {
   type WatchEvent,
   type WatchResponse,
 } from './gateway.js';
+import { membersLifetimeMs } from './members.js';
 import type { Etcd3Target } from '../target.js';
 import { createAbsent, deleteOp, isRevision, modIs, nodeUnder, putOp, valueIs } from './requests.js';
 
@@ -111,11 +112,18 @@ export class Etcd3Dcs implements Dcs {
       key: conn.key,
       keyPassword: conn.keyPassword,
       retryTimeout: options.retryTimeout,
+      useProxies: conn.useProxies,
+      membersLifetimeMs: membersLifetimeMs(options.ttl),
     });
     this.gateway.onWrite = (revision) => this.wrote(revision);
     this.endpoints = this.gateway.endpoints;
     this.prefix = clusterPrefix(options.namespace, options.scope);
     this.ttl = options.ttl;
+  }
+
+  /** The etcd endpoints in use now: the members' client URLs once learnt (unless use_proxies), the last good first. */
+  get etcdEndpoints(): readonly string[] {
+    return this.gateway.endpoints;
   }
 
   private key(rel: string): string {
@@ -707,6 +715,7 @@ export class Etcd3Dcs implements Dcs {
     }
     this.ttl = ttl;
     this.gateway.retryTimeout = retryTimeout;
+    this.gateway.membersLifetimeMs = membersLifetimeMs(ttl);
   }
 
   /** Stops using the lease without revoking it: our keys expire by ttl, exactly as after a crash. */

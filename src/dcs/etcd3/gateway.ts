@@ -21,6 +21,14 @@ import {
   mayHaveApplied,
   parseEndpoint,
 } from './gateway-transport.js';
+import {
+  addressOf,
+  clientUrlsOf,
+  discoveryStep,
+  orderedEndpoints,
+  unionByAddress,
+  type DiscoveryStep,
+} from './members.js';
 import type {
   DeleteRangeResponse,
   JsonObject,
@@ -59,6 +67,13 @@ export interface GatewayOptions extends Omit<Etcd3Target, 'kind' | 'hosts'> {
   readonly endpoints: readonly string[];
   /** Overall bound of one call, failover between endpoints included, seconds. */
   readonly retryTimeout: number;
+  /**
+   * `etcd3.use_proxies`: use `endpoints` as given. Otherwise (the default, as Patroni) they only bootstrap the list
+   * of etcd members, whose client URLs are then used (src/dcs/etcd3/members.ts).
+   */
+  readonly useProxies?: boolean;
+  /** How long a learnt member list is trusted, ms (default 300 s). */
+  readonly membersLifetimeMs?: number;
 }
 
 /** etcd answered with a gRPC error (`{"error","code","message"}`). */
@@ -121,10 +136,20 @@ function versionAtLeast(v: string, min: readonly number[]): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 export class EtcdGateway {
-  readonly endpoints: readonly string[];
   /** Seconds; the DCS updates it from the dynamic configuration. */
   retryTimeout: number;
-  private readonly targets: readonly Endpoint[];
+  /** ms; the DCS sets it from the ttl (x 10, as Patroni). */
+  membersLifetimeMs: number;
+  /** The endpoints as configured: what the member list is first asked from. */
+  private readonly configured: readonly Endpoint[];
+  /** The endpoints in use: the configured ones, or the members' client URLs once learnt. */
+  private targets: Endpoint[];
+  /** Member discovery: no list learnt yet, or the last reload failed. */
+  private needsReload: boolean;
+  /** When the member list was last learnt (monotonic ms). */
+  private membersUpdatedMs?: number;
+  /** The member-list request in flight, shared by concurrent calls. */
+  private discovering?: Promise<void>;
   private readonly httpAgent: http.Agent;
   private httpsAgent?: https.Agent;
   /** Index of the endpoint that answered last: tried first next time. */
@@ -138,11 +163,19 @@ export class EtcdGateway {
 
   constructor(private readonly options: GatewayOptions) {
     if (options.endpoints.length === 0) throw new DcsError('no etcd3 hosts configured');
-    this.endpoints = [...options.endpoints];
-    this.targets = options.endpoints.map((e) => parseEndpoint(e, options.protocol));
+    this.configured = options.endpoints.map((e) => parseEndpoint(e, options.protocol));
+    this.targets = [...this.configured];
+    this.needsReload = options.useProxies !== true;
     this.retryTimeout = options.retryTimeout;
+    this.membersLifetimeMs = options.membersLifetimeMs ?? 300_000;
     // keepAlive for the daemon; idle pooled sockets are unref'ed by node, so they never hold a CLI open.
     this.httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 4 });
+  }
+
+  /** The endpoints in use, the one that answered last first. */
+  get endpoints(): readonly string[] {
+    const n = this.targets.length;
+    return this.targets.map((_, i) => this.targets[(this.preferred + i) % n]!.label);
   }
 
   private get authConfigured(): boolean {
@@ -278,6 +311,7 @@ export class EtcdGateway {
     let deadline = performance.now() + this.retryTimeout * 1000;
     if (mode.kind === 'stream') deadline = Math.min(deadline, mode.untilMs);
     const versions = await this.detectVersions(deadline);
+    await this.discover(versions, deadline);
     const path = versions.prefix + method;
     let token = await this.authenticate(versions, deadline);
     const payload = JSON.stringify(body);
@@ -328,6 +362,96 @@ export class EtcdGateway {
         : '/v3alpha';
     this.versions = { server, cluster, prefix, authSupported: versionAtLeast(cluster, [3, 3]) };
     return this.versions;
+  }
+
+  /**
+   * Member discovery before a request (src/dcs/etcd3/members.ts): learns the members' client URLs when the list is
+   * missing (a failure fails the call) or old (a failure keeps the old list), within part of the call's time.
+   */
+  private async discover(versions: Versions, deadline: number): Promise<void> {
+    const step = discoveryStep(
+      {
+        discover: this.options.useProxies !== true,
+        needsReload: this.needsReload,
+        updatedMs: this.membersUpdatedMs,
+        lifetimeMs: this.membersLifetimeMs,
+      },
+      performance.now(),
+    );
+    if (step === 'none') return;
+    this.discovering ??= this.learnMembers(step, versions, deadline).finally(() => {
+      this.discovering = undefined;
+    });
+    await this.discovering;
+  }
+
+  /** Asks the endpoints in turn for the member list until one names client URLs, then uses those. */
+  private async learnMembers(step: DiscoveryStep, versions: Versions, deadline: number): Promise<void> {
+    const now = performance.now();
+    // A refresh leaves most of the call's time to the request itself; a reload is needed by it.
+    const until = now + (deadline - now) / (step === 'refresh' ? 3 : 2);
+    const inUse = this.endpoints.map((label) => this.targets.find((t) => t.label === label)!);
+    const candidates = step === 'reload' ? unionByAddress(inUse, this.configured) : inUse;
+    const causes: string[] = [];
+    for (let i = 0; i < candidates.length; i++) {
+      const ep = candidates[i]!;
+      const remaining = until - performance.now();
+      if (remaining <= 0) break;
+      const timeoutMs = Math.max(
+        Math.min(1000, remaining),
+        Math.floor(remaining / (candidates.length - i)),
+        1,
+      );
+      try {
+        const token = await this.authenticate(versions, until);
+        const answer = await this.exchange(
+          ep,
+          'POST',
+          `${versions.prefix}/cluster/member/list`,
+          '{}',
+          timeoutMs,
+          token,
+          {
+            kind: 'unary',
+          },
+        );
+        if (this.useMembers(clientUrlsOf(answer))) return;
+        causes.push(`${ep.label}: no client URLs in the member list`);
+      } catch (e) {
+        if (e instanceof EtcdError && REAUTH_MESSAGES.has(e.etcdMessage)) this.token = undefined;
+        causes.push(`${ep.label}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (step === 'refresh') return; // the old list stays, and is asked again at the next call
+    this.needsReload = true;
+    throw new DcsError(
+      `could not get the list of etcd members from ${candidates.map((c) => c.label).join(', ')}` +
+        `${causes.length > 0 ? ` (${causes.join('; ')})` : ''}; ` +
+        'if these hosts are proxies or load balancers rather than etcd members, set etcd3.use_proxies: true',
+    );
+  }
+
+  /** Switches to the members' client URLs; false when none can be used. */
+  private useMembers(urls: readonly string[]): boolean {
+    const endpoints = new Map<string, Endpoint>();
+    for (const url of urls) {
+      let ep: Endpoint;
+      try {
+        ep = parseEndpoint(url, this.options.protocol);
+      } catch {
+        continue; // a URL the gateway cannot speak to (e.g. unix://): not used
+      }
+      // A configured host that is a member keeps its name, in messages too.
+      const known = this.configured.find((c) => addressOf(c) === addressOf(ep)) ?? ep;
+      endpoints.set(known.label, known);
+    }
+    if (endpoints.size === 0) return false;
+    const order = orderedEndpoints([...endpoints.keys()], this.targets[this.preferred]?.label, Math.random);
+    this.targets = order.map((label) => endpoints.get(label)!);
+    this.preferred = 0;
+    this.needsReload = false;
+    this.membersUpdatedMs = performance.now();
+    return true;
   }
 
   /** The token to send, fetching one when username and password are configured (cluster >= 3.3). */
@@ -385,6 +509,8 @@ export class EtcdGateway {
         try {
           const result = await attempt(ep, timeoutMs);
           this.preferred = index;
+          // Answered by another endpoint than the first one asked: the member list may be out of date.
+          if (causes.size > 0 && this.membersUpdatedMs !== undefined) this.membersUpdatedMs = -Infinity;
           return result;
         } catch (e) {
           if (!(e instanceof NetworkError)) throw e;
@@ -393,6 +519,11 @@ export class EtcdGateway {
         }
       }
       this.ensureOpen();
+      if (this.options.useProxies !== true) {
+        // Every member known failed: try the configured hosts too, and learn the list afresh at the next call.
+        this.needsReload = true;
+        this.targets = unionByAddress(this.targets, this.configured);
+      }
       const remaining = deadline - performance.now();
       if (remaining < 100) break;
       await sleep(Math.min(pause, remaining - 50));
