@@ -183,7 +183,7 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
     watchdogFailed: loop.watchdogFailed,
     ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),
-    standbyCluster: false,
+    standbyCluster: ha.standby !== undefined,
     nextRunAt: loop.nextRun,
     ttl: ha.ttl,
     maximumLagOnFailover: Number(ha.maximumLagOnFailover),

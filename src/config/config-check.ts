@@ -164,8 +164,6 @@ export function assertDynamicConfigChange(before: Tree, after: Tree): string[] {
  * Patroni node of a mixed cluster, or by hand):
  * - `synchronous_mode: quorum` acts as `true`: every commit still waits for synchronous_node_count standbys and
  *   only the synchronous standbys may be promoted (never less durable than asked; a 3.0.2 node would run async);
- * - a non-empty `standby_cluster` acts as `pause: true`: hands off, no promotion and no demotion, PostgreSQL left
- *   as it is, because running this cluster as a primary cluster could fork it from its source;
  * - everything else refused at start has no effect (e.g. a dynamic `postgresql.pg_ctl_timeout`: the local value
  *   is used) and is logged.
  */
@@ -176,10 +174,6 @@ export function runtimeDynamicConfig(data: Tree): { effective: Tree; errors: str
   const sync = data['synchronous_mode'];
   if (sync !== undefined && sync !== null && !classifyAccepts('synchronous_mode', sync)) {
     effective['synchronous_mode'] = true;
-  }
-  const standby = data['standby_cluster'];
-  if (standby !== undefined && standby !== null && !classifyAccepts('standby_cluster', standby)) {
-    effective['pause'] = true;
   }
   return { effective, errors };
 }

@@ -11,6 +11,7 @@ import {
   iAmNoFailover,
   isFailoverPossible,
   isLagging,
+  isStandbyCluster,
   isSyncMode,
   peer,
   peerCanPromote,
@@ -19,7 +20,7 @@ import {
   syncModeActive,
 } from './decide-helpers.js';
 import { enforcePrimaryRole } from './decide-leader.js';
-import { follow } from './decide-recovery.js';
+import { enforceFollowRemoteMember, follow } from './decide-recovery.js';
 import { watchdogHealthy } from './watchdog.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -52,11 +53,14 @@ export function processUnhealthyCluster(ctx: Ctx): Decision {
         actions.push({ type: 'ClearFailoverKey' });
       }
     }
-    const rest = enforcePrimaryRole(
-      ctx,
-      'acquired session lock as a leader',
-      'promoted self to leader by acquiring session lock',
-    );
+    // In a standby cluster the healthiest member becomes the new standby leader, following the remote primary.
+    const rest = isStandbyCluster(s)
+      ? enforceFollowRemoteMember(ctx, 'promoted self to a standby leader by acquiring session lock')
+      : enforcePrimaryRole(
+          ctx,
+          'acquired session lock as a leader',
+          'promoted self to leader by acquiring session lock',
+        );
     return { ...rest, actions: [...actions, ...rest.actions] };
   }
   const waits: Action[] =

@@ -41,6 +41,7 @@ export type {
   LoopLogger,
   PeerProber,
   ResolvedTarget,
+  StartRole,
   SyncReplicationPort,
   TaskControl,
   WatchdogPort,

@@ -81,6 +81,7 @@ export class Inspector {
       ...(controlState === undefined ? {} : { controlState }),
       ...(diverged === undefined ? {} : { diverged }),
       wasPrimary: this.d.state.role === 'master' || this.d.state.role === 'primary',
+      isStandbyLeader: this.d.state.role === 'standby_leader',
       ...(running || empty ? {} : { recoveryConfExists: recoveryConfExists(dir) }),
       msInState: this.d.state.msInState(),
     };

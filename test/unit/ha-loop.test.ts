@@ -923,18 +923,14 @@ describe('HaLoop and synchronous mode (the sync port)', () => {
 });
 
 describe('refused settings in the DCS config key (read the safe way: src/config/config-check.ts)', () => {
-  it('quorum acts as synchronous_mode true, standby_cluster as pause; the refusals are logged once', async () => {
+  it('quorum acts as synchronous_mode true; the refusal is logged once', async () => {
     seedCluster('pg1', { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
-    store.put(
-      `${PREFIX}config`,
-      '{"ttl":30,"synchronous_mode":"quorum","standby_cluster":{"host":"10.0.0.9"}}',
-    );
+    store.put(`${PREFIX}config`, '{"ttl":30,"synchronous_mode":"quorum"}');
     await loop.runCycle();
     await loop.runCycle();
     expect(loop.haConfig.synchronousMode).toBe('on');
-    expect(loop.haConfig.paused).toBe(true);
     const refusals = logs.filter((l) => l.startsWith('ERROR: dynamic configuration (DCS config key): '));
-    expect(refusals.map((l) => l.split(': ')[2])).toEqual(['synchronous_mode', 'standby_cluster']);
+    expect(refusals.map((l) => l.split(': ')[2])).toEqual(['synchronous_mode']);
     expect(node.calls).not.toContain('promote');
   });
 });
