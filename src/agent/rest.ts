@@ -154,10 +154,13 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
   const lockUntil = loop.leaderLockUntil();
   let state: string = node.currentState;
   if (state === 'running' && !postgres) state = 'unknown';
+  // In a standby cluster a replica reports the local role: `standby_leader` on the lock holder (Patroni's api.py).
   const role = postgres
     ? postgres.xlog.kind === 'primary'
       ? 'primary'
-      : 'replica'
+      : ha.standby !== undefined && node.currentRole === 'standby_leader'
+        ? 'standby_leader'
+        : 'replica'
     : wireRole(node.currentRole);
   return {
     at: Date.now(),
