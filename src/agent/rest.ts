@@ -173,6 +173,7 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
       role === 'replica' &&
       cluster !== undefined &&
       parseBool(cluster.config?.data['synchronous_mode']) === true &&
+      ha.standby === undefined &&
       syncStateMatches(cluster.sync, config.name),
     quorumStandby: false,
     pause: cluster ? isPaused(cluster) : false,
