@@ -7,7 +7,8 @@
 import type { AgentConfig } from '../config/agent-config.js';
 import type { AsyncKind, HaConfig, PostgresInfo, PostgresState, SelfInfo } from '../ha/snapshot.js';
 import { haConfigFromDynamic } from '../ha/snapshot.js';
-import type { LocalNode, LoopLogger, ResolvedTarget, TaskControl } from '../ha/loop.js';
+import type { LocalNode, LoopLogger, ResolvedTarget, StartRole, TaskControl } from '../ha/loop.js';
+import { standbyClusterOf } from '../model/standby-cluster.js';
 import { isPaused, type Cluster, type JsonObject, type Member } from '../model/cluster.js';
 import type { Lsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
@@ -29,7 +30,10 @@ export class PostgresNode implements LocalNode {
   scheduledRestart: JsonObject | undefined;
   private readonly leaderStatus = new LeaderStatus();
 
-  constructor(config: AgentConfig, log: LoopLogger) {
+  constructor(
+    config: AgentConfig,
+    private readonly log: LoopLogger,
+  ) {
     this.config = config;
     this.pg = new LocalPostgres(config, {
       log,
@@ -165,7 +169,8 @@ export class PostgresNode implements LocalNode {
   /** The `status` value of a leader cycle (src/agent/leader-status.ts); undefined while the optime is unknown. */
   async leaderStatusValue(cluster: Cluster): Promise<string | undefined> {
     const st = await this.pg.session.queryStatus();
-    const optime = st && !st.inRecovery ? st.flushLsn : undefined;
+    // A standby leader publishes the position it received or replayed (Patroni's `last_operation`).
+    const optime = st && (st.inRecovery ? walPosition(st) || undefined : st.flushLsn);
     if (!optime) return undefined;
     const canAdvanceSlots = this.pg.files.majorVersion() >= 110000;
     const positions = canAdvanceSlots
@@ -223,7 +228,43 @@ export class PostgresNode implements LocalNode {
   }
 
   clone(from: Member | undefined, task: TaskControl): Promise<boolean> {
-    return this.pg.cloner.clone(from ? peerPostgres(from) : undefined, task);
+    return this.pg.cloner.clone(from ? peerPostgres(from) : undefined, task, this.standbyCloneOptions());
+  }
+
+  /**
+   * In a standby cluster every clone uses `standby_cluster.create_replica_methods` (default basebackup), as
+   * Patroni's clone from a `RemoteMember`.
+   */
+  private standbyCloneOptions(): { methods?: readonly string[] } {
+    const sc = standbyClusterOf(this.pg.files.dynamicConfig);
+    return sc ? { methods: sc.createReplicaMethods ?? ['basebackup'] } : {};
+  }
+
+  /** A new standby cluster (Patroni's `bootstrap_standby_leader`): clone the remote primary and follow it. */
+  async bootstrapStandbyLeader(remote: ResolvedTarget | undefined, task: TaskControl): Promise<boolean> {
+    const from = remote
+      ? {
+          name: remote.name,
+          address: { host: remote.host, port: remote.port },
+          dbname: undefined,
+          role: undefined,
+          checkpointAfterPromote: undefined,
+        }
+      : undefined;
+    const ok = await this.pg.cloner.clone(from, task, {
+      ...this.standbyCloneOptions(),
+      as: 'standby_leader',
+    });
+    if (!ok)
+      this.log.error(
+        `failed to bootstrap clone from remote member ${remote ? `${remote.host}:${remote.port}` : '(archive)'}`,
+      );
+    return ok;
+  }
+
+  /** demote-cluster with archiving on: archive the WAL segment of the shutdown checkpoint (Patroni's rewind.py). */
+  archiveShutdownCheckpoint(): Promise<void> {
+    return this.pg.lifecycle.archiveShutdownCheckpoint();
   }
 
   /** POST /reinitialize and the loop: stop immediately, empty the data directory, clone anew from `from`. */
@@ -232,7 +273,7 @@ export class PostgresNode implements LocalNode {
   }
 
   start(
-    as: 'replica' | 'primary',
+    as: StartRole,
     target: ResolvedTarget | undefined,
     timeoutSeconds: number | undefined,
     _task: TaskControl,
@@ -240,8 +281,8 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.start(as, target, timeoutSeconds);
   }
 
-  follow(target: ResolvedTarget | undefined): Promise<void> {
-    return this.pg.lifecycle.follow(target);
+  follow(target: ResolvedTarget | undefined, standbyLeader = false): Promise<void> {
+    return this.pg.lifecycle.follow(target, standbyLeader);
   }
 
   promote(
@@ -310,6 +351,8 @@ export class PostgresNode implements LocalNode {
     timeoutSeconds: number | undefined,
     _task: TaskControl,
   ): Promise<boolean> {
-    return this.pg.lifecycle.restart(as, target, timeoutSeconds);
+    // A standby leader restarts as one.
+    const role = as === 'replica' && this.pg.state.role === 'standby_leader' ? 'standby_leader' : as;
+    return this.pg.lifecycle.restart(role, target, timeoutSeconds);
   }
 }

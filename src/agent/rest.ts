@@ -155,10 +155,13 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
   const lockUntil = loop.leaderLockUntil();
   let state: string = node.currentState;
   if (state === 'running' && !postgres) state = 'unknown';
+  // In a standby cluster a replica reports the local role: `standby_leader` on the lock holder (Patroni's api.py).
   const role = postgres
     ? postgres.xlog.kind === 'primary'
       ? 'primary'
-      : 'replica'
+      : ha.standby !== undefined && node.currentRole === 'standby_leader'
+        ? 'standby_leader'
+        : 'replica'
     : wireRole(node.currentRole);
   const syncMode = cluster?.config?.data['synchronous_mode'];
   const quorumMode = isQuorumSetting(syncMode);
@@ -166,6 +169,7 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
     role === 'replica' &&
     cluster !== undefined &&
     (quorumMode || parseBool(syncMode) === true) &&
+    ha.standby === undefined &&
     syncStateMatches(cluster.sync, config.name);
   return {
     at: Date.now(),
@@ -188,7 +192,7 @@ export async function buildStatus(deps: AgentRestDeps, retry = false): Promise<A
     patroni: { version: SPOKEN_PATRONI_VERSION, scope: config.scope, name: config.name },
     watchdogFailed: loop.watchdogFailed,
     ...(lockUntil === undefined ? {} : { leaderLockUntil: lockUntil }),
-    standbyCluster: false,
+    standbyCluster: ha.standby !== undefined,
     nextRunAt: loop.nextRun,
     ttl: ha.ttl,
     maximumLagOnFailover: Number(ha.maximumLagOnFailover),

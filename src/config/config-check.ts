@@ -161,26 +161,13 @@ export function assertDynamicConfigChange(before: Tree, after: Tree): string[] {
 
 /**
  * The dynamic configuration a running agent acts on when the DCS holds settings it refuses (written by a
- * Patroni node of a mixed cluster, or by hand):
- * - a non-empty `standby_cluster` acts as `pause: true`: hands off, no promotion and no demotion, PostgreSQL left
- *   as it is, because running this cluster as a primary cluster could fork it from its source;
- * - everything else refused at start has no effect (e.g. a dynamic `postgresql.pg_ctl_timeout`: the local value
- *   is used) and is logged.
+ * Patroni node of a mixed cluster, or by hand): a setting refused at start has no effect (e.g. a dynamic
+ * `postgresql.pg_ctl_timeout`: the local value is used) and is logged.
  */
 export function runtimeDynamicConfig(data: Tree): { effective: Tree; errors: string[] } {
   const { errors } = validateDynamicConfig(data);
   if (errors.length === 0) return { effective: data, errors };
-  const effective: Record<string, unknown> = { ...data };
-  const standby = data['standby_cluster'];
-  if (standby !== undefined && standby !== null && !classifyAccepts('standby_cluster', standby)) {
-    effective['pause'] = true;
-  }
-  return { effective, errors };
-}
-
-function classifyAccepts(key: string, value: unknown): boolean {
-  const rule = classify(DYNAMIC_RULES, [key]);
-  return rule?.status !== 'refused' || (rule.accepts?.(value) ?? false);
+  return { effective: { ...data }, errors };
 }
 
 export interface GuardLog {

@@ -55,10 +55,6 @@ const warned = (reason: string, subtree = false, accepts?: (value: unknown) => b
 });
 
 // Safe-value predicates: the value asks for what pgwarden does anyway.
-const isEmpty = (v: unknown): boolean =>
-  v === '' ||
-  (Array.isArray(v) && v.length === 0) ||
-  (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 const isNumber =
   (n: number) =>
   (v: unknown): boolean =>
@@ -325,12 +321,16 @@ export const DYNAMIC_RULES: RuleTable = {
     isNumber(0),
   ),
   failsafe_mode: S,
-  standby_cluster: refused(
-    'standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster)',
-    'remove standby_cluster',
-    isEmpty,
-    true,
-  ),
+  // Standby clusters (src/model/standby-cluster.ts; the HA core in src/ha/decide*.ts, recovery settings in
+  // src/postgres/config-files.ts).
+  standby_cluster: S,
+  'standby_cluster.host': S,
+  'standby_cluster.port': S,
+  'standby_cluster.primary_slot_name': S,
+  'standby_cluster.restore_command': S,
+  'standby_cluster.archive_cleanup_command': S,
+  'standby_cluster.recovery_min_apply_delay': S,
+  'standby_cluster.create_replica_methods': S,
   // Replication slots (src/model/slot-config.ts, src/model/slot-plan.ts, src/postgres/slots-sync.ts).
   slots: TREE,
   permanent_slots: TREE,

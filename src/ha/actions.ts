@@ -39,9 +39,18 @@ export type FollowTarget =
   /** Re-read the cluster and follow whoever holds the lock then (after losing a race). */
   | { readonly kind: 'lock-holder' }
   /** Nobody: run as a replica without primary_conninfo. */
-  | { readonly kind: 'none' };
+  | { readonly kind: 'none' }
+  /**
+   * A standby cluster's remote primary (`standby_cluster` host/port, its slot and recovery settings), or its archive
+   * alone when it names no host or port (Patroni's `get_remote_member`).
+   */
+  | { readonly kind: 'remote' };
 
-export type DemoteMode = 'graceful' | 'immediate' | 'immediate-nolock' | 'offline';
+/**
+ * `demote-cluster`: a primary whose cluster became a standby cluster stops (fast), keeps the lock and starts again
+ * as the standby leader following the remote primary (Patroni's `demote('demote-cluster')`).
+ */
+export type DemoteMode = 'graceful' | 'immediate' | 'immediate-nolock' | 'offline' | 'demote-cluster';
 
 /** Create the leader key if absent (create-if-absent with our session/lease). Guard. */
 export interface AcquireLock {
@@ -96,6 +105,8 @@ export interface Demote {
 export interface FollowLeader {
   readonly type: 'FollowLeader';
   readonly target: FollowTarget;
+  /** We hold the lock of a standby cluster: the role becomes `standby_leader` (on_role_change fires). */
+  readonly standbyLeader?: true;
 }
 
 /** Start the stopped PostgreSQL (after a crash): as a replica of `target`, or read-only with no upstream. */
@@ -103,6 +114,8 @@ export interface StartPostgres {
   readonly type: 'StartPostgres';
   readonly as: 'replica' | 'primary';
   readonly target: FollowTarget;
+  /** Start as the standby leader of a standby cluster (role `standby_leader`). */
+  readonly standbyLeader?: true;
   /** Seconds to wait for the start; undefined: do not wait. */
   readonly timeout?: number;
   readonly async: true;
@@ -207,9 +220,14 @@ export interface TakeLeader {
   readonly type: 'TakeLeader';
 }
 
-/** initdb or the custom `bootstrap.method`, then start PostgreSQL. */
+/**
+ * initdb or the custom `bootstrap.method`, then start PostgreSQL. `standbyLeader`: a new standby cluster, cloned
+ * from its remote primary with `standby_cluster.create_replica_methods` and started following it (Patroni's
+ * `bootstrap_standby_leader`); post_bootstrap does not run.
+ */
 export interface Bootstrap {
   readonly type: 'Bootstrap';
+  readonly standbyLeader?: true;
   readonly async: true;
   readonly kind: 'bootstrap';
   readonly description: string;

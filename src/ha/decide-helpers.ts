@@ -43,6 +43,11 @@ export function iAmNoFailover(s: HaSnapshot): boolean {
   return s.me.tags.nofailover;
 }
 
+/** Patroni's `is_standby_cluster`: the dynamic configuration has a `standby_cluster` section in effect. */
+export function isStandbyCluster(s: HaSnapshot): boolean {
+  return s.config.standby !== undefined;
+}
+
 export function isSyncMode(s: HaSnapshot): boolean {
   return s.config.synchronousMode !== 'off';
 }
@@ -122,6 +127,13 @@ export function nodeToFollow(ctx: Ctx): FollowTarget {
   const { c, s } = ctx;
   // ha.py `_get_node_to_follow`: a `nostream` member streams from nobody, it replays WAL from the archive.
   if (s.me.tags.nostream) return { kind: 'none' };
+  // A standby cluster's leader, and every member while nobody holds the lock (outside pause), follow the remote.
+  if (isStandbyCluster(s)) {
+    const leader = c.leader?.name;
+    if (leader === s.me.name || ((leader === undefined || leader === '') && !s.config.paused)) {
+      return { kind: 'remote' };
+    }
+  }
   const rf = s.me.tags.replicatefrom;
   let name: string | undefined;
   let connUrl: string | undefined;
@@ -150,11 +162,13 @@ export function startPostgres(
   target: FollowTarget,
   timeout: number | undefined,
   description = 'restarting after failure',
+  standbyLeader = false,
 ): Action {
   return {
     type: 'StartPostgres',
     as,
     target,
+    ...(standbyLeader ? { standbyLeader: true as const } : {}),
     ...(timeout === undefined ? {} : { timeout }),
     async: true,
     kind: 'start',

@@ -12,6 +12,7 @@ import {
   isFailoverPossible,
   isLagging,
   isQuorumMode,
+  isStandbyCluster,
   isSyncMode,
   peer,
   peerCanPromote,
@@ -23,7 +24,7 @@ import {
   syncVoters,
 } from './decide-helpers.js';
 import { enforcePrimaryRole } from './decide-leader.js';
-import { follow } from './decide-recovery.js';
+import { enforceFollowRemoteMember, follow } from './decide-recovery.js';
 import { watchdogHealthy } from './watchdog.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -56,11 +57,14 @@ export function processUnhealthyCluster(ctx: Ctx): Decision {
         actions.push({ type: 'ClearFailoverKey' });
       }
     }
-    const rest = enforcePrimaryRole(
-      ctx,
-      'acquired session lock as a leader',
-      'promoted self to leader by acquiring session lock',
-    );
+    // In a standby cluster the healthiest member becomes the new standby leader, following the remote primary.
+    const rest = isStandbyCluster(s)
+      ? enforceFollowRemoteMember(ctx, 'promoted self to a standby leader by acquiring session lock')
+      : enforcePrimaryRole(
+          ctx,
+          'acquired session lock as a leader',
+          'promoted self to leader by acquiring session lock',
+        );
     return { ...rest, actions: [...actions, ...rest.actions] };
   }
   const waits: Action[] =

@@ -13,6 +13,7 @@ import {
   hasLock,
   isFailoverPossible,
   isQuorumMode,
+  isStandbyCluster,
   isSyncMode,
   quorumModeActive,
   syncQuorum,
@@ -20,7 +21,7 @@ import {
   refreshLock,
   syncMatches,
 } from './decide-helpers.js';
-import { follow } from './decide-recovery.js';
+import { enforceFollowRemoteMember, follow } from './decide-recovery.js';
 import { withActivation } from './watchdog.js';
 
 export function enforcePrimaryRole(ctx: Ctx, message: string, promoteMessage: string): Decision {
@@ -97,9 +98,11 @@ export function processHealthyCluster(ctx: Ctx): Decision {
   if (hasLock(ctx)) {
     if (s.config.paused && !pg.isPrimary) {
       if (c.failover?.member === s.me.name) return done('waiting to become primary after promote...');
-      return done('removed leader lock because postgres is not running as primary', [
-        { type: 'ReleaseLock', voluntarily: false },
-      ]);
+      if (!isStandbyCluster(s)) {
+        return done('removed leader lock because postgres is not running as primary', [
+          { type: 'ReleaseLock', voluntarily: false },
+        ]);
+      }
     }
     const failed: Decision = pg.isPrimary
       ? s.config.paused
@@ -115,6 +118,15 @@ export function processHealthyCluster(ctx: Ctx): Decision {
     const manual = manualFailoverFromLeader(ctx);
     const rest =
       manual ??
+      (isStandbyCluster(s)
+        ? // The standby leader is never promoted: it keeps following the remote primary.
+          enforceFollowRemoteMember(
+            ctx,
+            pg.isStandbyLeader === true
+              ? `no action. I am (${s.me.name}), the standby leader with the lock`
+              : 'promoted self to a standby leader because i had the session lock',
+          )
+        : undefined) ??
       enforcePrimaryRole(
         ctx,
         `no action. I am (${s.me.name}), the leader with the lock`,
@@ -125,6 +137,13 @@ export function processHealthyCluster(ctx: Ctx): Decision {
     const housekeeping = cleanup.filter((a) => a.type === 'WriteInitialize' || a.type === 'WriteConfig');
     const afterLock = cleanup.filter((a) => a.type !== 'WriteInitialize' && a.type !== 'WriteConfig');
     return { ...rest, actions: [...housekeeping, lock, ...afterLock, ...rest.actions] };
+  }
+  if (isStandbyCluster(s)) {
+    return follow(
+      ctx,
+      'cannot be a real primary in a standby cluster',
+      `no action. I am (${s.me.name}), a secondary, and following a standby leader (${c.leader?.name ?? ''})`,
+    );
   }
   return follow(
     ctx,

@@ -12,6 +12,7 @@ import {
   hasLock,
   iAmNoFailover,
   isFailoverPossible,
+  isStandbyCluster,
   isSyncMode,
   nodeToFollow,
   refreshLock,
@@ -46,7 +47,8 @@ export function recover(ctx: Ctx): Decision {
   // Patroni 4.x: the lock is ours and was just refreshed, and PostgreSQL was running as a primary moments ago (it
   // crashed under us, no recovery files): start it as a primary again, on the same timeline, waiting up to
   // primary_start_timeout. A timeout of 0 that found nobody to fail over to falls through to the read-only start.
-  if (timeout !== undefined && timeout > 0 && crashedPrimary(pg)) {
+  const standby = isStandbyCluster(s);
+  if (timeout !== undefined && timeout > 0 && !standby && crashedPrimary(pg)) {
     const msg = 'starting primary after failure';
     return done(msg, [
       ...actions,
@@ -74,6 +76,14 @@ export function recover(ctx: Ctx): Decision {
     if (d !== undefined) return { ...d, actions: [...actions, ...d.actions] };
   }
 
+  if (hasLock(ctx) && standby) {
+    // The standby leader starts following the remote primary (or its archive) again.
+    return done('starting as a standby leader because i had the session lock', [
+      ...actions,
+      startPostgres('replica', { kind: 'remote' }, timeout, undefined, true),
+      { type: 'UpdateMemory', patch: { recovering: true, startTimeout: timeout } },
+    ]);
+  }
   if (hasLock(ctx)) {
     return done('starting as readonly because i had the session lock', [
       ...actions,
@@ -82,6 +92,10 @@ export function recover(ctx: Ctx): Decision {
     ]);
   }
   const d = asSecondary(nodeToFollow(ctx), timeout);
+  if (standby && !locked) {
+    const msg = 'trying to follow a remote member because standby cluster is unhealthy';
+    return { ...d, message: msg, actions: [...actions, ...d.actions] };
+  }
   return { ...d, actions: [...actions, ...d.actions] };
 }
 
@@ -161,6 +175,20 @@ export function bootstrap(ctx: Ctx): Decision {
       },
     ]);
   }
+  if (c.initialize === undefined && !iAmNoFailover(s) && s.me.hasBootstrapConfig && isStandbyCluster(s)) {
+    // A new standby cluster: its first member clones the remote primary and follows it (bootstrap_standby_leader).
+    return done('trying to bootstrap a new standby leader', [
+      { type: 'RaceInitialize', otherwise: done('failed to acquire initialize lock') },
+      { type: 'UpdateMemory', patch: { bootstrapping: true, bootstrapResult: undefined } },
+      {
+        type: 'Bootstrap',
+        standbyLeader: true,
+        async: true,
+        kind: 'bootstrap',
+        description: 'bootstrap_standby_leader',
+      },
+    ]);
+  }
   if (c.initialize === undefined && !iAmNoFailover(s) && s.me.hasBootstrapConfig) {
     return done('trying to bootstrap a new cluster', [
       { type: 'RaceInitialize', otherwise: done('failed to acquire initialize lock') },
@@ -172,7 +200,7 @@ export function bootstrap(ctx: Ctx): Decision {
     const msg = 'bootstrap (without leader)';
     return done(`trying to ${msg}`, [{ type: 'CloneFrom', async: true, kind: 'clone', description: msg }]);
   }
-  return done('waiting for leader to bootstrap');
+  return done(`waiting for ${isStandbyCluster(s) ? 'standby_' : ''}leader to bootstrap`);
 }
 
 export function postBootstrap(ctx: Ctx): Decision {
@@ -207,18 +235,34 @@ export function follow(
   demoteReason: string,
   followReason: string,
   target?: FollowTarget,
+  asStandbyLeader = false,
 ): Decision {
   const { s } = ctx;
   const to = target ?? nodeToFollow(ctx);
+  const standby = isStandbyCluster(s);
   if (s.config.paused) {
     if (s.postgres.isPrimary) return done('continue to run as primary without lock');
     if (to.kind === 'none') return done(`no action. I am (${s.me.name})`);
   } else if (s.postgres.isPrimary) {
+    // A primary in a standby cluster stops and comes back as the standby leader (Patroni's demote-cluster).
+    if (standby) return done(demoteReason, [demote('demote-cluster', true, 'demoting to a standby cluster')]);
     return done(demoteReason, [demote('immediate-nolock', false)]);
   }
   if (s.postgres.state !== 'starting') {
     const d = handleRewindOrReinitialize(ctx);
     if (d !== undefined) return d;
   }
-  return done(followReason, [{ type: 'FollowLeader', target: to }]);
+  const standbyLeader = to.kind === 'remote' && (asStandbyLeader || hasLock(ctx));
+  // A standby cluster's lock may name a member without a key (or conn_url): keep following whom we follow.
+  if (standby && !standbyLeader && (to.kind === 'none' || (to.kind === 'member' && !to.connUrl))) {
+    return done('continue following the old known standby leader');
+  }
+  return done(followReason, [
+    { type: 'FollowLeader', target: to, ...(standbyLeader ? { standbyLeader: true as const } : {}) },
+  ]);
+}
+
+/** A standby cluster's lock holder follows the remote primary (Patroni's `enforce_follow_remote_member`). */
+export function enforceFollowRemoteMember(ctx: Ctx, message: string): Decision {
+  return follow(ctx, 'cannot be a real primary in standby cluster', message, { kind: 'remote' }, true);
 }

@@ -386,8 +386,9 @@ export abstract class LoopActions {
         return;
       case 'StartPostgres': {
         const target = await this.resolve(action.target, this.dcs);
+        const as = action.standbyLeader && action.as === 'replica' ? 'standby_leader' : action.as;
         this.startTask(action.kind, action.description, async (t) => {
-          const ok = await this.node.start(action.as, target, action.timeout, t);
+          const ok = await this.node.start(as, target, action.timeout, t);
           if (!ok) this.log.error('failed to start PostgreSQL');
         });
         return;
@@ -399,6 +400,15 @@ export abstract class LoopActions {
         });
         return;
       case 'Bootstrap':
+        if (action.standbyLeader) {
+          const remote = await this.resolve({ kind: 'remote' }, this.dcs);
+          // No post_bootstrap for a standby leader: its result is the bootstrap's (Patroni's bootstrap_standby_leader).
+          this.startTask(action.kind, action.description, async (t) => {
+            const ok = (await this.node.bootstrapStandbyLeader?.(remote, t)) ?? false;
+            this.memory = { ...this.memory, bootstrapResult: ok };
+          });
+          return;
+        }
         this.startTask(action.kind, action.description, async (t) => {
           const ok = await this.node.bootstrap(t);
           if (!ok) this.memory = { ...this.memory, bootstrapResult: false };
@@ -475,7 +485,7 @@ export abstract class LoopActions {
         return;
       case 'FollowLeader': {
         const target = await this.resolve(action.target, this.dcs);
-        await this.node.follow(target);
+        await this.node.follow(target, action.standbyLeader === true);
         return;
       }
       case 'StopPostgres':
@@ -580,6 +590,7 @@ export abstract class LoopActions {
    * DCS cannot be read) has already started it read-only, following nobody, as Patroni's `demote('offline')` does.
    */
   private async demote(mode: DemoteMode, dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
+    if (mode === 'demote-cluster') return this.demoteCluster(dcs);
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful' && this.cluster) {
       const waitFor = { node: this.node, clock: this.clock, log: this.log, snapshot, cluster: this.cluster };
@@ -633,6 +644,34 @@ export abstract class LoopActions {
   }
 
   /**
+   * Patroni's `demote('demote-cluster')`: the cluster became a standby cluster. Stop fast, keep the lock (refreshed
+   * once PostgreSQL is down), archive the shutdown checkpoint's WAL segment when archiving is on, then start as the
+   * standby leader following the remote primary. Deliberately simpler than Patroni: the lock is never handed to a
+   * replica during the stop, the former primary stays the standby leader.
+   */
+  private async demoteCluster(dcs: Dcs): Promise<boolean> {
+    await this.node.stop('fast', 'demote-cluster');
+    const cluster = this.cluster;
+    let held = false;
+    if (cluster && this.heldByMe) {
+      const sentAt = this.clock.monotonic();
+      held = await dcs.updateLeader(cluster).catch(() => false);
+      if (held) this.lockRefreshed(sentAt);
+      else this.forgetLock();
+    }
+    await this.node.archiveShutdownCheckpoint?.().catch((e: unknown) => {
+      this.log.warning(`archiving the shutdown checkpoint WAL failed: ${errorText(e)}`);
+    });
+    const remote = await this.resolve({ kind: 'remote' }, dcs);
+    if (held) {
+      await this.node.start('standby_leader', remote, undefined, { cancelled: () => false });
+    } else {
+      await this.followAfterDemote('immediate-nolock', dcs);
+    }
+    return false;
+  }
+
+  /**
    * After a demotion, PostgreSQL starts as a replica of whoever holds the lock after a re-read (ha.py `demote`, which
    * first gives the other members `DEMOTE_LOCK_WAIT_MS` to take a lock it released), so that the former primary comes
    * back with primary_conninfo. A diverged timeline is not checked here, as in Patroni: the running replica's
@@ -648,6 +687,7 @@ export abstract class LoopActions {
     let name: string | undefined;
     let connUrl: string | undefined;
     if (target.kind === 'none') return undefined;
+    if (target.kind === 'remote') return this.remoteTarget();
     if (target.kind === 'member') {
       name = target.name;
       connUrl = target.connUrl ?? this.cluster?.members.find((m) => m.name === target.name)?.data.connUrl;
@@ -673,6 +713,17 @@ export abstract class LoopActions {
       return undefined;
     }
     return { name, ...addr };
+  }
+
+  /**
+   * The standby cluster's remote primary from `standby_cluster` (Patroni's `get_remote_member`); undefined when it
+   * names neither host nor port (archive recovery only) or this is no standby cluster.
+   */
+  private remoteTarget(): ResolvedTarget | undefined {
+    const sc = this.config.standby;
+    if (sc === undefined || this.node.self.tags.nostream) return undefined;
+    if (sc.host === undefined && sc.port === undefined) return undefined;
+    return { name: 'remote_member', host: sc.host ?? 'localhost', port: sc.port ?? 5432, remote: true };
   }
 
   /** Starts a long action off the heartbeat path; it wakes the loop when it ends. */

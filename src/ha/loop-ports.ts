@@ -37,7 +37,12 @@ export interface ResolvedTarget {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** A standby cluster's remote primary: `standby_cluster`'s slot and recovery settings apply. */
+  readonly remote?: true;
 }
+
+/** How PostgreSQL starts: a primary, a replica, or the standby leader of a standby cluster. */
+export type StartRole = 'replica' | 'primary' | 'standby_leader';
 
 /** Cooperative cancellation of a long action (`CancelAsync`): checked by the node between steps. */
 export interface TaskControl {
@@ -72,13 +77,23 @@ export interface LocalNode {
   postBootstrap(task: TaskControl): Promise<boolean>;
   clone(from: Member | undefined, task: TaskControl): Promise<boolean>;
   start(
-    as: 'replica' | 'primary',
+    as: StartRole,
     target: ResolvedTarget | undefined,
     timeoutSeconds: number | undefined,
     task: TaskControl,
   ): Promise<boolean>;
-  /** Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. */
-  follow(target: ResolvedTarget | undefined): Promise<void>;
+  /**
+   * Point primary_conninfo at `target` (undefined: no upstream); reload or restart as needed. `standbyLeader`: the
+   * role becomes `standby_leader` (on_role_change fires when it changes).
+   */
+  follow(target: ResolvedTarget | undefined, standbyLeader?: boolean): Promise<void>;
+  /** A new standby cluster: clone the remote primary (`standby_cluster.create_replica_methods`) and follow it. */
+  bootstrapStandbyLeader?(remote: ResolvedTarget | undefined, task: TaskControl): Promise<boolean>;
+  /**
+   * `demote-cluster` with `archive_mode` on: hand the WAL segment of the shutdown checkpoint to archive_command, so
+   * that the cluster it will follow can replay up to it (Patroni's `archive_shutdown_checkpoint_wal`).
+   */
+  archiveShutdownCheckpoint?(): Promise<void>;
   /**
    * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
    * pre_promote script refused. `confirmLock` is awaited right before `pg_ctl promote`: false (the lock could not be

@@ -42,6 +42,7 @@ export type {
   LoopLogger,
   PeerProber,
   ResolvedTarget,
+  StartRole,
   SyncReplicationPort,
   TaskControl,
   WatchdogPort,

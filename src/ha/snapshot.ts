@@ -8,6 +8,7 @@ import { parseIntLenient } from '../model/cluster.js';
 import { parseBool } from '../model/python.js';
 import type { Lsn } from '../model/lsn.js';
 import { lsnFromJson } from '../model/lsn.js';
+import { standbyClusterOf, type StandbyClusterConfig } from '../model/standby-cluster.js';
 
 /** This node's tags, as configured locally (plus `nosync` while it asks to leave `/sync`). */
 export interface MemberTags {
@@ -54,6 +55,11 @@ export interface HaConfig {
   readonly synchronousModeStrict: boolean;
   readonly failsafeMode: boolean;
   readonly paused: boolean;
+  /**
+   * `standby_cluster` (Patroni's `is_standby_cluster`): the lock holder is a standby leader replicating from this
+   * remote primary or archive, never a primary. Undefined: a primary cluster.
+   */
+  readonly standby?: StandbyClusterConfig;
 }
 
 export const DEFAULT_HA_CONFIG: HaConfig = Object.freeze({
@@ -108,16 +114,19 @@ export function haConfigFromDynamic(data: JsonObject): HaConfig {
     retryTimeout: int('retry_timeout', DEFAULT_HA_CONFIG.retryTimeout),
   });
   const startTimeout = data['primary_start_timeout'] ?? data['master_start_timeout'];
+  const standby = standbyClusterOf(data);
   return {
     ...timings,
     maximumLagOnFailover:
       lsnFromJson(data['maximum_lag_on_failover']) ?? DEFAULT_HA_CONFIG.maximumLagOnFailover,
     primaryStartTimeout: parseIntLenient(startTimeout) ?? DEFAULT_HA_CONFIG.primaryStartTimeout,
     checkTimeline: parseBool(data['check_timeline']) === true,
-    synchronousMode: parseSyncMode(data['synchronous_mode']),
+    // Synchronous replication is ignored in a standby cluster (Patroni's `is_synchronous_mode`).
+    synchronousMode: standby ? 'off' : parseSyncMode(data['synchronous_mode']),
     synchronousModeStrict: parseBool(data['synchronous_mode_strict']) === true,
     failsafeMode: parseBool(data['failsafe_mode']) === true,
     paused: parseBool(data['pause']) === true,
+    ...(standby ? { standby } : {}),
   };
 }
 

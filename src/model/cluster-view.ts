@@ -5,7 +5,8 @@
 import { isPaused, syncStateMatches, type Cluster, type JsonObject } from './cluster.js';
 import { flavorOfMembers, type Flavor } from './flavor.js';
 import { formatLsn, type Lsn } from './lsn.js';
-import { parseBool, pyBool } from './python.js';
+import { parseBool } from './python.js';
+import { isStandbyCluster } from './standby-cluster.js';
 
 export type ClusterRole = 'leader' | 'standby_leader' | 'sync_standby' | 'quorum_standby' | 'replica';
 
@@ -51,13 +52,6 @@ function hostPort(connUrl: string | undefined): { host?: string; port?: number }
   }
 }
 
-function standbyCluster(config: JsonObject): boolean {
-  const s = config['standby_cluster'];
-  if (typeof s !== 'object' || s === null) return false;
-  const sc = s as JsonObject;
-  return pyBool(sc['host']) || pyBool(sc['port']) || pyBool(sc['restore_command']);
-}
-
 function syncMode(config: JsonObject): 'off' | 'on' | 'quorum' {
   const v = config['synchronous_mode'];
   if (typeof v === 'string' && v.trim().toLowerCase() === 'quorum') return 'quorum';
@@ -80,7 +74,7 @@ export function clusterView(cluster: Cluster, flavor?: Flavor): ClusterView {
   const members = byName.map((m): MemberView => {
     const d = m.data;
     let role: ClusterRole;
-    if (m.name === leaderName) role = standbyCluster(config) ? 'standby_leader' : 'leader';
+    if (m.name === leaderName) role = isStandbyCluster(config) ? 'standby_leader' : 'leader';
     else if (syncNames && syncStateMatches(syncNames, m.name)) role = syncRole;
     else role = 'replica';
     // The raw value: a member that did not publish a state shows an empty cell, as in patronictl.

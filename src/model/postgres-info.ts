@@ -52,6 +52,8 @@ export interface PostgresInfo {
    * state `crashed` and `recoveryConfExists` it tells a crashed primary that may simply start again as one.
    */
   readonly wasPrimary?: boolean;
+  /** The local role is `standby_leader` (Patroni's `state_handler.role`). */
+  readonly isStandbyLeader?: boolean;
   /** standby.signal, recovery.signal or recovery.conf is in the data directory (read only when it is stopped). */
   readonly recoveryConfExists?: boolean;
   /** Milliseconds the instance has been in `state` (start timeout bookkeeping). */

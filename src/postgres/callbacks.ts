@@ -219,6 +219,16 @@ export async function runPrePromote(
  * restart), a former primary coming back as a replica fires on_role_change instead; PostgreSQL found running by the
  * inspection fires what a start left pending; nothing fires while a new cluster is being bootstrapped.
  */
+/**
+ * Patroni's `follow`: a start or re-point is a role change (on_role_change instead of on_start/on_restart) from a
+ * primary or demoted instance, or between replica and standby leader.
+ */
+export function roleChanges(roleBefore: string, roleAfter: string): boolean {
+  if (['master', 'primary', 'demoted'].includes(roleBefore)) return true;
+  const pair = new Set([roleBefore, roleAfter]);
+  return pair.size === 2 && pair.has('replica') && pair.has('standby_leader');
+}
+
 export class RoleCallbacks {
   /** Patroni's `cb_called`: a start/stop/restart/role change callback was due once in this process. */
   private called = false;
@@ -238,6 +248,11 @@ export class RoleCallbacks {
   }
 
   /** Patroni's `call_nowait`: fires the callback for `action` with the current role, never waiting for it. */
+  /** Patroni's `cb_called`. */
+  get wasCalled(): boolean {
+    return this.called;
+  }
+
   fire(action: CallbackAction): void {
     if (this.bootstrapping) return;
     if (action !== 'on_reload') this.called = true;
@@ -248,9 +263,8 @@ export class RoleCallbacks {
    * A start as `as` begins while the role is `roleBefore`. True when it is Patroni's follow() of a former (or
    * demoted) primary, which reports on_role_change instead of on_start / on_restart.
    */
-  startBegins(as: 'replica' | 'primary', roleBefore: string): boolean {
-    const changeRole =
-      this.called && as === 'replica' && ['master', 'primary', 'demoted'].includes(roleBefore);
+  startBegins(as: 'replica' | 'primary', roleBefore: string, roleAfter: string = as): boolean {
+    const changeRole = this.called && as === 'replica' && roleChanges(roleBefore, roleAfter);
     if (changeRole) this.pending = 'noop';
     else if (this.pending === 'noop' || this.pending === undefined) this.pending = 'on_start';
     return changeRole;

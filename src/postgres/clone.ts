@@ -9,7 +9,7 @@ import { dataDirEmpty, removeDataDir, type ControlFile } from './data-dir.js';
 import type { InstanceState } from './instance-state.js';
 import type { Lifecycle } from './lifecycle.js';
 import { errorText } from '../model/text.js';
-import type { Cancellation, PeerPostgres, PgLog } from './ports.js';
+import type { Cancellation, PeerPostgres, PgLog, StartRole } from './ports.js';
 import { createReplica } from './replica-methods.js';
 
 export interface CloneDeps {
@@ -20,11 +20,18 @@ export interface CloneDeps {
   readonly log: PgLog;
 }
 
+export interface CloneOptions {
+  /** The methods to try instead of `postgresql.create_replica_methods` (a standby cluster's own list). */
+  readonly methods?: readonly string[];
+  /** Start as this role once cloned (`standby_leader`: a new standby cluster's first member). */
+  readonly as?: StartRole;
+}
+
 export class Cloner {
   constructor(private readonly d: CloneDeps) {}
 
   /** Clones from `from` (undefined: only the methods that need no leader) and starts as its replica. */
-  async clone(from: PeerPostgres | undefined, task: Cancellation): Promise<boolean> {
+  async clone(from: PeerPostgres | undefined, task: Cancellation, opts: CloneOptions = {}): Promise<boolean> {
     const { files, state, log } = this.d;
     const pg = files.config.postgresql;
     const address = from?.address;
@@ -41,7 +48,7 @@ export class Cloner {
       method = await createReplica({
         scope: files.config.scope,
         dataDir: files.dataDir,
-        methods: pg.createReplicaMethods,
+        methods: opts.methods ?? pg.createReplicaMethods,
         sections: pg.replicaMethods,
         basebackupOptions: pg.basebackup,
         source: address ? { ...address, dbname } : undefined,
@@ -65,8 +72,14 @@ export class Cloner {
     // A `nostream` replica follows nobody once cloned (ha.py `clone` starts it via `_get_node_to_follow`).
     const streamFrom = files.config.tags.nostream ? undefined : from;
     return this.d.lifecycle.start(
-      'replica',
-      streamFrom && address ? { name: streamFrom.name, ...address } : undefined,
+      opts.as ?? 'replica',
+      streamFrom && address
+        ? {
+            name: streamFrom.name,
+            ...address,
+            ...(opts.as === 'standby_leader' ? { remote: true as const } : {}),
+          }
+        : undefined,
       undefined,
     );
   }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { JsonObject } from '../model/cluster.js';
 import { parseBool } from '../model/python.js';
+import { standbyClusterOf } from '../model/standby-cluster.js';
 import { ConfigApplier } from './apply-config.js';
 import { writePrivateFile, type PgBinariesConfig } from './binaries.js';
 import {
@@ -223,7 +224,19 @@ export class ConfigFiles {
   } {
     if (!standby) return { recovery: undefined, pgpass: '' };
     const pg = this.current.postgresql;
+    const sc = standbyClusterOf(this.dynamicConfig);
+    const remote = sc !== undefined && (standby.remote === true || standby.primary?.remote === true);
+    // config.py `build_recovery_params`: a standby cluster's restore_command and archive_cleanup_command apply to
+    // every member, recovery_min_apply_delay only when following the remote primary.
+    const overrides: Record<string, string> = {};
+    if (sc?.restoreCommand !== undefined) overrides['restore_command'] = sc.restoreCommand;
+    if (sc?.archiveCleanupCommand !== undefined)
+      overrides['archive_cleanup_command'] = sc.archiveCleanupCommand;
+    if (remote && sc.recoveryMinApplyDelay !== undefined)
+      overrides['recovery_min_apply_delay'] = sc.recoveryMinApplyDelay;
     const settings = buildReplicaSettings({
+      ...(remote ? { remote: sc.primarySlotName === undefined ? {} : { slot: sc.primarySlotName } } : {}),
+      overrides,
       memberName: this.current.name,
       primary: standby.primary ? { host: standby.primary.host, port: standby.primary.port } : undefined,
       replication: this.replicationCredentials(),

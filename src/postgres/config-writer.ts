@@ -487,6 +487,13 @@ export interface ReplicaSettingsInput {
   /** `postgresql.recovery_conf` extras (restore_command, ...); targets and conninfo/slot keys are ignored. */
   readonly recoveryConf?: Readonly<Record<string, unknown>> | null;
   readonly krbsrvname?: string;
+  /**
+   * A standby cluster's remote primary (Patroni's `RemoteMember`): its slot is `slot` (undefined: none) instead of
+   * ours, and with several hosts the connection asks for `target_session_attrs=read-write`.
+   */
+  readonly remote?: { readonly slot?: string };
+  /** `standby_cluster` settings that replace those of recovery_conf (restore_command, ...), by GUC name. */
+  readonly overrides?: Readonly<Record<string, string>>;
 }
 
 export interface ReplicaSettings {
@@ -526,6 +533,7 @@ export function buildReplicaSettings(input: ReplicaSettingsInput): ReplicaSettin
     params.set(name, '');
   }
   const primary = input.primary;
+  for (const [name, value] of Object.entries(input.overrides ?? {})) params.set(name, value);
   if (primary === undefined) {
     return { recovery: sortedRecovery(params), pgpass: '', standbySignal: true };
   }
@@ -547,8 +555,12 @@ export function buildReplicaSettings(input: ReplicaSettingsInput): ReplicaSettin
   if (input.krbsrvname !== undefined) conninfo['krbsrvname'] = input.krbsrvname;
   if (usePassfile && input.pgpassPath !== undefined) conninfo['passfile'] = input.pgpassPath;
   else if (r.password !== undefined) conninfo['password'] = r.password;
+  const slot = input.remote ? input.remote.slot : input.memberName;
+  if ((input.useSlots ?? true) && slot !== undefined) {
+    params.set('primary_slot_name', slotNameForMember(slot));
+    if (input.remote && primary.host.includes(',')) conninfo['target_session_attrs'] = 'read-write';
+  }
   params.set('primary_conninfo', formatConninfo(conninfo));
-  if (input.useSlots ?? true) params.set('primary_slot_name', slotNameForMember(input.memberName));
 
   const recovery = sortedRecovery(params);
   const pgpass = usePassfile

@@ -81,6 +81,7 @@ export class Inspector {
       ...(controlState === undefined ? {} : { controlState }),
       ...(diverged === undefined ? {} : { diverged }),
       wasPrimary: this.d.state.role === 'master' || this.d.state.role === 'primary',
+      isStandbyLeader: this.d.state.role === 'standby_leader',
       ...(running || empty ? {} : { recoveryConfExists: recoveryConfExists(dir) }),
       msInState: this.d.state.msInState(),
     };
@@ -92,7 +93,9 @@ export class Inspector {
     const status = await this.d.session.queryStatus();
     if (status) {
       if (!state.busy && state.state !== 'running') state.set('running');
-      state.role = status.inRecovery ? 'replica' : 'master';
+      // In recovery the role is replica, or the standby leader it was made (Patroni keeps `standby_leader`).
+      if (!status.inRecovery) state.role = 'master';
+      else if (state.role !== 'standby_leader') state.role = 'replica';
       if (!state.busy) this.d.callbacks.seenRunning();
     } else if (!state.busy && state.state !== 'starting') {
       if (state.state === 'running') throw new Error('PostgreSQL is running but does not answer queries');

@@ -5,8 +5,10 @@
 import type { Lsn } from '../model/lsn.js';
 import type { Cluster } from '../model/cluster.js';
 import { runPgTool, type PgBinariesConfig } from './binaries.js';
+import { join } from 'node:path';
+import { archiveCommandOf, buildArchiverCommand, runShell } from './archive-checkpoint.js';
 import { runBeforeStop } from './before-stop.js';
-import { runPrePromote, type RoleCallbacks } from './callbacks.js';
+import { roleChanges, runPrePromote, type RoleCallbacks } from './callbacks.js';
 import type { ConfigFiles } from './config-files.js';
 import { cmdlineArgs } from './config-writer.js';
 import type { InstanceState } from './instance-state.js';
@@ -23,7 +25,7 @@ import {
   summarizeControldata,
 } from './pg-ctl.js';
 import { errorText } from '../model/text.js';
-import type { Cancellation, PgLog, Upstream } from './ports.js';
+import type { Cancellation, PgLog, StandbyTarget, StartRole, Upstream } from './ports.js';
 import { checkpoint, withConnection } from './queries.js';
 
 /** Patroni's STOP_POLLING_INTERVAL: how often a stopping primary's control file is read. */
@@ -72,18 +74,20 @@ export class Lifecycle {
 
   /** Writes the configuration for `as` (a replica of `target`) and starts; false when the start failed. */
   async start(
-    as: 'replica' | 'primary',
+    role: StartRole,
     target: Upstream | undefined,
     timeoutSeconds: number | undefined,
   ): Promise<boolean> {
     const { state, callbacks } = this.d;
+    const as = role === 'primary' ? 'primary' : 'replica';
+    const newRole = role === 'primary' ? 'master' : role;
     state.busy = true;
-    const changeRole = callbacks.startBegins(as, state.role);
+    const changeRole = callbacks.startBegins(as, state.role, newRole);
     let ok = false;
     try {
-      this.d.files.writeForStart(as === 'replica' ? (target ? { primary: target } : {}) : undefined);
+      this.d.files.writeForStart(as === 'replica' ? standbyTarget(role, target) : undefined);
       state.set('starting');
-      state.role = as === 'replica' ? 'replica' : 'master';
+      state.role = newRole;
       if (isRunning(this.dataDir) === undefined)
         await waitForOrphanedBackends(this.dataDir, 10_000, this.d.log);
       await this.startServer(timeoutSeconds);
@@ -175,7 +179,7 @@ export class Lifecycle {
 
   /** Stop (fast) and start again in the same role; `false` when the start failed or timed out. */
   async restart(
-    as: 'replica' | 'primary',
+    as: StartRole,
     target: Upstream | undefined,
     timeoutSeconds: number | undefined,
   ): Promise<boolean> {
@@ -230,19 +234,33 @@ export class Lifecycle {
   }
 
   /** Point primary_conninfo at `target`: a reload from PostgreSQL 13 on, a restart before; nothing when unchanged. */
-  async follow(target: Upstream | undefined): Promise<void> {
+  async follow(target: Upstream | undefined, standbyLeader = false): Promise<void> {
     if (isRunning(this.dataDir) === undefined) return;
-    const wanted = target ? { primary: target } : {};
-    if (!this.d.files.recoveryChanged(wanted)) return;
+    const { state, callbacks } = this.d;
+    const role: StartRole = standbyLeader ? 'standby_leader' : 'replica';
+    const wanted = standbyTarget(role, target);
+    // Patroni's follow: becoming (or ceasing to be) the standby leader fires on_role_change instead of on_reload.
+    const changeRole = callbacks.wasCalled && roleChanges(state.role, role);
+    if (!this.d.files.recoveryChanged(wanted)) {
+      if (standbyLeader && state.role !== 'standby_leader') {
+        state.role = 'standby_leader';
+        callbacks.fire('on_role_change');
+      }
+      return;
+    }
     this.d.files.write(wanted);
     if (this.d.files.majorVersion() >= 130000) {
       await reloadPostgres({ bins: this.bins, dataDir: this.dataDir });
-      this.d.callbacks.fire('on_reload');
+      if (!changeRole) callbacks.fire('on_reload');
       this.d.log.info(`following ${target ? `${target.name} (${target.host}:${target.port})` : 'nobody'}`);
+      if (state.role !== role && (changeRole || standbyLeader)) {
+        state.role = role;
+        callbacks.fire('on_role_change');
+      }
       return;
     }
     this.d.log.info('restarting PostgreSQL to change primary_conninfo (PostgreSQL < 13)');
-    await this.restart('replica', target, undefined);
+    await this.restart(role, target, undefined);
   }
 
   /** pre_promote; false when it refused, undefined to go ahead (cancelled: false too). */
@@ -314,6 +332,24 @@ export class Lifecycle {
   }
 
   /** pg_controldata's latest checkpoint location (after a stop). */
+  /** demote-cluster: archive the WAL segment of the shutdown checkpoint when archiving is on (archive-checkpoint.ts). */
+  async archiveShutdownCheckpoint(): Promise<void> {
+    const command = archiveCommandOf(this.d.files.serverParameters().parameters);
+    if (command === undefined) {
+      this.d.log.info('Not archiving latest checkpoint WAL file. Archiving is not configured.');
+      return;
+    }
+    const walFile = (await controldata(this.bins, this.dataDir)).get("Latest checkpoint's REDO WAL file");
+    if (!walFile) {
+      this.d.log.error("Cannot extract latest checkpoint's WAL file name");
+      return;
+    }
+    const cmd = buildArchiverCommand(command, join(this.dataDir, 'pg_wal'), walFile);
+    if (!(await runShell(cmd, this.dataDir, this.d.log))) {
+      this.d.log.error('Failed to archive WAL file with the shutdown checkpoint');
+    }
+  }
+
   async shutdownCheckpoint(): Promise<Lsn | undefined> {
     return summarizeControldata(await controldata(this.bins, this.dataDir)).latestCheckpointLocation;
   }
@@ -351,4 +387,13 @@ export class Lifecycle {
       state.busy = false;
     }
   }
+}
+
+/** postgresql.conf's standby settings for a start or re-point in `role` with upstream `target`. */
+function standbyTarget(role: StartRole, target: Upstream | undefined): StandbyTarget {
+  if (role === 'primary') return undefined;
+  return {
+    ...(target ? { primary: target } : {}),
+    ...(role === 'standby_leader' || target?.remote === true ? { remote: true } : {}),
+  };
 }

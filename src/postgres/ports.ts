@@ -20,6 +20,8 @@ export interface Upstream {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** A standby cluster's remote primary: `standby_cluster`'s slot and recovery_min_apply_delay apply. */
+  readonly remote?: true;
 }
 
 /** Another member's PostgreSQL as read from its member key (the agent resolves its `conn_url`). */
@@ -36,5 +38,11 @@ export interface PeerPostgres {
   readonly checkpointAfterPromote: boolean | undefined;
 }
 
-/** How postgresql.conf is written: undefined as a primary; a standby of `primary` (none: no upstream). */
-export type StandbyTarget = { readonly primary?: Upstream } | undefined;
+/**
+ * How postgresql.conf is written: undefined as a primary; a standby of `primary` (none: no upstream). `remote`: the
+ * standby leader of a standby cluster, also when it replays from the archive alone (no `primary`).
+ */
+export type StandbyTarget = { readonly primary?: Upstream; readonly remote?: boolean } | undefined;
+
+/** How PostgreSQL starts: a primary, a replica, or the standby leader of a standby cluster. */
+export type StartRole = 'replica' | 'primary' | 'standby_leader';

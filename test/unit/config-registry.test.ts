@@ -96,10 +96,6 @@ describe('the registry: refused values, with the dotted path and what to do', ()
       'bootstrap.dcs.primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
     ],
     [
-      { bootstrap: { dcs: { standby_cluster: { host: '10.0.0.9', port: 5432 } } } },
-      'bootstrap.dcs.standby_cluster: standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster); remove standby_cluster',
-    ],
-    [
       { bootstrap: { dcs: { postgresql: { pg_ctl_timeout: 30 } } } },
       "bootstrap.dcs.postgresql.pg_ctl_timeout: read by pgwarden from the local configuration only; set it in the postgresql section of each node's patroni.yml",
     ],
@@ -278,7 +274,6 @@ describe('the agent refuses to start (loadAgentConfig)', () => {
 
   it.each([
     ['primary_stop_timeout', '', 'bootstrap.dcs.primary_stop_timeout:', { dcs: 'primary_stop_timeout: 5' }],
-    ['standby_cluster', '', 'bootstrap.dcs.standby_cluster:', { dcs: 'standby_cluster: {host: 10.0.0.9}' }],
   ] as const)('%s', (name, extra, path, dcs?: { dcs: string }) => {
     const text = dcs ? NODE_YML.replace('    ttl: 30', `    ttl: 30\n    ${dcs.dcs}`) : NODE_YML + extra;
     const p = join(dir, `${name.replace(/\W/g, '_')}.yml`);
@@ -401,8 +396,13 @@ describe('edit-config refuses before writing (memory DCS)', () => {
   });
 
   it('assertDynamicConfigChange, the call PATCH /config makes, names only what the change brings in', () => {
-    expect(() => assertDynamicConfigChange({}, { standby_cluster: { host: 'x' } })).toThrow(
-      /^standby_cluster: /,
+    expect(() => assertDynamicConfigChange({}, { primary_stop_timeout: 5 })).toThrow(
+      /^primary_stop_timeout: /,
+    );
+    // A standby cluster is supported: adding or removing it is accepted.
+    expect(assertDynamicConfigChange({}, { standby_cluster: { host: 'x', port: 5432 } })).toEqual([]);
+    expect(assertDynamicConfigChange({ standby_cluster: { host: 'x' } }, { standby_cluster: null })).toEqual(
+      [],
     );
     expect(
       assertDynamicConfigChange({ slots: { a: {} } }, { slots: { a: {} }, ttl: 20, whatever: 1 }),
@@ -417,7 +417,7 @@ describe('agent start: the DCS config key', () => {
         assertDynamicConfigAtStart({
           ttl: 30,
           primary_stop_timeout: 5,
-          standby_cluster: { host: 'h' },
+          standby_cluster: { host: 'h', primary_slot_name: 'pm_1', create_replica_methods: ['basebackup'] },
           slots: { s: {} },
         }),
       ),
@@ -425,7 +425,6 @@ describe('agent start: the DCS config key', () => {
       [
         "the cluster's dynamic configuration (DCS config key) asks for what pgwarden does not do:",
         'primary_stop_timeout: not supported by pgwarden yet (a primary stop is never cut short); remove primary_stop_timeout or set it to 0',
-        'standby_cluster: standby clusters are not supported by pgwarden yet (this cluster would run as a primary cluster); remove standby_cluster',
         'change it with pgwarden edit-config',
       ].join('\n'),
     );
@@ -446,9 +445,14 @@ describe('run time: refused settings in the DCS config key', () => {
     expect(haConfigFromDynamic(effective as Record<string, never>).synchronousMode).toBe('quorum');
   });
 
-  it('standby_cluster acts as pause (hands off: no promotion, no demotion)', () => {
-    const { effective } = runtimeDynamicConfig({ standby_cluster: { host: '10.0.0.9', port: 5432 } });
-    expect(haConfigFromDynamic(effective as Record<string, never>).paused).toBe(true);
+  it('standby_cluster is supported: taken as it is, the HA core reads it (no pause, synchronous mode off)', () => {
+    const data = { standby_cluster: { host: '10.0.0.9', port: 5432 }, synchronous_mode: true };
+    const { effective, errors } = runtimeDynamicConfig(data);
+    expect(errors).toEqual([]);
+    const ha = haConfigFromDynamic(effective);
+    expect(ha.paused).toBe(false);
+    expect(ha.synchronousMode).toBe('off');
+    expect(ha.standby).toEqual({ host: '10.0.0.9', port: 5432 });
   });
 
   it('failsafe_mode true is supported: no refusal, taken as it is', () => {

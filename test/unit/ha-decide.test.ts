@@ -194,9 +194,9 @@ function show(a: Action): string {
     case 'Demote':
       return `Demote(${a.mode})${a.async ? '~' : ''}`;
     case 'FollowLeader':
-      return `FollowLeader(${a.target.kind === 'member' ? a.target.name : a.target.kind})`;
+      return `FollowLeader(${a.target.kind === 'member' ? a.target.name : a.target.kind}${a.standbyLeader ? ',standby_leader' : ''})`;
     case 'StartPostgres':
-      return `StartPostgres(${a.as},${a.target.kind === 'member' ? a.target.name : a.target.kind},${a.timeout ?? '-'})~`;
+      return `StartPostgres(${a.standbyLeader ? 'standby_leader' : a.as},${a.target.kind === 'member' ? a.target.name : a.target.kind},${a.timeout ?? '-'})~`;
     case 'ReleaseLock':
       return `ReleaseLock(${a.voluntarily ? 'voluntarily' : 'delete'})`;
     case 'ClearFailoverKey':
@@ -234,8 +234,9 @@ function show(a: Action): string {
       return a.type;
     case 'SetSynchronousStandbyNames':
       return `SetSSN(${a.names.join(',')}${a.num === undefined ? '' : `#${a.num}`})`;
-    case 'Promote':
     case 'Bootstrap':
+      return a.standbyLeader ? 'Bootstrap(standby_leader)~' : 'Bootstrap~';
+    case 'Promote':
     case 'PostBootstrap':
     case 'CrashRecovery':
       return `${a.type}~`;
@@ -1552,7 +1553,182 @@ const quorumCommit: readonly Scenario[] = [
   ),
 ];
 
+// A standby cluster (Patroni's is_standby_cluster): the lock holder is the standby leader, following the remote.
+const STANDBY = { standby: { host: '10.0.0.9', port: 5432, primarySlotName: 'pm_1' } } as const;
+const standbyCluster: readonly Scenario[] = [
+  sc(
+    'standby leader with the lock: refresh, keep following the remote primary, never promote',
+    snap({ name: 'node1', config: STANDBY, pg: { isStandbyLeader: true } }),
+    'no action. I am (node1), the standby leader with the lock',
+    [REPLICA_LOCK_LOST, 'FollowLeader(remote,standby_leader)'],
+  ),
+  sc(
+    'replica holding the lock of a standby cluster: becomes its standby leader',
+    snap({ name: 'node1', config: STANDBY }),
+    'promoted self to a standby leader because i had the session lock',
+    [REPLICA_LOCK_LOST, 'FollowLeader(remote,standby_leader)'],
+  ),
+  sc(
+    'standby leader in pause: keeps the lock (a primary cluster would release it)',
+    snap({ name: 'node1', config: { ...STANDBY, paused: true }, pg: { isStandbyLeader: true } }),
+    'no action. I am (node1), the standby leader with the lock',
+    [REPLICA_LOCK_LOST, 'FollowLeader(remote,standby_leader)'],
+  ),
+  sc(
+    'standby_cluster added to a running primary cluster: the leader demotes to a standby leader (demote-cluster)',
+    leaderSnap({ config: STANDBY }),
+    'cannot be a real primary in standby cluster',
+    [LEADER_LOCK_LOST, 'Demote(demote-cluster)~'],
+  ),
+  sc(
+    'standby_cluster removed: the standby leader holding the lock is promoted',
+    snap({ name: 'node1', pg: { isStandbyLeader: true } }),
+    'promoted self to leader because I had the session lock',
+    [REPLICA_LOCK_LOST, 'Promote~'],
+  ),
+  sc(
+    'a replica of a standby cluster follows the standby leader',
+    snap({ config: STANDBY }),
+    'no action. I am (node2), a secondary, and following a standby leader (node1)',
+    ['FollowLeader(node1)'],
+  ),
+  sc(
+    'a running primary without the lock in a standby cluster: demote-cluster',
+    snap({ config: STANDBY, pg: { isPrimary: true } }),
+    'cannot be a real primary in a standby cluster',
+    ['Demote(demote-cluster)~'],
+  ),
+  sc(
+    'a standby cluster whose lock names a member without a key: keep following as before',
+    snap({ config: STANDBY, cluster: cluster({ leader: 'ghost' }) }),
+    'continue following the old known standby leader',
+  ),
+  sc(
+    'unlocked standby cluster, healthiest: take the lock as the new standby leader, no promotion',
+    snap({ config: STANDBY, cluster: unlocked(), peers: PEERS_BEHIND }),
+    'promoted self to a standby leader by acquiring session lock',
+    [ACQUIRE_ELSE_FOLLOW, 'FollowLeader(remote,standby_leader)'],
+  ),
+  sc(
+    'unlocked standby cluster, not the healthiest: follow the remote primary meanwhile',
+    snap({ config: STANDBY, cluster: unlocked(), peers: { node3: peer({ walPosition: WAL + 1n }) } }),
+    'following a different leader because i am not the healthiest node',
+    ['FollowLeader(remote)'],
+  ),
+  sc(
+    'standby leader crashed, lock still held: start again following the remote primary',
+    snap({
+      name: 'node1',
+      config: STANDBY,
+      pg: {
+        isRunning: false,
+        state: 'crashed',
+        controlState: 'shut down in recovery',
+        isStandbyLeader: true,
+      },
+    }),
+    'starting as a standby leader because i had the session lock',
+    [
+      'RefreshLock else {starting as a secondary: StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}',
+      'StartPostgres(standby_leader,remote,300)~',
+      'UpdateMemory(recovering=true,startTimeout=300)',
+    ],
+  ),
+  sc(
+    'unlocked standby cluster, PostgreSQL stopped: start following the remote primary',
+    snap({
+      config: STANDBY,
+      cluster: unlocked(),
+      pg: { isRunning: false, state: 'stopped', controlState: 'shut down in recovery' },
+    }),
+    'trying to follow a remote member because standby cluster is unhealthy',
+    ['StartPostgres(replica,remote,-)~', 'UpdateMemory(recovering=true,startTimeout=undefined)'],
+  ),
+  sc(
+    'a new standby cluster: the initialize race, then the remote primary is cloned (bootstrap_standby_leader)',
+    snap({
+      config: STANDBY,
+      cluster: unlocked({ initialize: undefined }),
+      pg: { dataDirectoryEmpty: true, isRunning: false },
+    }),
+    'trying to bootstrap a new standby leader',
+    [
+      'RaceInitialize else {failed to acquire initialize lock}',
+      'UpdateMemory(bootstrapping=true,bootstrapResult=undefined)',
+      'Bootstrap(standby_leader)~',
+    ],
+  ),
+  sc(
+    'the standby leader bootstrap finished (running in recovery): initialize, config and the lock are written',
+    snap({
+      config: STANDBY,
+      cluster: unlocked({ initialize: '' }),
+      memory: { bootstrapping: true, bootstrapResult: true },
+      pg: { isStandbyLeader: true },
+    }),
+    'initialized a new cluster',
+    [
+      'UpdateMemory(bootstrapping=false,bootstrapResult=undefined)',
+      'WriteInitialize(set)',
+      'WriteConfig',
+      'TakeLeader',
+    ],
+  ),
+  sc(
+    'the standby leader bootstrap failed: remove the initialize key',
+    snap({
+      config: STANDBY,
+      cluster: unlocked({ initialize: '' }),
+      memory: { bootstrapping: true, bootstrapResult: false },
+      pg: { isRunning: false, state: 'stopped' },
+    }),
+    'removing initialize key after failed attempt to bootstrap the cluster',
+    ['CancelInitialization'],
+  ),
+  sc(
+    'a new member of a standby cluster clones from its standby leader',
+    snap({ name: 'node4', config: STANDBY, pg: { dataDirectoryEmpty: true, isRunning: false } }),
+    "trying to bootstrap from leader 'node1'",
+    ['CloneFrom(node1)~'],
+  ),
+  sc(
+    'empty data dir, standby cluster being bootstrapped by another member: wait for its standby leader',
+    snap({
+      config: STANDBY,
+      cluster: unlocked({ initialize: '' }),
+      pg: { dataDirectoryEmpty: true, isRunning: false },
+    }),
+    'waiting for standby_leader to bootstrap',
+  ),
+  sc(
+    'switchover inside a standby cluster: the standby leader steps down gracefully',
+    snap({
+      name: 'node1',
+      config: STANDBY,
+      pg: { isStandbyLeader: true },
+      cluster: cluster({ failover: { leader: 'node1', member: 'node2' } }),
+      peers: { node2: peer() },
+    }),
+    'switchover: demoting myself',
+    [REPLICA_LOCK_LOST, 'Demote(graceful)~'],
+  ),
+  sc(
+    'synchronous_mode is ignored in a standby cluster',
+    snap({
+      name: 'node1',
+      config: {
+        ...STANDBY,
+        ...haConfigFromDynamic({ standby_cluster: { host: 'h' }, synchronous_mode: true }),
+      },
+      pg: { isStandbyLeader: true },
+    }),
+    'no action. I am (node1), the standby leader with the lock',
+    [REPLICA_LOCK_LOST, 'FollowLeader(remote,standby_leader)'],
+  ),
+];
+
 const groups: Readonly<Record<string, readonly Scenario[]>> = {
+  'standby cluster': standbyCluster,
   'DCS not accessible': dcsDown,
   'uninitialized cluster, bootstrap and join': uninitialized,
   'locked cluster, I hold the lock': lockedLeader,

@@ -13,6 +13,7 @@ import {
   type LoopClock,
   type PeerProber,
   type ResolvedTarget,
+  type StartRole,
   type TaskControl,
   type WatchdogPort,
   type WatchdogTiming,
@@ -72,7 +73,8 @@ class FakeNode implements LocalNode {
   postgres: PostgresInfo = REPLICA;
   readonly calls: string[] = [];
   readonly followed: (ResolvedTarget | undefined)[] = [];
-  readonly started: { as: 'replica' | 'primary'; target: ResolvedTarget | undefined }[] = [];
+  readonly followedAsStandbyLeader: boolean[] = [];
+  readonly started: { as: StartRole; target: ResolvedTarget | undefined }[] = [];
   readonly memberContexts: { isLeader: boolean; pendingAsync?: AsyncKind }[] = [];
   promoteResult: Promise<boolean | 'pre_promote_failed'> = Promise.resolve(true);
 
@@ -122,7 +124,7 @@ class FakeNode implements LocalNode {
     return true;
   }
   async start(
-    as: 'replica' | 'primary',
+    as: StartRole,
     target: ResolvedTarget | undefined,
     _timeoutSeconds: number | undefined,
     _task: TaskControl,
@@ -131,9 +133,10 @@ class FakeNode implements LocalNode {
     this.started.push({ as, target });
     return true;
   }
-  async follow(target: ResolvedTarget | undefined): Promise<void> {
+  async follow(target: ResolvedTarget | undefined, standbyLeader = false): Promise<void> {
     this.calls.push('follow');
     this.followed.push(target);
+    this.followedAsStandbyLeader.push(standbyLeader);
   }
   /** Runs while pre_promote would (before the lock is confirmed); tests move the clock or the DCS here. */
   prePromote: () => Promise<void> = () => Promise.resolve();
@@ -922,20 +925,46 @@ describe('HaLoop and synchronous mode (the sync port)', () => {
   });
 });
 
-describe('refused settings in the DCS config key (read the safe way: src/config/config-check.ts)', () => {
-  it('quorum is quorum commit, standby_cluster acts as pause; the refusal is logged once', async () => {
+describe('refused settings in the DCS config key (no effect, logged: src/config/config-check.ts)', () => {
+  it('quorum is quorum commit; a refused setting (primary_stop_timeout) has no effect, its refusal logged once', async () => {
     seedCluster('pg1', { pg1: memberJson('pg1', 5441), [ME]: memberJson(ME, 5442) });
-    store.put(
-      `${PREFIX}config`,
-      '{"ttl":30,"synchronous_mode":"quorum","standby_cluster":{"host":"10.0.0.9"}}',
-    );
+    store.put(`${PREFIX}config`, '{"ttl":30,"synchronous_mode":"quorum","primary_stop_timeout":5}');
     await loop.runCycle();
     await loop.runCycle();
     expect(loop.haConfig.synchronousMode).toBe('quorum');
-    expect(loop.haConfig.paused).toBe(true);
+    expect(loop.haConfig.paused).toBe(false);
     const refusals = logs.filter((l) => l.startsWith('ERROR: dynamic configuration (DCS config key): '));
-    expect(refusals.map((l) => l.split(': ')[2])).toEqual(['standby_cluster']);
+    expect(refusals.map((l) => l.split(': ')[2])).toEqual(['primary_stop_timeout']);
     expect(node.calls).not.toContain('promote');
+  });
+});
+
+describe('a standby cluster (standby_cluster in the DCS config key)', () => {
+  const STANDBY_CONFIG =
+    '{"ttl":30,"loop_wait":10,"retry_timeout":10,"standby_cluster":{"host":"10.0.0.9","port":5433,"primary_slot_name":"pm_1"}}';
+
+  it('the lock holder follows the remote primary as the standby leader and is not promoted', async () => {
+    seedCluster(ME, { [ME]: memberJson(ME, 5442), pg3: memberJson('pg3', 5443) });
+    store.put(`${PREFIX}config`, STANDBY_CONFIG);
+    await loop.runCycle();
+    expect(node.followed).toEqual([{ name: 'remote_member', host: '10.0.0.9', port: 5433, remote: true }]);
+    expect(node.followedAsStandbyLeader).toEqual([true]);
+    expect(node.calls).not.toContain('promote');
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+  });
+
+  it('standby_cluster added under a running primary: stop fast, keep the lock, start as the standby leader', async () => {
+    node.postgres = PRIMARY;
+    seedCluster(ME, { [ME]: memberJson(ME, 5442, { role: 'primary' }) });
+    store.put(`${PREFIX}config`, STANDBY_CONFIG);
+    await loop.runCycle();
+    await loop.waitForTask();
+    expect(node.calls).toContain('stop fast');
+    expect(node.started).toEqual([
+      { as: 'standby_leader', target: { name: 'remote_member', host: '10.0.0.9', port: 5433, remote: true } },
+    ]);
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+    expect(logs).toContain('INFO: cannot be a real primary in standby cluster');
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { resolveBinary } from '../../src/postgres/binaries.js';
 import { basebackupArgs } from '../../src/postgres/basebackup.js';
+import { standbyClusterOf } from '../../src/model/standby-cluster.js';
+import { archiveCommandOf, buildArchiverCommand } from '../../src/postgres/archive-checkpoint.js';
 import {
   buildReplicaSettings,
   buildServerParameters,
@@ -348,6 +350,97 @@ describe('replica settings', () => {
       restore_command: 'cp /a/%f %p',
     });
     expect(r.pgpass).toBe('');
+  });
+
+  it('a standby leader: the remote primary with standby_cluster.primary_slot_name and its recovery settings', () => {
+    const r = buildReplicaSettings({
+      memberName: 'node-2',
+      primary: { host: 'db1,db2', port: 5432 },
+      replication: { username: 'rep' },
+      majorVersion: 160000,
+      recoveryConf: { restore_command: 'local', recovery_min_apply_delay: '5s' },
+      remote: { slot: 'pm-1' },
+      overrides: { restore_command: 'remote %f %p', recovery_min_apply_delay: '1min' },
+    });
+    const m = new Map(r.recovery);
+    expect(m.get('primary_slot_name')).toBe('pm_1');
+    expect(m.get('primary_conninfo')).toContain('host=db1,db2 port=5432');
+    expect(m.get('primary_conninfo')).toContain('target_session_attrs=read-write');
+    expect(m.get('restore_command')).toBe('remote %f %p');
+    expect(m.get('recovery_min_apply_delay')).toBe('1min');
+  });
+
+  it('a standby leader without standby_cluster.primary_slot_name uses no slot; archive alone keeps the overrides', () => {
+    const noSlot = buildReplicaSettings({
+      memberName: 'node-2',
+      primary: { host: 'db1', port: 5432 },
+      replication: { username: 'rep' },
+      majorVersion: 160000,
+      remote: {},
+    });
+    expect(new Map(noSlot.recovery).has('primary_slot_name')).toBe(false);
+    expect(new Map(noSlot.recovery).get('primary_conninfo')).not.toContain('target_session_attrs');
+    const archive = buildReplicaSettings({
+      memberName: 'node-2',
+      primary: undefined,
+      replication: { username: 'rep' },
+      majorVersion: 160000,
+      remote: {},
+      overrides: { restore_command: 'cp /arch/%f %p' },
+    });
+    expect(new Map(archive.recovery).get('restore_command')).toBe('cp /arch/%f %p');
+    expect(new Map(archive.recovery).has('primary_conninfo')).toBe(false);
+  });
+
+  it('standbyClusterOf: Patroni is_standby_cluster (a truthy host, port or restore_command), typed settings', () => {
+    expect(standbyClusterOf({})).toBeUndefined();
+    expect(standbyClusterOf({ standby_cluster: null })).toBeUndefined();
+    expect(standbyClusterOf({ standby_cluster: { primary_slot_name: 'x' } })).toBeUndefined();
+    expect(standbyClusterOf({ standby_cluster: { host: '', port: 0, restore_command: '' } })).toBeUndefined();
+    expect(
+      standbyClusterOf({
+        standby_cluster: {
+          host: 'h',
+          port: '5433',
+          primary_slot_name: 'pm_1',
+          create_replica_methods: ['backup_restore', 'basebackup'],
+          recovery_min_apply_delay: 1000,
+        },
+      }),
+    ).toEqual({
+      host: 'h',
+      port: 5433,
+      primarySlotName: 'pm_1',
+      createReplicaMethods: ['backup_restore', 'basebackup'],
+      recoveryMinApplyDelay: '1000',
+    });
+    expect(standbyClusterOf({ standby_cluster: { restore_command: 'cp %f %p' } })).toEqual({
+      restoreCommand: 'cp %f %p',
+    });
+  });
+
+  it('buildArchiverCommand: %p, %f, %r and %% as Patroni substitutes them', () => {
+    expect(
+      buildArchiverCommand('arch --p %p --f %f --r %r 100%% %x', '/d/pg_wal', '000000010000000000000003'),
+    ).toBe(
+      'arch --p /d/pg_wal/000000010000000000000003 --f 000000010000000000000003 --r 000000010000000000000001 100% %x',
+    );
+    expect(
+      archiveCommandOf(
+        new Map([
+          ['archive_mode', 'on'],
+          ['archive_command', 'cp %p /a/%f'],
+        ]),
+      ),
+    ).toBe('cp %p /a/%f');
+    expect(
+      archiveCommandOf(
+        new Map([
+          ['archive_mode', 'off'],
+          ['archive_command', 'cp'],
+        ]),
+      ),
+    ).toBeUndefined();
   });
 
   it('refuses PostgreSQL < 12', () => {

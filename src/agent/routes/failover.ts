@@ -2,6 +2,7 @@
  * POST /switchover, POST /failover and DELETE /switchover with Patroni 3.0.2's validations, codes and messages
  * (api.py `do_POST_failover`, `is_failover_possible`, `poll_failover_result`, `do_DELETE_switchover`).
  */
+import { isStandbyCluster } from '../../model/standby-cluster.js';
 import type { ApiReply, ApiRequest, UnsafeHandlers } from '../../api/types.js';
 import type { PeerStatus } from '../../ha/snapshot.js';
 import { isFailoverEmpty, isPaused, type Cluster, type Member } from '../../model/cluster.js';
@@ -28,8 +29,9 @@ class FailoverRoutes {
 
   private readonly sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+  /** Patroni's `is_synchronous_mode`: never in a standby cluster. */
   private readonly synchronousMode = (c: Cluster): boolean =>
-    parseBool(c.config?.data['synchronous_mode']) === true;
+    parseBool(c.config?.data['synchronous_mode']) === true && !isStandbyCluster(c.config?.data);
 
   /** api.py `is_failover_possible`; undefined when possible, else the 412 text. */
   private readonly failoverImpossible = async (
