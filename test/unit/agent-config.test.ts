@@ -10,10 +10,10 @@ import {
   refuseRoot,
   type AgentConfig,
 } from '../../src/config/agent-config.js';
-import { UserError } from '../../src/config/errors.js';
 import { restCredentials } from '../../src/config/local-config.js';
 import { deepMerge, type ConfigTree } from '../../src/config/tree.js';
 import type { MemberTags } from '../../src/ha/snapshot.js';
+import { userError } from '../helpers/user-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-agent-config-'));
 function file(name: string, text: string): string {
@@ -107,16 +107,6 @@ const REFERENCE_ZK_YML = REFERENCE_YML.replace(
 const base = (): ConfigTree => parseYaml(REFERENCE_YML, { version: '1.1' }) as ConfigTree;
 const load = (override: ConfigTree = {}): { config: AgentConfig; warnings: string[] } =>
   agentConfigFromTree(deepMerge(base(), override), 'patroni.yml');
-
-function userError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe("restapi.auth: 'username:password' (the form Patroni 3.0.2 also reads)", () => {
   it('is the Basic auth when restapi.authentication is absent, without an unknown-key warning', () => {

@@ -28,6 +28,7 @@ import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
 import { haConfigFromDynamic } from '../../src/ha/snapshot.js';
 import { terminalPrompter } from '../../src/prompts/index.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
+import { userError as refusal } from '../helpers/user-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-registry-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,16 +58,6 @@ postgresql:
 `;
 
 const base = (): ConfigTree => parseYaml(NODE_YML, { version: '1.1' }) as ConfigTree;
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('the registry: refused values, with the dotted path and what to do', () => {
   it.each([

@@ -2,7 +2,6 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/config/errors.js';
 import {
   applyDcsUrl,
   dcsTarget,
@@ -12,6 +11,7 @@ import {
 } from '../../src/config/local-config.js';
 import { applyPatroniEnv } from '../../src/config/env.js';
 import { deepMerge } from '../../src/config/tree.js';
+import { userError } from '../helpers/user-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-config-'));
 function file(name: string, text: string): string {
@@ -25,16 +25,6 @@ const cfg = (tree: Record<string, unknown>, source = 'x.yml'): LocalConfig => ({
   namespace: '/service',
   scope: undefined,
 });
-function userError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
-
 describe('loadCtlConfig', () => {
   it('reads a patroni.yml and derives scope, namespace and name', () => {
     const p = file(

@@ -4,45 +4,25 @@
  * the DCS (stays primary while every member accepts, demotes otherwise), and a replica that a leader contacted.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { DcsOptions } from '../../src/dcs/dcs.js';
 import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
 import { FAILSAFE_CONTINUE } from '../../src/ha/failsafe.js';
-import {
-  HaLoop,
-  type FailsafeAnswer,
-  type LocalNode,
-  type LoopClock,
-  type ResolvedTarget,
-} from '../../src/ha/loop.js';
+import { HaLoop, type FailsafeAnswer, type LocalNode, type ResolvedTarget } from '../../src/ha/loop.js';
 import type { HaConfig, PostgresInfo, SelfInfo } from '../../src/ha/snapshot.js';
 import type { Cluster } from '../../src/model/cluster.js';
+import {
+  SELF as BASE_SELF,
+  FakeClock,
+  ME,
+  OPTIONS,
+  PREFIX,
+  REPLICA,
+  SYSID,
+} from '../helpers/ha-loop-fakes.js';
 
-const PREFIX = '/service/demo/';
-const SYSID = '7300000000000000001';
-const ME = 'pg2';
 const T0 = Date.UTC(2026, 11, 7, 8, 0, 0);
 const CONFIG = '{"ttl":30,"loop_wait":10,"retry_timeout":10,"failsafe_mode":true}';
 
-const SELF: SelfInfo = {
-  name: ME,
-  tags: { nofailover: false, failoverPriority: 1, nosync: false, clonefrom: false },
-  hasBootstrapConfig: true,
-  canCloneWithoutLeader: false,
-  canRewind: false,
-  apiUrl: 'http://127.0.0.1:8009/patroni',
-};
-
-const REPLICA: PostgresInfo = {
-  state: 'running',
-  isRunning: true,
-  isPrimary: false,
-  timeline: 1,
-  walPosition: 50331800n,
-  dataDirectoryEmpty: false,
-  dataDirectoryAccessible: true,
-  sysid: SYSID,
-  msInState: 60_000,
-};
+const SELF: SelfInfo = { ...BASE_SELF, apiUrl: 'http://127.0.0.1:8009/patroni' };
 
 /** Only what these tests reach; every call is recorded. */
 class FakeNode implements LocalNode {
@@ -99,22 +79,6 @@ class FakeNode implements LocalNode {
   reinitialize = async (): Promise<boolean> => true;
 }
 
-class FakeClock implements LoopClock {
-  t = T0;
-  now = (): number => this.t;
-  monotonic = (): number => this.t - T0 + 1_000_000;
-  sleep = async (): Promise<void> => undefined;
-}
-
-const OPTIONS: DcsOptions = {
-  namespace: '/service',
-  scope: 'demo',
-  name: ME,
-  ttl: 30,
-  retryTimeout: 10,
-  ctl: false,
-};
-
 const member = (port: number, role: string): string =>
   JSON.stringify({
     conn_url: `postgres://127.0.0.1:${port}/postgres`,
@@ -135,7 +99,7 @@ let loop: HaLoop;
 
 beforeEach(() => {
   store = new MemoryStore();
-  clock = new FakeClock();
+  clock = new FakeClock(T0);
   node = new FakeNode();
   logs = [];
   posted = [];

@@ -4,13 +4,12 @@
  * and a local PostgreSQL state from which the real `decide()` produces the actions under test.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DcsError, type DcsOptions } from '../../src/dcs/dcs.js';
+import { DcsError } from '../../src/dcs/dcs.js';
 import { MemoryDcs, MemoryStore } from '../../src/dcs/memory/memory-dcs.js';
 import {
   DEMOTE_LOCK_WAIT_MS,
   HaLoop,
   type LocalNode,
-  type LoopClock,
   type PeerProber,
   type ResolvedTarget,
   type StartRole,
@@ -28,31 +27,9 @@ import type {
 } from '../../src/ha/snapshot.js';
 import type { Cluster, Member } from '../../src/model/cluster.js';
 import type { Lsn } from '../../src/model/lsn.js';
+import { FakeClock, ME, OPTIONS, PREFIX, REPLICA, SELF, SYSID } from '../helpers/ha-loop-fakes.js';
 
-const PREFIX = '/service/demo/';
-const SYSID = '7300000000000000001';
-const ME = 'pg2';
 const T0 = Date.UTC(2026, 10, 22, 3, 0, 0);
-
-const SELF: SelfInfo = {
-  name: ME,
-  tags: { nofailover: false, failoverPriority: 1, nosync: false, clonefrom: false },
-  hasBootstrapConfig: true,
-  canCloneWithoutLeader: false,
-  canRewind: false,
-};
-
-const REPLICA: PostgresInfo = {
-  state: 'running',
-  isRunning: true,
-  isPrimary: false,
-  timeline: 1,
-  walPosition: 50331800n,
-  dataDirectoryEmpty: false,
-  dataDirectoryAccessible: true,
-  sysid: SYSID,
-  msInState: 60_000,
-};
 
 const PRIMARY: PostgresInfo = { ...REPLICA, isPrimary: true };
 
@@ -189,28 +166,6 @@ class FakeNode implements LocalNode {
   }
 }
 
-/**
- * A clock moved by hand; `sleep` returns at once (the `Wait` action and the loop's safety timer). `t += ms` moves
- * both clocks; `stepWall` moves only the wall clock, as an NTP step does.
- */
-class FakeClock implements LoopClock {
-  t = T0;
-  private wallSteps = 0;
-  now(): number {
-    return this.t;
-  }
-  monotonic(): number {
-    return this.t - this.wallSteps - T0 + 1_000_000;
-  }
-  stepWall(ms: number): void {
-    this.t += ms;
-    this.wallSteps += ms;
-  }
-  async sleep(_ms: number): Promise<void> {
-    return;
-  }
-}
-
 /** A MemoryDcs whose calls can be intercepted by name before they reach the store. */
 class HookedDcs extends MemoryDcs {
   readonly hooks = new Map<string, () => void | Promise<void>>();
@@ -248,15 +203,6 @@ class HookedDcs extends MemoryDcs {
     return this.lifetime ?? super.lockLifetime();
   }
 }
-
-const OPTIONS: DcsOptions = {
-  namespace: '/service',
-  scope: 'demo',
-  name: ME,
-  ttl: 30,
-  retryTimeout: 10,
-  ctl: false,
-};
 
 function memberJson(name: string, port: number, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -299,7 +245,7 @@ function revision(key: string): number | undefined {
 
 beforeEach(() => {
   store = new MemoryStore();
-  clock = new FakeClock();
+  clock = new FakeClock(T0);
   dcs = new HookedDcs(store, OPTIONS, () => clock.monotonic());
   node = new FakeNode();
   logs = [];

@@ -1,37 +1,17 @@
 /** postgresql.before_stop (src/postgres/before-stop.ts): run to completion, exit code logged, never throws. */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runBeforeStop } from '../../src/postgres/before-stop.js';
+import { memoryLog, scriptDir } from '../helpers/scripts.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'pgwarden-before-stop-'));
+const scripts = scriptDir('pgwarden-before-stop-');
+const dir = scripts.dir;
+const script = scripts.script;
 
 afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+  scripts.remove();
 });
-
-function script(name: string, body: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, `#!/bin/sh\n${body}\n`);
-  chmodSync(path, 0o755);
-  return path;
-}
-
-function memoryLog(): {
-  lines: string[];
-  info(t: string): void;
-  warning(t: string): void;
-  error(t: string): void;
-} {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (t) => lines.push(`INFO ${t}`),
-    warning: (t) => lines.push(`WARNING ${t}`),
-    error: (t) => lines.push(`ERROR ${t}`),
-  };
-}
 
 describe('runBeforeStop', () => {
   it('runs the command split shell-like, waits for it to finish and logs its exit code', async () => {

@@ -3,41 +3,21 @@
  * a callback never waited for, a running one killed (with its children) when the next starts, on_reload in a slot
  * of its own, a missing or failing script only logged; pre_promote's exit code, timeout and cancellation.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CallbackExecutor, callbackArgv, runPrePromote } from '../../src/postgres/callbacks.js';
+import { memoryLog, scriptDir } from '../helpers/scripts.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'pgwarden-cb-'));
+const scripts = scriptDir('pgwarden-cb-');
+const dir = scripts.dir;
+const script = scripts.script;
 const executors: CallbackExecutor[] = [];
 
 afterAll(() => {
   for (const e of executors) e.killAll();
-  rmSync(dir, { recursive: true, force: true });
+  scripts.remove();
 });
-
-function script(name: string, body: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, `#!/bin/sh\n${body}\n`);
-  chmodSync(path, 0o755);
-  return path;
-}
-
-function memoryLog(): {
-  lines: string[];
-  info(t: string): void;
-  warning(t: string): void;
-  error(t: string): void;
-} {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (t) => lines.push(`INFO ${t}`),
-    warning: (t) => lines.push(`WARNING ${t}`),
-    error: (t) => lines.push(`ERROR ${t}`),
-  };
-}
 
 function read(path: string): string {
   try {

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UserError } from '../../src/config/errors.js';
 import { applyPatroniEnv } from '../../src/config/env.js';
 import { dcsTarget, loadCtlConfig } from '../../src/config/local-config.js';
 import {
@@ -20,19 +19,10 @@ import {
   zookeeperWarnings,
 } from '../../src/config/zookeeper-section.js';
 import { znodeAcl } from '../../src/dcs/zookeeper/zk-security.js';
+import { userError } from '../helpers/user-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-zksec-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function userError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('set_acls permissions (kazoo make_acl)', () => {
   it.each([
