@@ -1,27 +1,35 @@
 /**
  * Idle CPU of agents side by side, for A/B comparisons on a loaded machine (`npx tsx test/bench/idle-cpu-ab.ts`):
- * 3-member clusters of each variant on one etcd (ttl 30 / loop_wait 10), all running at the same time, so every
- * window sees the same load. CPU is counted, not sampled: utime+stime of /proc/<pid>/stat (10 ms ticks, the whole
- * thread group) and the sum of /proc/<pid>/task/<tid>/schedstat (on-CPU nanoseconds, the same threads). Printed per
+ * 3-member clusters of each variant on one etcd or ZooKeeper (ttl 30 / loop_wait 10), all running at the same time,
+ * so every window sees the same load. CPU is counted, not sampled: utime+stime of /proc/<pid>/stat (10 ms ticks, the
+ * whole thread group) and the sum of /proc/<pid>/task/<tid>/schedstat (on-CPU nanoseconds, the same threads). Printed per
  * window and agent, then medians per variant, as CPU seconds per 10 minutes of idle.
  *
  * Environment:
+ *   DCS        etcd3 (default) or zookeeper               the DCS every cluster shares
  *   PGWARDEN   label=repository[,label=repository...]   pgwarden builds to run (default: this repository as `new`)
  *   PATRONI    4.1.4,3.0.2 (default) or empty            Patroni versions to run next to them
  *   WINDOW_S   seconds per window (default 120)           REPS windows (default 5) after SETTLE_S (default 60)
  *   NODE_ARGS  label=flag flag...                         extra node flags for one pgwarden variant (e.g. --cpu-prof)
+ *
+ * Profiling: the agents run as `postgres` and their {dir} is deleted at the end, so give --cpu-prof a directory of
+ * its own that postgres may write (`NODE_ARGS='new=--cpu-prof --cpu-prof-interval 5000 --cpu-prof-dir=/tmp/p'`,
+ * /tmp/p mode 777); the profile is written when the agent stops. Its sampler costs ~20 s CPU per 10 min: read the
+ * profile for shares, take the CPU figures from a run without it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { startPatroniCluster, type PatroniCluster } from '../harness/patroni.js';
+import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
 const WINDOW_S = Number(process.env.WINDOW_S ?? 120);
 const REPS = Number(process.env.REPS ?? 5);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 60);
+const DCS = process.env.DCS === 'zookeeper' ? 'zookeeper' : 'etcd3';
 
 interface Agent {
   readonly variant: string;
@@ -68,21 +76,27 @@ function variants(): [string, string][] {
 
 function nodeArgs(label: string): string[] {
   for (const s of (process.env.NODE_ARGS ?? '').split(';')) {
-    const [l, flags] = s.split('=', 2);
-    if (l === label && flags) return flags.split(' ').filter((f) => f !== '');
+    const eq = s.indexOf('=');
+    if (eq > 0 && s.slice(0, eq) === label)
+      return s
+        .slice(eq + 1)
+        .split(' ')
+        .filter((f) => f !== '');
   }
   return [];
 }
 
 async function main(): Promise<void> {
-  const etcd: EtcdServer = await startEtcd();
+  const server: EtcdServer | ZooKeeperServer =
+    DCS === 'zookeeper' ? await startZooKeeper() : await startEtcd();
   const ours: AgentCluster[] = [];
   const theirs: PatroniCluster[] = [];
   try {
     const agents: Agent[] = [];
     const starts = variants().map(async ([label, dir]) => {
       const c = await startAgentCluster({
-        etcdEndpoint: etcd.endpoint,
+        dcs: DCS,
+        etcdEndpoint: server.endpoint,
         scope: `idle-${label}`,
         ...TIMING,
         agentArgv: (node) => [
@@ -107,8 +121,8 @@ async function main(): Promise<void> {
     const versions = (process.env.PATRONI ?? '4.1.4,3.0.2').split(',').filter((v) => v !== '');
     const pstarts = versions.map(async (v) => {
       const c = await startPatroniCluster({
-        dcs: 'etcd3',
-        dcsEndpoint: etcd.endpoint,
+        dcs: DCS,
+        dcsEndpoint: server.endpoint,
         scope: `idle-patroni-${v}`,
         patroniVersion: v as '4.1.4' | '3.0.2',
         upTimeoutMs: 240_000,
@@ -155,7 +169,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const c of [...theirs, ...ours]) await c.stop().catch(() => undefined);
-    await etcd.stop();
+    await server.stop();
   }
 }
 
