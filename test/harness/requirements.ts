@@ -61,7 +61,7 @@ const NEEDS = {
     'util-linux `script`, for a pseudo-terminal: apt-get install util-linux',
   ),
   time: fileCheck('/usr/bin/time', 'GNU time, for peak RSS: apt-get install time'),
-  bundle: fileCheck(resolve(REPO, 'dist', 'cli.js'), 'run `npm run build`', false),
+  bundle: fileCheck(resolve(REPO, 'dist', 'cli.cjs'), 'run `npm run build`', false),
   root: {
     missing: () =>
       process.getuid?.() === 0
