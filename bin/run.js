@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// oclif entry. dist/cli.js is one bundle holding oclif and the command table (scripts/build.mjs), so start-up
-// reads a few files instead of hundreds; what a command needs is loaded when it runs.
+// oclif entry. dist/cli.cjs is one bundle holding oclif, the commands and what they use (scripts/build.mjs), loaded
+// with V8's code cache (load-cli.js): start-up reads two files and compiles little.
 
 // `pgwarden agent CONFIG` (the daemon) starts without oclif: its heap then holds the agent only. Anything else
 // given to `agent` (--help, a bad flag) goes through oclif, which explains it.
@@ -15,7 +15,8 @@ if (argv[0] === 'agent') {
   const configPath = plainAgentConfigArg(argv.slice(1));
   if (configPath !== undefined) await runAgentProcess(configPath);
 }
-const { execute } = await import('../dist/cli.js');
+const { loadCli } = await import('./load-cli.js');
+const { execute } = loadCli().exports;
 
 // patronictl takes its global options before the command (`patronictl -c f.yml list`); oclif wants them after
 // the command name, so move a leading run of them there. They move under their long names: after the name, `query`

@@ -1,4 +1,4 @@
-// The CLI's one entry module: oclif's runner and the command table, bundled together (scripts/build.mjs) so
-// start-up reads a few files instead of hundreds. Services are split into chunks loaded when a command runs.
-export { execute } from '@oclif/core';
+// The CLI's bundle, dist/cli.cjs (scripts/build.mjs): oclif's runner, the command table and, evaluated only when a
+// command runs, what the commands use. `Config` is for the build, which writes oclif.manifest.json with it.
+export { Config, execute } from '@oclif/core';
 export { COMMANDS } from './commands/index.js';

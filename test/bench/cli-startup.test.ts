@@ -4,8 +4,10 @@
  * (pgwarden, patronictl, pgwarden, ...) so both see the same machine load. BENCH_RUNS sets the runs per command
  * (default 15). Figures go to the console (a Markdown table, as in README) and to .bench/cli-startup.json.
  *
- * Reported, not compared: on ZooKeeper patronictl's `list` is within a few hundredths of a second of pgwarden's,
- * below what one run on a shared machine resolves. Asserted: every run exited 0 and was measured.
+ * Asserted (issue 14), on the medians: `list` takes at most 0.75 of patronictl's time on ZooKeeper and 0.35 on
+ * etcd3, `--help` under 0.1 s. An empty `node -e 0`, run interleaved with `--help`, is printed beside it: Node's own
+ * start-up is the floor of any pgwarden command (0.10 s on the 2-core machine of 2026-12-07, so that there the
+ * `--help` target cannot be met, and the failure says so with the floor).
  */
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -140,6 +142,7 @@ describeWithNeeds('CLI start-up next to patronictl 3.0.2', () => {
         [
           ['pgwarden --help', ['node', 'bin/run.js', '--help']],
           ['patronictl --help', [PATRONICTL, '--help']],
+          ['node -e 0 (floor)', ['node', '-e', '0']],
         ],
         RUNS,
       )),
@@ -152,10 +155,30 @@ describeWithNeeds('CLI start-up next to patronictl 3.0.2', () => {
         ...rows.map(summary),
       ].join('\n'),
     );
-    benchFigures('cli-startup').record('list and --help', { runs: RUNS, rows });
+    const med = (what: string): number => median(rows.find((r) => r.what === what)!.samples.map((s) => s.ms));
+    const ratio = (dcs: string): number => med(`pgwarden list (${dcs})`) / med(`patronictl list (${dcs})`);
+    const targets = { etcd3: 0.35, zookeeper: 0.75 };
+    const help = med('pgwarden --help');
+    const floor = med('node -e 0 (floor)');
+    console.log(
+      [
+        ...Object.entries(targets).map(
+          ([dcs, t]) => `list on ${dcs}: pgwarden/patronictl = ${ratio(dcs).toFixed(2)} (target <= ${t})`,
+        ),
+        `--help: ${(help / 1000).toFixed(3)} s (target < 0.1 s), node -e 0: ${(floor / 1000).toFixed(3)} s`,
+      ].join('\n'),
+    );
+    benchFigures('cli-startup').record('list and --help', {
+      runs: RUNS,
+      rows,
+      ratios: { etcd3: ratio('etcd3'), zookeeper: ratio('zookeeper') },
+    });
     for (const r of rows) {
       expect(r.samples, r.what).toHaveLength(RUNS);
       for (const s of r.samples) expect(Number.isFinite(s.rssMiB) && s.ms > 0, r.what).toBe(true);
     }
+    for (const [dcs, t] of Object.entries(targets))
+      expect(ratio(dcs), `list on ${dcs}: pgwarden's median over patronictl's`).toBeLessThanOrEqual(t);
+    expect(help, `--help median, ms (node -e 0 alone: ${floor.toFixed(0)} ms)`).toBeLessThan(100);
   }, 600_000);
 });

@@ -62,7 +62,7 @@ const NEEDS = {
   ),
   time: fileCheck('/usr/bin/time', 'GNU time, for peak RSS: apt-get install time'),
   zsh: fileCheck('/usr/bin/zsh', `zsh, to check the completion script: ${INSTALL}`),
-  bundle: fileCheck(resolve(REPO, 'dist', 'cli.js'), 'run `npm run build`', false),
+  bundle: fileCheck(resolve(REPO, 'dist', 'cli.cjs'), 'run `npm run build`', false),
   root: {
     missing: () =>
       process.getuid?.() === 0

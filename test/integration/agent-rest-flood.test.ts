@@ -21,7 +21,7 @@ import { watchLeaderKey } from '../harness/ha-probe.js';
 const available =
   existsSync('/usr/lib/postgresql/15/bin/initdb') &&
   existsSync('/usr/bin/etcd') &&
-  existsSync('dist/cli.js') &&
+  existsSync('dist/cli.cjs') &&
   process.getuid?.() === 0;
 
 const FLOOD_MS = 30_000;

@@ -120,7 +120,9 @@ describeWithNeeds('the packed package, installed offline into an empty directory
     expect(paths).toEqual(
       expect.arrayContaining([
         'bin/run.js',
-        'dist/cli.js',
+        'dist/cli.cjs',
+        'dist/cli.cjs.cache',
+        'oclif.manifest.json',
         'dist/agent.js',
         'dist/THIRD_PARTY_LICENSES',
         'dist/vendor/koffi/linux_x64/koffi.node',

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { ACL, Client, Module as ZkModule } from 'node-zookeeper-client';
 import { DcsError } from '../dcs.js';
 import type { ZooKeeperAcl, ZooKeeperTls } from '../target.js';
@@ -33,6 +33,12 @@ interface ConnectionInternals {
   connect(): void;
 }
 
+/**
+ * node:tls, loaded only when TLS is configured: loading it (and with it Node's TLS and crypto layers) is a
+ * noticeable part of a CLI start on a plain ZooKeeper.
+ */
+const nodeTls = (): typeof import('node:tls') => process.getBuiltinModule('node:tls');
+
 /** ConnectionManager's CONNECTING state. */
 const CM_CONNECTING = 1;
 
@@ -47,6 +53,7 @@ export function secureContextFor(tls: ZooKeeperTls, hosts: string): SecureContex
     }
   };
   const cacert = read('zookeeper.cacert', tls.cacert);
+  const { createSecureContext, rootCertificates } = nodeTls();
   try {
     return createSecureContext({
       // kazoo loads the default CAs and then cacert on top of them.
@@ -74,7 +81,7 @@ export function useTls(client: Client, context: SecureContext, verify: boolean):
   cm.connect = function connectTls(this: void): void {
     cm.setState(CM_CONNECTING);
     cm.findNextServer((server) => {
-      const socket = tlsConnect({
+      const socket = nodeTls().connect({
         host: server.host,
         port: server.port,
         secureContext: context,
