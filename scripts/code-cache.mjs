@@ -33,7 +33,10 @@ const KEYS = {
 };
 const b64 = (s) => Buffer.from(s).toString('base64');
 
-/** etcd 3.4's gateway as a 3-member Patroni 3.0.2 cluster `train` shows it: `/version` and `/v3/kv/range`. */
+/**
+ * etcd 3.4's gateway as a 3-member Patroni 3.0.2 cluster `train` shows it: `/version`, `/v3/cluster/member/list`
+ * (one etcd member: this server) and `/v3/kv/range`.
+ */
 function standInEtcd(req, res) {
   const json = (status, body) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -41,6 +44,11 @@ function standInEtcd(req, res) {
   };
   if (req.url === '/version') return json(200, { etcdserver: '3.4.23', etcdcluster: '3.4.0' });
   req.resume();
+  if (req.url === '/v3/cluster/member/list') {
+    const self = `http://127.0.0.1:${server.address().port}`;
+    const members = [{ ID: '2', name: 'etcd1', peerURLs: ['http://127.0.0.1:2380'], clientURLs: [self] }];
+    return req.on('end', () => json(200, { header: { cluster_id: '1', member_id: '2' }, members }));
+  }
   if (req.url !== '/v3/kv/range')
     return json(404, { error: 'Not Found', code: 5, message: `stand-in etcd: no ${req.url}` });
   const header = { cluster_id: '1', member_id: '2', revision: '186', raft_term: '2' };
