@@ -7,6 +7,7 @@
  * PostgreSQL: `stop()`, `kill9()` and the exit hook also stop each node's postmaster by the pid in postmaster.pid.
  */
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as https from 'node:https';
 import { join, resolve } from 'node:path';
 import { runCommand, type CommandResult, type RestAnswer } from './patroni.js';
 import { freePort, removeDir, startProcess, tempDir, waitFor, type Managed } from './process.js';
@@ -38,6 +39,11 @@ export interface AgentClusterOptions {
   readonly retryTimeout?: number;
   /** restapi.authentication: Basic auth on the unsafe endpoints (patronictl -c node's yml then sends it). */
   readonly restapiAuth?: { readonly username: string; readonly password: string };
+  /**
+   * HTTPS on the REST API (certfile/keyfile/cafile, `verify_client`, `allowlist`); the harness's own requests then
+   * present `client` (a certificate the CA signed) and verify the server with the CA.
+   */
+  readonly restapiTls?: RestapiTls;
   /** Extra YAML lines for a node's `postgresql` section (callbacks, pre_promote, replica methods), unindented. */
   readonly postgresqlExtra?: (node: AgentNode, index: number) => string;
   /** `wal_level` in bootstrap.dcs (default `replica`; `logical` for logical slots). */
@@ -64,6 +70,15 @@ export interface AgentClusterOptions {
     node: AgentNode,
     index: number,
   ) => { readonly pgPort: number; readonly restPort: number };
+}
+
+export interface RestapiTls {
+  readonly certfile: string;
+  readonly keyfile: string;
+  readonly cafile: string;
+  readonly verifyClient?: 'required' | 'optional';
+  readonly allowlist?: readonly string[];
+  readonly client: { readonly cert: string; readonly key: string };
 }
 
 export interface AgentStatusDoc {
@@ -186,9 +201,17 @@ async function killPostmasters(node: AgentNode, signal: NodeJS.Signals = 'SIGQUI
 }
 
 type ResolvedOptions = Required<
-  Omit<AgentClusterOptions, 'restapiAuth' | 'dcsEndpointFor' | 'connectPortsFor' | 'dcsExtra'>
+  Omit<AgentClusterOptions, 'restapiAuth' | 'restapiTls' | 'dcsEndpointFor' | 'connectPortsFor' | 'dcsExtra'>
 > &
-  Pick<AgentClusterOptions, 'restapiAuth' | 'dcsEndpointFor' | 'connectPortsFor' | 'dcsExtra'>;
+  Pick<AgentClusterOptions, 'restapiAuth' | 'restapiTls' | 'dcsEndpointFor' | 'connectPortsFor' | 'dcsExtra'>;
+
+function restapiTlsLines(t: RestapiTls | undefined): string {
+  if (!t) return '';
+  const lines = [`certfile: ${t.certfile}`, `keyfile: ${t.keyfile}`, `cafile: ${t.cafile}`];
+  if (t.verifyClient) lines.push(`verify_client: ${t.verifyClient}`);
+  if (t.allowlist) lines.push('allowlist:', ...t.allowlist.map((a) => `- ${a}`));
+  return lines.map((l) => `\n  ${l}`).join('');
+}
 
 function agentYml(o: ResolvedOptions, node: AgentNode, index: number): string {
   const d = node.dir;
@@ -212,7 +235,7 @@ name: ${node.name}
 
 restapi:
   listen: ${HOST}:${node.restPort}
-  connect_address: ${HOST}:${published.restPort}${auth}
+  connect_address: ${HOST}:${published.restPort}${auth}${restapiTlsLines(o.restapiTls)}
 
 ${dcsSection}
 
@@ -291,9 +314,49 @@ ${o.topLevelExtra(node, index)}
 `;
 }
 
-async function restGet(port: number, path: string): Promise<RestAnswer> {
-  const res = await fetch(`http://${HOST}:${port}${path}`, { signal: AbortSignal.timeout(3000) });
-  return { status: res.status, body: await res.text() };
+async function restGet(port: number, path: string, tls?: RestapiTls): Promise<RestAnswer> {
+  if (!tls) {
+    const res = await fetch(`http://${HOST}:${port}${path}`, { signal: AbortSignal.timeout(3000) });
+    return { status: res.status, body: await res.text() };
+  }
+  return httpsRequest({ port, path, tls });
+}
+
+/** One HTTPS request to a member's REST API with the harness's client certificate (`localAddress`: the source IP). */
+export function httpsRequest(o: {
+  readonly port: number;
+  readonly path: string;
+  readonly tls: RestapiTls;
+  readonly method?: string;
+  readonly body?: string;
+  readonly localAddress?: string;
+}): Promise<RestAnswer> {
+  return new Promise((resolvePromise, reject) => {
+    const req = https.request(
+      {
+        host: HOST,
+        port: o.port,
+        path: o.path,
+        method: o.method ?? 'GET',
+        ca: readFileSync(o.tls.cafile),
+        cert: readFileSync(o.tls.client.cert),
+        key: readFileSync(o.tls.client.key),
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+        headers: o.body === undefined ? {} : { 'content-type': 'application/json' },
+        timeout: 3000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${HOST}:${o.port}${o.path} within 3 s`)));
+    req.on('error', reject);
+    req.end(o.body);
+  });
 }
 
 /** Writes the config files and starts every agent. Does not wait for the cluster (see `waitReady`). */
@@ -308,6 +371,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     loopWait: options.loopWait ?? 2,
     retryTimeout: options.retryTimeout ?? 5,
     restapiAuth: options.restapiAuth,
+    restapiTls: options.restapiTls,
     postgresqlExtra: options.postgresqlExtra ?? (() => ''),
     walLevel: options.walLevel ?? 'replica',
     bootstrapDcsExtra: options.bootstrapDcsExtra ?? '',
@@ -392,7 +456,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
   };
   const status = async (i: number): Promise<AgentStatusDoc | undefined> => {
     try {
-      return JSON.parse((await restGet(nodeAt(i).restPort, '/patroni')).body) as AgentStatusDoc;
+      return JSON.parse((await restGet(nodeAt(i).restPort, '/patroni', o.restapiTls)).body) as AgentStatusDoc;
     } catch {
       return undefined;
     }
@@ -402,7 +466,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
       nodes.map(async (n, i) => {
         if (!running(i)) return 0;
         try {
-          return (await restGet(n.restPort, '/primary')).status;
+          return (await restGet(n.restPort, '/primary', o.restapiTls)).status;
         } catch {
           return 0;
         }
@@ -426,7 +490,7 @@ export async function startAgentCluster(options: AgentClusterOptions): Promise<A
     nodes,
     start,
     running,
-    rest: (i, path) => restGet(nodeAt(i).restPort, path),
+    rest: (i, path) => restGet(nodeAt(i).restPort, path, o.restapiTls),
     status,
     primaries,
     async waitReady(w = {}) {
