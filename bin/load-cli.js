@@ -57,9 +57,12 @@ export function loadCli({ cache = true } = {}) {
   const script = new Script(Module.wrap(source), {
     filename: BUNDLE,
     cachedData,
-    // The bundle's import() (node:https, dist/agent.js) goes to Node's ES module loader, relative to BUNDLE.
+    // Without the code cache, an import() the build did not rewrite still reaches Node's ES module loader.
     importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
+  // The bundle's import() of dist/agent.js, rewritten by the build (a script run from V8's code cache loses the
+  // host options import() needs): this module's own import() does it.
+  globalThis[Symbol.for('pgwarden.import')] ??= (specifier) => import(specifier);
   const module = new Module(BUNDLE);
   module.filename = BUNDLE;
   const require = createRequire(BUNDLE);

@@ -7,7 +7,7 @@
 //   with chunks (dist/chunks) for what it loads lazily.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { packing, vendorKoffi, writeLicences } from './bundle-extras.mjs';
 
 // pg asks `typeof Response` to tell a Cloudflare Worker from Node. On Node 20 that global is a lazy getter that
@@ -117,6 +117,27 @@ const cli = await build({
   format: 'cjs',
   plugins: [pgWithoutCloudflareProbe, agentFromItsBundle, oclifSortsWithoutIcu, ansisRegexInAscii],
 });
+
+// V8 loses a script's dynamic-import host options when it runs from a code cache (import() then throws
+// ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING, nodejs/node#43663): the bundle's own import() calls are rewritten, the
+// builtins to require(), the agent's ES module bundle to the importer bin/load-cli.js registers. Any other
+// import() the sources add fails the build here, to be handled the same way.
+const DYNAMIC_IMPORTS = [
+  [/\bimport\("(node:https?)"\)/g, 'Promise.resolve().then(() => require("$1"))', 2],
+  [
+    /\bimport\("\.\/agent\.js"\)/g,
+    'globalThis[Symbol.for("pgwarden.import")](require("node:url").pathToFileURL(__dirname + "/agent.js").href)',
+    1,
+  ],
+];
+let cliSource = readFileSync('dist/cli.cjs', 'utf8');
+for (const [pattern, replacement, count] of DYNAMIC_IMPORTS) {
+  const found = cliSource.match(pattern)?.length ?? 0;
+  if (found !== count)
+    throw new Error(`dist/cli.cjs: ${found} matches of ${pattern}, expected ${count}: update build.mjs`);
+  cliSource = cliSource.replace(pattern, replacement);
+}
+writeFileSync('dist/cli.cjs', cliSource);
 
 const bundle = readFileSync('dist/cli.cjs');
 const beyondAscii = bundle.findIndex((byte) => byte > 0x7f);

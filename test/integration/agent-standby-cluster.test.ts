@@ -3,14 +3,16 @@
  * permanent physical slot, and a two-node pgwarden cluster whose bootstrap.dcs names it in `standby_cluster`. The
  * standby cluster's first member clones the remote primary and becomes its standby leader (streaming through the
  * slot, read-only, GET /standby_leader 200, /primary 503); its second member replicates from the standby leader.
- * Removing `standby_cluster` from the dynamic configuration (PATCH /config) promotes the standby leader, and every
- * row written on the primary cluster before is there.
+ * `pgwarden promote-cluster` (which removes `standby_cluster` from the dynamic configuration) promotes the standby
+ * leader, and every row written on the primary cluster before is there.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { runCommand } from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { PGWARDEN } from '../helpers/patroni-suite.js';
 
 /** On failure, the agents' log tails go with the error. */
 async function withLogs<T>(c: AgentCluster, p: Promise<T>): Promise<T> {
@@ -133,15 +135,18 @@ describeWithNeeds('pgwarden agents: a standby cluster replicating from a pgwarde
       60_000,
     );
 
-    // Promotion: standby_cluster removed from the dynamic configuration.
+    // Promotion with the CLI.
     expect((await a().psql(0, 'INSERT INTO t VALUES (3)')).code).toBe(0);
     await waitFor(`row 3 on the standby leader`, async () => (await rows(b(), leader)) === '1,2,3', 30_000);
-    const patch = await fetch(`http://127.0.0.1:${b().nodes[leader]?.restPort ?? 0}/config`, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ standby_cluster: null }),
-    });
-    expect(patch.status).toBe(200);
+    // `pgwarden promote-cluster` (patronictl 4.1.4's): PATCH /config {"standby_cluster": null} on the leader, then it
+    // waits until the leader runs as primary.
+    const promote = await runCommand(
+      process.execPath,
+      [PGWARDEN, '-c', b().nodes[leader]?.configFile ?? '', 'promote-cluster', '--force'],
+      { timeoutMs: 120_000, cwd: b().dir },
+    );
+    expect(promote.code, promote.stderr + promote.stdout).toBe(0);
+    expect(promote.stdout).toMatch(/cluster is successfully promoted/);
     await waitFor(
       'the former standby leader promoted',
       async () => (await b().status(leader))?.role === 'primary',

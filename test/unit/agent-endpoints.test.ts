@@ -166,9 +166,9 @@ describe('agent endpoints behind the API server', () => {
     const [patchCode, patchText] = await send('PATCH', { primary_stop_timeout: 5 });
     expect(patchCode).toBe(400);
     expect(patchText).toMatch(/^primary_stop_timeout: /);
-    const [putCode, putText] = await send('PUT', { ttl: 30, standby_cluster: { host: '10.0.0.9' } });
+    const [putCode, putText] = await send('PUT', { ttl: 30, postgresql: { pg_ctl_timeout: 30 } });
     expect(putCode).toBe(400);
-    expect(putText).toMatch(/^standby_cluster: /);
+    expect(putText).toMatch(/^postgresql\.pg_ctl_timeout: /);
     expect((await dcs.getCluster()).config?.raw).toBe('{"ttl":30}');
     expect(await send('PATCH', { failsafe_mode: false, ttl: 20 })).toEqual([
       200,
