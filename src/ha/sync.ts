@@ -239,12 +239,15 @@ export function compareSyncReplicas(
 }
 
 /**
- * Picks the synchronous standbys as Patroni 4.1.4 (`_ReplicaList`, `SyncHandler.current_state`): streaming rows of
- * running members without `nosync`, sorted by (sync_priority, sync_state, lsn) descending (a higher `sync_priority`
- * tag first, then sync > potential > async, then the most advanced), members without `nofailover` first (stable),
- * skipping members lagging more than maximum_lag_on_syncnode, up to synchronous_node_count (1 before 9.6).
+ * Patroni's `_ReplicaList`: the streaming rows of running members eligible for sync, sorted by
+ * `compareSyncReplicas`, members without `nofailover` first (stable); `maxLsn` is the most advanced of them (the
+ * last operation when there is one replica or none).
  */
-export function currentState(input: CurrentStateInput): CurrentState {
+function replicaList(input: CurrentStateInput): {
+  readonly byName: ReadonlyMap<string, Member>;
+  readonly ordered: readonly SyncReplica[];
+  readonly maxLsn: Lsn;
+} {
   const byName = new Map(input.members.map((m) => [m.name.toLowerCase(), m]));
   const replicas: SyncReplica[] = [];
   for (const r of input.replication) {
@@ -262,12 +265,23 @@ export function currentState(input: CurrentStateInput): CurrentState {
   replicas.sort(compareSyncReplicas);
   const maxLsn =
     replicas.length > 1 ? replicas.reduce((a, r) => (r.lsn > a ? r.lsn : a), 0n) : input.lastOperation;
+  const ordered = [...replicas.filter((r) => !r.nofailover), ...replicas.filter((r) => r.nofailover)];
+  return { byName, ordered, maxLsn };
+}
+
+/**
+ * Picks the synchronous standbys as Patroni 4.1.4 (`_ReplicaList`, `SyncHandler.current_state`): streaming rows of
+ * running members without `nosync`, sorted by (sync_priority, sync_state, lsn) descending (a higher `sync_priority`
+ * tag first, then sync > potential > async, then the most advanced), members without `nofailover` first (stable),
+ * skipping members lagging more than maximum_lag_on_syncnode, up to synchronous_node_count (1 before 9.6).
+ */
+export function currentState(input: CurrentStateInput): CurrentState {
+  const { ordered, maxLsn } = replicaList(input);
   const count = input.majorVersion > 0 && input.majorVersion < 90600 ? 1 : Math.max(1, input.nodeCount);
   const inSyncKey = new Set(input.syncKeyMembers.map((n) => n.toLowerCase()));
   const ready = new Map(input.readyReplicas);
   const candidates: string[] = [];
   const syncNodes: string[] = [];
-  const ordered = [...replicas.filter((r) => !r.nofailover), ...replicas.filter((r) => r.nofailover)];
   for (const r of ordered) {
     const key = r.name.toLowerCase();
     if (
@@ -305,29 +319,12 @@ export interface QuorumState {
  * SSN changed: `/sync` cannot vouch for it, as the voters are written once any one of them caught up.
  */
 export function quorumCurrentState(input: CurrentStateInput): QuorumState {
-  const byName = new Map(input.members.map((m) => [m.name.toLowerCase(), m]));
-  const replicas: SyncReplica[] = [];
-  for (const r of input.replication) {
-    const m = byName.get(r.applicationName.toLowerCase());
-    if (r.lsn === undefined || !m || !syncEligible(m)) continue;
-    replicas.push({
-      pid: r.pid,
-      name: m.name,
-      syncState: r.syncState,
-      lsn: r.lsn,
-      nofailover: tagNoFailover(m.data.tags),
-      syncPriority: tagSyncPriority(m.data.tags),
-    });
-  }
-  replicas.sort(compareSyncReplicas);
-  const maxLsn =
-    replicas.length > 1 ? replicas.reduce((a, r) => (r.lsn > a ? r.lsn : a), 0n) : input.lastOperation;
+  const { byName, ordered, maxLsn } = replicaList(input);
   const count = input.majorVersion > 0 && input.majorVersion < 90600 ? 1 : input.nodeCount;
   const supportsQuorum = input.majorVersion === 0 || input.majorVersion >= 100000;
   const ready = new Map(input.readyReplicas);
   const active: string[] = [];
   const confirmed: string[] = [];
-  const ordered = [...replicas.filter((r) => !r.nofailover), ...replicas.filter((r) => r.nofailover)];
   for (const r of ordered) {
     const key = r.name.toLowerCase();
     if (
