@@ -63,6 +63,18 @@ export function loadCli({ cache = true } = {}) {
   // The bundle's import() of dist/agent.js, rewritten by the build (a script run from V8's code cache loses the
   // host options import() needs): this module's own import() does it.
   globalThis[Symbol.for('pgwarden.import')] ??= (specifier) => import(specifier);
+  // oclif's own import() of a command module (its module loader, when it treats the package as ES modules) goes
+  // through the bundle's USE_MAIN_CONTEXT_DEFAULT_LOADER: Node 20 works but prints an ExperimentalWarning for it,
+  // which would break output that must be byte-identical to patronictl's. Only that one notice is dropped.
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (warning, ...rest) {
+    if (
+      typeof warning === 'string' &&
+      warning.startsWith('vm.USE_MAIN_CONTEXT_DEFAULT_LOADER is an experimental')
+    )
+      return;
+    return emitWarning.call(process, warning, ...rest);
+  };
   const module = new Module(BUNDLE);
   module.filename = BUNDLE;
   const require = createRequire(BUNDLE);
