@@ -62,6 +62,7 @@ export class CycleDcsBudget {
     if (left <= 0) throw new DcsError(`${what} not attempted: ${spent()}`);
     const started = this.monotonic();
     let timer: NodeJS.Timeout | undefined;
+    let abandoned = false;
     const pending = call();
     // Past the budget the call is abandoned, not cancelled: its late failure must not be an unhandled rejection.
     pending.catch(() => undefined);
@@ -69,12 +70,18 @@ export class CycleDcsBudget {
       return await Promise.race([
         pending,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new DcsError(`${what} abandoned: ${spent()}`)), left);
+          timer = setTimeout(() => {
+            abandoned = true;
+            reject(new DcsError(`${what} abandoned: ${spent()}`));
+          }, left);
         }),
       ]);
     } finally {
       clearTimeout(timer);
-      budget.spentMs += Math.max(0, this.monotonic() - started);
+      // A timer may fire a fraction of a millisecond before the monotonic clock says `left` has passed: an abandoned
+      // call has spent the whole budget, so the next one is not attempted.
+      const elapsed = Math.max(0, this.monotonic() - started);
+      budget.spentMs += abandoned ? Math.max(left, elapsed) : elapsed;
     }
   }
 }

@@ -32,6 +32,20 @@ describe('CycleDcsBudget', () => {
     expect(String(outcome[1])).toMatch(/touchMember not attempted/);
   });
 
+  it('a call abandoned by its timer spends the whole budget, even when the clock says a little less passed', async () => {
+    // Timers may fire a fraction of a millisecond early against performance.now(); a clock running at 90 % makes
+    // that gap certain: 50 ms of timer read as 45 ms.
+    const budget = new CycleDcsBudget(() => performance.now() * 0.9);
+    const dcs = budget.wrap(slowDcs(200));
+    const outcome = await budget.run(50, async () => {
+      const first = await dcs.touchMember('x').catch((e: unknown) => e);
+      const second = await dcs.touchMember('x').catch((e: unknown) => e);
+      return [first, second];
+    });
+    expect(String(outcome[0])).toMatch(/touchMember abandoned/);
+    expect(String(outcome[1])).toMatch(/touchMember not attempted/);
+  });
+
   it("charges nothing outside a cycle, nor a long action's calls to the DCS itself during one", async () => {
     const budget = new CycleDcsBudget(() => performance.now());
     const raw = slowDcs(100);
