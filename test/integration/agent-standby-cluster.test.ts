@@ -82,14 +82,15 @@ describeWithNeeds('pgwarden agents: a standby cluster replicating from a pgwarde
     });
     const roles = async (): Promise<(string | undefined)[]> =>
       Promise.all([0, 1].map(async (i) => (await b().status(i))?.role));
-    const leader = await withLogs(
+    // Boxed: waitFor takes a falsy result for "not yet", and index 0 is a valid answer.
+    const { leader } = await withLogs(
       b(),
       waitFor(
         'a standby leader and a replica in the standby cluster',
         async () => {
           const r = await roles();
           const sl = r.indexOf('standby_leader');
-          return sl >= 0 && r[1 - sl] === 'replica' ? sl : undefined;
+          return sl >= 0 && r[1 - sl] === 'replica' ? { leader: sl } : undefined;
         },
         120_000,
         500,
