@@ -78,7 +78,7 @@ export function shutdownHook(d: ShutdownHookDeps): ShutdownHook {
 
 /**
  * Before a graceful demotion's stop: wait until a member that may take over streams from us (pg_stat_replication),
- * at most twice loop_wait; past that, or when PostgreSQL cannot tell, the demotion goes on.
+ * bounded by successorStreamTimeoutMs; past that, or when PostgreSQL cannot tell, the demotion goes on.
  */
 export async function waitForSuccessorStream(d: {
   readonly node: Pick<LocalNode, 'streamingReplicas'>;
@@ -90,7 +90,10 @@ export async function waitForSuccessorStream(d: {
   const successors = demotionSuccessors({ ...d.snapshot, cluster: d.cluster }, d.cluster);
   const streamingReplicas = d.node.streamingReplicas?.bind(d.node);
   if (successors.length === 0 || streamingReplicas === undefined) return;
-  const timeoutMs = successorStreamTimeoutMs(d.snapshot.config.loopWait);
+  const timeoutMs = successorStreamTimeoutMs(
+    d.snapshot.config.loopWait,
+    d.snapshot.config.walRetrieveRetryIntervalMs,
+  );
   const deadline = d.clock.monotonic() + timeoutMs;
   let logged = false;
   for (;;) {

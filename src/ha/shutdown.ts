@@ -75,9 +75,13 @@ export function mustLeaveSyncFirst(o: {
 /** How often a demoting leader looks at pg_stat_replication for its successor's stream. */
 export const SUCCESSOR_STREAM_POLL_MS = 500;
 
-/** At most twice `loop_wait`, as the synchronous standby's wait. */
-export function successorStreamTimeoutMs(loopWait: number): number {
-  return loopWait * 2 * 1000;
+/**
+ * Twice `loop_wait` (as the synchronous standby's wait), but at least one walreceiver reconnect
+ * (`wal_retrieve_retry_interval`) and a loop: a successor whose stream broke just before (the primary restarted)
+ * only tries again after that interval.
+ */
+export function successorStreamTimeoutMs(loopWait: number, walRetrieveRetryIntervalMs: number): number {
+  return Math.max(loopWait * 2 * 1000, walRetrieveRetryIntervalMs + loopWait * 1000);
 }
 
 /**

@@ -5,7 +5,8 @@
  */
 import type { Cluster, JsonObject } from '../model/cluster.js';
 import { parseIntLenient } from '../model/cluster.js';
-import { parseBool } from '../model/python.js';
+import { parseGucInt } from '../model/guc-values.js';
+import { isTree, parseBool } from '../model/python.js';
 import type { Lsn } from '../model/lsn.js';
 import { lsnFromJson } from '../model/lsn.js';
 import { standbyClusterOf, type StandbyClusterConfig } from '../model/standby-cluster.js';
@@ -56,6 +57,11 @@ export interface HaConfig {
   readonly failsafeMode: boolean;
   readonly paused: boolean;
   /**
+   * `postgresql.parameters.wal_retrieve_retry_interval` in ms (PostgreSQL's default 5 s): how long a replica's
+   * walreceiver waits before it reconnects, which bounds the wait for a successor's stream before a demotion.
+   */
+  readonly walRetrieveRetryIntervalMs: number;
+  /**
    * `standby_cluster` (Patroni's `is_standby_cluster`): the lock holder is a standby leader replicating from this
    * remote primary or archive, never a primary. Undefined: a primary cluster.
    */
@@ -73,6 +79,7 @@ export const DEFAULT_HA_CONFIG: HaConfig = Object.freeze({
   synchronousModeStrict: false,
   failsafeMode: false,
   paused: false,
+  walRetrieveRetryIntervalMs: 5000,
 });
 
 export interface Timings {
@@ -126,8 +133,17 @@ export function haConfigFromDynamic(data: JsonObject): HaConfig {
     synchronousModeStrict: parseBool(data['synchronous_mode_strict']) === true,
     failsafeMode: parseBool(data['failsafe_mode']) === true,
     paused: parseBool(data['pause']) === true,
+    walRetrieveRetryIntervalMs: walRetrieveRetryIntervalMs(data),
     ...(standby ? { standby } : {}),
   };
+}
+
+function walRetrieveRetryIntervalMs(data: JsonObject): number {
+  const pg = data['postgresql'];
+  const params = isTree(pg) ? pg['parameters'] : undefined;
+  const value = isTree(params) ? params['wal_retrieve_retry_interval'] : undefined;
+  const ms = value === undefined || value === null ? undefined : parseGucInt(value, 'ms');
+  return ms !== undefined && ms > 0 ? ms : DEFAULT_HA_CONFIG.walRetrieveRetryIntervalMs;
 }
 
 /** PostgreSQL states as Patroni names them (postgresql/misc.py `PostgresqlState`). */

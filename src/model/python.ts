@@ -11,7 +11,8 @@
 
 export type PyTree = Record<string, unknown>;
 
-function isTree(v: unknown): v is PyTree {
+/** A Python dict: a plain object, not null, not an array. */
+export function isTree(v: unknown): v is PyTree {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

@@ -17,7 +17,7 @@
 import type { Cluster, JsonObject, Member } from './cluster.js';
 import { parseGucInt } from './guc-values.js';
 import type { Lsn } from './lsn.js';
-import { parseBool, pyBool } from './python.js';
+import { isTree, parseBool, pyBool } from './python.js';
 import { tagNoFailover } from './tags.js';
 
 export interface DesiredSlot {
@@ -38,9 +38,7 @@ const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
 
 export const DEFAULT_MEMBER_SLOTS_TTL = 1800;
 
-function isMapping(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isMapping = (v: unknown): v is JsonObject => isTree(v);
 
 /** Python truthiness of a configuration value (`or` chains). */
 function truthy(v: unknown): boolean {

@@ -1926,8 +1926,21 @@ describe('loop-side log line and configuration helpers', () => {
       synchronousModeStrict: false,
       failsafeMode: false,
       paused: true,
+      walRetrieveRetryIntervalMs: 5000,
     });
     expect(haConfigFromDynamic({}).synchronousMode).toBe('off');
     expect(haConfigFromDynamic({ synchronous_mode: true }).synchronousMode).toBe('on');
+  });
+
+  it.each([
+    ['30s', 30000],
+    [2500, 2500],
+    ['1min', 60000],
+    ['garbage', 5000],
+    [0, 5000],
+    [null, 5000],
+  ])('wal_retrieve_retry_interval %j in postgresql.parameters: %d ms', (value, ms) => {
+    const data = { postgresql: { parameters: { wal_retrieve_retry_interval: value } } };
+    expect(haConfigFromDynamic(data).walRetrieveRetryIntervalMs).toBe(ms);
   });
 });

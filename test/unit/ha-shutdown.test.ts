@@ -332,9 +332,14 @@ describe('waitForSuccessorStream', () => {
     ]);
   });
   it('never: gives up after twice loop_wait and demotes anyway', async () => {
-    const r = await run([[]], 3);
-    expect(r.elapsed).toBe(6000);
-    expect(r.lines.at(-1)).toBe('WARNING none of node2, node3 streams from us after 6 s: demoting anyway');
+    const r = await run([[]], 10);
+    expect(r.elapsed).toBe(20000);
+    expect(r.lines.at(-1)).toBe('WARNING none of node2, node3 streams from us after 20 s: demoting anyway');
+  });
+  it('with a short loop_wait, waits at least one walreceiver reconnect (wal_retrieve_retry_interval) and a loop', async () => {
+    const r = await run([[]], 2);
+    expect(r.elapsed).toBe(7000);
+    expect(r.lines.at(-1)).toBe('WARNING none of node2, node3 streams from us after 7 s: demoting anyway');
   });
   it('pg_stat_replication cannot be read: no wait', async () => {
     expect((await run(['error'])).polls).toBe(1);
