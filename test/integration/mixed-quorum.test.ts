@@ -12,9 +12,10 @@
  * 3. With the pgwarden leader, its `/sync` key has the fields and values Patroni writes and its
  *    synchronous_standby_names is `ANY 1 (pg1,pg2)`; the Patroni 4.1.4 replicas accept it (GET /quorum 200,
  *    `quorum_standby` in GET /patroni, patronictl 4.1.4 shows `Quorum Standby`).
- * 4. Patroni replica B's walreceiver frozen, a writer commits (acknowledged by A alone), A frozen whole, the pgwarden
- *    leader host crashes: B (lacking acknowledged commits, no voter to vouch for it) never promotes; once A is
- *    thawed, A (Patroni) promotes and has every acknowledged commit.
+ * 4. maximum_lag_on_syncnode set through pgwarden's PATCH /config; Patroni replica B's walreceiver frozen while a
+ *    writer commits: the pgwarden leader takes B out of the quorum (`/sync` quorum 0 of A, `ANY 1 (A)`) as Patroni
+ *    would. A frozen whole, the pgwarden leader host crashes: B, outside the quorum with no voter to vouch for it,
+ *    never promotes; once A is thawed, A (Patroni) promotes and has every acknowledged commit.
  *
  * Needs: root, PostgreSQL 15, etcd, the shared/ checkout beside the repository (Patroni 4.1.4 on Debian's python3)
  * and a built pgwarden.
@@ -356,12 +357,52 @@ describeNeeding(
     expect(await pgwardenList()).toEqual(want);
   }, 120_000);
 
-  it('kill -9 of the pgwarden leader: the lagging member never promotes; the Patroni quorum member does, losing nothing', async () => {
+  it('kill -9 of the pgwarden leader: the member outside the quorum never promotes; the Patroni quorum member does, losing nothing', async () => {
     const [a, b] = ['pg1', 'pg2'];
+    // maximum_lag_on_syncnode 64 kB (set through pgwarden's PATCH /config): a replica lagging more leaves the quorum.
+    // maximum_lag_on_failover 64 MB: the lagging member is kept out by the quorum rule alone, not by its lag.
+    const patch = await fetch(`http://${HOST}:${node(PGWARDEN).restPort}/config`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ maximum_lag_on_syncnode: 65536, maximum_lag_on_failover: 67108864 }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(patch.status).toBe(200);
     const wr = walreceiver(b);
     expect(wr.length).toBe(1);
     signal(wr, 'SIGSTOP');
     const writer = await startWriter(PGWARDEN, 'acked_b');
+    // About 1 MB of WAL that B does not receive: pgwarden takes it out of the quorum as Patroni would.
+    const filler = await client(PGWARDEN);
+    await filler.query(
+      'CREATE TABLE filler AS SELECT g, repeat($1, 100) AS t FROM generate_series(1, 8000) g',
+      ['x'],
+    );
+    let last = '';
+    await waitFor(
+      `/sync {leader ${PGWARDEN}, quorum 0, ${a}} and synchronous_standby_names ANY 1 (${a})`,
+      async () => {
+        const s = await syncKey();
+        const names = await ssn(PGWARDEN);
+        last = `/sync ${JSON.stringify(s)}, synchronous_standby_names '${names}'`;
+        return (
+          s['leader'] === PGWARDEN && s['quorum'] === 0 && s['sync_standby'] === a && names === `ANY 1 (${a})`
+        );
+      },
+      30_000,
+      300,
+    ).catch((e: unknown) => {
+      throw new Error(`${e instanceof Error ? e.message : String(e)} (last: ${last})\n${c().logTails(25)}`);
+    });
+    const wantCodes = { [a]: 200, [b]: 503, [PGWARDEN]: 503 };
+    await waitFor(
+      `GET /quorum 200 on ${a} only`,
+      async () => JSON.stringify(await restCodes('/quorum')) === JSON.stringify(wantCodes),
+      20_000,
+      300,
+    ).catch(() => undefined);
+    expect(await restCodes('/quorum')).toEqual(wantCodes);
+    expect(await patronictlList()).toEqual({ [a]: 'Quorum Standby', [b]: 'Replica', [PGWARDEN]: 'Leader' });
     const bRows = async (): Promise<number> =>
       Number(
         (await c().psql(idx(b), "SELECT count(*) FROM pg_class WHERE relname = 'acked_b'")).stdout.trim(),
