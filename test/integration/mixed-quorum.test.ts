@@ -11,7 +11,8 @@
  *    the Patroni replica's vote; nothing acknowledged is lost. The old leader comes back as a replica.
  * 3. With the pgwarden leader, its `/sync` key has the fields and values Patroni writes and its
  *    synchronous_standby_names is `ANY 1 (pg1,pg2)`; the Patroni 4.1.4 replicas accept it (GET /quorum 200,
- *    `quorum_standby` in GET /patroni, patronictl 4.1.4 shows `Quorum Standby`).
+ *    `quorum_standby` in GET /patroni, patronictl 4.1.4 shows `Quorum Standby`, no error in their logs since
+ *    pgwarden promoted).
  * 4. maximum_lag_on_syncnode set through pgwarden's PATCH /config; Patroni replica B's walreceiver frozen while a
  *    writer commits: the pgwarden leader takes B out of the quorum (`/sync` quorum 0 of A, `ANY 1 (A)`) as Patroni
  *    would. A frozen whole, the pgwarden leader host crashes: B, outside the quorum with no voter to vouch for it,
@@ -246,6 +247,8 @@ describeNeeding(
   }, 90_000);
 
   let patroniLeader = '';
+  /** Length of each Patroni agent's log when pgwarden promoted. */
+  const logMark = new Map<string, number>();
 
   it('a Patroni 4.1.4 leader counts the pgwarden replica in its quorum; pgwarden list shows Quorum Standby', async () => {
     let leader = await c().waitReady({ timeoutMs: 120_000 });
@@ -327,6 +330,7 @@ describeNeeding(
       `Patroni leader ${patroniLeader} crashed with ${ackedAtCrash.length} acknowledged writes: ${PGWARDEN} promoted after ${Date.now() - t0} ms, lost ${lost.length}`,
     );
     expect(lost).toEqual([]);
+    for (const n of ['pg1', 'pg2']) logMark.set(n, readText(node(n).logFile).length);
     signal(wr, 'SIGCONT');
     // The old leader comes back (as a replica of pgwarden).
     c().start(idx(patroniLeader));
@@ -355,6 +359,14 @@ describeNeeding(
     const want = { pg1: 'Quorum Standby', pg2: 'Quorum Standby', [PGWARDEN]: 'Leader' };
     expect(await patronictlList()).toEqual(want);
     expect(await pgwardenList()).toEqual(want);
+    // Under the pgwarden leader (since its promotion) the Patroni agents logged no error or traceback.
+    for (const n of ['pg1', 'pg2']) {
+      const lines = readText(node(n).logFile)
+        .slice(logMark.get(n) ?? 0)
+        .split('\n')
+        .filter((l) => /Traceback|ERROR|CRITICAL|Exception/.test(l));
+      expect(lines, `${n}: Patroni 4.1.4 errors under the pgwarden leader`).toEqual([]);
+    }
   }, 120_000);
 
   it('kill -9 of the pgwarden leader: the member outside the quorum never promotes; the Patroni quorum member does, losing nothing', async () => {
