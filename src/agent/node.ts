@@ -267,6 +267,11 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.archiveShutdownCheckpoint();
   }
 
+  /** archive_mode on and archive_command set: a demote-cluster keeps the lock to archive that segment. */
+  archivesShutdownCheckpoint(): boolean {
+    return this.pg.lifecycle.archivesShutdownCheckpoint();
+  }
+
   /** POST /reinitialize and the loop: stop immediately, empty the data directory, clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean> {
     return this.pg.cloner.reinitialize(peerPostgres(from), task);

@@ -47,8 +47,9 @@ export type FollowTarget =
   | { readonly kind: 'remote' };
 
 /**
- * `demote-cluster`: a primary whose cluster became a standby cluster stops (fast), keeps the lock and starts again
- * as the standby leader following the remote primary (Patroni's `demote('demote-cluster')`).
+ * `demote-cluster`: a primary whose cluster became a standby cluster stops (fast) and starts again following the remote
+ * primary (Patroni's `demote('demote-cluster')`): as the standby leader when it kept the lock, as a replica when it
+ * gave the lock at the shutdown checkpoint to a member that had received it (not with archiving on).
  */
 export type DemoteMode = 'graceful' | 'immediate' | 'immediate-nolock' | 'offline' | 'demote-cluster';
 

@@ -590,7 +590,7 @@ export abstract class LoopActions {
    * DCS cannot be read) has already started it read-only, following nobody, as Patroni's `demote('offline')` does.
    */
   private async demote(mode: DemoteMode, dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
-    if (mode === 'demote-cluster') return this.demoteCluster(dcs);
+    if (mode === 'demote-cluster') return this.demoteCluster(dcs, snapshot);
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful' && this.cluster) {
       const waitFor = { node: this.node, clock: this.clock, log: this.log, snapshot, cluster: this.cluster };
@@ -644,30 +644,58 @@ export abstract class LoopActions {
   }
 
   /**
-   * Patroni's `demote('demote-cluster')`: the cluster became a standby cluster. Stop fast, keep the lock (refreshed
-   * once PostgreSQL is down), archive the shutdown checkpoint's WAL segment when archiving is on, then start as the
-   * standby leader following the remote primary. Deliberately simpler than Patroni: the lock is never handed to a
-   * replica during the stop, the former primary stays the standby leader.
+   * Patroni's `demote('demote-cluster')`: the cluster became a standby cluster. Stop fast; at the shutdown checkpoint
+   * the lock goes to the cluster when a member that may take over has received it (`on_shutdown`, as a graceful
+   * demotion), except with archiving on, where the lock is kept and the checkpoint's WAL segment archived. Kept: the
+   * lock is refreshed and PostgreSQL starts as the standby leader following the remote primary. Released: after
+   * `DEMOTE_LOCK_WAIT_MS` it starts as a replica of the new lock holder (of the remote primary while nobody holds it).
    */
-  private async demoteCluster(dcs: Dcs): Promise<boolean> {
-    await this.node.stop('fast', 'demote-cluster');
+  private async demoteCluster(dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
+    let released = false;
+    const lockCluster = this.cluster;
+    const archiving = this.node.archivesShutdownCheckpoint?.() === true;
+    const onShutdown =
+      !archiving && lockCluster && this.heldByMe
+        ? shutdownHook({
+            dcs,
+            node: this.node,
+            probe: this.deps.probe,
+            clock: this.clock,
+            log: this.log,
+            snapshot,
+            cluster: lockCluster,
+            holdsLock: () => this.heldByMe,
+            released: () => {
+              released = true;
+              this.forgetLock();
+            },
+            writeOptimeOtherwise: false,
+          })
+        : undefined;
+    await this.node.stop('fast', 'demote-cluster', onShutdown);
     const cluster = this.cluster;
     let held = false;
-    if (cluster && this.heldByMe) {
+    if (!released && cluster && this.heldByMe) {
       const sentAt = this.clock.monotonic();
       held = await dcs.updateLeader(cluster).catch(() => false);
       if (held) this.lockRefreshed(sentAt);
       else this.forgetLock();
     }
+    // Patroni's `time.sleep(2)`: time for a member to take the lock released at the shutdown checkpoint.
+    if (released) await this.clock.sleep(DEMOTE_LOCK_WAIT_MS);
     await this.node.archiveShutdownCheckpoint?.().catch((e: unknown) => {
       this.log.warning(`archiving the shutdown checkpoint WAL failed: ${errorText(e)}`);
     });
-    const remote = await this.resolve({ kind: 'remote' }, dcs);
+    if (this.config.synchronousMode !== 'off') await this.deps.sync?.setStandbyNames([]);
     if (held) {
-      await this.node.start('standby_leader', remote, undefined, { cancelled: () => false });
-    } else {
-      await this.followAfterDemote('immediate-nolock', dcs);
+      await this.node.start('standby_leader', this.remoteTarget(), undefined, { cancelled: () => false });
+      return false;
     }
+    // ha.py `_get_node_to_follow`: the new standby leader, or the remote primary while the cluster is unlocked.
+    const target = await this.resolve({ kind: 'lock-holder' }, dcs);
+    const unlocked = this.cluster?.leader === undefined && !this.config.paused;
+    const to = target ?? (unlocked ? this.remoteTarget() : undefined);
+    await this.node.start('replica', to, undefined, { cancelled: () => false });
     return false;
   }
 

@@ -95,6 +95,11 @@ export interface LocalNode {
    */
   archiveShutdownCheckpoint?(): Promise<void>;
   /**
+   * `archive_mode` is on and `archive_command` set (Patroni's `get_archive_command`): a `demote-cluster` then keeps
+   * the lock through the stop, to archive the shutdown checkpoint's segment first.
+   */
+  archivesShutdownCheckpoint?(): boolean;
+  /**
    * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
    * pre_promote script refused. `confirmLock` is awaited right before `pg_ctl promote`: false (the lock could not be
    * confirmed, e.g. lost while pre_promote ran) aborts the promotion.
