@@ -255,9 +255,14 @@ export interface CloneFrom {
  * Run pg_rewind against the leader `member` (ha.py `_handle_rewind_or_reinitialize`); PostgreSQL stays stopped, the
  * next cycle starts it.
  */
+/** The name a standby cluster's remote primary goes by (Patroni's `RemoteMember`, `remote_member:<uuid>` there). */
+export const REMOTE_MEMBER = 'remote_member';
+
 export interface Rewind {
   readonly type: 'Rewind';
   readonly member: string;
+  /** A standby cluster: rewind from the remote primary of `standby_cluster` (`member` is `REMOTE_MEMBER`). */
+  readonly remote?: true;
   readonly async: true;
   readonly kind: 'rewind';
   readonly description: string;

@@ -5,7 +5,7 @@
  */
 import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
-import type { Cluster } from '../model/cluster.js';
+import type { Cluster, Member } from '../model/cluster.js';
 import { formatLsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
@@ -18,7 +18,7 @@ import type {
   FollowTarget,
   LogLine,
 } from './actions.js';
-import { isGuard } from './actions.js';
+import { REMOTE_MEMBER, isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
 import { FailsafeState } from './loop-failsafe.js';
 import { shutdownHook, waitForSuccessorStream } from './loop-shutdown.js';
@@ -446,16 +446,19 @@ export abstract class LoopActions {
     action: ActionOf<'Rewind' | 'Reinitialize'>,
     cluster: Cluster | undefined,
   ): void {
-    const leader = cluster?.members.find((m) => m.name === action.member);
-    if (leader === undefined) {
+    // A standby cluster rewinds from its remote primary (ha.py `_handle_rewind_or_reinitialize`, get_remote_member).
+    const source: Member | ResolvedTarget | undefined =
+      action.type === 'Rewind' && action.remote
+        ? this.remoteTarget()
+        : cluster?.members.find((m) => m.name === action.member);
+    if (source === undefined) {
       this.log.warning(`cannot ${action.description}: ${action.member} has no member key`);
       return;
     }
     this.startTask(action.kind, action.description, async (t) => {
-      const ok =
-        action.type === 'Rewind'
-          ? await this.node.rewind(leader, t)
-          : await this.node.reinitialize(leader, t);
+      let ok: boolean;
+      if (action.type === 'Rewind') ok = await this.node.rewind(source, t);
+      else ok = 'data' in source && (await this.node.reinitialize(source, t));
       if (ok && action.type === 'Rewind') this.memory = { ...this.memory, rewindSucceeded: true };
       if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
     });
@@ -747,11 +750,11 @@ export abstract class LoopActions {
    * The standby cluster's remote primary from `standby_cluster` (Patroni's `get_remote_member`); undefined when it
    * names neither host nor port (archive recovery only) or this is no standby cluster.
    */
-  private remoteTarget(): ResolvedTarget | undefined {
+  protected remoteTarget(): ResolvedTarget | undefined {
     const sc = this.config.standby;
     if (sc === undefined || this.node.self.tags.nostream) return undefined;
     if (sc.host === undefined && sc.port === undefined) return undefined;
-    return { name: 'remote_member', host: sc.host ?? 'localhost', port: sc.port ?? 5432, remote: true };
+    return { name: REMOTE_MEMBER, host: sc.host ?? 'localhost', port: sc.port ?? 5432, remote: true };
   }
 
   /** Starts a long action off the heartbeat path; it wakes the loop when it ends. */

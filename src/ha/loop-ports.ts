@@ -53,7 +53,14 @@ export interface TaskControl {
 export interface LocalNode {
   readonly self: SelfInfo;
   /** The state of the local instance now. `cluster` is the view of this cycle (undefined: DCS down). */
-  inspect(cluster: Cluster | undefined): Promise<PostgresInfo>;
+  /**
+   * `standby`: this is a standby cluster, whose members check their timeline against the remote primary (`remote`;
+   * undefined when `standby_cluster` names neither host nor port) instead of the lock holder.
+   */
+  inspect(
+    cluster: Cluster | undefined,
+    standby?: { readonly remote: ResolvedTarget | undefined },
+  ): Promise<PostgresInfo>;
   /** The member key value (compact JSON), as Patroni's `touch_member` builds it. */
   memberValue(ctx: {
     readonly isLeader: boolean;
@@ -138,7 +145,8 @@ export interface LocalNode {
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;
   /** pg_rewind from the leader `leader` (rewind.py); PostgreSQL is left stopped. False when it did not happen. */
-  rewind(leader: Member, task: TaskControl): Promise<boolean>;
+  /** pg_rewind from the leader's member, or from a standby cluster's remote primary (a `ResolvedTarget`). */
+  rewind(leader: Member | ResolvedTarget, task: TaskControl): Promise<boolean>;
   /** Stop immediately, empty the data directory and clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean>;
   /** After each cycle: apply a changed dynamic or local configuration to PostgreSQL (Patroni's reload_config). */

@@ -170,8 +170,10 @@ class FakeNode implements LocalNode {
   async abandonBootstrap(): Promise<void> {
     this.calls.push('abandonBootstrap');
   }
-  async rewind(_leader: Member, _task: TaskControl): Promise<boolean> {
+  readonly rewoundFrom: (Member | ResolvedTarget)[] = [];
+  async rewind(leader: Member | ResolvedTarget, _task: TaskControl): Promise<boolean> {
     this.calls.push('rewind');
+    this.rewoundFrom.push(leader);
     return true;
   }
   async reinitialize(_from: Member, _task: TaskControl): Promise<boolean> {
@@ -985,6 +987,21 @@ describe('a standby cluster (standby_cluster in the DCS config key)', () => {
     expect(sleeps).not.toContain(DEMOTE_LOCK_WAIT_MS);
     expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
     expect(node.started).toEqual([{ as: 'standby_leader', target: REMOTE }]);
+  });
+
+  it('a standby leader diverged from the remote primary runs pg_rewind from the remote (host/port of standby_cluster)', async () => {
+    seedCluster(ME, { [ME]: memberJson(ME, 5442), pg3: memberJson('pg3', 5443) });
+    store.put(`${PREFIX}config`, STANDBY_CONFIG);
+    node.postgres = {
+      ...REPLICA,
+      isStandbyLeader: true,
+      diverged: { leader: 'remote_member', remedy: 'rewind' },
+    };
+    expect((await loop.runCycle()).message).toBe('running pg_rewind from remote_member');
+    await loop.waitForTask();
+    expect(node.rewoundFrom).toEqual([REMOTE]);
+    expect(loop.haMemory.rewindSucceeded).toBe(true);
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
   });
 
   it('demote-cluster with archiving on: the lock is kept and the shutdown checkpoint archived', async () => {
