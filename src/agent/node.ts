@@ -18,7 +18,7 @@ import { slotNameForMember } from '../postgres/config-writer.js';
 import { memberSlotsTtl, permanentPhysicalSlotNames } from '../model/slot-config.js';
 import { replicationStateOf, statReplication, type PgSession } from '../postgres/queries.js';
 import { LeaderStatus } from './leader-status.js';
-import { peerPostgres, selfOf } from './self-and-peers.js';
+import { peerPostgres, remotePeer, selfOf } from './self-and-peers.js';
 import { memberValue } from './member.js';
 import { withStandbyNames } from './sync-replication.js';
 
@@ -120,11 +120,15 @@ export class PostgresNode implements LocalNode {
 
   // ---- what the HA loop reads -------------------------------------------------------------------------------
 
-  inspect(cluster: Cluster | undefined): Promise<PostgresInfo> {
+  /** In a standby cluster the timeline is checked against the remote primary (ha.py `get_remote_member`). */
+  inspect(
+    cluster: Cluster | undefined,
+    standby?: { readonly remote: ResolvedTarget | undefined },
+  ): Promise<PostgresInfo> {
     const leader = cluster?.leader?.member;
-    return this.pg.inspector.inspect(
-      cluster ? { leader: leader ? peerPostgres(leader) : undefined, paused: isPaused(cluster) } : undefined,
-    );
+    let target = leader ? peerPostgres(leader) : undefined;
+    if (standby) target = standby.remote ? remotePeer(standby.remote, leader?.data.timeline) : undefined;
+    return this.pg.inspector.inspect(cluster ? { leader: target, paused: isPaused(cluster) } : undefined);
   }
 
   async memberValue(ctx: {
@@ -267,6 +271,11 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.archiveShutdownCheckpoint();
   }
 
+  /** archive_mode on and archive_command set: a demote-cluster keeps the lock to archive that segment. */
+  archivesShutdownCheckpoint(): boolean {
+    return this.pg.lifecycle.archivesShutdownCheckpoint();
+  }
+
   /** POST /reinitialize and the loop: stop immediately, empty the data directory, clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean> {
     return this.pg.cloner.reinitialize(peerPostgres(from), task);
@@ -318,8 +327,9 @@ export class PostgresNode implements LocalNode {
     return this.pg.lifecycle.crashRecovery();
   }
 
-  rewind(leader: Member, task: TaskControl): Promise<boolean> {
-    return this.pg.rewinder.rewind(peerPostgres(leader), task);
+  rewind(leader: Member | ResolvedTarget, task: TaskControl): Promise<boolean> {
+    const peer = 'data' in leader ? peerPostgres(leader) : remotePeer(leader, undefined);
+    return this.pg.rewinder.rewind(peer, task);
   }
 
   syncSlots(cluster: Cluster, config: HaConfig, copy = true): Promise<void> {

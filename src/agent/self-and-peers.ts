@@ -41,6 +41,22 @@ function parsePeer(m: Member): PeerPostgres {
   };
 }
 
+/** A standby cluster's remote primary as the divergence check and pg_rewind see it. */
+export function remotePeer(
+  remote: { readonly name: string; readonly host: string; readonly port: number },
+  leaderTimeline: number | undefined,
+): PeerPostgres {
+  return {
+    name: remote.name,
+    address: { host: remote.host, port: remote.port },
+    dbname: undefined,
+    role: undefined,
+    timeline: leaderTimeline,
+    checkpointAfterPromote: undefined,
+    remote: true,
+  };
+}
+
 export function selfOf(config: AgentConfig): Omit<SelfInfo, 'canRewind'> {
   return {
     name: config.name,

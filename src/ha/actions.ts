@@ -47,8 +47,9 @@ export type FollowTarget =
   | { readonly kind: 'remote' };
 
 /**
- * `demote-cluster`: a primary whose cluster became a standby cluster stops (fast), keeps the lock and starts again
- * as the standby leader following the remote primary (Patroni's `demote('demote-cluster')`).
+ * `demote-cluster`: a primary whose cluster became a standby cluster stops (fast) and starts again following the remote
+ * primary (Patroni's `demote('demote-cluster')`): as the standby leader when it kept the lock, as a replica when it
+ * gave the lock at the shutdown checkpoint to a member that had received it (not with archiving on).
  */
 export type DemoteMode = 'graceful' | 'immediate' | 'immediate-nolock' | 'offline' | 'demote-cluster';
 
@@ -254,9 +255,14 @@ export interface CloneFrom {
  * Run pg_rewind against the leader `member` (ha.py `_handle_rewind_or_reinitialize`); PostgreSQL stays stopped, the
  * next cycle starts it.
  */
+/** The name a standby cluster's remote primary goes by (Patroni's `RemoteMember`, `remote_member:<uuid>` there). */
+export const REMOTE_MEMBER = 'remote_member';
+
 export interface Rewind {
   readonly type: 'Rewind';
   readonly member: string;
+  /** A standby cluster: rewind from the remote primary of `standby_cluster` (`member` is `REMOTE_MEMBER`). */
+  readonly remote?: true;
   readonly async: true;
   readonly kind: 'rewind';
   readonly description: string;

@@ -4,6 +4,7 @@
  */
 import { tagCloneFrom } from '../model/tags.js';
 import type { Action, Decision, FollowTarget } from './actions.js';
+import { REMOTE_MEMBER } from './actions.js';
 import type { Ctx } from './decide-helpers.js';
 import type { HaSnapshot } from './snapshot.js';
 import {
@@ -71,7 +72,8 @@ export function recover(ctx: Ctx): Decision {
     ]);
   }
 
-  if (!hasLock(ctx)) {
+  // ha.py `recover`: every member but a primary cluster's lock holder (the standby leader too) checks for a rewind.
+  if (!hasLock(ctx) || standby) {
     const d = handleRewindOrReinitialize(ctx);
     if (d !== undefined) return { ...d, actions: [...actions, ...d.actions] };
   }
@@ -125,9 +127,14 @@ function crashedPrimary(pg: HaSnapshot['postgres']): boolean {
 function handleRewindOrReinitialize(ctx: Ctx): Decision | undefined {
   const { s, c } = ctx;
   const d = s.postgres.diverged;
-  const leader = c.leader?.name;
+  const sc = s.config.standby;
+  // A standby cluster compares every member with its remote primary, and never removes the data directory for it.
+  const remote = sc !== undefined;
+  const leader = remote ? REMOTE_MEMBER : c.leader?.name;
   if (d === undefined || leader === undefined || leader === '' || d.leader !== leader) return undefined;
-  if (leader === s.me.name || !c.leader?.member?.data.connUrl) return undefined;
+  if (remote) {
+    if (d.remedy !== 'rewind' || (sc.host === undefined && sc.port === undefined)) return undefined;
+  } else if (leader === s.me.name || !c.leader?.member?.data.connUrl) return undefined;
   if (d.remedy === 'rewind') {
     if (
       !s.postgres.isRunning &&
@@ -141,7 +148,16 @@ function handleRewindOrReinitialize(ctx: Ctx): Decision | undefined {
       ]);
     }
     const msg = `running pg_rewind from ${leader}`;
-    return done(msg, [{ type: 'Rewind', member: leader, async: true, kind: 'rewind', description: msg }]);
+    return done(msg, [
+      {
+        type: 'Rewind',
+        member: leader,
+        ...(remote ? { remote: true as const } : {}),
+        async: true,
+        kind: 'rewind',
+        description: msg,
+      },
+    ]);
   }
   const msg = 'reinitializing due to diverged timelines';
   return done(msg, [

@@ -5,7 +5,7 @@
  */
 import type { Dcs } from '../dcs/dcs.js';
 import { DcsError } from '../dcs/dcs.js';
-import type { Cluster } from '../model/cluster.js';
+import type { Cluster, Member } from '../model/cluster.js';
 import { formatLsn } from '../model/lsn.js';
 import { pyJson } from '../model/pyjson.js';
 import { errorText } from '../model/text.js';
@@ -18,7 +18,7 @@ import type {
   FollowTarget,
   LogLine,
 } from './actions.js';
-import { isGuard } from './actions.js';
+import { REMOTE_MEMBER, isGuard } from './actions.js';
 import { CycleDcsBudget } from './dcs-budget.js';
 import { FailsafeState } from './loop-failsafe.js';
 import { shutdownHook, waitForSuccessorStream } from './loop-shutdown.js';
@@ -446,16 +446,19 @@ export abstract class LoopActions {
     action: ActionOf<'Rewind' | 'Reinitialize'>,
     cluster: Cluster | undefined,
   ): void {
-    const leader = cluster?.members.find((m) => m.name === action.member);
-    if (leader === undefined) {
+    // A standby cluster rewinds from its remote primary (ha.py `_handle_rewind_or_reinitialize`, get_remote_member).
+    const source: Member | ResolvedTarget | undefined =
+      action.type === 'Rewind' && action.remote
+        ? this.remoteTarget()
+        : cluster?.members.find((m) => m.name === action.member);
+    if (source === undefined) {
       this.log.warning(`cannot ${action.description}: ${action.member} has no member key`);
       return;
     }
     this.startTask(action.kind, action.description, async (t) => {
-      const ok =
-        action.type === 'Rewind'
-          ? await this.node.rewind(leader, t)
-          : await this.node.reinitialize(leader, t);
+      let ok: boolean;
+      if (action.type === 'Rewind') ok = await this.node.rewind(source, t);
+      else ok = 'data' in source && (await this.node.reinitialize(source, t));
       if (ok && action.type === 'Rewind') this.memory = { ...this.memory, rewindSucceeded: true };
       if (!ok && !t.cancelled()) this.log.error(`${action.description} did not succeed`);
     });
@@ -590,7 +593,7 @@ export abstract class LoopActions {
    * DCS cannot be read) has already started it read-only, following nobody, as Patroni's `demote('offline')` does.
    */
   private async demote(mode: DemoteMode, dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
-    if (mode === 'demote-cluster') return this.demoteCluster(dcs);
+    if (mode === 'demote-cluster') return this.demoteCluster(dcs, snapshot);
     const stopMode = mode === 'immediate' || mode === 'immediate-nolock' ? 'immediate' : 'fast';
     if (mode === 'graceful' && this.cluster) {
       const waitFor = { node: this.node, clock: this.clock, log: this.log, snapshot, cluster: this.cluster };
@@ -644,30 +647,58 @@ export abstract class LoopActions {
   }
 
   /**
-   * Patroni's `demote('demote-cluster')`: the cluster became a standby cluster. Stop fast, keep the lock (refreshed
-   * once PostgreSQL is down), archive the shutdown checkpoint's WAL segment when archiving is on, then start as the
-   * standby leader following the remote primary. Deliberately simpler than Patroni: the lock is never handed to a
-   * replica during the stop, the former primary stays the standby leader.
+   * Patroni's `demote('demote-cluster')`: the cluster became a standby cluster. Stop fast; at the shutdown checkpoint
+   * the lock goes to the cluster when a member that may take over has received it (`on_shutdown`, as a graceful
+   * demotion), except with archiving on, where the lock is kept and the checkpoint's WAL segment archived. Kept: the
+   * lock is refreshed and PostgreSQL starts as the standby leader following the remote primary. Released: after
+   * `DEMOTE_LOCK_WAIT_MS` it starts as a replica of the new lock holder (of the remote primary while nobody holds it).
    */
-  private async demoteCluster(dcs: Dcs): Promise<boolean> {
-    await this.node.stop('fast', 'demote-cluster');
+  private async demoteCluster(dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
+    let released = false;
+    const lockCluster = this.cluster;
+    const archiving = this.node.archivesShutdownCheckpoint?.() === true;
+    const onShutdown =
+      !archiving && lockCluster && this.heldByMe
+        ? shutdownHook({
+            dcs,
+            node: this.node,
+            probe: this.deps.probe,
+            clock: this.clock,
+            log: this.log,
+            snapshot,
+            cluster: lockCluster,
+            holdsLock: () => this.heldByMe,
+            released: () => {
+              released = true;
+              this.forgetLock();
+            },
+            writeOptimeOtherwise: false,
+          })
+        : undefined;
+    await this.node.stop('fast', 'demote-cluster', onShutdown);
     const cluster = this.cluster;
     let held = false;
-    if (cluster && this.heldByMe) {
+    if (!released && cluster && this.heldByMe) {
       const sentAt = this.clock.monotonic();
       held = await dcs.updateLeader(cluster).catch(() => false);
       if (held) this.lockRefreshed(sentAt);
       else this.forgetLock();
     }
+    // Patroni's `time.sleep(2)`: time for a member to take the lock released at the shutdown checkpoint.
+    if (released) await this.clock.sleep(DEMOTE_LOCK_WAIT_MS);
     await this.node.archiveShutdownCheckpoint?.().catch((e: unknown) => {
       this.log.warning(`archiving the shutdown checkpoint WAL failed: ${errorText(e)}`);
     });
-    const remote = await this.resolve({ kind: 'remote' }, dcs);
+    if (this.config.synchronousMode !== 'off') await this.deps.sync?.setStandbyNames([]);
     if (held) {
-      await this.node.start('standby_leader', remote, undefined, { cancelled: () => false });
-    } else {
-      await this.followAfterDemote('immediate-nolock', dcs);
+      await this.node.start('standby_leader', this.remoteTarget(), undefined, { cancelled: () => false });
+      return false;
     }
+    // ha.py `_get_node_to_follow`: the new standby leader, or the remote primary while the cluster is unlocked.
+    const target = await this.resolve({ kind: 'lock-holder' }, dcs);
+    const unlocked = this.cluster?.leader === undefined && !this.config.paused;
+    const to = target ?? (unlocked ? this.remoteTarget() : undefined);
+    await this.node.start('replica', to, undefined, { cancelled: () => false });
     return false;
   }
 
@@ -719,11 +750,11 @@ export abstract class LoopActions {
    * The standby cluster's remote primary from `standby_cluster` (Patroni's `get_remote_member`); undefined when it
    * names neither host nor port (archive recovery only) or this is no standby cluster.
    */
-  private remoteTarget(): ResolvedTarget | undefined {
+  protected remoteTarget(): ResolvedTarget | undefined {
     const sc = this.config.standby;
     if (sc === undefined || this.node.self.tags.nostream) return undefined;
     if (sc.host === undefined && sc.port === undefined) return undefined;
-    return { name: 'remote_member', host: sc.host ?? 'localhost', port: sc.port ?? 5432, remote: true };
+    return { name: REMOTE_MEMBER, host: sc.host ?? 'localhost', port: sc.port ?? 5432, remote: true };
   }
 
   /** Starts a long action off the heartbeat path; it wakes the loop when it ends. */

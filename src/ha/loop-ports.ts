@@ -53,7 +53,14 @@ export interface TaskControl {
 export interface LocalNode {
   readonly self: SelfInfo;
   /** The state of the local instance now. `cluster` is the view of this cycle (undefined: DCS down). */
-  inspect(cluster: Cluster | undefined): Promise<PostgresInfo>;
+  /**
+   * `standby`: this is a standby cluster, whose members check their timeline against the remote primary (`remote`;
+   * undefined when `standby_cluster` names neither host nor port) instead of the lock holder.
+   */
+  inspect(
+    cluster: Cluster | undefined,
+    standby?: { readonly remote: ResolvedTarget | undefined },
+  ): Promise<PostgresInfo>;
   /** The member key value (compact JSON), as Patroni's `touch_member` builds it. */
   memberValue(ctx: {
     readonly isLeader: boolean;
@@ -95,6 +102,11 @@ export interface LocalNode {
    */
   archiveShutdownCheckpoint?(): Promise<void>;
   /**
+   * `archive_mode` is on and `archive_command` set (Patroni's `get_archive_command`): a `demote-cluster` then keeps
+   * the lock through the stop, to archive the shutdown checkpoint's segment first.
+   */
+  archivesShutdownCheckpoint?(): boolean;
+  /**
    * pre_promote, the other members' slots (`cluster`), then `pg_ctl promote`; `'pre_promote_failed'` when the
    * pre_promote script refused. `confirmLock` is awaited right before `pg_ctl promote`: false (the lock could not be
    * confirmed, e.g. lost while pre_promote ran) aborts the promotion.
@@ -133,7 +145,8 @@ export interface LocalNode {
   /** Stop PostgreSQL and move the data directory aside after a failed bootstrap. */
   abandonBootstrap(): Promise<void>;
   /** pg_rewind from the leader `leader` (rewind.py); PostgreSQL is left stopped. False when it did not happen. */
-  rewind(leader: Member, task: TaskControl): Promise<boolean>;
+  /** pg_rewind from the leader's member, or from a standby cluster's remote primary (a `ResolvedTarget`). */
+  rewind(leader: Member | ResolvedTarget, task: TaskControl): Promise<boolean>;
   /** Stop immediately, empty the data directory and clone anew from `from`. */
   reinitialize(from: Member, task: TaskControl): Promise<boolean>;
   /** After each cycle: apply a changed dynamic or local configuration to PostgreSQL (Patroni's reload_config). */

@@ -281,7 +281,10 @@ export class HaLoop extends LoopActions {
 
     let postgres: PostgresInfo;
     try {
-      postgres = await this.node.inspect(cluster);
+      postgres = await this.node.inspect(
+        cluster,
+        this.config.standby === undefined ? undefined : { remote: this.remoteTarget() },
+      );
       this.lastPostgres = postgres;
     } catch (e) {
       this.log.error(`Error communicating with PostgreSQL. Will try again later (${errorText(e)})`);

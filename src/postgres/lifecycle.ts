@@ -332,6 +332,11 @@ export class Lifecycle {
   }
 
   /** pg_controldata's latest checkpoint location (after a stop). */
+  /** archive_mode on and archive_command set (Patroni's `get_archive_command`). */
+  archivesShutdownCheckpoint(): boolean {
+    return archiveCommandOf(this.d.files.serverParameters().parameters) !== undefined;
+  }
+
   /** demote-cluster: archive the WAL segment of the shutdown checkpoint when archiving is on (archive-checkpoint.ts). */
   async archiveShutdownCheckpoint(): Promise<void> {
     const command = archiveCommandOf(this.d.files.serverParameters().parameters);

@@ -36,6 +36,11 @@ export interface PeerPostgres {
   readonly timeline?: number | undefined;
   /** `checkpoint_after_promote` as published (false: a promotion's CHECKPOINT is still running). */
   readonly checkpointAfterPromote: boolean | undefined;
+  /**
+   * A standby cluster's remote primary (Patroni's `RemoteMember`): no member key, so no role to check first; its
+   * `timeline` is the one the standby cluster's lock holder published (ha.py `_leader_timeline`).
+   */
+  readonly remote?: true;
 }
 
 /**

@@ -155,12 +155,16 @@ export async function primaryTimeline(
   }
 }
 
-/** Runs one query on the primary with a short connect and statement timeout; rejects on failure. */
+/**
+ * Runs one query on the primary with a short connect and statement timeout (`statementTimeoutMs`, 0: none, as
+ * Patroni's CHECKPOINT on a remote primary); rejects on failure.
+ */
 export async function queryPrimary(
   server: ServerAddress,
   user: Credentials,
   sql: string,
   database = 'postgres',
+  statementTimeoutMs = 2_000,
 ): Promise<unknown> {
   const pg = await loadPg();
   const client = new pg.Client({
@@ -169,7 +173,7 @@ export async function queryPrimary(
     user: user.username,
     database,
     connectionTimeoutMillis: 3_000,
-    statement_timeout: 2_000,
+    statement_timeout: statementTimeoutMs,
     application_name: 'Patroni',
     ...(user.password !== undefined ? { password: user.password } : {}),
     ...sslOf(user, server.host),

@@ -4,6 +4,7 @@
  * REWIND_STATUS bookkeeping and its remove-data-directory options on failure.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PgUser } from '../config/agent-config.js';
 import type { PostgresInfo } from '../model/postgres-info.js';
 import { pyBool } from '../model/python.js';
@@ -22,6 +23,7 @@ import {
   type LocalPosition,
   pgRewind,
   primaryTimeline,
+  queryPrimary,
   rewindNeeded,
 } from './rewind.js';
 
@@ -35,6 +37,11 @@ export interface RewinderDeps {
   readonly log: PgLog;
   readonly stop: (mode: 'fast') => Promise<void>;
 }
+
+/** Patroni's `check_leader_has_run_checkpoint`: a primary whose last checkpoint is on its current timeline. */
+const HAS_RUN_CHECKPOINT =
+  "SELECT NOT pg_catalog.pg_is_in_recovery() AND ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(" +
+  'pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int = timeline_id FROM pg_catalog.pg_control_checkpoint()';
 
 const lsnText = (v: bigint): string =>
   `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
@@ -54,6 +61,8 @@ export interface SeenRunning {
   readonly leader?: string;
   /** `leaderTimeline/localTimeline` when last seen. */
   readonly timelines?: string;
+  /** The leader timeline for which `historyAhead` was last seen (see `runningCheckTrigger`). */
+  readonly historyFor?: number;
 }
 
 /**
@@ -61,7 +70,9 @@ export interface SeenRunning {
  * `trigger_check_diverged_lsn` call sites): `started` (a new postmaster running as a replica: after a demotion,
  * offline or not, after a crash or a restart; ha.py's on_start), `new leader` (we follow another member: ha.py's
  * `follow` when primary_conninfo changes), `leader timeline ahead` (the leader published a later timeline than ours:
- * ha.py's `_last_timeline < _leader_timeline`; once per change of either timeline).
+ * ha.py's `_last_timeline < _leader_timeline`; once per change of either timeline), `timeline history ahead` (a
+ * standby cluster: pg_wal holds the history file of the timeline after the lock holder's, i.e. the remote primary
+ * moved to a new timeline: ha.py `follow`'s `get_history(_leader_timeline + 1)`; once per leader timeline).
  */
 export function runningCheckTrigger(
   seen: SeenRunning,
@@ -70,11 +81,13 @@ export function runningCheckTrigger(
     readonly leader: string | undefined;
     readonly leaderTimeline: number | undefined;
     readonly localTimeline: number | undefined;
+    readonly historyAhead?: boolean;
   },
-): 'started' | 'new leader' | 'leader timeline ahead' | undefined {
+): 'started' | 'new leader' | 'leader timeline ahead' | 'timeline history ahead' | undefined {
   if (seen.pid !== now.pid) return 'started';
   if (now.leader !== undefined && seen.leader !== undefined && now.leader !== seen.leader)
     return 'new leader';
+  if (now.historyAhead === true && seen.historyFor !== now.leaderTimeline) return 'timeline history ahead';
   const ahead =
     now.leaderTimeline !== undefined &&
     now.localTimeline !== undefined &&
@@ -139,16 +152,25 @@ export class Rewinder {
     replica: RunningReplica,
   ): Promise<PostgresInfo['diverged']> {
     const remedy = this.remedy();
+    // The remote primary of a standby cluster is known by its address: a new one is a new leader to check against.
+    const key =
+      leader?.remote && leader.address
+        ? `${leader.name}@${leader.address.host}:${leader.address.port}`
+        : leader?.name;
+    const historyAhead =
+      leader?.remote === true && leader.timeline !== undefined && this.hasHistory(leader.timeline + 1);
     const trigger = runningCheckTrigger(this.seen, {
       pid: replica.pid,
-      leader: leader?.name,
+      leader: key,
       leaderTimeline: leader?.timeline,
       localTimeline: replica.timeline,
+      historyAhead,
     });
     this.seen = {
       pid: replica.pid,
-      leader: leader?.name ?? this.seen.leader,
+      leader: key ?? this.seen.leader,
       timelines: `${leader?.timeline}/${replica.timeline}`,
+      ...(historyAhead ? { historyFor: leader.timeline } : {}),
     };
     if (remedy === undefined) return undefined;
     if (trigger !== undefined && this.status !== 'need') this.status = 'check';
@@ -158,6 +180,12 @@ export class Rewinder {
     const timeline = (await this.localReplicaTimeline()) ?? replica.timeline;
     if (timeline === undefined) return undefined;
     return this.compare(leader, { inRecovery: true, timeline, lsn: replica.replayLsn }, remedy);
+  }
+
+  /** pg_wal holds `<timeline>.history` (Patroni's `get_history`, which a standby's WAL receiver fetches). */
+  private hasHistory(timeline: number): boolean {
+    const name = `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+    return existsSync(join(this.d.files.dataDir, 'pg_wal', name));
   }
 
   /** A running primary: no divergence to check; a later stop or start as a replica checks anew. */
@@ -201,7 +229,8 @@ export class Rewinder {
   ): Promise<PostgresInfo['diverged']> {
     const pg = this.d.files.config.postgresql;
     const address = leader.address;
-    if (!address || !['master', 'primary'].includes(leader.role ?? '')) return undefined;
+    // A remote primary has no member key to tell its role (Patroni checks a `Leader`'s only): pg_is_in_recovery says.
+    if (!address || (!leader.remote && !['master', 'primary'].includes(leader.role ?? ''))) return undefined;
     this.d.log.info(`Local timeline=${local.timeline} lsn=${lsnText(local.lsn)}`);
     try {
       if (!(await leaderIsPrimary(address, this.credentials(), pg.database))) {
@@ -247,7 +276,13 @@ export class Rewinder {
         log.warning(`Exception when working with leader ${leader.name}: ${errorText(e)}`);
         return false;
       });
-    if (!(await primaryNow())) return false;
+    if (leader.remote) {
+      const problem = await this.remoteCheckpoint(address, user);
+      if (problem !== undefined) {
+        log.warning(`Can not use ${leader.name} for rewind: ${problem}`);
+        return false;
+      }
+    } else if (!(await primaryNow())) return false;
     this.d.state.busy = true;
     try {
       log.info(`running pg_rewind from ${leader.name} (${address.host}:${address.port} as ${user.username})`);
@@ -271,6 +306,30 @@ export class Rewinder {
       return false;
     } finally {
       this.d.state.busy = false;
+    }
+  }
+
+  /**
+   * A remote primary publishes no `checkpoint_after_promote` (Patroni's `Rewind.execute` for a `RemoteMember`): with
+   * the superuser's credentials CHECKPOINT runs there, so that its pg_control names its new timeline; with a
+   * dedicated rewind user it must have run one already. Undefined when pg_rewind can go on, else why not.
+   */
+  private async remoteCheckpoint(
+    address: { readonly host: string; readonly port: number },
+    user: PgUser,
+  ): Promise<string | undefined> {
+    const pg = this.d.files.config.postgresql;
+    try {
+      if (pg.authentication.rewind === undefined) {
+        if (!(await leaderIsPrimary(address, user, pg.database))) return 'is_in_recovery=true';
+        await queryPrimary(address, user, 'CHECKPOINT', pg.database, 0);
+        return undefined;
+      }
+      const ran = await queryPrimary(address, user, HAS_RUN_CHECKPOINT, pg.database);
+      return ran === true ? undefined : 'leader has not run a checkpoint yet';
+    } catch (e) {
+      this.d.log.warning(`Exception when working with leader: ${errorText(e)}`);
+      return 'not accessible or not healthy';
     }
   }
 

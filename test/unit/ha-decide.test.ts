@@ -208,6 +208,7 @@ function show(a: Action): string {
     case 'CloneFrom':
       return `CloneFrom(${a.member ?? '-'})~`;
     case 'Rewind':
+      return `Rewind(${a.member}${a.remote ? ',remote' : ''})~`;
     case 'Reinitialize':
       return `${a.type}(${a.member})~`;
     case 'WriteInitialize':
@@ -1555,7 +1556,76 @@ const quorumCommit: readonly Scenario[] = [
 
 // A standby cluster (Patroni's is_standby_cluster): the lock holder is the standby leader, following the remote.
 const STANDBY = { standby: { host: '10.0.0.9', port: 5432, primarySlotName: 'pm_1' } } as const;
+const REMOTE_DIVERGED = { diverged: { leader: 'remote_member', remedy: 'rewind' } } as const;
 const standbyCluster: readonly Scenario[] = [
+  sc(
+    'standby leader diverged from the remote primary (it failed over to a new timeline): pg_rewind from the remote',
+    snap({
+      name: 'node1',
+      config: STANDBY,
+      me: { canRewind: true },
+      pg: { ...REMOTE_DIVERGED, isStandbyLeader: true },
+    }),
+    'running pg_rewind from remote_member',
+    [REPLICA_LOCK_LOST, 'Rewind(remote_member,remote)~'],
+  ),
+  sc(
+    'replica of a standby cluster diverged from the remote primary: pg_rewind from the remote, not the standby leader',
+    snap({ config: STANDBY, me: { canRewind: true }, pg: REMOTE_DIVERGED }),
+    'running pg_rewind from remote_member',
+    ['Rewind(remote_member,remote)~'],
+  ),
+  sc(
+    'stopped standby leader diverged from the remote primary: pg_rewind before starting again',
+    snap({
+      name: 'node1',
+      config: STANDBY,
+      me: { canRewind: true },
+      memory: { crashRecoveryExecuted: true },
+      pg: {
+        ...REMOTE_DIVERGED,
+        isRunning: false,
+        state: 'stopped',
+        controlState: 'shut down in recovery',
+        isStandbyLeader: true,
+      },
+    }),
+    'running pg_rewind from remote_member',
+    [
+      'RefreshLock else {starting as a secondary: StartPostgres(replica,lock-holder,-)~, UpdateMemory(recovering=true,startTimeout=undefined)}',
+      'Rewind(remote_member,remote)~',
+    ],
+  ),
+  sc(
+    'standby cluster diverged, only remove_data_directory_on_diverged_timelines: never reinitialized, keeps following',
+    snap({
+      name: 'node1',
+      config: STANDBY,
+      pg: { diverged: { leader: 'remote_member', remedy: 'reinitialize' }, isStandbyLeader: true },
+    }),
+    'no action. I am (node1), the standby leader with the lock',
+    [REPLICA_LOCK_LOST, 'FollowLeader(remote,standby_leader)'],
+  ),
+  sc(
+    'standby cluster replaying from the archive only (no remote host/port): no rewind',
+    snap({
+      config: { standby: { restoreCommand: 'cp %f %p' } },
+      me: { canRewind: true },
+      pg: REMOTE_DIVERGED,
+    }),
+    'no action. I am (node2), a secondary, and following a standby leader (node1)',
+    ['FollowLeader(node1)'],
+  ),
+  sc(
+    'standby cluster: a divergence found against the standby leader (not the remote) is ignored',
+    snap({
+      config: STANDBY,
+      me: { canRewind: true },
+      pg: { diverged: { leader: 'node1', remedy: 'rewind' } },
+    }),
+    'no action. I am (node2), a secondary, and following a standby leader (node1)',
+    ['FollowLeader(node1)'],
+  ),
   sc(
     'standby leader with the lock: refresh, keep following the remote primary, never promote',
     snap({ name: 'node1', config: STANDBY, pg: { isStandbyLeader: true } }),

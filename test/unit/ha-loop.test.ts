@@ -130,8 +130,22 @@ class FakeNode implements LocalNode {
     this.calls.push('pg_ctl promote');
     return true;
   }
-  async stop(mode: 'fast' | 'immediate'): Promise<void> {
-    this.calls.push(`stop ${mode}`);
+  /** When set, a fast stop given `onShutdown` reports this shutdown checkpoint (the control file says `shut down`). */
+  shutdownAt: Lsn | undefined;
+  archiving = false;
+  async stop(
+    mode: 'fast' | 'immediate',
+    _demote?: string,
+    onShutdown?: (checkpoint: Lsn) => Promise<void>,
+  ): Promise<void> {
+    this.calls.push(`stop ${mode}${onShutdown ? ' (on_shutdown)' : ''}`);
+    if (onShutdown && mode === 'fast' && this.shutdownAt !== undefined) await onShutdown(this.shutdownAt);
+  }
+  archivesShutdownCheckpoint(): boolean {
+    return this.archiving;
+  }
+  async archiveShutdownCheckpoint(): Promise<void> {
+    this.calls.push(this.archiving ? 'archive shutdown checkpoint' : 'not archiving');
   }
   async checkpoint(): Promise<void> {
     this.calls.push('checkpoint');
@@ -156,8 +170,10 @@ class FakeNode implements LocalNode {
   async abandonBootstrap(): Promise<void> {
     this.calls.push('abandonBootstrap');
   }
-  async rewind(_leader: Member, _task: TaskControl): Promise<boolean> {
+  readonly rewoundFrom: (Member | ResolvedTarget)[] = [];
+  async rewind(leader: Member | ResolvedTarget, _task: TaskControl): Promise<boolean> {
     this.calls.push('rewind');
+    this.rewoundFrom.push(leader);
     return true;
   }
   async reinitialize(_from: Member, _task: TaskControl): Promise<boolean> {
@@ -899,18 +915,101 @@ describe('a standby cluster (standby_cluster in the DCS config key)', () => {
     expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
   });
 
-  it('standby_cluster added under a running primary: stop fast, keep the lock, start as the standby leader', async () => {
+  it('standby_cluster added under a lone running primary: stop fast, keep the lock, start as the standby leader', async () => {
     node.postgres = PRIMARY;
+    node.shutdownAt = 50331900n;
     seedCluster(ME, { [ME]: memberJson(ME, 5442, { role: 'primary' }) });
     store.put(`${PREFIX}config`, STANDBY_CONFIG);
     await loop.runCycle();
     await loop.waitForTask();
-    expect(node.calls).toContain('stop fast');
+    expect(node.calls).toContain('stop fast (on_shutdown)');
+    expect(logs).toContain('WARNING: manual failover: members list is empty');
     expect(node.started).toEqual([
       { as: 'standby_leader', target: { name: 'remote_member', host: '10.0.0.9', port: 5433, remote: true } },
     ]);
     expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
     expect(logs).toContain('INFO: cannot be a real primary in standby cluster');
+  });
+
+  const REMOTE = { name: 'remote_member', host: '10.0.0.9', port: 5433, remote: true };
+  const replicaPeer = (walPosition: bigint): PeerStatus => ({
+    reachable: true,
+    isPrimary: false,
+    walPosition,
+    timeline: 1,
+    nofailover: false,
+    failoverPriority: 1,
+    watchdogFailed: false,
+  });
+  const demoteCluster = async (o: {
+    readonly peerWal: bigint;
+    readonly archiving?: boolean;
+    readonly takeLock?: boolean;
+  }): Promise<number[]> => {
+    node.postgres = PRIMARY;
+    node.shutdownAt = 50331900n;
+    node.archiving = o.archiving === true;
+    seedCluster(ME, {
+      [ME]: memberJson(ME, 5442, { role: 'primary', api_url: 'http://127.0.0.1:8009/patroni' }),
+      pg3: memberJson('pg3', 5443, { api_url: 'http://127.0.0.1:8003/patroni' }),
+    });
+    store.put(`${PREFIX}config`, STANDBY_CONFIG);
+    peers = new Map([['pg3', replicaPeer(o.peerWal)]]);
+    const sleeps: number[] = [];
+    clock.sleep = async (ms: number): Promise<void> => {
+      sleeps.push(ms);
+      if (ms === DEMOTE_LOCK_WAIT_MS && o.takeLock === true) store.put(`${PREFIX}leader`, 'pg3');
+    };
+    expect((await loop.runCycle()).message).toBe('cannot be a real primary in standby cluster');
+    await loop.waitForTask();
+    return sleeps;
+  };
+
+  it('demote-cluster: a replica has the shutdown checkpoint, the lock goes to it and we follow it', async () => {
+    const sleeps = await demoteCluster({ peerWal: 50331900n, takeLock: true });
+    expect(node.calls).toContain('stop fast (on_shutdown)');
+    expect(logs).toContain('INFO: Leader key released: a member has received the shutdown checkpoint');
+    expect(store.get(`${PREFIX}status`)?.value).toBe('{"optime":50331900}');
+    expect(sleeps).toContain(DEMOTE_LOCK_WAIT_MS);
+    expect(node.started).toEqual([{ as: 'replica', target: { name: 'pg3', host: '127.0.0.1', port: 5443 } }]);
+    expect(loop.isLeader()).toBe(false);
+  });
+
+  it('demote-cluster: lock released and not taken yet: start as a replica of the remote primary', async () => {
+    await demoteCluster({ peerWal: 50331900n });
+    expect(store.get(`${PREFIX}leader`)).toBeUndefined();
+    expect(node.started).toEqual([{ as: 'replica', target: REMOTE }]);
+  });
+
+  it('demote-cluster: no replica has the shutdown checkpoint: keep the lock, start as the standby leader', async () => {
+    const sleeps = await demoteCluster({ peerWal: 50331899n, takeLock: true });
+    expect(logs).toContain('INFO: Member pg3 exceeds maximum replication lag');
+    expect(sleeps).not.toContain(DEMOTE_LOCK_WAIT_MS);
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+    expect(node.started).toEqual([{ as: 'standby_leader', target: REMOTE }]);
+  });
+
+  it('a standby leader diverged from the remote primary runs pg_rewind from the remote (host/port of standby_cluster)', async () => {
+    seedCluster(ME, { [ME]: memberJson(ME, 5442), pg3: memberJson('pg3', 5443) });
+    store.put(`${PREFIX}config`, STANDBY_CONFIG);
+    node.postgres = {
+      ...REPLICA,
+      isStandbyLeader: true,
+      diverged: { leader: 'remote_member', remedy: 'rewind' },
+    };
+    expect((await loop.runCycle()).message).toBe('running pg_rewind from remote_member');
+    await loop.waitForTask();
+    expect(node.rewoundFrom).toEqual([REMOTE]);
+    expect(loop.haMemory.rewindSucceeded).toBe(true);
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+  });
+
+  it('demote-cluster with archiving on: the lock is kept and the shutdown checkpoint archived', async () => {
+    await demoteCluster({ peerWal: 50331900n, archiving: true, takeLock: true });
+    expect(node.calls).toContain('stop fast');
+    expect(node.calls).toContain('archive shutdown checkpoint');
+    expect(store.get(`${PREFIX}leader`)?.value).toBe(ME);
+    expect(node.started).toEqual([{ as: 'standby_leader', target: REMOTE }]);
   });
 });
 

@@ -68,6 +68,24 @@ describe('runningCheckTrigger: when a running replica is compared with the leade
       now({ leaderTimeline: undefined, localTimeline: undefined }),
       undefined,
     ],
+    [
+      "standby cluster: the remote primary moved to a new timeline (history of the one after the leader's in pg_wal)",
+      { pid: 100, leader: 'remote_member@10.0.0.9:5432', timelines: '1/1' },
+      now({ leader: 'remote_member@10.0.0.9:5432', leaderTimeline: 1, localTimeline: 1, historyAhead: true }),
+      'timeline history ahead',
+    ],
+    [
+      'standby cluster: that history file already checked for this leader timeline',
+      { pid: 100, leader: 'remote_member@10.0.0.9:5432', timelines: '1/1', historyFor: 1 },
+      now({ leader: 'remote_member@10.0.0.9:5432', leaderTimeline: 1, localTimeline: 1, historyAhead: true }),
+      undefined,
+    ],
+    [
+      'standby cluster: standby_cluster names another remote primary',
+      { pid: 100, leader: 'remote_member@10.0.0.9:5432', timelines: '1/1' },
+      now({ leader: 'remote_member@10.0.0.8:5432', leaderTimeline: 1, localTimeline: 1 }),
+      'new leader',
+    ],
   ];
   it.each(cases)('%s', (_what, seen, n, expected) => {
     expect(runningCheckTrigger(seen, n)).toBe(expected);
