@@ -9,8 +9,12 @@ if (argv[0] === 'agent') {
   // The daemon spends its time waiting on sockets and timers, running little JavaScript: V8's baseline and
   // optimizing compilers (Sparkplug, TurboFan) would keep ~6 MiB of their own code and output resident for no
   // measurable gain in CPU (agent-footprint.test.ts). Set before any agent code is loaded; tiering reads them.
+  // V8's memory reducer, once the heap grew after start-up, waits for a quiet moment (30-240 s after start in an
+  // idle 3-member cluster) and then runs three full mark-compacts in a row: on 2026-12-07 (--trace-gc, ZooKeeper)
+  // the first took the heap from ~10.5 to 7.7 MB, the next two freed 0-0.6 MB, and the three cost ~110 ms of CPU,
+  // the bursts agent-footprint's window caught on one agent or another. One is enough: ~40 ms, RSS +1 MiB.
   const v8 = await import('node:v8');
-  v8.setFlagsFromString('--no-opt --no-sparkplug');
+  v8.setFlagsFromString('--no-opt --no-sparkplug --memory-reducer-single-gc');
   const { plainAgentConfigArg, runAgentProcess } = await import('../dist/agent.js');
   const configPath = plainAgentConfigArg(argv.slice(1));
   if (configPath !== undefined) await runAgentProcess(configPath);

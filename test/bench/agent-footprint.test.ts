@@ -35,9 +35,12 @@ const TIMING = { ttl: 30, loopWait: 10, retryTimeout: 10 };
  * After bootstrap: long enough for both agents' first cycles, replicas' first slots and the agents' start-up garbage.
  * The first minute after a cluster is ready is no idle: measured on 2026-12-07 (test/bench/idle-cpu-ab.ts, 60 s
  * windows), a pgwarden replica used 1.45 s of CPU per 10 min in the window from 20 s to 80 s after it, 0.6-0.9 s
- * from then on; Patroni 3.0.2's 0.5-0.7 s throughout.
+ * from then on; Patroni 3.0.2's 0.5-0.7 s throughout. And V8's memory reducer runs its full GC once per agent process,
+ * when the heap first grew and the agent is quiet: 30-240 s after start in 11 agents traced on 2026-12-07
+ * (--trace-gc, ZooKeeper). With a 90 s settle it fell into this window on one agent or another (0.143/0.178/0.234 %
+ * in one run, against 0.125-0.130 % for Patroni): a one-off of the process's start, not its idle cost.
  */
-const SETTLE_MS = 90_000;
+const SETTLE_MS = 240_000;
 /**
  * Twelve HA cycles at loop_wait 10. An idle agent uses ~100 ms of CPU a minute and /proc/<pid>/stat counts in
  * 10 ms ticks, so a shorter window would compare rounding more than work.
@@ -198,7 +201,7 @@ describeWithNeeds('agent footprint at rest, pgwarden next to Patroni 3.0.2', () 
     const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
     expect(max(mine.map((s) => s.rssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.rssKb)));
     expectCpuNearPatroni(theirs, mine);
-  }, 420_000);
+  }, 600_000);
 
   it('ZooKeeper: PSS no more than Patroni (RSS reported), CPU within 30 % of Patroni (measurement resolution)', async () => {
     const [p, o] = await clusters('zookeeper', zk?.endpoint ?? '');
@@ -209,5 +212,5 @@ describeWithNeeds('agent footprint at rest, pgwarden next to Patroni 3.0.2', () 
     const [theirs, mine] = [of(samples, 'patroni'), of(samples, 'pgwarden')];
     expect(max(mine.map((s) => s.pssKb))).toBeLessThanOrEqual(max(theirs.map((s) => s.pssKb)));
     expectCpuNearPatroni(theirs, mine);
-  }, 420_000);
+  }, 600_000);
 });
