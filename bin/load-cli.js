@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath, URL } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
 import { Script, constants } from 'node:vm';
 
 export const BUNDLE = fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
@@ -45,12 +44,6 @@ function checkedNodeVersion(env) {
  * is for the build's `createCachedData()`; `cache: false` compiles without the code cache.
  */
 export function loadCli({ cache = true } = {}) {
-  // A command runs for a second at most, mostly once through its code: V8's optimizing compiler (TurboFan) would
-  // compile the hottest functions on a second thread for more CPU than they then save. `list --all` over a
-  // thousand clusters spent 30% of its instructions compiling (callgrind); without it, 10-20% less CPU. Set
-  // before the bundle is compiled, here, so that the code cache (made through this function, whose flags V8
-  // checks) matches.
-  setFlagsFromString('--no-opt');
   // The bundle is ASCII (the build checks it): latin1 copies the bytes, where utf8 would decode them.
   const source = readFileSync(BUNDLE, 'latin1');
   let cachedData;
