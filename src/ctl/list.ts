@@ -22,10 +22,18 @@ const lagInMb = (lag: bigint | 'unknown' | undefined): Cell =>
 const lsnCell = (lsn: Lsn | 'unknown' | undefined): Cell =>
   lsn === undefined ? '' : lsn === 'unknown' ? 'unknown' : formatLsn(lsn);
 
+/** Roles are a handful of words: each is spelled once per process (`list --all` shows thousands of rows). */
+const displayRoles = new Map<string, string>();
+
 function displayRole(role: string): string {
-  return role
-    .replace(/_/g, ' ')
-    .replace(/\w\S*/g, (w) => w.charAt(0).toUpperCase() + w.slice(1).toLowerCase());
+  let shown = displayRoles.get(role);
+  if (shown === undefined) {
+    shown = role
+      .replace(/_/g, ' ')
+      .replace(/\w\S*/g, (w) => w.charAt(0).toUpperCase() + w.slice(1).toLowerCase());
+    displayRoles.set(role, shown);
+  }
+  return shown;
 }
 
 /** Leader first, then each member under the one it replicates from (`replicatefrom`), indented with `+ `. */

@@ -261,22 +261,39 @@ export function clustersFromNamespaceNodes(nodes: readonly DcsNode[]): Cluster[]
     const slash = n.key.indexOf('/');
     if (slash <= 0 || slash === n.key.length - 1) continue;
     const scope = n.key.slice(0, slash);
-    const list = byScope.get(scope) ?? [];
+    let list = byScope.get(scope);
+    if (list === undefined) byScope.set(scope, (list = []));
     list.push({ ...n, key: n.key.slice(slash + 1) });
-    byScope.set(scope, list);
   }
-  return [...byScope.keys()]
-    .sort(byCodePoint)
-    .map((scope) => clusterFromNodes(scope, byScope.get(scope) ?? []));
+  return clustersOfScopes([...byScope]);
 }
 
-/** Python's string order (by code point), not UTF-16 code units nor the locale's. */
+/**
+ * The clusters of a namespace read scope by scope (`[scope, its nodes with keys relative to it]`), in name order;
+ * a scope without keys is no cluster. Reading a scope at a time lets its nodes go as soon as its cluster is made.
+ */
+export function clustersOfScopes(scopes: Iterable<readonly [string, readonly DcsNode[]]>): Cluster[] {
+  const clusters: Cluster[] = [];
+  for (const [scope, nodes] of scopes) if (nodes.length > 0) clusters.push(clusterFromNodes(scope, nodes));
+  return clusters.sort((a, b) => byCodePoint(a.scope, b.scope));
+}
+
+/**
+ * Python's string order (by code point), not UTF-16 code units nor the locale's. The two orders differ only where
+ * the first differing units are both at or above U+D800: a surrogate (part of a code point above U+FFFF) then
+ * sorts after U+E000..U+FFFF.
+ */
 export function byCodePoint(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = (x[i]?.codePointAt(0) ?? 0) - (y[i]?.codePointAt(0) ?? 0);
-    if (d !== 0) return d;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
   }
-  return x.length - y.length;
+  return a.length - b.length;
 }

@@ -9,7 +9,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  byCodePoint,
   clusterFromNodes,
+  clustersFromNamespaceNodes,
+  clustersOfScopes,
   parseConfig,
   parseFailover,
   parseHistory,
@@ -1349,5 +1352,60 @@ describe('LSN', () => {
     [[1], undefined],
   ])('lsnFromJson(%s) = %s', (value, expected) => {
     expect(lsnFromJson(value)).toBe(expected);
+  });
+});
+
+describe('byCodePoint (Python string order)', () => {
+  /** The definition: compare code point by code point. */
+  const reference = (a: string, b: string): number => {
+    const x = [...a].map((c) => c.codePointAt(0)!);
+    const y = [...b].map((c) => c.codePointAt(0)!);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return x.length - y.length;
+  };
+  it('orders as code points do, astral characters after U+E000..U+FFFF (4,000 generated pairs)', () => {
+    const alphabet = [
+      'a',
+      'b',
+      '-',
+      'Z',
+      '\u00e9',
+      '\ud7ff',
+      '\ue000',
+      '\uffff',
+      '\u{1f418}',
+      '\u{10000}',
+      '\u{10ffff}',
+    ];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const text = (): string => Array.from({ length: rnd(5) }, () => alphabet[rnd(alphabet.length)]).join('');
+    for (let k = 0; k < 4000; k++) {
+      const a = text();
+      const b = rnd(4) === 0 ? a + text() : text();
+      expect(Math.sign(byCodePoint(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(
+        Math.sign(reference(a, b)),
+      );
+    }
+  });
+});
+
+describe('clustersOfScopes', () => {
+  const node = (key: string, value: string): DcsNode => ({ key, value, version: '1', modifyVersion: '1' });
+  it('makes the clusters clustersFromNamespaceNodes makes, in name order, leaving out scopes without keys', () => {
+    const scopes: [string, DcsNode[]][] = [
+      ['b', [node('leader', 'b1'), node('members/b1', '{"role":"primary"}')]],
+      ['\u{1f418}', [node('initialize', '1')]],
+      ['empty', []],
+      ['\uffff', [node('initialize', '2')]],
+      ['a', [node('config', '{"ttl":30}')]],
+    ];
+    const all = scopes.flatMap(([scope, nodes]) => nodes.map((n) => ({ ...n, key: `${scope}/${n.key}` })));
+    const clusters = clustersOfScopes(scopes);
+    expect(clusters.map((c) => c.scope)).toEqual(['a', 'b', '\uffff', '\u{1f418}']);
+    expect(clusters).toEqual(clustersFromNamespaceNodes(all));
   });
 });

@@ -6,9 +6,15 @@
  */
 import type { Event as ZkEvent, Stat } from 'node-zookeeper-client';
 import type { Cluster } from '../../model/cluster.js';
-import { clusterFromNodes, clustersFromNamespaceNodes } from '../codec.js';
+import { byCodePoint, clusterFromNodes, clustersOfScopes } from '../codec.js';
 import { KEYS, namespacePrefix, type Dcs, type DcsNode } from '../dcs.js';
-import { ZooKeeperSession, type Session, hasCode, longToDecimal } from './zookeeper-session.js';
+import {
+  ZooKeeperSession,
+  type BatchedReads,
+  type Session,
+  hasCode,
+  longToDecimal,
+} from './zookeeper-session.js';
 
 /** Keys whose changes wake the HA loop (data watches); creations and deletions come through child watches. */
 const WATCHED_KEYS: ReadonlySet<string> = new Set([
@@ -148,33 +154,31 @@ export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
     return this.op('getClusters', async (s, deadline) => {
       const ns = namespacePrefix(this.options.namespace);
       const root = ns === '/' ? '' : ns.slice(0, -1);
-      // At the root of the tree ZooKeeper keeps its own `/zookeeper` node: no cluster.
-      const scopes = ((await this.getChildren(s, deadline, root || '/', false)) ?? []).filter(
-        (c) => root !== '' || c !== 'zookeeper',
-      );
-      const trees = await mapWindowed(scopes, SCOPES_IN_FLIGHT, async (scope) =>
-        (await this.readTree(s, deadline, `${root}/${scope}`)).map((n) => ({
-          ...n,
-          key: `${scope}/${n.key}`,
-        })),
-      );
-      return clustersFromNamespaceNodes(trees.flat());
+      return this.batchedReads(s, deadline, `read ${root || '/'}`, async (reads) => {
+        // At the root of the tree ZooKeeper keeps its own `/zookeeper` node: no cluster.
+        const scopes = ((await reads.getChildren(root || '/')) ?? []).filter(
+          (c) => root !== '' || c !== 'zookeeper',
+        );
+        // Each scope's cluster is made as soon as its tree is read, so that its nodes die young.
+        const clusters = await mapWindowed(scopes, SCOPES_IN_FLIGHT, async (scope) =>
+          clustersOfScopes([[scope, await this.readTree(reads, `${root}/${scope}`)]]),
+        );
+        return clusters.flat().sort((a, b) => byCodePoint(a.scope, b.scope));
+      });
     });
   }
 
   /** The keys under `base` (relative to it) as getCluster reads them, without watches. */
-  private async readTree(s: Session, deadline: number, base: string): Promise<DcsNode[]> {
-    const root = await this.getChildren(s, deadline, base, false);
+  private async readTree(reads: BatchedReads, base: string): Promise<DcsNode[]> {
+    const root = await reads.getChildren(base);
     if (root === undefined) return [];
     const dirs = ['members', 'optime'].filter((d) => root.includes(d));
-    const read = async (key: string): Promise<DcsNode | undefined> => {
-      const node = await this.getNode(s, deadline, `${base}/${key}`, false);
-      return node && this.dcsNode(key, node.value, node.stat);
-    };
+    const read = (key: string): Promise<DcsNode | undefined> =>
+      reads.getNode(`${base}/${key}`).then((node) => node && this.dcsNode(key, node.value, node.stat));
     const levels = await Promise.all([
       Promise.all(root.filter((k) => !dirs.includes(k)).map(read)),
       ...dirs.map(async (d) => {
-        const children = (await this.getChildren(s, deadline, `${base}/${d}`, false)) ?? [];
+        const children = (await reads.getChildren(`${base}/${d}`)) ?? [];
         return Promise.all(children.map((c) => read(`${d}/${c}`)));
       }),
     ]);

@@ -55,6 +55,12 @@ export interface Session {
   provenAt: number;
 }
 
+/** The reads `batchedReads` gives its body. */
+export interface BatchedReads {
+  getNode(path: string): Promise<{ value: string; stat: Stat } | undefined>;
+  getChildren(path: string): Promise<string[] | undefined>;
+}
+
 /** A 64-bit value (zxid, session id) from the wire as a signed decimal, like Java's `long` and kazoo print it. */
 export function longToDecimal(buf: Buffer): string {
   return buf.length === 8 ? buf.readBigInt64BE(0).toString() : '0';
@@ -462,6 +468,67 @@ export abstract class ZooKeeperSession {
     } catch (e) {
       if (hasCode(e, this.mod.Exception.NO_NODE)) return undefined;
       throw e;
+    }
+  }
+
+  /**
+   * Many reads without watches under one deadline (`getClusters`, thousands of reads): one timer and one entry in
+   * the session's in-flight set for the whole of `body`, where `request` gives each read a timer, an entry and
+   * three async layers of its own. Each read answers as getNode / getChildren do (a missing znode: undefined); a
+   * read made while disconnected, or whose connection is lost, takes the retrying path (getNode / getChildren).
+   */
+  protected async batchedReads<T>(
+    s: Session,
+    deadline: number,
+    what: string,
+    body: (reads: BatchedReads) => Promise<T>,
+  ): Promise<T> {
+    const noNode = this.mod.Exception.NO_NODE;
+    const connectionLoss = this.mod.Exception.CONNECTION_LOSS;
+    const direct = <V>(
+      start: (done: (error: ZkException | null, value: V) => void) => void,
+      retry: () => Promise<V | undefined>,
+    ): Promise<V | undefined> => {
+      if (!this.isConnected(s)) return retry();
+      const sentAt = performance.now();
+      return new Promise<V | undefined>((resolve, reject) => {
+        batchWrites(s.client);
+        start((error, value) => {
+          if (!s.dead && sentAt > s.provenAt) s.provenAt = sentAt;
+          if (!error) resolve(value);
+          else if (hasCode(error, noNode)) resolve(undefined);
+          else if (hasCode(error, connectionLoss)) resolve(retry());
+          else reject(error);
+        });
+      });
+    };
+    const reads: BatchedReads = {
+      getNode: (path) =>
+        direct<{ value: string; stat: Stat }>(
+          (done) =>
+            s.client.getData(path, (error, data, stat) =>
+              done(error, { value: data ? data.toString('utf8') : '', stat }),
+            ),
+          () => this.getNode(s, deadline, path),
+        ),
+      getChildren: (path) =>
+        direct<string[]>(
+          (done) => s.client.getChildren(path, (error, children) => done(error, children)),
+          () => this.getChildren(s, deadline, path, false),
+        ),
+    };
+    if (s.dead) throw new DcsError(`zookeeper at ${this.hostList}: session ${s.id} is gone`);
+    let fail: (e: Error) => void = () => undefined;
+    const failed = new Promise<never>((_resolve, reject) => {
+      fail = reject;
+    });
+    s.inflight.add(fail);
+    try {
+      return await this.beforeDeadline(Promise.race([body(reads), failed]), deadline, () =>
+        this.timeoutError(what),
+      );
+    } finally {
+      s.inflight.delete(fail);
     }
   }
 
