@@ -166,9 +166,70 @@ await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const zooKeeper = createTcpServer(standInZooKeeper);
 await new Promise((resolve) => zooKeeper.listen(0, '127.0.0.1', resolve));
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-code-cache-'));
+/**
+ * The rest of a member's patroni.yml as deployments write it (nested mappings, lists of scalars and of mappings,
+ * quoted and plain scalars, comments): `list` parses the whole file, and a YAML construct the training runs did not
+ * meet is compiled at every start (half a million instructions a line of a 75-line file, before this was added).
+ */
+const MEMBER_CONFIG = `# a member of ${SCOPE}
+log:
+  level: INFO
+  format: '%(asctime)s %(levelname)s: %(message)s'
+restapi:
+  listen: 0.0.0.0:8008
+  connect_address: 10.0.0.1:8008
+  authentication: {username: admin, password: "s3cret"}
+bootstrap:
+  dcs:
+    ttl: 30
+    loop_wait: 10
+    retry_timeout: 10
+    maximum_lag_on_failover: 1048576
+    synchronous_mode: false
+    postgresql:
+      use_pg_rewind: true
+      parameters:
+        max_connections: 100
+        shared_buffers: 1GB
+        hot_standby: 'on'
+        wal_keep_size: 128MB
+  initdb:
+  - encoding: UTF8
+  - data-checksums
+postgresql:
+  listen: 0.0.0.0:5432
+  connect_address: 10.0.0.1:5432
+  data_dir: /var/lib/postgresql/15/main
+  bin_dir: /usr/lib/postgresql/15/bin
+  authentication:
+    replication:
+      username: replicator
+      password: rep-pass
+    superuser:
+      username: postgres
+      password: "pg-pass"
+  pg_hba:
+  - local all all peer
+  - host replication replicator 10.0.0.0/24 scram-sha-256
+  parameters:
+    unix_socket_directories: '/var/run/postgresql'
+    log_line_prefix: '%m [%p] '
+  callbacks:
+    on_role_change: |
+      /usr/local/bin/role-change
+watchdog:
+  mode: 'off'
+tags:
+  nofailover: false
+  noloadbalance: false
+  clonefrom: false
+  nosync: false
+  priority: 1.5
+  zone: ~
+`;
 const configFor = (name, section) => {
   const path = join(dir, `${name}.yml`);
-  writeFileSync(path, `scope: ${SCOPE}\nnamespace: /service\nname: pg1\n${section}\n`);
+  writeFileSync(path, `scope: ${SCOPE}\nnamespace: /service\nname: pg1\n${section}\n${MEMBER_CONFIG}`);
   return path;
 };
 const config = configFor('etcd3', `etcd3:\n  hosts: 127.0.0.1:${server.address().port}`);
