@@ -12,7 +12,7 @@ import { ZooKeeperDcs } from '../../src/dcs/zookeeper/zookeeper-dcs.js';
 import { runDcsContract } from '../contract/dcs-contract.js';
 import { freePort, waitFor } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
-import { startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
+import { fourLetterWord, startZooKeeper, type ZooKeeperServer } from '../harness/zookeeper.js';
 
 let server: ZooKeeperServer;
 let deadPort = 0;
@@ -68,13 +68,17 @@ async function createEphemeral(client: Client, path: string, value: string): Pro
   );
 }
 
-/** A loopback TCP proxy in front of ZooKeeper that can cut the client off (a partition) and let it back. */
+/**
+ * A loopback TCP proxy in front of ZooKeeper that can cut the client off (a partition) and let it back, or mute the
+ * server: what it sends, its end of the connection included, no longer reaches the client.
+ */
 async function startProxy(
   target: string,
-): Promise<{ endpoint: string; cut(): void; heal(): void; close(): Promise<void> }> {
+): Promise<{ endpoint: string; cut(): void; heal(): void; mute(): void; close(): Promise<void> }> {
   const [host = '127.0.0.1', port = '2181'] = target.split(':');
   const sockets = new Set<Socket>();
   let open = true;
+  let muted = false;
   const server: Server = createServer((client) => {
     if (!open) {
       client.destroy();
@@ -86,9 +90,14 @@ async function startProxy(
       s.on('close', () => sockets.delete(s));
       s.on('error', () => undefined);
     }
-    client.pipe(upstream).pipe(client);
+    client.pipe(upstream);
+    upstream.on('data', (data: Buffer) => {
+      if (!muted) client.write(data);
+    });
     client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    upstream.on('close', () => {
+      if (!muted) client.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -101,6 +110,9 @@ async function startProxy(
     },
     heal() {
       open = true;
+    },
+    mute() {
+      muted = true;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -340,6 +352,33 @@ describeWithNeeds('ZooKeeper specifics', () => {
       await expect(call()).rejects.toBeInstanceOf(DcsError);
     }
     expect(await ctl.setConfigValue('{"ttl":30}')).toBe(true);
+  });
+
+  it("closes a ctl client's session without waiting for the server's answer", async () => {
+    fresh();
+    const proxy = await startProxy(server.endpoint);
+    const [host = '', port = ''] = server.endpoint.split(':');
+    const closes = async (): Promise<number> =>
+      Number(
+        /^zk_cnt_close_session_prep_time\s+(\d+)/m.exec(
+          await fourLetterWord(host, Number(port), 'mntr', 2000),
+        )?.[1],
+      );
+    try {
+      const ctl = dcs(undefined, {}, [proxy.endpoint]);
+      await ctl.getCluster();
+      const before = await closes();
+      expect(before).toBeGreaterThanOrEqual(0);
+      // The server's answer never arrives: a member would wait for it (up to 3 s) so that its ephemerals are gone.
+      proxy.mute();
+      const t0 = performance.now();
+      await ctl.close();
+      expect(performance.now() - t0).toBeLessThan(1000);
+      // The close request went out: the server ends the session now, not when its 10 s timeout runs out.
+      await waitFor('the server to close the session', async () => (await closes()) > before, 5000, 100);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('wakes replicas on status and membership changes but not the leader on its own status writes', async () => {

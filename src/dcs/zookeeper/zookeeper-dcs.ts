@@ -636,6 +636,12 @@ export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
     }
   }
 
+  /**
+   * Ends the session. A member waits for the server to acknowledge the close, so that its ephemerals are gone when
+   * this resolves. A ctl client owns no ephemerals (it has no member identity): its close request is sent and the
+   * connection cut without waiting for the answer, which the server gives only after logging the close to disk (a
+   * round trip and an fsync at the end of every `list`). patronictl sends none and leaves its session to expire.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const waiter of [...this.waiters]) waiter(false);
@@ -643,6 +649,6 @@ export class ZooKeeperDcs extends ZooKeeperSession implements Dcs {
     if (this.connecting) await this.connecting.catch(() => undefined);
     const s = this.current;
     this.current = undefined;
-    if (s) await this.shutdown(s, true);
+    if (s) await this.shutdown(s, !this.options.ctl);
   }
 }

@@ -242,7 +242,10 @@ export abstract class ZooKeeperSession {
     session.inflight.clear();
   }
 
-  /** Stops a client without waiting: no reconnects, socket cut. */
+  /**
+   * Stops a client without waiting: its close request is written (when connected; the server ends the session once
+   * it reads it), no reconnects, socket cut.
+   */
   private forceClose(client: Client): void {
     if (client.connectionManager.state === CM_CLOSED) return;
     try {
