@@ -605,24 +605,11 @@ export abstract class LoopActions {
       });
     }
     let released = false;
-    const lockCluster = this.cluster;
     // Patroni's `on_shutdown` of a graceful demotion: the lock goes early only to a member with our checkpoint.
     const onShutdown =
-      mode === 'graceful' && lockCluster && this.heldByMe
-        ? shutdownHook({
-            dcs,
-            node: this.node,
-            probe: this.deps.probe,
-            clock: this.clock,
-            log: this.log,
-            snapshot,
-            cluster: lockCluster,
-            holdsLock: () => this.heldByMe,
-            released: () => {
-              released = true;
-              this.forgetLock();
-            },
-            writeOptimeOtherwise: false,
+      mode === 'graceful'
+        ? this.lockReleaseAtCheckpoint(dcs, snapshot, () => {
+            released = true;
           })
         : undefined;
     await this.node.stop(stopMode, mode, onShutdown);
@@ -647,6 +634,30 @@ export abstract class LoopActions {
   }
 
   /**
+   * Patroni's `on_shutdown` hook for a stop that may hand the lock over: at the shutdown checkpoint the lock is
+   * released when a member that may take over has received it. Undefined when we hold no lock to hand over.
+   */
+  private lockReleaseAtCheckpoint(dcs: Dcs, snapshot: HaSnapshot, onReleased: () => void) {
+    const cluster = this.cluster;
+    if (!cluster || !this.heldByMe) return undefined;
+    return shutdownHook({
+      dcs,
+      node: this.node,
+      probe: this.deps.probe,
+      clock: this.clock,
+      log: this.log,
+      snapshot,
+      cluster,
+      holdsLock: () => this.heldByMe,
+      released: () => {
+        onReleased();
+        this.forgetLock();
+      },
+      writeOptimeOtherwise: false,
+    });
+  }
+
+  /**
    * Patroni's `demote('demote-cluster')`: the cluster became a standby cluster. Stop fast; at the shutdown checkpoint
    * the lock goes to the cluster when a member that may take over has received it (`on_shutdown`, as a graceful
    * demotion), except with archiving on, where the lock is kept and the checkpoint's WAL segment archived. Kept: the
@@ -655,26 +666,12 @@ export abstract class LoopActions {
    */
   private async demoteCluster(dcs: Dcs, snapshot: HaSnapshot): Promise<boolean> {
     let released = false;
-    const lockCluster = this.cluster;
     const archiving = this.node.archivesShutdownCheckpoint?.() === true;
-    const onShutdown =
-      !archiving && lockCluster && this.heldByMe
-        ? shutdownHook({
-            dcs,
-            node: this.node,
-            probe: this.deps.probe,
-            clock: this.clock,
-            log: this.log,
-            snapshot,
-            cluster: lockCluster,
-            holdsLock: () => this.heldByMe,
-            released: () => {
-              released = true;
-              this.forgetLock();
-            },
-            writeOptimeOtherwise: false,
-          })
-        : undefined;
+    const onShutdown = archiving
+      ? undefined
+      : this.lockReleaseAtCheckpoint(dcs, snapshot, () => {
+          released = true;
+        });
     await this.node.stop('fast', 'demote-cluster', onShutdown);
     const cluster = this.cluster;
     let held = false;

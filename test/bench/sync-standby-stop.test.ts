@@ -10,10 +10,10 @@ import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { PATRONI4 } from '../harness/patroni.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { connectSuperuser } from '../harness/write-probe.js';
 import { stopSyncStandby } from '../harness/sync-standby-stop.js';
 import { benchFigures } from './figures.js';
 
-const HOST = '127.0.0.1';
 const LOOP_WAIT = 3;
 
 async function measure(kind: 'pgwarden' | 'Patroni 4.1.4'): Promise<number> {
@@ -36,18 +36,7 @@ async function measure(kind: 'pgwarden' | 'Patroni 4.1.4'): Promise<number> {
     const cl = cluster;
     const { longest } = await stopSyncStandby(cl, kind, async (name) => {
       const node = cl.nodes.find((n) => n.name === name);
-      const client = new pg.Client({
-        host: HOST,
-        port: node?.pgPort ?? 0,
-        user: 'postgres',
-        password: 'zalando',
-        database: 'postgres',
-        connectionTimeoutMillis: 3000,
-      });
-      client.on('error', () => undefined);
-      clients.push(client);
-      await client.connect();
-      return client;
+      return connectSuperuser(node?.pgPort ?? 0, { track: clients });
     });
     return longest;
   } finally {

@@ -59,17 +59,36 @@ function firstLine(e: unknown): string {
   return text.split('\n', 1)[0] ?? text;
 }
 
-/** Creates the probe table on the primary at `port` (replicas get it by streaming). */
-export async function createProbeTable(port: number): Promise<void> {
+/**
+ * A connected superuser client of the PostgreSQL at `port` on 127.0.0.1 (the harness's `postgres`/`zalando`), its
+ * late errors swallowed (a killed server must not crash the test process); pushed to `track` before it connects, so
+ * the caller's cleanup ends it even when the connect fails.
+ */
+export async function connectSuperuser(
+  port: number,
+  o: {
+    readonly track?: pg.Client[];
+    readonly connectTimeoutMs?: number;
+    readonly statementTimeoutMs?: number;
+  } = {},
+): Promise<pg.Client> {
   const c = new pg.Client({
     host: HOST,
     port,
     ...SUPERUSER,
     database: 'postgres',
-    connectionTimeoutMillis: 5000,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
+    ...(o.statementTimeoutMs === undefined ? {} : { statement_timeout: o.statementTimeoutMs }),
   });
   c.on('error', () => undefined);
+  o.track?.push(c);
   await c.connect();
+  return c;
+}
+
+/** Creates the probe table on the primary at `port` (replicas get it by streaming). */
+export async function createProbeTable(port: number): Promise<void> {
+  const c = await connectSuperuser(port, { connectTimeoutMs: 5000 });
   try {
     await c.query(
       `CREATE TABLE IF NOT EXISTS ${TABLE} (member text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,

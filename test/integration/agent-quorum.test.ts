@@ -21,11 +21,11 @@ import { childPids, crashHost } from '../harness/ha-probe.js';
 import { runCommand } from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { connectSuperuser } from '../harness/write-probe.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { Cluster } from '../../src/model/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const HOST = '127.0.0.1';
 
 const describeWithNeeds = describeNeeding('postgres', 'etcd', 'bundle', 'root');
 
@@ -76,20 +76,8 @@ describeWithNeeds('pgwarden agents in quorum commit mode', () => {
       [join(ROOT, 'bin', 'run.js'), '-d', `etcd3://${etcd?.endpoint ?? ''}`, ...args],
       { timeoutMs: 30_000 },
     );
-  const client = async (name: string): Promise<pg.Client> => {
-    const cl = new pg.Client({
-      host: HOST,
-      port: node(name).pgPort,
-      user: 'postgres',
-      password: 'zalando',
-      database: 'postgres',
-      connectionTimeoutMillis: 3000,
-    });
-    cl.on('error', () => undefined);
-    clients.push(cl);
-    await cl.connect();
-    return cl;
-  };
+  const client = (name: string): Promise<pg.Client> =>
+    connectSuperuser(node(name).pgPort, { track: clients });
   const postmaster = (name: string): number => {
     const pid = Number.parseInt(
       readText(join(node(name).dataDir, 'postmaster.pid')).split('\n', 1)[0] ?? '',

@@ -15,6 +15,7 @@ import { startAgentCluster, type AgentCluster } from '../harness/agents.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { connectSuperuser } from '../harness/write-probe.js';
 import { stopSyncStandby } from '../harness/sync-standby-stop.js';
 import { parseLsnText } from '../../src/model/lsn.js';
 
@@ -51,20 +52,8 @@ describeWithNeeds('clean stops of pgwarden agents', () => {
     });
     return { status: r.status, text: await r.text() };
   };
-  const client = async (name: string): Promise<pg.Client> => {
-    const cl = new pg.Client({
-      host: HOST,
-      port: nodeOf(name).pgPort,
-      user: 'postgres',
-      password: 'zalando',
-      database: 'postgres',
-      connectionTimeoutMillis: 3000,
-    });
-    cl.on('error', () => undefined);
-    clients.push(cl);
-    await cl.connect();
-    return cl;
-  };
+  const client = (name: string): Promise<pg.Client> =>
+    connectSuperuser(nodeOf(name).pgPort, { track: clients });
   const log = (name: string): string => readFileSync(nodeOf(name).logFile, 'utf8');
   const streamingFrom = async (leader: string, replica: string): Promise<boolean> => {
     const r = await c().psql(

@@ -19,11 +19,11 @@ import { crashHost } from '../harness/ha-probe.js';
 import { runCommand } from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { connectSuperuser } from '../harness/write-probe.js';
 import { createDcs } from '../../src/dcs/registry.js';
 import type { Cluster } from '../../src/model/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const HOST = '127.0.0.1';
 
 const describeWithNeeds = describeNeeding('postgres', 'etcd', 'bundle', 'root');
 
@@ -70,20 +70,8 @@ describeWithNeeds('pgwarden agents in synchronous mode', () => {
         timeoutMs: 30_000,
       },
     );
-  const client = async (name: string): Promise<pg.Client> => {
-    const cl = new pg.Client({
-      host: HOST,
-      port: node(name).pgPort,
-      user: 'postgres',
-      password: 'zalando',
-      database: 'postgres',
-      connectionTimeoutMillis: 3000,
-    });
-    cl.on('error', () => undefined);
-    clients.push(cl);
-    await cl.connect();
-    return cl;
-  };
+  const client = (name: string): Promise<pg.Client> =>
+    connectSuperuser(node(name).pgPort, { track: clients });
   /** Rewrites the `nosync` tag in the member's config file and reloads its agent (SIGHUP). */
   const setNosync = (name: string, on: boolean): void => {
     const file = node(name).configFile;

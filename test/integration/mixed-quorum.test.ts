@@ -31,6 +31,7 @@ import { childPids, crashHost } from '../harness/ha-probe.js';
 import { PATRONI4, PATRONICTL4, runCommand } from '../harness/patroni.js';
 import { waitFor } from '../harness/process.js';
 import { describeNeeding } from '../harness/requirements.js';
+import { connectSuperuser } from '../harness/write-probe.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const HOST = '127.0.0.1';
@@ -126,20 +127,8 @@ describeNeeding(
       }
     }
   };
-  const client = async (name: string): Promise<pg.Client> => {
-    const cl = new pg.Client({
-      host: HOST,
-      port: node(name).pgPort,
-      user: 'postgres',
-      password: 'zalando',
-      database: 'postgres',
-      connectionTimeoutMillis: 3000,
-    });
-    cl.on('error', () => undefined);
-    clients.push(cl);
-    await cl.connect();
-    return cl;
-  };
+  const client = (name: string): Promise<pg.Client> =>
+    connectSuperuser(node(name).pgPort, { track: clients });
   const onePrimary = async (what: string, timeoutMs: number): Promise<string> =>
     waitFor(
       what,
