@@ -136,8 +136,10 @@ describeWithNeeds('the packed package, installed offline into an empty directory
     );
     for (const pkg of ['@oclif/core@', 'pg@', 'yaml@', 'node-zookeeper-client@', 'koffi@', 'cli-table3@'])
       expect(licences).toContain(`\n${pkg}`);
-    // Small: the bundle and two koffi binaries (about 1.1 MiB each), no source maps.
-    expect(packed?.size ?? Infinity).toBeLessThan(2_000_000);
+    // Small: the bundle, its V8 code cache and two koffi binaries (about 1.1 MiB each), no source maps. 2,000,975
+    // bytes packed on 2026-12-07 once the code cache was trained on ZooKeeper too (list on ZooKeeper -5 %
+    // instructions); before, 1.9 MB. The bound is there to catch a source map or a dependency tree slipping in.
+    expect(packed?.size ?? Infinity).toBeLessThan(2_200_000);
   });
 
   it('node_modules holds pgwarden alone, and nothing ran at install', () => {
