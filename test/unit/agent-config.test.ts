@@ -1,8 +1,8 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   agentConfigFromTree,
   loadAgentConfig,
@@ -16,6 +16,7 @@ import type { MemberTags } from '../../src/ha/snapshot.js';
 import { userError } from '../helpers/user-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgwarden-agent-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
