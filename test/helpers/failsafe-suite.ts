@@ -29,7 +29,11 @@ export interface FailsafeSuite {
   readonly statusJson: (i: number, path: string) => Promise<Record<string, unknown> | undefined>;
   /** PATCH /config `failsafe_mode: true` on member `i` (with `authorization` when given); asserts 200. */
   readonly enableFailsafe: (i: number, authorization?: string) => Promise<void>;
-  /** Waits until GET /failsafe on member `i` names every member with its REST API URL. */
+  /**
+   * Waits until GET /failsafe on member `i` names every member with its REST API URL, then until every member has
+   * read the DCS since (`dcs_last_seen` in GET /patroni): a member that has not seen `failsafe_mode` yet answers the
+   * leader's POST /failsafe with 502, as Patroni does, and the leader demotes at the cut.
+   */
   readonly waitFailsafeKey: (i: number, what: string) => Promise<void>;
   /**
    * Freezes the DCS for 2 * ttl: every round `leader` must write and no other member may; the leader must report
@@ -116,6 +120,20 @@ export function failsafeSuite(
         what,
         async () => sorted((await cluster().rest(i, '/failsafe')).body) === sorted(JSON.stringify(expected)),
         30_000,
+        250,
+      );
+      // dcs_last_seen is whole seconds: a value above `since` was read after this point.
+      const since = Math.floor(Date.now() / 1000);
+      const nodes = cluster().nodes.map((_, n) => n);
+      await waitFor(
+        `every member read the DCS after the /failsafe key (dcs_last_seen > ${since})`,
+        async () => {
+          const seen = await Promise.all(
+            nodes.map(async (n) => (await statusJson(n, '/patroni'))?.['dcs_last_seen']),
+          );
+          return seen.every((v) => typeof v === 'number' && v > since);
+        },
+        60_000,
         250,
       );
     },
